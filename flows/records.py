@@ -1,0 +1,118 @@
+"""Plain records passed between the steps of the nightly flow.
+
+Each step takes and returns these, so steps can be tested alone with hand-made values and the
+flow stays a short list of named steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+#: A cell value as read from a workbook or CSV (calamine's Python types; CSV gives str).
+Cell = str | int | float | bool | dt.datetime | dt.date | dt.time | dt.timedelta | None
+
+#: Columns of every rejection frame (parse problems, validation failures, quarantine rows).
+#: scope: "value" (one answer), "response" (a whole row), "source" (the whole file or sheet).
+REJECTION_COLUMNS = [
+    "scope",
+    "sheet",
+    "row",
+    "col",
+    "question_code",
+    "raw_value",
+    "rule",
+    "reason",
+    "response_no",
+]
+
+
+@dataclass(frozen=True)
+class School:
+    """One row of schools.csv."""
+
+    code: str
+    name: str
+    level: str
+    unit_code: str
+    unit_name: str
+    enrollment: int | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One row of sources.csv: where one school's answers to one questionnaire come from."""
+
+    school_code: str
+    questionnaire: str
+    kind: str  # excel | csv | gsheet
+    location: str  # as written in sources.csv
+    #: for excel/csv, the resolved file path; None for gsheet.
+    path: Path | None = None
+    #: the `#name` suffix of location: worksheet title (gsheet) or sheet name (excel).
+    worksheet: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Natural key of the source within a campaign."""
+        return f"{self.school_code}|{self.questionnaire}|{self.location}"
+
+    @property
+    def label(self) -> str:
+        """How messages name the source: school and file or sheet."""
+        return f"{self.school_code} {self.location}"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A submission as fetched and archived, before parsing."""
+
+    source: Source
+    content: bytes
+    fingerprint: str  # sha256 hex of content
+    archive_path: Path
+    filename: str  # display name (file name, or spreadsheet title / worksheet)
+    modified_at: dt.datetime | None = None  # naive, campaign local time
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """One sheet of a submission as read: its name and cell values, row-major, 0-based."""
+
+    name: str
+    rows: list[list[Cell]]
+
+
+@dataclass
+class Parsed:
+    """One sheet parsed against its questionnaire into tidy rows.
+
+    responses: one row per data row kept: response_no (int, 1-based in the sheet's order),
+        row (1-based sheet row), submitted_at (datetime64, NaT when absent), respondent_hash,
+        service (service_review only), and background/comment columns by item code (text kind).
+    answers: one row per non-empty scored cell: response_no, question_code, kind, value (float;
+        NaN when the raw text could not be normalised), raw (str), row, col (1-based).
+    rejections: REJECTION_COLUMNS rows found while parsing (duplicates, unreadable timestamps).
+    """
+
+    questionnaire: str
+    sheet: str
+    header_row: int
+    #: question code -> header text as found in the sheet.
+    columns: dict[str, str]
+    unknown_columns: list[str]
+    missing_questions: list[str]
+    responses: pd.DataFrame
+    answers: pd.DataFrame
+    rejections: pd.DataFrame
+    n_rows_read: int = 0
+    #: header texts dropped because they hold personal data (name, phone, e-mail).
+    personal_columns: list[str] = field(default_factory=list)
+
+
+class SourceError(Exception):
+    """A source that cannot be used at all; the message is one line naming what and where."""

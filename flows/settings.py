@@ -1,0 +1,189 @@
+"""Settings: khaosat.yaml plus environment overrides, read in this one place and passed in.
+
+Environment variables are ``KHAOSAT_<SECTION>__<KEY>`` (``KHAOSAT_WAREHOUSE__URL``,
+``KHAOSAT_GSHEETS__CREDENTIALS``); ``KHAOSAT_WAREHOUSE_URL`` is accepted as well. Relative paths
+are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+#: Survey timestamps, deadlines and file times are compared in the campaign's local time.
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Campaign(_Section):
+    """One survey round of one province."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
+    school_year: str
+    opens: dt.date
+    closes: dt.date
+    deadline: dt.date
+    previous: str | None = None
+    #: province code, used as scope_code of province-level figures.
+    province_code: str = "PROVINCE"
+    timezone: str = DEFAULT_TIMEZONE
+
+    @model_validator(mode="after")
+    def _order(self) -> Campaign:
+        if self.closes < self.opens:
+            raise ValueError("closes is before opens")
+        return self
+
+    @property
+    def window(self) -> tuple[dt.datetime, dt.datetime]:
+        """Accepted response timestamps: from the start of `opens` to the end of `closes`."""
+        start = dt.datetime.combine(self.opens, dt.time.min)
+        end = dt.datetime.combine(self.closes, dt.time.max)
+        return start, end
+
+    @property
+    def deadline_at(self) -> dt.datetime:
+        """The last moment a submission counts as on time (end of the deadline day)."""
+        return dt.datetime.combine(self.deadline, dt.time.max)
+
+
+class Registry(_Section):
+    schools: Path
+    sources: Path
+
+
+class Warehouse(_Section):
+    #: SQLAlchemy URL; default an SQLite file beside the config.
+    url: str | None = None
+
+
+class GSheets(_Section):
+    credentials: Path | None = None
+    endpoint: str = "https://sheets.googleapis.com"
+    requests_per_minute: int = 55
+
+
+class Run(_Section):
+    #: sources processed at once (threads).
+    concurrency: int = 4
+    #: nightly schedule of `khaosat serve` (cron, in timezone).
+    cron: str = "30 1 * * *"
+    timezone: str = DEFAULT_TIMEZONE
+    #: where raw submissions are archived by content hash.
+    archive: Path = Path("archive")
+
+
+class Limits(_Section):
+    """Bounds on one source, so one hostile upload cannot exhaust the machine."""
+
+    max_file_bytes: int = 50_000_000
+    max_uncompressed_bytes: int = 300_000_000
+    max_compression_ratio: float = 100.0
+    max_rows: int = 200_000
+    max_cells: int = 5_000_000
+
+
+class Settings(_Section):
+    """Everything a run needs, resolved: paths absolute, overrides applied."""
+
+    config_path: Path
+    campaign: Campaign
+    registry: Registry
+    warehouse: Warehouse = Warehouse()
+    output: Path = Path("output")
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    schemas_dir: Path | None = None
+    gsheets: GSheets = GSheets()
+    run: Run = Run()
+    limits: Limits = Limits()
+
+    @property
+    def base_dir(self) -> Path:
+        return self.config_path.parent
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse's SQLAlchemy URL (default: khaosat.sqlite beside the config)."""
+        if self.warehouse.url:
+            return self.warehouse.url
+        return f"sqlite:///{self.base_dir / 'khaosat.sqlite'}"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.run.archive
+
+
+class SettingsError(ValueError):
+    """khaosat.yaml cannot be used; the message names the file and the field."""
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    if "KHAOSAT_WAREHOUSE_URL" in env:
+        out.setdefault("warehouse", {})["url"] = env["KHAOSAT_WAREHOUSE_URL"]
+    for name, value in env.items():
+        if not name.startswith("KHAOSAT_") or "__" not in name:
+            continue
+        section, _, key = name[len("KHAOSAT_") :].partition("__")
+        out.setdefault(section.lower(), {})[key.lower()] = value
+    return out
+
+
+def _resolve(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_settings(config_path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read khaosat.yaml, apply ``KHAOSAT_*`` overrides from ``env`` (default os.environ)."""
+    env = os.environ if env is None else env
+    config_path = config_path.resolve()
+    try:
+        raw: Any = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise SettingsError(f"{config_path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{config_path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{config_path}: expected a mapping at the top level")
+    for section, values in _env_overrides(env).items():
+        current = raw.get(section)
+        if isinstance(current, dict) or current is None:
+            raw[section] = {**(current or {}), **values}
+        else:  # a scalar section such as `output`
+            raw[section] = next(iter(values.values()))
+    raw["config_path"] = config_path
+    try:
+        s = Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SettingsError(f"{config_path}: field {where}: {first['msg']}") from exc
+    base = config_path.parent
+    return s.model_copy(
+        update={
+            "registry": Registry(
+                schools=_resolve(base, s.registry.schools),
+                sources=_resolve(base, s.registry.sources),
+            ),
+            "output": _resolve(base, s.output),
+            "schemas_dir": _resolve(base, s.schemas_dir) if s.schemas_dir else None,
+            "run": s.run.model_copy(update={"archive": _resolve(base, s.run.archive)}),
+            "gsheets": s.gsheets.model_copy(
+                update={
+                    "credentials": _resolve(base, s.gsheets.credentials)
+                    if s.gsheets.credentials
+                    else None
+                }
+            ),
+        }
+    )

@@ -1,0 +1,21 @@
+"""Questionnaire definitions (YAML, one file per questionnaire) and the models that read them."""
+
+from schemas.questionnaire import (
+    AnswerKind,
+    Item,
+    Questionnaire,
+    QuestionnaireError,
+    SCHEMAS_DIR,
+    load_questionnaire,
+    load_questionnaires,
+)
+
+__all__ = [
+    "AnswerKind",
+    "Item",
+    "Questionnaire",
+    "QuestionnaireError",
+    "SCHEMAS_DIR",
+    "load_questionnaire",
+    "load_questionnaires",
+]
