@@ -116,3 +116,22 @@ class Parsed:
 
 class SourceError(Exception):
     """A source that cannot be used at all; the message is one line naming what and where."""
+
+
+@dataclass
+class SourceOutcome:
+    """What a run did with one source: what the per-source table and the ledger show.
+
+    status: loaded | unchanged | failed | absent.
+    """
+
+    source: Source
+    status: str
+    message: str = ""
+    filename: str = ""
+    n_rows_read: int = 0
+    n_responses: int = 0
+    n_rejected: int = 0
+    unknown_columns: list[str] = field(default_factory=list)
+    missing_questions: list[str] = field(default_factory=list)
+    seconds: float = 0.0

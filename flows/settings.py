@@ -187,3 +187,20 @@ def load_settings(config_path: Path, env: Mapping[str, str] | None = None) -> Se
             ),
         }
     )
+
+
+#: Defaults for Prefect's own environment: no telemetry from an offline department server, a
+#: patient start for the temporary local API, and Prefect's chatter kept out of the officer's
+#: terminal. Anything already set in the environment wins.
+PREFECT_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def apply_prefect_defaults() -> None:
+    """Set PREFECT_DEFAULTS where unset; call before Prefect is imported."""
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)

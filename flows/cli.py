@@ -1,0 +1,99 @@
+"""The ``khaosat`` command line: run, rerun, status, publish, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from flows.settings import Settings, SettingsError, apply_prefect_defaults, load_settings
+
+app = typer.Typer(
+    help="Nightly consolidation of education satisfaction surveys.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
+]
+
+
+def _settings(config: Path) -> Settings:
+    try:
+        return load_settings(config)
+    except SettingsError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _run(settings: Settings, **params: object) -> int:
+    apply_prefect_defaults()
+    from flows import nightly, report  # Prefect is imported only once its defaults are set
+    from flows.registry import RegistryError
+    from schemas import QuestionnaireError
+
+    report.use(report.RichReporter(console))
+    try:
+        summary = nightly.run(settings, **params)
+    except (RegistryError, QuestionnaireError, SettingsError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    console.print(f"Warehouse: {summary.warehouse_url}")
+    for path in summary.workbooks:
+        console.print(f"Workbook: {path}")
+    return summary.exit_code
+
+
+@app.command()
+def run(config: ConfigOption = Path("khaosat.yaml"), force: bool = False) -> None:
+    """Consolidate every source of the campaign, then rebuild marts and workbooks.
+
+    Exit code 0 when every source loaded or was unchanged, 1 when a source failed (the others
+    still loaded), 2 for an unusable config or registry, 3 when only registered files are absent.
+    """
+    raise typer.Exit(_run(_settings(config), force=force))
+
+
+@app.command()
+def rerun(
+    config: ConfigOption = Path("khaosat.yaml"),
+    failed: Annotated[bool, typer.Option("--failed", help="Sources whose last load failed.")] = False,
+    school: Annotated[str | None, typer.Option(help="Force one school's sources.")] = None,
+    questionnaire: Annotated[str | None, typer.Option(help="With --school: only this one.")] = None,
+) -> None:
+    """Re-process what failed, or one school, then refresh marts and workbooks."""
+    if failed == bool(school):
+        console.print("[bold red]error:[/] give exactly one of --failed or --school CODE")
+        raise typer.Exit(2)
+    raise typer.Exit(
+        _run(_settings(config), failed_only=failed, school=school, questionnaire=questionnaire)
+    )
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Where to write the demo province.")] = Path(
+        "khaosat-demo"
+    ),
+    seed: int = 2024,
+) -> None:
+    """Generate a realistic synthetic province and run the nightly consolidation on it."""
+    from flows.demo import generate_province
+
+    config = generate_province(folder, seed=seed)
+    console.print(f"Demo province written to {folder.resolve()}")
+    code = _run(_settings(config))
+    console.print(
+        f"\nConfig: {config.resolve()}\nRe-run with: khaosat run --config {config.resolve()}"
+    )
+    # The demo deliberately includes broken and absent files: that is its point, not a failure.
+    raise typer.Exit(0 if code in (0, 1, 3) else code)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()

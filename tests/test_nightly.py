@@ -1,0 +1,238 @@
+"""The nightly flow end to end on a small province whose every figure is computed by hand.
+
+Submissions (tests/fixtures/e2e/make_e2e.py): S1 an xlsx Forms download (grid headers, e-mails,
+names, a duplicate, a response before the campaign opens, "6" and "Không biết", NFD text), S2 an
+.xls typed from paper by LibreOffice (title block, merged cells, numbered headers, blank row,
+totals row, no timestamps), S3 an .ods from LibreOffice (English headers, datetime cells, late)
+and a CSV with BOM, S5 a corrupt xlsx, S6 a registered file that is absent, S4 no source at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from flows import nightly
+from flows.settings import load_settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
+AS_OF = dt.datetime(2024, 11, 5, 2, 0)  # after the deadline: absent means missing
+
+CONFIG = """\
+campaign:
+  id: T-2024
+  name: Khảo sát thử nghiệm
+  school_year: 2024-2025
+  opens: 2024-10-01
+  closes: 2024-10-31
+  deadline: 2024-10-25
+  province_code: TM
+registry:
+  schools: schools.csv
+  sources: sources.csv
+output: output
+"""
+
+SCHOOLS = """\
+school_code,school_name,level,unit_code,unit_name,enrollment
+S1,Trường Tiểu học A,TH,U1,Phường Một,300
+S2,Trường Tiểu học B,TH,U1,Phường Một,250
+S3,Trường THPT C,THPT,U2,Sở GDĐT (THPT),900
+S4,Trường Tiểu học D,TH,U1,Phường Một,
+S5,Trường THCS E,THCS,U1,Phường Một,400
+S6,Trường THCS G,THCS,U1,Phường Một,350
+"""
+
+SOURCES = """\
+school_code,questionnaire,kind,location
+S1,CMHS_TH,excel,submissions/S1_cmhs.xlsx
+S2,CMHS_TH,excel,submissions/S2_cmhs.xls
+S3,CMHS_THPT,excel,submissions/S3_cmhs.ods
+S3,HS_THPT,csv,submissions/S3_hs.csv
+S5,CMHS_THCS,excel,submissions/S5_cmhs.xlsx
+S6,CMHS_THCS,excel,submissions/S6_missing.xlsx
+"""
+
+
+def _stamp(path: Path, when: dt.datetime) -> None:
+    # git checkouts stamp files with the checkout time; fix them so "late" is deterministic
+    ts = when.replace(tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
+    os.utime(path, (ts, ts))
+
+
+def make_province(folder: Path, warehouse_url: str | None = None) -> Path:
+    """Write the test province into ``folder``; return its config path."""
+    shutil.copytree(FIXTURES, folder / "submissions")
+    config = CONFIG + (f"warehouse:\n  url: {warehouse_url}\n" if warehouse_url else "")
+    (folder / "khaosat.yaml").write_text(config, encoding="utf-8")
+    (folder / "schools.csv").write_text(SCHOOLS, encoding="utf-8")
+    (folder / "sources.csv").write_text(SOURCES, encoding="utf-8")
+    for f in (folder / "submissions").iterdir():
+        _stamp(f, dt.datetime(2024, 10, 24, 17, 0))
+    _stamp(folder / "submissions" / "S3_cmhs.ods", dt.datetime(2024, 10, 27, 9, 0))  # late
+    return folder / "khaosat.yaml"
+
+
+def rows(engine: sa.Engine, sql: str, **params: object) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
+
+
+def figures(engine: sa.Engine, table: str, key: str, where: str) -> dict[str, dict[str, object]]:
+    out = {}
+    for r in rows(engine, f"SELECT * FROM {table} WHERE {where}"):  # noqa: S608 - test SQL
+        out[str(r[key])] = r
+    return out
+
+
+# (n_respondents, n_answers, mean_score, pct_satisfied, pct_dissatisfied), by hand:
+# S1 valid: TC1 4,3,4  TC2 5,3  CS1 2,1  CHUNG 4,5  MONG_DOI 80,90 (respondents r1, r2, r5)
+# S2 valid: TC1 5,1,1  CS1 4,2,3  CHUNG 5,3
+EXPECTED_SCHOOL = {
+    ("S1", "TIEP_CAN"): (3, 5, 3.8, 60.0, 0.0),
+    ("S1", "CSVC"): (2, 2, 1.5, 0.0, 100.0),
+    ("S1", "CHUNG"): (2, 2, 4.5, 100.0, 0.0),
+    ("S1", "MONG_DOI"): (2, 2, 85.0, None, None),
+    ("S2", "TIEP_CAN"): (3, 3, 7 / 3, 100 / 3, 200 / 3),
+    ("S2", "CSVC"): (3, 3, 3.0, 100 / 3, 100 / 3),
+    ("S2", "CHUNG"): (2, 2, 4.0, 50.0, 0.0),
+}
+# unit U1, TH, CMHS_TH pools S1 and S2: (n_schools, n_respondents, n_answers, mean, sat, dis)
+EXPECTED_UNIT = {
+    "TIEP_CAN": (2, 6, 8, 3.25, 50.0, 25.0),
+    "CSVC": (2, 5, 5, 2.4, 20.0, 60.0),
+    "CHUNG": (2, 4, 4, 4.25, 75.0, 0.0),
+    "MONG_DOI": (1, 2, 2, 85.0, None, None),
+}
+# unit U1 items: n_answers, n_1..n_5, mean, pct_satisfied
+EXPECTED_QUESTION = {
+    "TC1": (6, 2, 0, 1, 2, 1, 3.0, 50.0),
+    "TC2": (2, 0, 0, 1, 0, 1, 4.0, 50.0),
+    "CS1": (5, 1, 2, 1, 1, 0, 2.4, 20.0),
+    "CHUNG": (4, 0, 0, 1, 1, 2, 4.25, 75.0),
+}
+EXPECTED_COMPLETENESS = {
+    ("S1", "CMHS_TH"): ("submitted", 3, 4),
+    ("S2", "CMHS_TH"): ("submitted", 3, 0),
+    ("S3", "CMHS_THPT"): ("late", 2, 0),
+    ("S3", "HS_THPT"): ("submitted", 2, 0),
+    ("S4", "CMHS_TH"): ("missing", 0, 0),
+    ("S5", "CMHS_THCS"): ("failed", 0, 1),
+    ("S6", "CMHS_THCS"): ("missing", 0, 0),
+}
+
+
+def approx(value: object) -> object:
+    return None if value is None else pytest.approx(value)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def province(request: pytest.FixtureRequest, tmp_path: Path, prefect_harness: None) -> Path:
+    url = request.getfixturevalue("postgres_database_url") if request.param != "sqlite" else None
+    return make_province(tmp_path, url)
+
+
+def test_nightly_end_to_end(province: Path) -> None:
+    settings = load_settings(province, env={})
+    summary = nightly.run(settings, as_of=AS_OF)
+    engine = sa.create_engine(settings.warehouse_url.replace("postgresql://", "postgresql+psycopg://"))
+
+    status = {(o.source.school_code, o.source.questionnaire): o.status for o in summary.outcomes}
+    assert status == {
+        ("S1", "CMHS_TH"): "loaded",
+        ("S2", "CMHS_TH"): "loaded",
+        ("S3", "CMHS_THPT"): "loaded",
+        ("S3", "HS_THPT"): "loaded",
+        ("S5", "CMHS_THCS"): "failed",
+        ("S6", "CMHS_THCS"): "absent",
+    }
+    failed = next(o for o in summary.outcomes if o.status == "failed")
+    assert "S5" in failed.message and "S5_cmhs.xlsx" in failed.message
+    assert summary.exit_code == 1
+
+    school = rows(engine, "SELECT * FROM mart_school_dimension WHERE questionnaire = 'CMHS_TH'")
+    got = {
+        (r["school_code"], r["dimension"]): (
+            r["n_respondents"],
+            r["n_answers"],
+            r["mean_score"],
+            r["pct_satisfied"],
+            r["pct_dissatisfied"],
+        )
+        for r in school
+    }
+    assert set(got) == set(EXPECTED_SCHOOL)
+    for key, want in EXPECTED_SCHOOL.items():
+        assert got[key] == tuple(approx(v) for v in want), key
+
+    unit = figures(engine, "mart_unit_dimension", "dimension", "unit_code = 'U1'")
+    assert set(unit) == set(EXPECTED_UNIT)
+    for dim, want in EXPECTED_UNIT.items():
+        r = unit[dim]
+        assert (r["level"], r["questionnaire"]) == ("TH", "CMHS_TH")
+        got_u = (r["n_schools"], r["n_respondents"], r["n_answers"], r["mean_score"],
+                 r["pct_satisfied"], r["pct_dissatisfied"])
+        assert got_u == tuple(approx(v) for v in want), dim
+
+    question = figures(engine, "mart_unit_question", "question_code", "unit_code = 'U1'")
+    assert set(question) == set(EXPECTED_QUESTION)
+    for code, want in EXPECTED_QUESTION.items():
+        r = question[code]
+        got_q = (r["n_answers"], r["n_1"], r["n_2"], r["n_3"], r["n_4"], r["n_5"],
+                 r["mean_score"], r["pct_satisfied"])
+        assert got_q == tuple(approx(v) for v in want), code
+
+    thpt = rows(engine, "SELECT * FROM mart_unit_dimension WHERE unit_code = 'U2'")
+    by = {(r["questionnaire"], r["dimension"]): (r["mean_score"], r["pct_satisfied"]) for r in thpt}
+    assert by == {
+        ("CMHS_THPT", "TIEP_CAN"): (approx(3.5), approx(50.0)),
+        ("CMHS_THPT", "CHUNG"): (approx(3.5), approx(50.0)),
+        ("HS_THPT", "TIEP_CAN"): (approx(4.5), approx(100.0)),
+        ("HS_THPT", "CHUNG"): (approx(4.0), approx(100.0)),
+    }
+
+    completeness = {
+        (r["school_code"], r["questionnaire"]): (r["status"], r["n_valid"], r["n_rejected"])
+        for r in rows(engine, "SELECT * FROM mart_completeness")
+    }
+    assert completeness == EXPECTED_COMPLETENESS
+
+    # every rejected value names its sheet and cell
+    quarantine = {
+        (r["cell"], r["raw_value"]): r
+        for r in rows(engine, "SELECT * FROM quarantine WHERE school_code = 'S1'")
+    }
+    assert {"E3", "G6"} <= {cell for cell, _ in quarantine}
+    assert quarantine[("E3", "6")]["sheet"] == "Câu trả lời biểu mẫu 1"
+    assert quarantine[("E3", "6")]["file"] == "S1_cmhs.xlsx"
+
+    # no e-mail or name reaches the warehouse
+    dump = repr([rows(engine, f"SELECT * FROM {t}") for t in ("response", "answer", "quarantine")])  # noqa: S608
+    for secret in ("a@x.vn", "b@x.vn", "Nguyễn Văn A", "Trần Thị B"):
+        assert secret not in dump
+
+    assert summary.workbooks and all(p.exists() for p in summary.workbooks)
+
+    # a second night with nothing new: unchanged sources skipped, marts identical
+    before = {t: rows(engine, f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4") for t in MARTS}  # noqa: S608
+    again = nightly.run(settings, as_of=AS_OF)
+    assert {o.status for o in again.outcomes if o.source.school_code in ("S1", "S2", "S3")} == {
+        "unchanged"
+    }
+    after = {t: rows(engine, f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4") for t in MARTS}  # noqa: S608
+    assert after == before
+    n_answers = rows(engine, "SELECT COUNT(*) AS n FROM answer")[0]["n"]
+    assert n_answers == 11 + 8 + 4 + 4  # S1, S2, S3 parents, S3 students: no duplicates
+
+
+MARTS = (
+    "mart_school_dimension",
+    "mart_unit_dimension",
+    "mart_unit_question",
+    "mart_completeness",
+)
