@@ -20,6 +20,8 @@ AnswerKind = Literal["likert", "yesno", "level", "percent", "text"]
 
 #: The five satisfaction dimensions, in report order.
 DIMENSIONS = ("TIEP_CAN", "CSVC", "MOI_TRUONG", "HOAT_DONG", "PHAT_TRIEN")
+#: Codes a questionnaire may list under `dimensions`: the five and the overall item.
+DIMENSION_CODES = (*DIMENSIONS, "CHUNG")
 
 
 class Item(BaseModel):
@@ -65,10 +67,15 @@ class Questionnaire(BaseModel):
         dupes = sorted({c for c in codes if codes.count(c) > 1})
         if dupes:
             raise ValueError(f"item codes appear twice: {', '.join(dupes)}")
-        for item in self.items:
+        unknown = [d for d in self.dimensions if d not in DIMENSION_CODES]
+        if unknown:
+            raise ValueError(
+                f"dimensions: {', '.join(unknown)} not among {', '.join(DIMENSION_CODES)}"
+            )
+        for n, item in enumerate(self.items):
             if item.dimension is not None and item.dimension not in self.dimensions:
                 raise ValueError(
-                    f"item {item.code}: dimension {item.dimension!r} is not among "
+                    f"items.{n}.dimension: {item.dimension!r} (item {item.code}) is not among "
                     f"dimensions ({', '.join(self.dimensions)})"
                 )
         if self.kind == "service_review" and self.service_item not in codes:

@@ -1,0 +1,587 @@
+"""The validate step and its expectation suites, on hand-made Parsed objects.
+
+Frames are built directly (no parsing), so each test states exactly which cells are good and
+which are bad, and checks where each rejection points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import flows.validate as fv
+from expectations import SUITES_DIR
+from expectations.generate import build_suite, dumps
+from flows.records import REJECTION_COLUMNS, Parsed
+from flows.validate import TIMESTAMP_CODE, SuiteError, fix_hint, load_suite, validate
+from schemas import load_questionnaires
+
+QS = load_questionnaires()
+CODES = sorted(QS)
+
+OPENS = dt.datetime(2024, 10, 1)
+CLOSES = dt.datetime.combine(dt.date(2024, 10, 31), dt.time.max)
+WINDOW = (OPENS, CLOSES)
+IN_WINDOW = dt.datetime(2024, 10, 15, 9, 5, 31)
+
+#: A valid normalised answer per kind: (value, raw text as typed).
+GOOD = {
+    "likert": (4.0, "Hài lòng"),
+    "percent": (80.0, "80%"),
+    "yesno": (1.0, "Có"),
+    "level": (7.0, "Khá"),
+}
+#: Each answer rule of the suites, and a cell that breaks it: (kind, value, raw).
+BAD = {
+    "likert_unreadable": ("likert", math.nan, "Hài lòng lắm"),
+    "likert_out_of_range": ("likert", 6.0, "6"),
+    "percent_unreadable": ("percent", math.nan, "khá tốt"),
+    "percent_out_of_range": ("percent", 150.0, "150"),
+    "yesno_unreadable": ("yesno", math.nan, "Chưa rõ"),
+    "yesno_invalid": ("yesno", 2.0, "2"),
+    "level_unreadable": ("level", math.nan, "Tốt lắm"),
+    "level_invalid": ("level", 8.0, "8"),
+}
+
+
+# --- building Parsed by hand --------------------------------------------------------------
+
+
+def make_parsed(
+    code: str,
+    responses: list[dict[str, Any]],
+    answers: list[tuple[int, str, str, float, str, int]],
+    sheet: str = "Câu trả lời biểu mẫu 1",
+    rejections: pd.DataFrame | None = None,
+) -> Parsed:
+    """responses: dicts with response_no, submitted_at and optionally service; sheet row is
+    response_no + 1. answers: (response_no, question_code, kind, value, raw, col)."""
+    service_review = QS[code].kind == "service_review"
+    resp = pd.DataFrame(
+        {
+            "response_no": pd.array([r["response_no"] for r in responses], dtype="int64"),
+            "row": pd.array([r["response_no"] + 1 for r in responses], dtype="int64"),
+            "submitted_at": pd.Series(
+                [r.get("submitted_at") for r in responses], dtype="datetime64[us]"
+            ),
+            "respondent_hash": pd.Series([f"h{r['response_no']}" for r in responses], dtype="str"),
+        }
+    )
+    if service_review:
+        resp["service"] = pd.Series([r.get("service") for r in responses], dtype="str")
+    ans = pd.DataFrame(
+        {
+            "response_no": pd.array([a[0] for a in answers], dtype="int64"),
+            "question_code": pd.Series([a[1] for a in answers], dtype="str"),
+            "kind": pd.Series([a[2] for a in answers], dtype="str"),
+            "value": pd.array([a[3] for a in answers], dtype="float64"),
+            "raw": pd.Series([a[4] for a in answers], dtype="str"),
+            "row": pd.array([a[0] + 1 for a in answers], dtype="int64"),
+            "col": pd.array([a[5] for a in answers], dtype="int64"),
+        }
+    )
+    return Parsed(
+        questionnaire=code,
+        sheet=sheet,
+        header_row=1,
+        columns={},
+        unknown_columns=[],
+        missing_questions=[],
+        responses=resp,
+        answers=ans,
+        rejections=(
+            rejections if rejections is not None else pd.DataFrame(columns=REJECTION_COLUMNS)
+        ),
+        n_rows_read=len(responses),
+    )
+
+
+def full_answers(code: str, response_no: int, shift: int = 0) -> list[tuple]:
+    """Every scored item of ``code`` answered validly; values vary over the whole scale."""
+    scales = {
+        "likert": [1, 2, 3, 4, 5],
+        "percent": [0, 55.5, 100],
+        "yesno": [0, 1],
+        "level": [0, 3, 5, 7, 10],
+    }
+    out = []
+    for col, item in enumerate(QS[code].scored_items, start=3):
+        scale = scales[item.kind]
+        value = float(scale[(col + shift) % len(scale)])
+        out.append((response_no, item.code, item.kind, value, f"{value:g}", col))
+    return out
+
+
+def good_fixture(code: str, sheet: str = "Sheet1") -> Parsed:
+    """Known-good: three complete responses, one on paper (no timestamp), bounds of window."""
+    responses = [
+        {"response_no": 1, "submitted_at": OPENS, "service": "Bán trú"},
+        {"response_no": 2, "submitted_at": None, "service": "Học phí"},
+        {"response_no": 3, "submitted_at": CLOSES, "service": "Trông giữ xe"},
+    ]
+    answers = [a for n in (1, 2, 3) for a in full_answers(code, n, shift=n)]
+    return make_parsed(code, responses, answers, sheet=sheet)
+
+
+def bad_fixture(code: str) -> tuple[Parsed, dict[str, tuple[int, int]]]:
+    """Known-bad: one good response, then one cell or response breaking each rule of the suite.
+
+    Returns the Parsed and rule -> (sheet row, col) where the rejection must point (col 0 for a
+    whole response).
+    """
+    q = QS[code]
+    kinds = {i.kind for i in q.scored_items}
+    first = q.scored_items[0]
+    responses: list[dict[str, Any]] = [
+        {"response_no": 1, "submitted_at": IN_WINDOW, "service": "Bán trú"}
+    ]
+    answers = full_answers(code, 1)
+    where: dict[str, tuple[int, int]] = {}
+    n = 1
+
+    def response(**kw: Any) -> int:
+        nonlocal n
+        n += 1
+        responses.append({"response_no": n, "submitted_at": IN_WINDOW, **kw})
+        return n
+
+    # each bad answer in a response of its own whose other answers are good
+    for rule, (kind, value, raw) in BAD.items():
+        if kind not in kinds:
+            continue
+        no = response(service=f"Dịch vụ {rule}")
+        item = next(i for i in q.scored_items if i.kind == kind)
+        for a in full_answers(code, no):
+            answers.append((no, a[1], a[2], value, raw, a[5]) if a[1] == item.code else a)
+            if a[1] == item.code:
+                where[rule] = (no + 1, a[5])
+    no = response(service="Dịch vụ lạ")
+    answers.append((no, "KHONG_CO", first.kind, GOOD[first.kind][0], "?", 40))
+    where["question_code_unknown"] = (no + 1, 40)
+    no = response(service="Dịch vụ chữ")
+    answers.append((no, first.code, "text", 1.0, "một", 41))
+    where["kind_unexpected"] = (no + 1, 41)
+    no = response(submitted_at=dt.datetime(2024, 9, 30, 23, 59, 59), service="Nước uống")
+    answers += full_answers(code, no)
+    where["submitted_outside_window"] = (no + 1, 0)
+    if q.kind == "service_review":
+        no = response(service=None)
+        answers += full_answers(code, no)
+        where["service_missing"] = (no + 1, 0)
+        dup1 = response(service="Câu lạc bộ")
+        dup2 = response(service="  câu LẠC   bộ ")
+        answers += full_answers(code, dup1) + full_answers(code, dup2)
+        where["service_duplicate"] = (dup1 + 1, 0)
+    return make_parsed(code, responses, answers), where
+
+
+def rules_of(code: str) -> list[str]:
+    return [e["meta"]["rule"] for e in load_suite(code)["expectations"]]
+
+
+def meta_of(code: str, rule: str) -> dict[str, str]:
+    return next(e["meta"] for e in load_suite(code)["expectations"] if e["meta"]["rule"] == rule)
+
+
+# --- the suites ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_suite_is_a_valid_gx_1x_suite(code):
+    import great_expectations as gx
+
+    data = load_suite(code)
+    suite = gx.ExpectationSuite(**data)
+    assert suite.name == code
+    assert len(suite.expectations) == len(data["expectations"]) >= 3
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_every_expectation_says_why_and_how_to_fix(code):
+    for exp in load_suite(code)["expectations"]:
+        meta = exp["meta"]
+        assert set(meta) == {"rule", "reason", "fix", "frame", "scope"}
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", meta["rule"])
+        assert (meta["frame"], meta["scope"]) in {("answers", "value"), ("responses", "response")}
+        assert len(exp["notes"]) > 40
+        assert meta["reason"] and meta["fix"]
+
+
+def test_a_rule_means_the_same_in_every_suite():
+    seen: dict[str, dict] = {}
+    for code in CODES:
+        for exp in load_suite(code)["expectations"]:
+            key = {k: exp[k] for k in ("type", "notes")} | {"meta": exp["meta"]}
+            assert seen.setdefault(exp["meta"]["rule"], key) == key, exp["meta"]["rule"]
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_suite_matches_its_questionnaire(code):
+    """The kinds a suite accepts are those of the questionnaire's scored items."""
+    exps = load_suite(code)["expectations"]
+    kind_rule = next(e for e in exps if e["meta"]["rule"] == "kind_unexpected")
+    assert set(kind_rule["kwargs"]["value_set"]) == {i.kind for i in QS[code].scored_items}
+    codes_rule = next(e for e in exps if e["meta"]["rule"] == "question_code_unknown")
+    assert codes_rule["kwargs"]["value_set"] == {"$PARAMETER": "question_codes"}
+    window = next(e for e in exps if e["meta"]["rule"] == "submitted_outside_window")
+    assert window["kwargs"]["min_value"] == {"$PARAMETER": "opens"}
+    assert window["kwargs"]["max_value"] == {"$PARAMETER": "closes"}
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_committed_json_is_what_the_generator_writes(code):
+    expected = dumps(build_suite(QS[code]))
+    actual = (SUITES_DIR / f"{code}.json").read_text(encoding="utf-8")
+    assert actual == expected, "run `python -m expectations.generate` and commit the JSON"
+
+
+def test_fix_hint_reads_meta_fix():
+    likert = meta_of("CMHS_TH", "likert_out_of_range")
+    assert fix_hint("likert_out_of_range") == likert["fix"]
+    assert "Có hoặc Không" in fix_hint("yesno_invalid")  # only in PAPI_TH's suite
+    assert fix_hint("duplicate_row_from_parse") == ""
+
+
+def test_load_suite_of_unknown_questionnaire_is_a_suite_error():
+    with pytest.raises(SuiteError, match="NOPE.json"):
+        load_suite("NOPE")
+
+
+# --- known-good and known-bad fixture per suite (STYLE.md practice 7) ---------------------
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_known_good_fixture_passes_untouched(code):
+    p = good_fixture(code)
+    (out,) = validate(QS[code], [p], WINDOW)
+    assert out.rejections.empty
+    pd.testing.assert_frame_equal(out.answers, p.answers)
+    pd.testing.assert_frame_equal(out.responses, p.responses)
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_known_bad_fixture_trips_every_rule_of_the_suite(code):
+    p, where = bad_fixture(code)
+    (out,) = validate(QS[code], [p], WINDOW)
+    rej = out.rejections
+    assert set(rej["rule"]) == set(rules_of(code)) == set(where)
+    for rule, (row, col) in where.items():
+        hit = rej[(rej["rule"] == rule) & (rej["row"] == row)]
+        assert len(hit) == 1, rule
+        if col:
+            assert hit["col"].iloc[0] == col and hit["scope"].iloc[0] == "value", rule
+        else:
+            assert hit["scope"].iloc[0] == "response", rule
+    # service_duplicate rejects every copy; everything else exactly one row per rule
+    n_dup = 2 if QS[code].kind == "service_review" else 0
+    assert len(rej) == len(where) + max(n_dup - 1, 0)
+    # the good first response is untouched, and so are the good cells of bad-value responses
+    assert 1 in set(out.responses["response_no"])
+    assert len(out.answers[out.answers["response_no"] == 1]) == len(QS[code].scored_items)
+    value_rejected = rej[rej["scope"] == "value"]
+    for no in value_rejected["response_no"]:
+        kept = out.answers[out.answers["response_no"] == no]
+        total = p.answers[p.answers["response_no"] == no]
+        assert len(kept) == len(total) - 1
+
+
+# --- value rules: an answer is rejected alone ---------------------------------------------
+
+
+@pytest.fixture
+def cmhs_th_sheet() -> Parsed:
+    responses = [
+        {"response_no": 1, "submitted_at": IN_WINDOW},
+        {"response_no": 2, "submitted_at": IN_WINDOW},
+    ]
+    answers = [
+        (1, "TC1", "likert", 4.0, "Hài lòng", 4),
+        (1, "TC2", "likert", 6.0, "6", 5),
+        (1, "TC3", "likert", math.nan, "Hài lòng lắm", 6),
+        (1, "MONG_DOI", "percent", 120.0, "120", 30),
+        (1, "CHUNG", "likert", 5.0, "Rất hài lòng", 29),
+        (2, "TC1", "likert", 3.0, "Bình thường", 4),
+        (2, "MONG_DOI", "percent", 100.0, "100", 30),
+    ]
+    return make_parsed("CMHS_TH", responses, answers, sheet="Câu trả lời biểu mẫu 1")
+
+
+def test_bad_answers_are_rejected_alone_with_rule_and_cell(cmhs_th_sheet):
+    (out,) = validate(QS["CMHS_TH"], [cmhs_th_sheet], WINDOW)
+    rej = out.rejections.set_index("question_code")
+    assert sorted(rej.index) == ["MONG_DOI", "TC2", "TC3"]
+    expected = {
+        "TC2": ("likert_out_of_range", 5, "6"),
+        "TC3": ("likert_unreadable", 6, "Hài lòng lắm"),
+        "MONG_DOI": ("percent_out_of_range", 30, "120"),
+    }
+    for code, (rule, col, raw) in expected.items():
+        r = rej.loc[code]
+        assert (r["rule"], r["col"], r["raw_value"]) == (rule, col, raw)
+        assert (r["scope"], r["sheet"], r["row"], r["response_no"]) == (
+            "value",
+            "Câu trả lời biểu mẫu 1",
+            2,
+            1,
+        )
+        assert r["reason"] == meta_of("CMHS_TH", rule)["reason"]
+    # the respondent stays, with the answers that were fine
+    assert list(out.responses["response_no"]) == [1, 2]
+    kept = out.answers[out.answers["response_no"] == 1]
+    assert sorted(kept["question_code"]) == ["CHUNG", "TC1"]
+    assert len(out.answers[out.answers["response_no"] == 2]) == 2
+    assert list(out.rejections.columns) == REJECTION_COLUMNS
+
+
+def test_rejections_read_in_sheet_order_with_parse_dtypes():
+    responses = [
+        {"response_no": 1, "submitted_at": IN_WINDOW},
+        {"response_no": 2, "submitted_at": dt.datetime(2024, 11, 2)},
+        {"response_no": 3, "submitted_at": IN_WINDOW},
+    ]
+    answers = [
+        (3, "TC1", "likert", 0.0, "0", 4),
+        (1, "TC2", "likert", 9.0, "9", 5),
+        (1, "TC1", "likert", 8.0, "8", 4),
+        (2, "TC1", "likert", 4.0, "4", 4),
+    ]
+    (out,) = validate(QS["CMHS_TH"], [make_parsed("CMHS_TH", responses, answers)], WINDOW)
+    rej = out.rejections
+    assert list(zip(rej["row"], rej["col"].fillna(0), strict=True)) == [
+        (2, 4),
+        (2, 5),
+        (3, 0),
+        (4, 4),
+    ]
+    # as parse writes them, so quarantine rows of both steps concatenate cleanly
+    assert {c: str(rej[c].dtype) for c in ("row", "col", "response_no")} == dict.fromkeys(
+        ("row", "col", "response_no"), "Int64"
+    )
+
+
+def test_an_answer_failing_two_rules_is_reported_once_by_the_first():
+    responses = [{"response_no": 1, "submitted_at": IN_WINDOW}]
+    # unknown question and out of range: the suite lists question_code_unknown first
+    answers = [(1, "KHONG_CO", "likert", 6.0, "6", 9), (1, "TC1", "likert", 4.0, "4", 4)]
+    (out,) = validate(QS["CMHS_TH"], [make_parsed("CMHS_TH", responses, answers)], WINDOW)
+    assert list(out.rejections["rule"]) == ["question_code_unknown"]
+    assert list(out.answers["question_code"]) == ["TC1"]
+
+
+def test_input_is_not_modified(cmhs_th_sheet):
+    before = cmhs_th_sheet.answers.copy()
+    validate(QS["CMHS_TH"], [cmhs_th_sheet], WINDOW)
+    pd.testing.assert_frame_equal(cmhs_th_sheet.answers, before)
+    assert cmhs_th_sheet.rejections.empty
+
+
+def test_parse_rejections_are_kept_and_new_ones_follow(cmhs_th_sheet):
+    row = ["response", "Câu trả lời biểu mẫu 1", 9, None, None, "", "duplicate_response"]
+    earlier = pd.DataFrame([[*row, "Phiếu trùng", 8]], columns=REJECTION_COLUMNS)
+    cmhs_th_sheet.rejections = earlier
+    (out,) = validate(QS["CMHS_TH"], [cmhs_th_sheet], WINDOW)
+    assert list(out.rejections["rule"])[0] == "duplicate_response"
+    assert len(out.rejections) == 4
+
+
+# --- response rules: a response is rejected whole -----------------------------------------
+
+
+def test_response_outside_window_is_rejected_whole():
+    responses = [
+        {"response_no": 1, "submitted_at": dt.datetime(2024, 9, 28, 20, 15, 0)},
+        {"response_no": 2, "submitted_at": IN_WINDOW},
+        {"response_no": 3, "submitted_at": CLOSES + dt.timedelta(seconds=1)},
+    ]
+    answers = [
+        (1, "TC1", "likert", 4.0, "Hài lòng", 4),
+        (1, "TC2", "likert", 9.0, "9", 5),  # bad too, but reported with its response
+        (2, "TC1", "likert", 5.0, "Rất hài lòng", 4),
+        (3, "TC1", "likert", 2.0, "Không hài lòng", 4),
+    ]
+    (out,) = validate(QS["CMHS_TH"], [make_parsed("CMHS_TH", responses, answers)], WINDOW)
+    assert list(out.responses["response_no"]) == [2]
+    assert list(out.answers["response_no"]) == [2]
+    rej = out.rejections
+    assert list(rej["response_no"]) == [1, 3]
+    assert set(rej["scope"]) == {"response"}
+    assert set(rej["rule"]) == {"submitted_outside_window"}
+    assert set(rej["question_code"]) == {TIMESTAMP_CODE}
+    assert list(rej["row"]) == [2, 4]
+    assert rej["raw_value"].iloc[0] == "28/09/2024 20:15:00"  # as the Vietnamese sheet shows it
+    assert rej["col"].isna().all()
+
+
+def test_paper_forms_without_timestamp_are_kept():
+    responses = [
+        {"response_no": 1, "submitted_at": None},
+        {"response_no": 2, "submitted_at": pd.NaT},
+    ]
+    answers = [
+        (1, "TC1", "likert", 4.0, "Hài lòng", 4),
+        (2, "TC1", "likert", 2.0, "Không hài lòng", 4),
+    ]
+    (out,) = validate(QS["CMHS_TH"], [make_parsed("CMHS_TH", responses, answers)], WINDOW)
+    assert out.rejections.empty
+    assert list(out.responses["response_no"]) == [1, 2]
+    assert out.responses["submitted_at"].isna().all()
+    assert len(out.answers) == 2
+
+
+def test_window_comes_from_the_campaign_not_the_suite():
+    responses = [{"response_no": 1, "submitted_at": dt.datetime(2025, 3, 10, 8, 0)}]
+    answers = [(1, "TC1", "likert", 4.0, "Hài lòng", 4)]
+    p = make_parsed("CMHS_TH", responses, answers)
+    (out_2024,) = validate(QS["CMHS_TH"], [p], WINDOW)
+    (out_2025,) = validate(
+        QS["CMHS_TH"], [p], (dt.datetime(2025, 3, 1), dt.datetime(2025, 3, 31, 23, 59))
+    )
+    assert len(out_2024.responses) == 0 and len(out_2025.responses) == 1
+
+
+def test_service_listed_twice_in_one_source_is_rejected():
+    code = "DVGD_8TC"
+
+    def sheet(name: str, services: list[str]) -> Parsed:
+        responses = [
+            {"response_no": n, "submitted_at": None, "service": s}
+            for n, s in enumerate(services, start=1)
+        ]
+        answers = [a for n in range(1, len(services) + 1) for a in full_answers(code, n)]
+        return make_parsed(code, responses, answers, sheet=name)
+
+    a = sheet("M2 trường A", ["Bán trú", "Học phí", "bán  TRÚ "])
+    b = sheet("M2 trường B", ["Bán trú", "Học phí"])
+    out_a, out_b = validate(QS[code], [a, b], WINDOW)
+    assert list(out_a.responses["service"]) == ["Học phí"]
+    assert set(out_a.answers["response_no"]) == {2}
+    rej = out_a.rejections
+    assert list(rej["rule"]) == ["service_duplicate"] * 2
+    assert list(rej["question_code"]) == ["DICH_VU"] * 2
+    assert list(rej["raw_value"]) == ["Bán trú", "bán  TRÚ "]  # as typed, so it can be found
+    assert list(rej["row"]) == [2, 4]
+    # the same service in another school's sheet is no duplicate
+    assert out_b.rejections.empty and len(out_b.responses) == 2
+
+
+# --- many sources in one run --------------------------------------------------------------
+
+
+def test_two_sources_in_one_call_come_back_separately():
+    resp = [
+        {"response_no": 1, "submitted_at": IN_WINDOW},
+        {"response_no": 2, "submitted_at": IN_WINDOW},
+    ]
+    a = make_parsed(
+        "CMHS_TH",
+        resp,
+        [(1, "TC1", "likert", 4.0, "Hài lòng", 4), (2, "TC1", "likert", 7.0, "7", 4)],
+        sheet="Trường A",
+    )
+    b = make_parsed(
+        "CMHS_TH",
+        [{"response_no": 1, "submitted_at": dt.datetime(2023, 10, 15)}, resp[1]],
+        [(1, "TC1", "likert", 5.0, "Rất hài lòng", 4), (2, "TC1", "likert", 1.0, "1", 4)],
+        sheet="Trường B",
+    )
+    out_a, out_b = validate(QS["CMHS_TH"], [a, b], WINDOW)
+    # A: its response 1 is untouched although B's response 1 was rejected
+    assert list(out_a.responses["response_no"]) == [1, 2]
+    assert list(out_a.answers["value"]) == [4.0]
+    assert list(out_a.rejections["rule"]) == ["likert_out_of_range"]
+    assert set(out_a.rejections["sheet"]) == {"Trường A"}
+    # B: response 1 rejected whole, response 2 kept
+    assert list(out_b.responses["response_no"]) == [2]
+    assert list(out_b.answers["value"]) == [1.0]
+    assert list(out_b.rejections["rule"]) == ["submitted_outside_window"]
+    assert set(out_b.rejections["sheet"]) == {"Trường B"}
+
+
+def test_one_gx_run_per_frame_whatever_the_number_of_sources(monkeypatch):
+    calls: list[tuple[str, int]] = []
+    real = fv._run
+
+    def spy(code, frame_name, frame, parameters):
+        calls.append((frame_name, len(frame)))
+        return real(code, frame_name, frame, parameters)
+
+    monkeypatch.setattr(fv, "_run", spy)
+    sheets = [good_fixture("CMHS_TH", sheet=f"S{i}") for i in range(5)]
+    out = validate(QS["CMHS_TH"], sheets, WINDOW)
+    assert len(out) == 5
+    n_answers = sum(len(p.answers) for p in sheets)
+    assert sorted(calls) == [("answers", n_answers), ("responses", 15)]
+
+
+def test_empty_input_and_empty_sheets():
+    assert validate(QS["CMHS_TH"], [], WINDOW) == []
+    empty = make_parsed("CMHS_TH", [], [])
+    (out,) = validate(QS["CMHS_TH"], [empty], WINDOW)
+    assert out.answers.empty and out.responses.empty and out.rejections.empty
+
+
+def test_many_rows_vectorised():
+    """A few thousand rows across sources: rejections land on the right sheet and cell."""
+    rng = np.random.default_rng(7)
+    sheets = []
+    for s in range(20):
+        n = 50
+        responses = [{"response_no": i, "submitted_at": IN_WINDOW} for i in range(1, n + 1)]
+        answers = [a for i in range(1, n + 1) for a in full_answers("CMHS_TH", i, shift=i)]
+        bad = rng.choice(len(answers), 5, replace=False)
+        for k in bad:
+            no, qc, kind, _, _, col = answers[k]
+            if kind == "likert":
+                answers[k] = (no, qc, kind, 0.0, f"bad{s}", col)
+        sheets.append(make_parsed("CMHS_TH", responses, answers, sheet=f"S{s}"))
+    out = validate(QS["CMHS_TH"], sheets, WINDOW)
+    for s, (before, after) in enumerate(zip(sheets, out, strict=True)):
+        planted = before.answers[before.answers["raw"] == f"bad{s}"]
+        assert len(after.rejections) == len(planted)
+        assert set(after.rejections["raw_value"]) <= {f"bad{s}"}
+        assert sorted(zip(after.rejections["row"], after.rejections["col"], strict=True)) == sorted(
+            zip(planted["row"], planted["col"], strict=True)
+        )
+        assert len(after.answers) == len(before.answers) - len(planted)
+
+
+def test_an_expectation_that_cannot_run_stops_the_run(monkeypatch):
+    data = json.loads(json.dumps(load_suite("CMHS_TH")))
+    data["expectations"][0]["kwargs"]["column"] = "no_such_column"
+    monkeypatch.setattr(fv, "load_suite", lambda code, folder=SUITES_DIR: data)
+    fv._compiled.cache_clear()
+    try:
+        with pytest.raises(SuiteError, match="question_code_unknown"):
+            validate(QS["CMHS_TH"], [good_fixture("CMHS_TH")], WINDOW)
+    finally:
+        fv._compiled.cache_clear()
+
+
+def test_result_format_lists_every_unexpected_row_by_row_key():
+    assert fv.RESULT_FORMAT["result_format"] == "COMPLETE"
+    assert fv.RESULT_FORMAT["unexpected_index_column_names"] == ["row_key"]
+
+
+def test_sheets_of_another_questionnaire_are_refused():
+    with pytest.raises(ValueError, match="PAPI_TH"):
+        validate(QS["CMHS_TH"], [good_fixture("PAPI_TH")], WINDOW)
+
+
+def test_importing_the_module_does_not_import_gx():
+    """GX costs seconds to import; CLI commands that never validate must not pay for it."""
+    import subprocess
+    import sys
+
+    code = "import sys, flows.validate; print('great_expectations' in sys.modules)"
+    root = SUITES_DIR.parent  # the repository, whatever directory pytest was started from
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert done.stdout.strip() == "False"
