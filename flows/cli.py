@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Logs and CI capture output without a terminal: give tables room instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
@@ -62,7 +64,9 @@ def run(config: ConfigOption = Path("khaosat.yaml"), force: bool = False) -> Non
 @app.command()
 def rerun(
     config: ConfigOption = Path("khaosat.yaml"),
-    failed: Annotated[bool, typer.Option("--failed", help="Sources whose last load failed.")] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Sources whose last load failed.")
+    ] = False,
     school: Annotated[str | None, typer.Option(help="Force one school's sources.")] = None,
     questionnaire: Annotated[str | None, typer.Option(help="With --school: only this one.")] = None,
 ) -> None:

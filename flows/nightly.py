@@ -13,10 +13,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from sqlalchemy.engine import Engine
@@ -46,6 +47,10 @@ class Context:
     engine: Engine
     salt: str
     run_id: str
+
+    @property
+    def campaign_id(self) -> str:
+        return self.settings.campaign.id
 
 
 @dataclass
@@ -79,7 +84,7 @@ def prepare(settings: Settings, run_id: str) -> Context:
     sources = read_sources(settings.registry.sources, schools, questionnaires)
     engine = db.connect(settings.warehouse_url)
     db.migrate(engine)
-    load.sync_registry(engine, settings.campaign, school_list, questionnaires)
+    load.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
     return Context(
         settings=settings,
         questionnaires=questionnaires,
@@ -110,23 +115,34 @@ def select_sources(
     return chosen
 
 
+# Expected problems with a source (SourceError) come back as values, not raised: they are
+# outcomes to report in one line, not crashes for Prefect to log with a traceback. Anything else
+# raised is a transient IO error (fetch retries it) or a bug.
+
+
 @task(name="fetch", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def fetch_source(ctx: Context, source: Source) -> Fetched:
+def fetch_source(ctx: Context, source: Source) -> Fetched | SourceError:
     """Fetch and archive one source (IO: the only task with retries)."""
-    if source.kind in ("excel", "csv"):
-        s = ctx.settings
-        return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
-    raise SourceError(f"{source.school_code}: source kind {source.kind!r} is not supported yet")
+    s = ctx.settings
+    try:
+        if source.kind in ("excel", "csv"):
+            return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
+        raise SourceError(f"source kind {source.kind!r} is not supported yet")
+    except SourceError as exc:
+        return exc
 
 
 @task(name="parse", cache_policy=NONE)
-def parse_source(ctx: Context, fetched: Fetched) -> Parsed:
+def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
     """Read the file's sheets and parse the right one against its questionnaire."""
     source = fetched.source
     questionnaire = ctx.questionnaires[source.questionnaire]
-    tables = read_tables(fetched.content, fetched.filename, ctx.settings.limits)
-    table = pick_table(tables, questionnaire, source.worksheet)
-    return parse_table(table, questionnaire, ctx.salt)
+    try:
+        tables = read_tables(fetched.content, fetched.filename, ctx.settings.limits)
+        table = pick_table(tables, questionnaire, source.worksheet)
+        return parse_table(table, questionnaire, ctx.salt)
+    except SourceError as exc:
+        return exc
 
 
 @task(name="validate", cache_policy=NONE)
@@ -155,17 +171,139 @@ def publish_workbooks(ctx: Context) -> list[Path]:
     return write_unit_workbooks(ctx.engine, s.campaign.id, s.output, ctx.questionnaires)
 
 
-def _error_text(exc: BaseException) -> str:
-    """One line for a data officer: the message of a SourceError, else type and message."""
-    if isinstance(exc, SourceError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+def failure_message(source: Source, exc: BaseException) -> str:
+    """One line for a data officer: school and file first, then what is wrong."""
+    text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    for prefix in (f"{source.school_code}: ", f"{source.school_code} "):
+        text = text.removeprefix(prefix)
+    where = source.location
+    name = source.path.name if source.path else where
+    text = text.removeprefix(f"{where}: ").removeprefix(f"{name}: ")
+    return f"{source.school_code} {where}: {text}"
 
 
 def _now(settings: Settings) -> dt.datetime:
     from zoneinfo import ZoneInfo
 
     return dt.datetime.now(ZoneInfo(settings.campaign.timezone)).replace(tzinfo=None)
+
+
+T = TypeVar("T")
+
+
+def _settled(future: PrefectFuture[T]) -> T | BaseException:
+    """A task's value, or the exception it ended with (a source's problem is its own)."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - reported per source by the caller
+        return exc
+
+
+class Tracker:
+    """Records each source's outcome once: in the ledger, for the reporter, for the summary."""
+
+    def __init__(self, ctx: Context, chosen: list[Source]) -> None:
+        self.ctx = ctx
+        self.reporter = report.active()
+        self.started = {s.key: time.monotonic() for s in chosen}
+        self.outcomes: dict[str, SourceOutcome] = {}
+        self.reporter.start(len(chosen))
+
+    def _done(self, outcome: SourceOutcome) -> None:
+        outcome.seconds = time.monotonic() - self.started[outcome.source.key]
+        self.outcomes[outcome.source.key] = outcome
+        self.reporter.advance(outcome)
+
+    def absent(self, source: Source, exc: BaseException) -> None:
+        msg = failure_message(source, exc)
+        load.record_absent(self.ctx.engine, self.ctx.campaign_id, self.ctx.run_id, source, msg)
+        self._done(SourceOutcome(source, "absent", message=msg))
+
+    def failed(self, source: Source, exc: BaseException, fetched: Fetched | None = None) -> None:
+        msg = failure_message(source, exc)
+        c = self.ctx
+        load.record_failure(c.engine, c.campaign_id, c.run_id, source, msg, fetched)
+        name = fetched.filename if fetched else ""
+        self._done(SourceOutcome(source, "failed", message=msg, filename=name))
+
+    def unchanged(self, fetched: Fetched) -> None:
+        load.record_unchanged(self.ctx.engine, self.ctx.campaign_id, self.ctx.run_id, fetched)
+        self._done(SourceOutcome(fetched.source, "unchanged", filename=fetched.filename))
+
+    def loaded(self, fetched: Fetched, parsed: Parsed) -> None:
+        self._done(
+            SourceOutcome(
+                fetched.source,
+                "loaded",
+                filename=fetched.filename,
+                n_rows_read=parsed.n_rows_read,
+                n_responses=len(parsed.responses),
+                n_rejected=len(parsed.rejections),
+                unknown_columns=list(parsed.unknown_columns),
+                missing_questions=list(parsed.missing_questions),
+            )
+        )
+
+
+def fetch_all(
+    ctx: Context, chosen: list[Source], known: dict[str, str], track: Tracker
+) -> list[Fetched]:
+    """Fetch every chosen source; keep those whose content changed since their last load."""
+    futures = {fetch_source.submit(ctx, s): s for s in chosen}
+    changed: list[Fetched] = []
+    for future in as_completed(list(futures)):
+        source = futures[future]
+        got = _settled(future)
+        if isinstance(got, SourceAbsent):
+            track.absent(source, got)
+        elif isinstance(got, BaseException):
+            track.failed(source, got)
+        elif known.get(source.key) == got.fingerprint:
+            track.unchanged(got)
+        else:
+            changed.append(got)
+    return changed
+
+
+def parse_all(ctx: Context, fetched: list[Fetched], track: Tracker) -> list[tuple[Fetched, Parsed]]:
+    """Parse every fetched source; an unreadable one fails alone."""
+    futures = {parse_source.submit(ctx, f): f for f in fetched}
+    staged: list[tuple[Fetched, Parsed]] = []
+    for future in as_completed(list(futures)):
+        got = futures[future]
+        parsed = _settled(future)
+        if isinstance(parsed, BaseException):
+            track.failed(got.source, parsed, got)
+        else:
+            staged.append((got, parsed))
+    return staged
+
+
+def validate_all(
+    ctx: Context, staged: list[tuple[Fetched, Parsed]], order: dict[str, int]
+) -> list[tuple[Fetched, Parsed]]:
+    """Validate once per questionnaire, in registry order so a run is reproducible."""
+    by_code: dict[str, list[tuple[Fetched, Parsed]]] = defaultdict(list)
+    for pair in sorted(staged, key=lambda pair: order[pair[0].source.key]):
+        by_code[pair[0].source.questionnaire].append(pair)
+    checked: list[tuple[Fetched, Parsed]] = []
+    for code, pairs in sorted(by_code.items()):
+        result = validate_questionnaire(ctx, code, [p for _, p in pairs])
+        checked.extend(zip([f for f, _ in pairs], result, strict=True))
+    return checked
+
+
+def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
+    """Load each source in its own transaction; a failed load rolls back alone."""
+    futures = {load_source.submit(ctx, f, p): (f, p) for f, p in checked}
+    for future in as_completed(list(futures)):
+        got, parsed = futures[future]
+        result = _settled(future)
+        if isinstance(result, BaseException):
+            track.failed(got.source, result, got)
+        else:
+            track.loaded(got, parsed)
 
 
 @flow(name="khaosat-nightly", log_prints=False)
@@ -177,111 +315,42 @@ def nightly(
     force: bool = False,
     as_of: dt.datetime | None = None,
 ) -> RunSummary:
-    """Consolidate one campaign: every source (or the re-run's selection), then marts and workbooks.
+    """Consolidate one campaign: every source (or a re-run's selection), then marts, workbooks.
 
     ``force`` re-processes sources whose content is unchanged since their last load; a re-run of
     a school or of failed sources forces them. ``as_of`` fixes "now" for pending/missing.
     """
     settings = load_settings(Path(config))
-    run_id = str(flow_run.id or uuid.uuid4())
-    ctx = prepare(settings, run_id)
-    campaign = settings.campaign
-    as_of = as_of or _now(settings)
+    ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
+    chosen = select_sources(
+        ctx, school=school, questionnaire=questionnaire, failed_only=failed_only
+    )
     force = force or failed_only or school is not None
-    chosen = select_sources(ctx, school=school, questionnaire=questionnaire, failed_only=failed_only)
-    summary = RunSummary(run_id, campaign.id, warehouse_url=db.safe_url(settings.warehouse_url))
-    load.start_run(ctx.engine, run_id, campaign.id)
-    reporter = report.active()
-    reporter.start(len(chosen))
-    known = {} if force else load.last_loaded_fingerprints(ctx.engine, campaign.id)
-    started: dict[str, float] = {s.key: time.monotonic() for s in chosen}
-    outcomes: dict[str, SourceOutcome] = {}
+    known = {} if force else load.last_loaded_fingerprints(ctx.engine, ctx.campaign_id)
+    load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
+    track = Tracker(ctx, chosen)
 
-    def finish(outcome: SourceOutcome) -> None:
-        outcome.seconds = time.monotonic() - started[outcome.source.key]
-        outcomes[outcome.source.key] = outcome
-        reporter.advance(outcome)
+    fetched = fetch_all(ctx, chosen, known, track)
+    staged = parse_all(ctx, fetched, track)
+    checked = validate_all(ctx, staged, {s.key: i for i, s in enumerate(chosen)})
+    load_all(ctx, checked, track)
+    build_marts(ctx, as_of or _now(settings))
+    workbooks = publish_workbooks(ctx)
 
-    # fetch (with retries), skipping what is unchanged since its last successful load
-    fetch_futures = {fetch_source.submit(ctx, s): s for s in chosen}
-    fetched: dict[str, Fetched] = {}
-    for fut in as_completed(list(fetch_futures)):
-        source = fetch_futures[fut]
-        try:
-            got = fut.result()
-        except SourceAbsent as exc:
-            load.record_absent(ctx.engine, campaign.id, run_id, source, str(exc))
-            finish(SourceOutcome(source, "absent", message=str(exc)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - any fetch failure is this source's alone
-            load.record_failure(ctx.engine, campaign.id, run_id, source, _error_text(exc))
-            finish(SourceOutcome(source, "failed", message=_error_text(exc)))
-            continue
-        if known.get(source.key) == got.fingerprint:
-            load.record_unchanged(ctx.engine, campaign.id, run_id, got)
-            finish(SourceOutcome(source, "unchanged", filename=got.filename))
-            continue
-        fetched[source.key] = got
-
-    # parse each fetched source
-    parse_futures = {parse_source.submit(ctx, f): f for f in fetched.values()}
-    staged: dict[str, list[tuple[str, Parsed]]] = defaultdict(list)
-    for fut in as_completed(list(parse_futures)):
-        got = parse_futures[fut]
-        try:
-            staged[got.source.questionnaire].append((got.source.key, fut.result()))
-        except Exception as exc:  # noqa: BLE001 - an unreadable file fails alone
-            msg = _error_text(exc)
-            load.record_failure(ctx.engine, campaign.id, run_id, got.source, msg, got)
-            finish(SourceOutcome(got.source, "failed", message=msg, filename=got.filename))
-
-    # validate once per questionnaire (in registry order, so runs are reproducible)
-    order = {s.key: i for i, s in enumerate(chosen)}
-    parsed_by_key: dict[str, Parsed] = {}
-    for code, pairs in sorted(staged.items()):
-        pairs.sort(key=lambda pair: order[pair[0]])
-        checked = validate_questionnaire(ctx, code, [p for _, p in pairs])
-        parsed_by_key.update({k: p for (k, _), p in zip(pairs, checked, strict=True)})
-
-    load_futures = {
-        load_source.submit(ctx, fetched[k], p): (fetched[k], p) for k, p in parsed_by_key.items()
-    }
-    for fut in as_completed(list(load_futures)):
-        got, parsed = load_futures[fut]
-        try:
-            fut.result()
-        except Exception as exc:  # noqa: BLE001 - the transaction rolled back; report it
-            msg = _error_text(exc)
-            load.record_failure(ctx.engine, campaign.id, run_id, got.source, msg, got)
-            finish(SourceOutcome(got.source, "failed", message=msg, filename=got.filename))
-            continue
-        finish(
-            SourceOutcome(
-                got.source,
-                "loaded",
-                filename=got.filename,
-                n_rows_read=parsed.n_rows_read,
-                n_responses=len(parsed.responses),
-                n_rejected=len(parsed.rejections),
-                unknown_columns=list(parsed.unknown_columns),
-                missing_questions=list(parsed.missing_questions),
-            )
-        )
-
-    build_marts(ctx, as_of)
-    summary.workbooks = publish_workbooks(ctx)
-    summary.outcomes = [outcomes[s.key] for s in chosen if s.key in outcomes]
-    load.finish_run(ctx.engine, run_id, summary.outcomes)
-    reporter.finish(summary)
+    load.finish_run(ctx.engine, ctx.run_id)
+    summary = RunSummary(
+        run_id=ctx.run_id,
+        campaign_id=ctx.campaign_id,
+        outcomes=[track.outcomes[s.key] for s in chosen if s.key in track.outcomes],
+        workbooks=workbooks,
+        warehouse_url=db.safe_url(settings.warehouse_url),
+    )
+    track.reporter.finish(summary)
     return summary
 
 
-
-def run(settings: Settings, **params: object) -> RunSummary:
+def run(settings: Settings, **params: Any) -> RunSummary:
     """Run the nightly flow for ``settings`` with its configured thread concurrency."""
-    runner = ThreadPoolTaskRunner(max_workers=settings.run.concurrency)
-    result = nightly.with_options(task_runner=runner)(
-        config=str(settings.config_path),
-        **params,  # type: ignore[arg-type]
-    )
-    return result
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings.run.concurrency)
+    configured = nightly.with_options(task_runner=runner)  # type: ignore[arg-type]
+    return configured(config=str(settings.config_path), **params)

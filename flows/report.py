@@ -61,16 +61,18 @@ def outcomes_table(outcomes: list[SourceOutcome], title: str | None = None) -> T
         ("questionnaire", "left"),
         ("file", "left"),
         ("rows read", "right"),
-        ("kept", "right"),
-        ("rejected", "right"),
+        ("responses kept", "right"),
+        ("values rejected", "right"),
         ("status", "left"),
         ("reason", "left"),
     ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for o in outcomes:
-        reason = o.message
+        # school and file have their own columns: the reason need not repeat them
+        reason = o.message.removeprefix(f"{o.source.school_code} {o.source.location}: ")
         if not reason and o.unknown_columns:
-            reason = f"{len(o.unknown_columns)} unknown column(s) ignored"
+            names = "; ".join(c[:40] for c in o.unknown_columns)
+            reason = f"ignored unknown column(s): {names}"
         style = STATUS_STYLE.get(o.status, "")
         table.add_row(
             o.source.school_code,

@@ -1,0 +1,203 @@
+"""Shared fixtures: a PostgreSQL server for the session, and fresh warehouses on both backends.
+
+PostgreSQL: ``KHAOSAT_TEST_POSTGRES_URL`` (a role allowed to CREATE DATABASE; ``.ci/run``
+exports one) is used if set. Otherwise a throwaway cluster is started with the PostgreSQL
+binaries found on PATH or in /usr/lib/postgresql/<version>/bin (initdb + pg_ctl, trust auth, on
+127.0.0.1 and a free port, in a temporary directory; as root they run as the ``postgres`` user
+via ``runuser``) and stopped at the end of the session. If neither works, PostgreSQL tests FAIL
+with the reason: they are never skipped, so a green run always means both backends ran.
+
+Fixtures for other test files: ``postgres_url`` (session; the server's admin URL),
+``fresh_postgres_url`` (a new empty database, dropped afterwards), ``warehouse_url``
+(parametrised sqlite/postgresql: the URL of a fresh, empty warehouse) and ``engine`` (the same,
+migrated, as an Engine). Ask for ``warehouse_url`` or ``engine`` and a test runs on both.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from warehouse.db import connect, migrate
+
+POSTGRES_URL_ENV = "KHAOSAT_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_bin(name: str) -> str | None:
+    """A PostgreSQL server binary: on PATH, else the newest /usr/lib/postgresql/*/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    return candidates[-1] if candidates else None
+
+
+class _Cluster:
+    """A throwaway PostgreSQL cluster in a temporary directory."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise RuntimeError(
+                "no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin "
+                "(install Debian's postgresql package)"
+            )
+        self.pg_ctl = pg_ctl
+        # PostgreSQL refuses to run as root: run the binaries as the postgres user.
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            if not shutil.which("runuser"):
+                raise RuntimeError("running as root and no runuser to switch to postgres")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.root = Path(tempfile.mkdtemp(prefix="khaosat-test-pg-"))
+        if self.prefix:
+            shutil.chown(self.root, user="postgres")
+        self.data = self.root / "data"
+        self.port = _free_port()
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+            # Durability is pointless for a throwaway cluster; these make tests faster.
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        try:
+            self._run(initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+            self._run(
+                pg_ctl,
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "-o",
+                options,
+                "start",
+            )
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run([*self.prefix, *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = self.root / "log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(
+                f"{' '.join(args[:1])} failed ({done.returncode}): "
+                f"{done.stderr.strip() or done.stdout.strip()} {tail}"
+            )
+
+    def stop(self) -> None:
+        try:
+            self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Admin URL of a PostgreSQL server for this session (see the module docstring)."""
+    env_url = os.environ.get(POSTGRES_URL_ENV)
+    if env_url:
+        yield env_url
+        return
+    try:
+        cluster = _Cluster()
+    except Exception as exc:  # any reason becomes the failure message
+        pytest.fail(
+            f"PostgreSQL tests need a server: set {POSTGRES_URL_ENV} or install PostgreSQL "
+            f"server binaries (initdb, pg_ctl). Starting a throwaway cluster failed: {exc}",
+            pytrace=False,
+        )
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def _safe(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _admin_engine(url: str) -> Engine:
+    return sa.create_engine(
+        make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """URL of a new, empty database on the session's server, dropped after the test."""
+    name = f"khaosat_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(postgres_url)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.DBAPIError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"cannot create a test database on {_safe(postgres_url)} (needs a reachable server "
+            f"and a role with CREATEDB; check {POSTGRES_URL_ENV}): {exc.orig}",
+            pytrace=False,
+        )
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        # WITH (FORCE) ends connections a test left open in a pool it did not dispose of.
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of a fresh, empty warehouse, once per backend (sqlite file in tmp_path; PostgreSQL
+    database of its own)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+def engine(warehouse_url: str) -> Iterator[Engine]:
+    """A freshly migrated warehouse on each backend."""
+    eng = connect(warehouse_url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API for the whole session (it takes 8-17 s to start)."""
+    from flows.settings import apply_prefect_defaults
+
+    apply_prefect_defaults()
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

@@ -1,0 +1,493 @@
+"""The warehouse on SQLite and PostgreSQL: migrations, registry sync, and replacing a source's rows.
+
+Every test runs on both backends (the ``engine`` fixture). Parsed frames are built by hand with
+``make_parsed`` so these tests depend on nothing upstream of the load step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from flows.records import REJECTION_COLUMNS, Fetched, Parsed, School, Source
+from flows.settings import Campaign
+from schemas.questionnaire import Item, Questionnaire
+from warehouse import load
+from warehouse import tables as t
+from warehouse.db import alembic_config, connect, get_salt, migrate, safe_url
+from warehouse.load import (
+    FAILURE_RULE,
+    cell_address,
+    finish_run,
+    last_loaded_fingerprints,
+    latest_statuses,
+    record_absent,
+    record_failure,
+    record_unchanged,
+    replace_source,
+    start_run,
+    sync_registry,
+)
+
+# -- builders shared with test_marts ---------------------------------------------------------
+
+#: Sheet columns before the first item (A: timestamp, B: e-mail); item i is in column 3 + i.
+FIRST_ITEM_COL = 3
+
+
+def make_campaign(**overrides: Any) -> Campaign:
+    """A campaign whose deadline is 2024-11-30."""
+    values: dict[str, Any] = {
+        "id": "HCM-2024",
+        "name": "Khảo sát hài lòng 2024",
+        "school_year": "2024-2025",
+        "opens": dt.date(2024, 10, 1),
+        "closes": dt.date(2024, 11, 30),
+        "deadline": dt.date(2024, 11, 30),
+        "province_code": "HCM",
+    }
+    values.update(overrides)
+    return Campaign(**values)
+
+
+def make_parsed(
+    questionnaire: Questionnaire,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    sheet: str = "Câu trả lời 1",
+    rejections: Sequence[Mapping[str, Any]] = (),
+    n_rows_read: int | None = None,
+) -> Parsed:
+    """A Parsed as the parse step would give it, from rows of {item code: value}.
+
+    Response i (0-based) is sheet row i + 2 (header in row 1); item j of the questionnaire is
+    column FIRST_ITEM_COL + j. A scored value that is a str is unreadable (value NaN, raw kept);
+    None or a missing key is an empty cell (no answer row). ``service`` sets the service name.
+    """
+    responses: list[dict[str, Any]] = []
+    answers: list[dict[str, Any]] = []
+    for i, values in enumerate(rows):
+        response_no, row = i + 1, i + 2
+        record: dict[str, Any] = {
+            "response_no": response_no,
+            "row": row,
+            "submitted_at": pd.Timestamp(2024, 10, 15, 9, 0) + pd.Timedelta(minutes=i),
+            "respondent_hash": f"h{response_no:03d}",
+            "service": values.get("service"),
+        }
+        for j, item in enumerate(questionnaire.items):
+            value = values.get(item.code)
+            if item.kind == "text":
+                record[item.code] = value
+                continue
+            if value is None:
+                continue
+            answers.append(
+                {
+                    "response_no": response_no,
+                    "question_code": item.code,
+                    "kind": item.kind,
+                    "value": math.nan if isinstance(value, str) else float(value),
+                    "raw": str(value),
+                    "row": row,
+                    "col": FIRST_ITEM_COL + j,
+                }
+            )
+        responses.append(record)
+    answer_columns = ["response_no", "question_code", "kind", "value", "raw", "row", "col"]
+    return Parsed(
+        questionnaire=questionnaire.code,
+        sheet=sheet,
+        header_row=1,
+        columns={item.code: item.text for item in questionnaire.items},
+        unknown_columns=["Số điện thoại"],
+        missing_questions=[],
+        responses=pd.DataFrame(responses),
+        answers=pd.DataFrame(answers, columns=answer_columns),
+        rejections=pd.DataFrame(list(rejections), columns=REJECTION_COLUMNS),
+        n_rows_read=len(rows) if n_rows_read is None else n_rows_read,
+    )
+
+
+def table_rows(
+    engine: Engine, table: sa.Table, *, exclude: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """All rows of a table as dicts, ordered by every column kept (stable across backends)."""
+    columns = [c for c in table.c if c.name not in exclude]
+    with engine.connect() as conn:
+        result = conn.execute(sa.select(*columns).order_by(*columns))
+        return [dict(r._mapping) for r in result]
+
+
+# -- fixtures for this module ------------------------------------------------------------------
+
+SAT = Questionnaire(
+    code="SAT",
+    version="1",
+    name="Phiếu khảo sát",
+    respondent="Cha mẹ học sinh",
+    kind="satisfaction",
+    levels=("TH",),
+    dimensions={"TIEP_CAN": "Tiếp cận", "CHUNG": "Hài lòng chung"},
+    items=(
+        Item(code="LOP", text="Lớp", kind="text"),
+        Item(code="TC1", text="Thông tin tuyển sinh", kind="likert", dimension="TIEP_CAN"),
+        Item(code="CHUNG", text="Hài lòng chung", kind="likert", dimension="CHUNG"),
+        Item(code="MONG_DOI", text="Đáp ứng mong đợi", kind="percent"),
+        Item(code="Y_KIEN", text="Ý kiến", kind="text"),
+    ),
+)
+SCHOOL = School(code="S1", name="Trường A", level="TH", unit_code="U1", unit_name="Phường 1")
+SOURCE = Source(school_code="S1", questionnaire="SAT", kind="excel", location="s1.xlsx")
+RUN = "run-1"
+
+
+def _bad_value(row: int, col: int, raw: str) -> dict[str, Any]:
+    return {
+        "scope": "value",
+        "sheet": "Câu trả lời 1",
+        "row": row,
+        "col": col,
+        "question_code": "TC1",
+        "raw_value": raw,
+        "rule": "likert_label",
+        "reason": f"'{raw}' is not a satisfaction level",
+        "response_no": row - 1,
+    }
+
+
+V1 = make_parsed(
+    SAT,
+    [
+        {"LOP": "3A", "TC1": 5, "CHUNG": 4, "MONG_DOI": 80, "Y_KIEN": "Tốt"},
+        {"LOP": 4.0, "TC1": "abc", "CHUNG": 3},
+    ],
+    rejections=[_bad_value(3, 4, "abc")],
+)
+V2 = make_parsed(SAT, [{"TC1": 1}])
+
+
+@pytest.fixture
+def registered(engine: Engine) -> Engine:
+    """The engine with the campaign, one school and SAT registered, and run-1 started."""
+    sync_registry(engine, make_campaign(), [SCHOOL], {"SAT": SAT})
+    start_run(engine, RUN, "HCM-2024")
+    return engine
+
+
+def fetched(fingerprint: str, source: Source = SOURCE) -> Fetched:
+    """A submission of ``source`` as fetch would archive it (the bytes are not needed here)."""
+    return Fetched(
+        source=source,
+        content=b"",
+        fingerprint=fingerprint,
+        archive_path=Path(f"archive/{fingerprint}"),
+        filename=source.location,
+        modified_at=dt.datetime(2024, 11, 1, 8, 0),
+    )
+
+
+# -- migrations and connections --------------------------------------------------------------
+
+
+def test_migrate_twice_is_a_no_op(engine: Engine) -> None:
+    migrate(engine)  # the fixture already migrated once
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head
+        names = set(sa.inspect(conn).get_table_names())
+    assert names == set(t.metadata.tables) | {"alembic_version"}
+
+
+def test_migrations_build_exactly_tables_py(engine: Engine) -> None:
+    """0001 is written out by hand; this catches any drift from the metadata."""
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
+    assert diff == []
+
+
+def test_every_table_and_column_has_its_contract() -> None:
+    for table in t.metadata.tables.values():
+        assert table.comment and table.comment.startswith("One row per"), table.name
+        for column in table.c:
+            assert column.comment, f"{table.name}.{column.name} has no comment"
+            assert column.comment.startswith("[PII]") == bool(column.info.get("pii"))
+    assert t.response.c.comment.info["pii"] and t.quarantine.c.raw_value.info["pii"]
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Any) -> None:
+    eng = connect(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    eng.dispose()
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgres://u@h/db"])
+def test_plain_postgresql_urls_use_psycopg_3(url: str) -> None:
+    assert connect(url).dialect.driver == "psycopg"
+
+
+def test_safe_url_hides_the_password() -> None:
+    assert (
+        safe_url("postgresql://khaosat:s3cret@db/khaosat") == "postgresql://khaosat:***@db/khaosat"
+    )
+
+
+def test_salt_is_created_once(engine: Engine) -> None:
+    salt = get_salt(engine)
+    assert len(salt) == 64 and get_salt(engine) == salt
+
+
+def test_cell_addresses() -> None:
+    assert cell_address(12, 4) == "D12"
+    assert cell_address(1, 26) == "Z1"
+    assert cell_address(7, 27) == "AA7"
+    assert cell_address(7, 703) == "AAA7"
+    assert cell_address(None, 3) is None
+
+
+# -- registry ----------------------------------------------------------------------------------
+
+
+def test_sync_registry_replaces_the_campaigns_registry(engine: Engine) -> None:
+    campaign = make_campaign()
+    other = School(code="S2", name="Trường B", level="THCS", unit_code="U2", unit_name="Xã 2")
+    sync_registry(engine, campaign, [SCHOOL, other], {"SAT": SAT})
+    sync_registry(engine, campaign.model_copy(update={"name": "Đổi tên"}), [SCHOOL], {"SAT": SAT})
+
+    assert table_rows(engine, t.campaign)[0]["name"] == "Đổi tên"
+    assert [r["school_code"] for r in table_rows(engine, t.school)] == ["S1"]
+    assert [r["unit_code"] for r in table_rows(engine, t.unit)] == ["U1"]
+    assert table_rows(engine, t.questionnaire) == [
+        {
+            "questionnaire_code": "SAT",
+            "version": "1",
+            "name": "Phiếu khảo sát",
+            "kind": "satisfaction",
+            "levels": "TH",
+            "required": True,
+        }
+    ]
+    questions = table_rows(engine, t.question, exclude=["text"])
+    assert [(q["question_code"], q["position"], q["dimension"]) for q in questions] == [
+        ("CHUNG", 3, "CHUNG"),
+        ("LOP", 1, None),
+        ("MONG_DOI", 4, None),
+        ("TC1", 2, "TIEP_CAN"),
+        ("Y_KIEN", 5, None),
+    ]
+
+
+def test_sources_left_out_of_the_registry_are_retired_and_can_return(engine: Engine) -> None:
+    campaign = make_campaign()
+    second = Source(school_code="S1", questionnaire="SAT", kind="gsheet", location="KEY#Form")
+    sync_registry(engine, campaign, [SCHOOL], {"SAT": SAT}, sources=[SOURCE, second])
+    sync_registry(engine, campaign, [SCHOOL], {"SAT": SAT}, sources=[second])
+    active = {r["location"]: r["is_active"] for r in table_rows(engine, t.source)}
+    assert active == {"s1.xlsx": False, "KEY#Form": True}
+    sync_registry(engine, campaign, [SCHOOL], {"SAT": SAT}, sources=[SOURCE, second])
+    assert all(r["is_active"] for r in table_rows(engine, t.source))
+
+
+# -- replacing a source ------------------------------------------------------------------------
+
+
+def test_replace_source_writes_responses_answers_quarantine_and_ledger(registered: Engine) -> None:
+    result = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    assert (result.n_responses, result.n_answers, result.n_rejected) == (2, 5, 1)
+
+    responses = table_rows(registered, t.response)
+    assert [
+        (r["response_no"], r["row_number"], r["sheet"], r["class_name"], r["comment"])
+        for r in responses
+    ] == [(1, 2, "Câu trả lời 1", "3A", "Tốt"), (2, 3, "Câu trả lời 1", "4", None)]
+    assert responses[0]["submitted_at"] == dt.datetime(2024, 10, 15, 9, 0)
+
+    answers = table_rows(registered, t.answer, exclude=["campaign_id", "source_id"])
+    assert [(a["response_no"], a["question_code"], a["value"], a["cell"]) for a in answers] == [
+        (1, "CHUNG", 4.0, "E2"),
+        (1, "MONG_DOI", 80.0, "F2"),
+        (1, "TC1", 5.0, "D2"),
+        (2, "CHUNG", 3.0, "E3"),
+        (2, "TC1", None, "D3"),  # unreadable: NULL, raw text in quarantine
+    ]
+
+    (q,) = table_rows(registered, t.quarantine, exclude=["quarantine_id"])
+    assert q == {
+        "campaign_id": "HCM-2024",
+        "source_id": result.source_id,
+        "school_code": "S1",
+        "questionnaire": "SAT",
+        "file": "s1.xlsx",
+        "sheet": "Câu trả lời 1",
+        "cell": "D3",
+        "row_number": 3,
+        "response_no": 2,
+        "question_code": "TC1",
+        "raw_value": "abc",
+        "rule": "likert_label",
+        "reason": "'abc' is not a satisfaction level",
+        "scope": "value",
+    }
+
+    (ledger,) = table_rows(registered, t.load_ledger)
+    assert ledger["load_id"] == result.load_id
+    assert ledger["status"] == "loaded"
+    assert ledger["fingerprint"] == "aaa"
+    assert ledger["modified_at"] == dt.datetime(2024, 11, 1, 8, 0)
+    assert (ledger["n_rows_read"], ledger["n_responses"], ledger["n_answers"]) == (2, 2, 5)
+    assert ledger["unknown_columns"] == '["Số điện thoại"]'
+    assert ledger["archive_path"] == "archive/aaa"
+    assert ledger["started_at"] <= ledger["finished_at"]
+
+
+def test_replace_source_twice_gives_the_same_rows(registered: Engine) -> None:
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    first = {
+        tb.name: table_rows(registered, tb, exclude=["quarantine_id"])
+        for tb in (t.response, t.answer, t.quarantine)
+    }
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    second = {
+        tb.name: table_rows(registered, tb, exclude=["quarantine_id"])
+        for tb in (t.response, t.answer, t.quarantine)
+    }
+    assert second == first
+    assert [r["status"] for r in table_rows(registered, t.load_ledger)] == ["loaded", "loaded"]
+    assert len(table_rows(registered, t.source)) == 1
+
+
+def test_replace_source_replaces_only_its_own_source(registered: Engine) -> None:
+    other = Source(school_code="S1", questionnaire="SAT", kind="csv", location="s1-giay.csv")
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    replace_source(registered, "HCM-2024", RUN, fetched("bbb", other), V2)
+    replace_source(registered, "HCM-2024", RUN, fetched("ccc"), V2)
+    assert len(table_rows(registered, t.response)) == 2  # one each
+    assert table_rows(registered, t.quarantine) == []
+
+
+def test_a_failure_mid_load_leaves_the_previous_rows(
+    registered: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    before = {
+        tb.name: table_rows(registered, tb)
+        for tb in (t.response, t.answer, t.quarantine, t.load_ledger)
+    }
+
+    real_bulk_insert = load._bulk_insert
+
+    def failing_bulk_insert(conn: Any, table: sa.Table, *args: Any) -> None:
+        # By now the source's old rows are deleted and the new responses inserted.
+        if table is t.answer:
+            raise RuntimeError("disk full")
+        real_bulk_insert(conn, table, *args)
+
+    monkeypatch.setattr(load, "_bulk_insert", failing_bulk_insert)
+    with pytest.raises(RuntimeError, match="disk full"):
+        replace_source(registered, "HCM-2024", RUN, fetched("bbb"), V2)
+
+    after = {
+        tb.name: table_rows(registered, tb)
+        for tb in (t.response, t.answer, t.quarantine, t.load_ledger)
+    }
+    assert after == before
+
+
+def test_record_failure_keeps_the_last_good_rows(registered: Engine) -> None:
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    good = {tb.name: table_rows(registered, tb) for tb in (t.response, t.answer)}
+
+    for _night in range(2):  # a failure repeated night after night leaves one quarantine row
+        record_failure(
+            registered, "HCM-2024", RUN, SOURCE, "S1 s1.xlsx: not a workbook", fetched("bad")
+        )
+
+    assert {tb.name: table_rows(registered, tb) for tb in (t.response, t.answer)} == good
+    rules = sorted((q["rule"], q["scope"]) for q in table_rows(registered, t.quarantine))
+    assert rules == [("likert_label", "value"), (FAILURE_RULE, "source")]
+    failure = [q for q in table_rows(registered, t.quarantine) if q["rule"] == FAILURE_RULE][0]
+    assert failure["reason"] == "S1 s1.xlsx: not a workbook" and failure["file"] == "s1.xlsx"
+    ledger = table_rows(registered, t.load_ledger)
+    assert [r["status"] for r in ledger] == ["loaded", "failed", "failed"]
+    assert ledger[-1]["message"] == "S1 s1.xlsx: not a workbook"
+    assert ledger[-1]["fingerprint"] == "bad"  # what was fetched, for the officer to find it
+    # A failed source is reloaded next time even if its bytes are unchanged.
+    assert last_loaded_fingerprints(registered, "HCM-2024") == {}
+
+    # The next good load clears the failure row.
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    assert [q["rule"] for q in table_rows(registered, t.quarantine)] == ["likert_label"]
+    assert last_loaded_fingerprints(registered, "HCM-2024") == {SOURCE.key: "aaa"}
+
+
+def test_fingerprints_follow_the_latest_good_load(registered: Engine) -> None:
+    assert last_loaded_fingerprints(registered, "HCM-2024") == {}
+    record_absent(registered, "HCM-2024", RUN, SOURCE)
+    assert last_loaded_fingerprints(registered, "HCM-2024") == {}
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    record_unchanged(registered, "HCM-2024", RUN, fetched("aaa"))
+    record_absent(registered, "HCM-2024", RUN, SOURCE)  # data kept: still skippable
+    assert last_loaded_fingerprints(registered, "HCM-2024") == {SOURCE.key: "aaa"}
+    replace_source(registered, "HCM-2024", RUN, fetched("bbb"), V2)
+    assert last_loaded_fingerprints(registered, "HCM-2024") == {SOURCE.key: "bbb"}
+
+
+def test_runs_count_their_sources_by_last_status(registered: Engine) -> None:
+    other = Source(school_code="S1", questionnaire="SAT", kind="csv", location="s1-giay.csv")
+    third = Source(school_code="S1", questionnaire="SAT", kind="csv", location="s1-3.csv")
+    record_failure(registered, "HCM-2024", RUN, SOURCE, "timeout")
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)  # a retry worked
+    record_failure(registered, "HCM-2024", RUN, other, "not a workbook")
+    record_absent(registered, "HCM-2024", RUN, third, "no file yet")
+    assert latest_statuses(registered, "HCM-2024") == {
+        SOURCE.key: "loaded",
+        other.key: "failed",
+        third.key: "absent",
+    }
+    summary = finish_run(registered, RUN)
+    assert (summary.status, summary.n_sources, summary.n_loaded, summary.n_failed) == (
+        "partial",
+        3,
+        1,
+        1,
+    )
+    assert summary.n_absent == 1 and summary.n_unchanged == 0
+    (run,) = table_rows(registered, t.run)
+    assert run["status"] == "partial" and run["finished_at"] is not None
+
+    start_run(registered, "run-2", "HCM-2024")
+    record_unchanged(registered, "HCM-2024", "run-2", fetched("aaa"))
+    assert finish_run(registered, "run-2").status == "succeeded"
+
+
+def test_bulk_rows_go_through_copy_on_postgresql(
+    registered: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copied: list[tuple[str, int]] = []
+    real_copy = load._copy_rows
+
+    def spy(conn: Any, table: sa.Table, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+        copied.append((table.name, len(rows)))
+        real_copy(conn, table, columns, rows)
+
+    monkeypatch.setattr(load, "_copy_rows", spy)
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    if registered.dialect.name == "postgresql":
+        assert copied == [("response", 2), ("answer", 5), ("quarantine", 1)]
+        assert len(table_rows(registered, t.answer)) == 5
+    else:
+        assert copied == []  # SQLite: one executemany per table instead

@@ -1,0 +1,839 @@
+"""Writing to the warehouse: registry dimensions, one source's rows, and the run ledger.
+
+Every write here is one transaction keyed by a natural key, so a re-run gives the same warehouse
+and a crash mid-write leaves the previous state:
+
+- ``sync_registry`` replaces a campaign's units and schools and refreshes the questionnaire and
+  question dimensions;
+- ``replace_source`` replaces one source's responses, answers and quarantine rows and appends a
+  'loaded' ledger row, all in one transaction;
+- ``record_failure`` / ``record_unchanged`` / ``record_absent`` append the other ledger outcomes.
+  A failure KEEPS the source's previously loaded rows: a corrupt or unreadable re-upload never
+  erases last night's good data. The failure shows in the ledger, in one quarantine row, and as
+  status 'failed' in mart_completeness, and the next run reloads the source even if its bytes did
+  not change (see ``last_loaded_fingerprints``).
+
+Bulk rows never go row by row: on SQLite one ``executemany`` of the whole frame, on PostgreSQL
+``COPY … FROM STDIN`` through psycopg on the same transaction's connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from flows.records import Fetched, Parsed, School, Source
+from flows.settings import Campaign
+from schemas.questionnaire import Questionnaire
+from warehouse import tables as t
+from warehouse.db import insert_ignore
+
+#: quarantine.rule of the one row record_failure writes for a source that could not be used.
+FAILURE_RULE = "source_unusable"
+
+#: Parsed.responses column -> response column, for the background and comment items.
+RESPONSE_TEXT_COLUMNS = {
+    "respondent_hash": "respondent_hash",
+    "service": "service",
+    "LOP": "class_name",
+    "GIOI_TINH": "gender",
+    "KHU_VUC": "area",
+    "Y_KIEN": "comment",
+}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """The ledger fields that come from the fetched submission (all absent if none was)."""
+
+    fingerprint: str | None = None
+    archive_path: str | None = None
+    filename: str | None = None
+    modified_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, fetched: Fetched | None, started_at: dt.datetime | None = None) -> _Entry:
+        if fetched is None:
+            return cls(started_at=started_at)
+        return cls(
+            fingerprint=fetched.fingerprint,
+            archive_path=str(fetched.archive_path),
+            filename=fetched.filename,
+            modified_at=fetched.modified_at,
+            started_at=started_at,
+        )
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What replace_source wrote."""
+
+    load_id: int
+    source_id: int
+    n_responses: int
+    n_answers: int
+    n_rejected: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's row after finish_run: counts of its sources by ledger status."""
+
+    run_id: str
+    campaign_id: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    n_sources: int
+    n_loaded: int
+    n_unchanged: int
+    n_failed: int
+    n_absent: int
+
+
+# ------------------------------------------------------------------------------------------
+# Registry
+# ------------------------------------------------------------------------------------------
+
+
+def sync_registry(
+    engine: Engine,
+    campaign: Campaign,
+    schools: Sequence[School],
+    questionnaires: Mapping[str, Questionnaire],
+    *,
+    sources: Sequence[Source] | None = None,
+) -> None:
+    """Write the campaign, its units and schools, and its questionnaires, in one transaction.
+
+    The campaign row is upserted and its units and schools replaced, so the warehouse holds the
+    registry as it is now. Questionnaires and their questions are shared by campaigns (keyed by
+    code): each given one is upserted and its questions replaced; campaign_questionnaire records
+    which ones this campaign uses. A unit's name is taken from its first school.
+
+    With ``sources`` (the rows of sources.csv), every source is registered and any source of
+    the campaign no longer listed is retired (``is_active`` false): its rows stay in the
+    warehouse but count in no mart, and putting it back in sources.csv restores it.
+    """
+    with engine.begin() as conn:
+        _upsert(
+            conn,
+            t.campaign,
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "name": campaign.name,
+                    "school_year": campaign.school_year,
+                    "opens": campaign.opens,
+                    "closes": campaign.closes,
+                    "deadline": campaign.deadline,
+                    "previous_id": campaign.previous,
+                    "province_code": campaign.province_code,
+                    "timezone": campaign.timezone,
+                }
+            ],
+            ["campaign_id"],
+        )
+        _upsert(
+            conn,
+            t.questionnaire,
+            [
+                {
+                    "questionnaire_code": q.code,
+                    "version": q.version,
+                    "name": q.name,
+                    "kind": q.kind,
+                    "levels": ",".join(q.levels),
+                    "required": q.required,
+                }
+                for q in questionnaires.values()
+            ],
+            ["questionnaire_code"],
+        )
+        codes = [q.code for q in questionnaires.values()]
+        if codes:
+            conn.execute(sa.delete(t.question).where(t.question.c.questionnaire_code.in_(codes)))
+        _insert_many(
+            conn,
+            t.question,
+            [
+                {
+                    "questionnaire_code": q.code,
+                    "question_code": item.code,
+                    "dimension": item.dimension,
+                    "kind": item.kind,
+                    "text": item.text,
+                    "position": position,
+                }
+                for q in questionnaires.values()
+                for position, item in enumerate(q.items, start=1)
+            ],
+        )
+        cq = t.campaign_questionnaire
+        conn.execute(sa.delete(cq).where(cq.c.campaign_id == campaign.id))
+        _insert_many(
+            conn,
+            cq,
+            [
+                {"campaign_id": campaign.id, "questionnaire_code": q.code, "version": q.version}
+                for q in questionnaires.values()
+            ],
+        )
+
+        # Schools reference units: delete schools first, insert units first.
+        conn.execute(sa.delete(t.school).where(t.school.c.campaign_id == campaign.id))
+        conn.execute(sa.delete(t.unit).where(t.unit.c.campaign_id == campaign.id))
+        units: dict[str, str] = {}
+        for s in schools:
+            units.setdefault(s.unit_code, s.unit_name)
+        _insert_many(
+            conn,
+            t.unit,
+            [
+                {"campaign_id": campaign.id, "unit_code": code, "unit_name": name}
+                for code, name in units.items()
+            ],
+        )
+        _insert_many(
+            conn,
+            t.school,
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "school_code": s.code,
+                    "school_name": s.name,
+                    "level": s.level,
+                    "unit_code": s.unit_code,
+                    "enrollment": s.enrollment,
+                }
+                for s in schools
+            ],
+        )
+
+        if sources is not None:
+            active = [ensure_source(conn, campaign.id, src) for src in sources]
+            retire = sa.update(t.source).where(t.source.c.campaign_id == campaign.id)
+            if active:
+                retire = retire.where(t.source.c.source_id.not_in(active))
+            conn.execute(retire.values(is_active=False))
+
+
+def ensure_source(conn: sa.Connection, campaign_id: str, source: Source) -> int:
+    """The source_id of ``source`` in the campaign, registering it (or reactivating it) if needed.
+
+    Runs on the caller's connection and transaction. Safe against a concurrent registration of
+    the same source: the insert is skipped on conflict and the row read back.
+    """
+    src = t.source
+    key = sa.and_(
+        src.c.campaign_id == campaign_id,
+        src.c.school_code == source.school_code,
+        src.c.questionnaire == source.questionnaire,
+        src.c.location == source.location,
+    )
+    row = conn.execute(sa.select(src.c.source_id, src.c.kind, src.c.is_active).where(key)).first()
+    if row is None:
+        conn.execute(
+            insert_ignore(conn, src).values(
+                campaign_id=campaign_id,
+                school_code=source.school_code,
+                questionnaire=source.questionnaire,
+                kind=source.kind,
+                location=source.location,
+                is_active=True,
+            )
+        )
+        return int(conn.execute(sa.select(src.c.source_id).where(key)).scalar_one())
+    if row.kind != source.kind or not row.is_active:
+        conn.execute(
+            sa.update(src)
+            .where(src.c.source_id == row.source_id)
+            .values(kind=source.kind, is_active=True)
+        )
+    return int(row.source_id)
+
+
+# ------------------------------------------------------------------------------------------
+# One source
+# ------------------------------------------------------------------------------------------
+
+
+def replace_source(
+    engine: Engine,
+    campaign_id: str,
+    run_id: str,
+    fetched: Fetched,
+    parsed: Parsed,
+    *,
+    started_at: dt.datetime | None = None,
+) -> LoadResult:
+    """Replace the rows of ``fetched.source`` with ``parsed`` and append a 'loaded' ledger row.
+
+    In ONE transaction: delete the source's answer, response and quarantine rows in the
+    campaign (including an earlier failure's row), bulk-insert the new responses, answers (cell
+    address such as D12 from row and col) and rejections (with school, questionnaire, file
+    name, sheet, cell, raw value, rule, reason and scope), then append the ledger row with the
+    fetched file's fingerprint, archive path and modified time and the parse counts. If
+    anything raises, nothing is written and the previous rows stay; the caller then records the
+    failure with ``record_failure``. Loading the same input twice gives the same rows.
+
+    ``started_at`` (here and in the record_* functions) is when work on the source began, for
+    the ledger; it defaults to the time the row is written.
+    """
+    source, entry = fetched.source, _Entry.of(fetched, started_at)
+    responses = _response_rows(parsed)
+    answers = _answer_rows(parsed)
+    rejections = _quarantine_rows(source, entry, parsed)
+    with engine.begin() as conn:
+        now = _local_now(conn, campaign_id)
+        source_id = ensure_source(conn, campaign_id, source)
+        _delete_source_rows(conn, campaign_id, source_id)
+        prefix = (campaign_id, source_id)
+        _bulk_insert(conn, t.response, *_prefixed(prefix, responses))
+        _bulk_insert(conn, t.answer, *_prefixed(prefix, answers))
+        _bulk_insert(conn, t.quarantine, *_prefixed(prefix, rejections))
+        load_id = _append_ledger(
+            conn,
+            campaign_id=campaign_id,
+            run_id=run_id,
+            source=source,
+            source_id=source_id,
+            status="loaded",
+            entry=entry,
+            now=now,
+            n_rows_read=parsed.n_rows_read,
+            n_responses=len(responses[1]),
+            n_answers=len(answers[1]),
+            n_rejected=len(rejections[1]),
+            unknown_columns=parsed.unknown_columns,
+            missing_questions=parsed.missing_questions,
+        )
+    return LoadResult(load_id, source_id, len(responses[1]), len(answers[1]), len(rejections[1]))
+
+
+def record_failure(
+    engine: Engine,
+    campaign_id: str,
+    run_id: str,
+    source: Source,
+    message: str,
+    fetched: Fetched | None = None,
+    *,
+    started_at: dt.datetime | None = None,
+) -> int:
+    """Record that a source could not be used: a 'failed' ledger row and one quarantine row.
+
+    ``message`` is the one-line reason for the data officer; ``fetched`` is the submission if
+    it was fetched (its fingerprint and file name then go to the ledger and quarantine). The
+    quarantine row has scope 'source', rule FAILURE_RULE and the message as its reason; it
+    replaces the row of an earlier failure of the same source, so repeated nightly failures do
+    not pile up.
+
+    The source's previously loaded responses, answers and quarantine rows are KEPT: a corrupt
+    or unreadable re-upload never erases last night's good data. The failure shows in the
+    ledger, in quarantine and as status 'failed' in mart_completeness until a load succeeds.
+    Returns the load_id.
+    """
+    entry = _Entry.of(fetched, started_at)
+    q = t.quarantine
+    with engine.begin() as conn:
+        now = _local_now(conn, campaign_id)
+        source_id = ensure_source(conn, campaign_id, source)
+        conn.execute(
+            sa.delete(q).where(
+                q.c.campaign_id == campaign_id,
+                q.c.source_id == source_id,
+                q.c.rule == FAILURE_RULE,
+            )
+        )
+        conn.execute(
+            q.insert().values(
+                campaign_id=campaign_id,
+                source_id=source_id,
+                school_code=source.school_code,
+                questionnaire=source.questionnaire,
+                file=entry.filename or source.location,
+                sheet=source.worksheet,
+                rule=FAILURE_RULE,
+                reason=message,
+                scope="source",
+            )
+        )
+        return _append_ledger(
+            conn,
+            campaign_id=campaign_id,
+            run_id=run_id,
+            source=source,
+            source_id=source_id,
+            status="failed",
+            entry=entry,
+            now=now,
+            message=message,
+            n_rejected=1,
+        )
+
+
+def record_unchanged(
+    engine: Engine,
+    campaign_id: str,
+    run_id: str,
+    fetched: Fetched,
+    *,
+    started_at: dt.datetime | None = None,
+) -> int:
+    """Record that a source was skipped: its fingerprint matches its last successful load."""
+    entry = _Entry.of(fetched, started_at)
+    return _record(engine, campaign_id, run_id, fetched.source, "unchanged", entry)
+
+
+def record_absent(
+    engine: Engine,
+    campaign_id: str,
+    run_id: str,
+    source: Source,
+    message: str | None = None,
+    *,
+    started_at: dt.datetime | None = None,
+) -> int:
+    """Record that a source had nothing to fetch yet (no file in the drop folder, say).
+
+    Rows loaded earlier are kept: absence is no reason to forget answers already received.
+    """
+    return _record(
+        engine, campaign_id, run_id, source, "absent", _Entry.of(None, started_at), message
+    )
+
+
+def latest_statuses(engine: Engine, campaign_id: str) -> dict[str, str]:
+    """Source.key -> status of the source's latest ledger row (loaded, unchanged, failed,
+    absent), for ``khaosat rerun --failed`` and ``khaosat status``."""
+    led, src = t.load_ledger, t.source
+    latest = (
+        sa.select(sa.func.max(led.c.load_id).label("load_id"))
+        .where(led.c.campaign_id == campaign_id)
+        .group_by(led.c.source_id)
+        .subquery("latest")
+    )
+    stmt = (
+        sa.select(src.c.school_code, src.c.questionnaire, src.c.location, led.c.status)
+        .select_from(led)
+        .join(latest, latest.c.load_id == led.c.load_id)
+        .join(src, src.c.source_id == led.c.source_id)
+    )
+    with engine.connect() as conn:
+        return {
+            f"{r.school_code}|{r.questionnaire}|{r.location}": r.status for r in conn.execute(stmt)
+        }
+
+
+def last_loaded_fingerprints(engine: Engine, campaign_id: str) -> dict[str, str]:
+    """Source.key -> fingerprint of the source's last successful load, for skipping unchanged.
+
+    A source whose latest ledger row is 'failed' is left out, so it is reloaded even if its
+    bytes did not change (the failure may have been ours, or transient). 'absent' does not
+    exclude: the rows of the last good load are still there.
+    """
+    led = t.load_ledger
+    latest = (
+        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
+        .where(led.c.campaign_id == campaign_id)
+        .group_by(led.c.source_id)
+        .subquery("latest")
+    )
+    good = (
+        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
+        .where(led.c.campaign_id == campaign_id, led.c.status.in_(("loaded", "unchanged")))
+        .group_by(led.c.source_id)
+        .subquery("good")
+    )
+    last = led.alias("last")
+    ok = led.alias("ok")
+    src = t.source
+    stmt = (
+        sa.select(src.c.school_code, src.c.questionnaire, src.c.location, ok.c.fingerprint)
+        .select_from(latest)
+        .join(last, last.c.load_id == latest.c.load_id)
+        .join(good, good.c.source_id == latest.c.source_id)
+        .join(ok, ok.c.load_id == good.c.load_id)
+        .join(src, src.c.source_id == latest.c.source_id)
+        .where(last.c.status != "failed", ok.c.fingerprint.is_not(None))
+    )
+    with engine.connect() as conn:
+        return {
+            f"{r.school_code}|{r.questionnaire}|{r.location}": r.fingerprint
+            for r in conn.execute(stmt)
+        }
+
+
+# ------------------------------------------------------------------------------------------
+# Runs
+# ------------------------------------------------------------------------------------------
+
+
+def start_run(
+    engine: Engine, run_id: str, campaign_id: str, *, started_at: dt.datetime | None = None
+) -> None:
+    """Open a run row with status 'running'. Starting the same run_id again (a retried flow)
+    marks it running again and keeps its ledger rows."""
+    r = t.run
+    with engine.begin() as conn:
+        when = started_at or _local_now(conn, campaign_id)
+        exists = conn.execute(sa.select(r.c.run_id).where(r.c.run_id == run_id)).first()
+        if exists is None:
+            conn.execute(
+                r.insert().values(
+                    run_id=run_id, campaign_id=campaign_id, started_at=when, status="running"
+                )
+            )
+        else:
+            conn.execute(
+                sa.update(r).where(r.c.run_id == run_id).values(status="running", finished_at=None)
+            )
+
+
+def finish_run(
+    engine: Engine,
+    run_id: str,
+    *,
+    status: str | None = None,
+    finished_at: dt.datetime | None = None,
+) -> RunSummary:
+    """Close a run: count its sources by their last ledger status in the run, set the status.
+
+    ``status`` defaults to 'succeeded' when no source failed and 'partial' otherwise; pass
+    'failed' for a run that aborted. Returns the run's row.
+    """
+    r = t.run
+    led = t.load_ledger
+    with engine.begin() as conn:
+        run_row = conn.execute(sa.select(r).where(r.c.run_id == run_id)).one()
+        when = finished_at or _local_now(conn, run_row.campaign_id)
+        latest = (
+            sa.select(sa.func.max(led.c.load_id).label("load_id"))
+            .where(led.c.run_id == run_id)
+            .group_by(led.c.source_id)
+            .subquery()
+        )
+        counts = {
+            status_: int(n)
+            for status_, n in conn.execute(
+                sa.select(led.c.status, sa.func.count())
+                .join(latest, latest.c.load_id == led.c.load_id)
+                .group_by(led.c.status)
+            )
+        }
+        n = {s: counts.get(s, 0) for s in t.LEDGER_STATUSES}
+        final = status or ("partial" if n["failed"] else "succeeded")
+        conn.execute(
+            sa.update(r)
+            .where(r.c.run_id == run_id)
+            .values(
+                finished_at=when,
+                status=final,
+                n_sources=sum(n.values()),
+                n_loaded=n["loaded"],
+                n_unchanged=n["unchanged"],
+                n_failed=n["failed"],
+                n_absent=n["absent"],
+            )
+        )
+    return RunSummary(
+        run_id=run_id,
+        campaign_id=run_row.campaign_id,
+        status=final,
+        started_at=run_row.started_at,
+        finished_at=when,
+        n_sources=sum(n.values()),
+        n_loaded=n["loaded"],
+        n_unchanged=n["unchanged"],
+        n_failed=n["failed"],
+        n_absent=n["absent"],
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------
+
+#: (column names, row tuples) of one table, before campaign_id and source_id are prefixed.
+_Rows = tuple[list[str], list[tuple[Any, ...]]]
+
+
+def _record(
+    engine: Engine,
+    campaign_id: str,
+    run_id: str,
+    source: Source,
+    status: str,
+    entry: _Entry,
+    message: str | None = None,
+) -> int:
+    with engine.begin() as conn:
+        now = _local_now(conn, campaign_id)
+        source_id = ensure_source(conn, campaign_id, source)
+        return _append_ledger(
+            conn,
+            campaign_id=campaign_id,
+            run_id=run_id,
+            source=source,
+            source_id=source_id,
+            status=status,
+            entry=entry,
+            now=now,
+            message=message,
+        )
+
+
+def _append_ledger(
+    conn: sa.Connection,
+    *,
+    campaign_id: str,
+    run_id: str,
+    source: Source,
+    source_id: int,
+    status: str,
+    entry: _Entry,
+    now: dt.datetime,
+    message: str | None = None,
+    n_rows_read: int = 0,
+    n_responses: int = 0,
+    n_answers: int = 0,
+    n_rejected: int = 0,
+    unknown_columns: Iterable[str] = (),
+    missing_questions: Iterable[str] = (),
+) -> int:
+    result = conn.execute(
+        t.load_ledger.insert().values(
+            run_id=run_id,
+            campaign_id=campaign_id,
+            source_id=source_id,
+            school_code=source.school_code,
+            questionnaire=source.questionnaire,
+            location=source.location,
+            status=status,
+            fingerprint=entry.fingerprint,
+            archive_path=entry.archive_path,
+            modified_at=entry.modified_at,
+            n_rows_read=n_rows_read,
+            n_responses=n_responses,
+            n_answers=n_answers,
+            n_rejected=n_rejected,
+            unknown_columns=json.dumps(list(unknown_columns), ensure_ascii=False),
+            missing_questions=json.dumps(list(missing_questions), ensure_ascii=False),
+            message=message,
+            started_at=entry.started_at or now,
+            finished_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - a single-row INSERT always reports its key
+        raise RuntimeError("the ledger insert reported no load_id")
+    return int(key[0])
+
+
+def _local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
+    """Now as a naive datetime in the campaign's time zone, like every other stored time."""
+    tz = conn.execute(
+        sa.select(t.campaign.c.timezone).where(t.campaign.c.campaign_id == campaign_id)
+    ).scalar()
+    if tz is None:
+        raise LookupError(f"campaign {campaign_id!r} is not in the warehouse; run sync_registry")
+    return dt.datetime.now(ZoneInfo(tz)).replace(tzinfo=None)
+
+
+def _delete_source_rows(conn: sa.Connection, campaign_id: str, source_id: int) -> None:
+    # answer before response: answer rows reference their response.
+    for table in (t.answer, t.response, t.quarantine):
+        conn.execute(
+            sa.delete(table).where(
+                table.c.campaign_id == campaign_id, table.c.source_id == source_id
+            )
+        )
+
+
+def _prefixed(prefix: tuple[Any, ...], rows: _Rows) -> tuple[list[str], list[tuple[Any, ...]]]:
+    columns, values = rows
+    return ["campaign_id", "source_id", *columns], [prefix + row for row in values]
+
+
+def _bulk_insert(
+    conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert many rows in one round: COPY on PostgreSQL, one executemany elsewhere."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, table, columns, rows)
+    else:
+        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _copy_rows(
+    conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """``COPY table (columns) FROM STDIN`` on the transaction's own psycopg connection.
+
+    Using the DBAPI connection underneath ``conn`` keeps the COPY inside the same transaction
+    as the deletes and the ledger row, so all of it commits or none does.
+    """
+    from psycopg import sql
+
+    dbapi = conn.connection.driver_connection
+    if dbapi is None:  # pragma: no cover - a pooled connection always has one
+        raise RuntimeError("no DBAPI connection under the SQLAlchemy connection")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with dbapi.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(table.insert(), rows)
+
+
+def _upsert(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """INSERT … ON CONFLICT (keys) DO UPDATE; SQLite and PostgreSQL share the syntax."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_stmt = pg_insert(table)
+        stmt: Any = pg_stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={c: pg_stmt.excluded[c] for c in rows[0] if c not in keys},
+        )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite_stmt = sqlite_insert(table)
+        stmt = lite_stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={c: lite_stmt.excluded[c] for c in rows[0] if c not in keys},
+        )
+    conn.execute(stmt, rows)
+
+
+# -- frames to row tuples ---------------------------------------------------------------------
+
+
+def _column(df: pd.DataFrame, name: str, convert: Callable[[Any], Any]) -> list[Any]:
+    """A frame column as Python values, missing (NaN, NaT, None, absent column) as None."""
+    if name not in df.columns:
+        return [None] * len(df)
+    series = df[name]
+    missing = series.isna().tolist()
+    return [None if m else convert(v) for v, m in zip(series.tolist(), missing, strict=True)]
+
+
+def _text(value: Any) -> str:
+    # A class typed as 3 arrives as 3.0 from Excel; store it as the "3" the school wrote.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _datetime(value: Any) -> dt.datetime:
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        return value
+    return pd.Timestamp(value).to_pydatetime()
+
+
+@lru_cache(maxsize=1024)
+def column_letters(col: int) -> str:
+    """Spreadsheet column letters of a 1-based column number: 1 -> A, 27 -> AA."""
+    letters = ""
+    while col > 0:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
+def cell_address(row: int | None, col: int | None) -> str | None:
+    """A1-style address of a 1-based (row, col), e.g. (12, 4) -> 'D12'; None if either is."""
+    if row is None or col is None:
+        return None
+    return f"{column_letters(col)}{row}"
+
+
+def _response_rows(parsed: Parsed) -> _Rows:
+    df = parsed.responses
+    columns = ["response_no", "sheet", "row_number", "submitted_at"]
+    data: list[list[Any]] = [
+        _column(df, "response_no", int),
+        [parsed.sheet] * len(df),
+        _column(df, "row", int),
+        _column(df, "submitted_at", _datetime),
+    ]
+    for frame_col, table_col in RESPONSE_TEXT_COLUMNS.items():
+        columns.append(table_col)
+        data.append(_column(df, frame_col, _text))
+    return columns, list(zip(*data, strict=True)) if len(df) else []
+
+
+def _answer_rows(parsed: Parsed) -> _Rows:
+    df = parsed.answers
+    rows = _column(df, "row", int)
+    cols = _column(df, "col", int)
+    data = [
+        _column(df, "response_no", int),
+        _column(df, "question_code", str),
+        _column(df, "value", float),
+        [cell_address(r, c) for r, c in zip(rows, cols, strict=True)],
+    ]
+    columns = ["response_no", "question_code", "value", "cell"]
+    return columns, list(zip(*data, strict=True)) if len(df) else []
+
+
+def _quarantine_rows(source: Source, entry: _Entry, parsed: Parsed) -> _Rows:
+    df = parsed.rejections
+    n = len(df)
+    rows = _column(df, "row", int)
+    cols = _column(df, "col", int)
+    sheets = _column(df, "sheet", str)
+    data = [
+        [source.school_code] * n,
+        [source.questionnaire] * n,
+        [entry.filename or source.location] * n,
+        [s if s is not None else parsed.sheet for s in sheets],
+        [cell_address(r, c) for r, c in zip(rows, cols, strict=True)],
+        rows,
+        _column(df, "response_no", int),
+        _column(df, "question_code", str),
+        _column(df, "raw_value", _text),
+        [r if r is not None else "unknown" for r in _column(df, "rule", str)],
+        [r if r is not None else "" for r in _column(df, "reason", str)],
+        [s if s is not None else "value" for s in _column(df, "scope", str)],
+    ]
+    columns = [
+        "school_code",
+        "questionnaire",
+        "file",
+        "sheet",
+        "cell",
+        "row_number",
+        "response_no",
+        "question_code",
+        "raw_value",
+        "rule",
+        "reason",
+        "scope",
+    ]
+    return columns, list(zip(*data, strict=True)) if n else []

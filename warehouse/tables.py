@@ -1,0 +1,598 @@
+"""The warehouse schema: SQLAlchemy Core tables, each with its contract beside it.
+
+Every table carries its grain as the table comment ("one row per …") and a comment on every
+column; both reach PostgreSQL as ``COMMENT ON`` (SQLite ignores comments), so the contract is
+readable from the database itself. Columns holding personal data, or text a respondent typed that
+may contain it, are marked ``[PII]`` in their comment and ``info={"pii": True}`` here, so code
+that publishes or logs can check ``column.info.get("pii")``.
+
+Changing a table here needs a new Alembic migration in ``warehouse/migrations/versions``; the
+test suite compares the migrated database with this metadata.
+
+Types are chosen to be portable between SQLite and PostgreSQL: ``String`` without a length for
+codes, ``Text`` for free text, ``Float`` (double precision) for scores, naive ``DateTime`` in
+the campaign's local time (``campaign.timezone``), ``Boolean`` without a CHECK constraint.
+
+Groups:
+- dimensions: campaign, campaign_questionnaire, unit, school, questionnaire, question, source;
+- facts: response, answer; quarantine (rejected values, with where and why);
+- operations: run, load_ledger, meta;
+- marts (rebuilt by ``warehouse.marts``): mart_school_dimension, mart_unit_dimension,
+  mart_unit_question, mart_papi, mart_service_ranking, mart_completeness; and alerts (kept
+  across runs with a lifecycle, never rebuilt).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: ledger statuses (load_ledger.status).
+LEDGER_STATUSES = ("loaded", "unchanged", "failed", "absent")
+#: mart_completeness.status values.
+COMPLETENESS_STATUSES = ("submitted", "late", "pending", "missing", "failed")
+#: scopes of province/unit/school figures (mart_papi.scope, alerts.scope).
+SCOPES = ("school", "unit", "province")
+
+
+def _col(
+    name: str, type_: Any, comment: str, *args: Any, pii: bool = False, **kw: Any
+) -> sa.Column[Any]:
+    """A column whose comment is required; PII columns get the [PII] mark and info flag."""
+    kw.setdefault("nullable", False)
+    if pii:
+        comment = f"[PII] {comment}"
+        kw["info"] = {"pii": True}
+    return sa.Column(name, type_, *args, comment=comment, **kw)
+
+
+def _campaign_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("campaign.campaign_id")
+
+
+# --------------------------------------------------------------------------------------------
+# Dimensions
+# --------------------------------------------------------------------------------------------
+
+campaign = sa.Table(
+    "campaign",
+    metadata,
+    _col(
+        "campaign_id", sa.String(), "Campaign id from khaosat.yaml (campaign.id).", primary_key=True
+    ),
+    _col("name", sa.Text(), "Campaign name as configured (Vietnamese)."),
+    _col("school_year", sa.String(), "School year, e.g. '2024-2025'."),
+    _col("opens", sa.Date(), "First day responses are accepted."),
+    _col("closes", sa.Date(), "Last day responses are accepted."),
+    _col(
+        "deadline",
+        sa.Date(),
+        "Submission deadline; a submission after the end of this day is late.",
+    ),
+    _col(
+        "previous_id",
+        sa.String(),
+        "campaign_id of the previous round for year-on-year figures; NULL if none. Not a foreign "
+        "key: the previous round may not be in this warehouse.",
+        nullable=True,
+    ),
+    _col("province_code", sa.String(), "Province code; scope_code of province-level figures."),
+    _col(
+        "timezone",
+        sa.String(),
+        "IANA time zone in which every naive datetime of this campaign is expressed.",
+    ),
+    comment="One row per campaign (one survey round of one province). Replaced by sync_registry.",
+)
+
+questionnaire = sa.Table(
+    "questionnaire",
+    metadata,
+    _col("questionnaire_code", sa.String(), "Questionnaire code, e.g. CMHS_TH.", primary_key=True),
+    _col("version", sa.String(), "Version of the YAML definition last synchronised."),
+    _col("name", sa.Text(), "Questionnaire title (Vietnamese)."),
+    _col("kind", sa.String(), "satisfaction | papi | service_review."),
+    _col(
+        "levels",
+        sa.Text(),
+        "School levels it is for, comma-separated without spaces (e.g. 'THPT,GDTX').",
+    ),
+    _col(
+        "required", sa.Boolean(), "True if every school of those levels is expected to submit it."
+    ),
+    comment="One row per questionnaire code (the latest synchronised definition).",
+)
+
+campaign_questionnaire = sa.Table(
+    "campaign_questionnaire",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk(), primary_key=True),
+    _col(
+        "questionnaire_code",
+        sa.String(),
+        "Questionnaire used in this campaign.",
+        sa.ForeignKey("questionnaire.questionnaire_code"),
+        primary_key=True,
+    ),
+    _col("version", sa.String(), "Questionnaire version the campaign was synchronised with."),
+    comment="One row per questionnaire in use by a campaign; decides which required "
+    "questionnaires a campaign's schools are expected to submit.",
+)
+
+question = sa.Table(
+    "question",
+    metadata,
+    _col(
+        "questionnaire_code",
+        sa.String(),
+        "Questionnaire the item belongs to.",
+        sa.ForeignKey("questionnaire.questionnaire_code"),
+        primary_key=True,
+    ),
+    _col(
+        "question_code",
+        sa.String(),
+        "Item code, e.g. TC1, CHUNG, MONG_DOI, KIEN_CO, C1.",
+        primary_key=True,
+    ),
+    _col(
+        "dimension",
+        sa.String(),
+        "Dimension code (TIEP_CAN … PHAT_TRIEN, CHUNG) for scored Likert items; NULL otherwise.",
+        nullable=True,
+    ),
+    _col("kind", sa.String(), "Answer kind: likert | yesno | level | percent | text."),
+    _col("text", sa.Text(), "Item wording (Vietnamese)."),
+    _col("position", sa.Integer(), "1-based order of the item in the questionnaire."),
+    comment="One row per item of a questionnaire (the latest synchronised definition).",
+)
+
+unit = sa.Table(
+    "unit",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk(), primary_key=True),
+    _col("unit_code", sa.String(), "Reporting unit code from schools.csv.", primary_key=True),
+    _col("unit_name", sa.Text(), "Reporting unit name."),
+    comment="One row per reporting unit of a campaign, as held at the campaign's date.",
+)
+
+school = sa.Table(
+    "school",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk(), primary_key=True),
+    _col(
+        "school_code", sa.String(), "School code from the registry (schools.csv).", primary_key=True
+    ),
+    _col("school_name", sa.Text(), "School name."),
+    _col("level", sa.String(), "School level: MN, TH, THCS, THPT, GDTX."),
+    _col("unit_code", sa.String(), "Reporting unit the school belonged to in this campaign."),
+    _col(
+        "enrollment",
+        sa.Integer(),
+        "Number of pupils, for sample targets and weighting.",
+        nullable=True,
+    ),
+    sa.ForeignKeyConstraint(["campaign_id", "unit_code"], ["unit.campaign_id", "unit.unit_code"]),
+    sa.Index(None, "campaign_id", "unit_code"),
+    comment="One row per school registered in a campaign.",
+)
+
+source = sa.Table(
+    "source",
+    metadata,
+    _col("source_id", sa.Integer(), "Surrogate key.", primary_key=True, autoincrement=True),
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk()),
+    _col(
+        "school_code",
+        sa.String(),
+        "School that submits through this source (not a foreign key: a failure must be "
+        "recordable even for a school missing from the registry).",
+    ),
+    _col("questionnaire", sa.String(), "Questionnaire code answered in this source."),
+    _col("kind", sa.String(), "excel | csv | gsheet."),
+    _col("location", sa.Text(), "Location as written in sources.csv (path or spreadsheet key)."),
+    _col(
+        "is_active",
+        sa.Boolean(),
+        "False once the source left sources.csv: its rows are kept but count in no mart.",
+        server_default=sa.true(),
+    ),
+    sa.UniqueConstraint("campaign_id", "school_code", "questionnaire", "location"),
+    comment="One row per registered source (school, questionnaire, location) of a campaign.",
+)
+
+# --------------------------------------------------------------------------------------------
+# Facts
+# --------------------------------------------------------------------------------------------
+
+response = sa.Table(
+    "response",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col(
+        "source_id",
+        sa.Integer(),
+        "Source the row was read from.",
+        sa.ForeignKey("source.source_id"),
+        primary_key=True,
+    ),
+    _col(
+        "response_no",
+        sa.Integer(),
+        "1-based number of the response in its sheet's order.",
+        primary_key=True,
+    ),
+    _col("sheet", sa.Text(), "Sheet (worksheet) name the response was read from."),
+    _col("row_number", sa.Integer(), "1-based row of the response in its sheet."),
+    _col(
+        "submitted_at",
+        sa.DateTime(),
+        "Form timestamp (campaign local time); NULL if absent.",
+        nullable=True,
+    ),
+    _col(
+        "respondent_hash",
+        sa.String(),
+        "Salted hash of the respondent's e-mail or name (salt in meta); the identity itself is "
+        "never stored. Pseudonymous: do not publish.",
+        nullable=True,
+        pii=True,
+    ),
+    _col("service", sa.Text(), "Service name (service_review questionnaires only).", nullable=True),
+    _col(
+        "class_name",
+        sa.String(),
+        "Class or grade (LOP); a quasi-identifier.",
+        nullable=True,
+        pii=True,
+    ),
+    _col("gender", sa.String(), "Gender (GIOI_TINH); a quasi-identifier.", nullable=True, pii=True),
+    _col(
+        "area",
+        sa.String(),
+        "Area of residence (KHU_VUC); a quasi-identifier.",
+        nullable=True,
+        pii=True,
+    ),
+    _col(
+        "comment",
+        sa.Text(),
+        "Free-text comment (Y_KIEN); may contain names or phone numbers.",
+        nullable=True,
+        pii=True,
+    ),
+    comment="One row per response (a data row of a sheet) kept from a source.",
+)
+
+answer = sa.Table(
+    "answer",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("source_id", sa.Integer(), "Source.", primary_key=True),
+    _col("response_no", sa.Integer(), "Response within the source.", primary_key=True),
+    _col("question_code", sa.String(), "Item answered (question.question_code).", primary_key=True),
+    _col(
+        "value",
+        sa.Float(),
+        "Normalised value: likert 1–5, yesno 1/0, level 10/7/5/3/0, percent 0–100; NULL when the "
+        "raw text could not be read (the raw text is in quarantine).",
+        nullable=True,
+    ),
+    _col("cell", sa.String(), "Sheet cell address the value was read from, e.g. D12."),
+    sa.ForeignKeyConstraint(
+        ["campaign_id", "source_id", "response_no"],
+        ["response.campaign_id", "response.source_id", "response.response_no"],
+    ),
+    comment="One row per non-empty scored cell: (source, response, question). An empty cell has "
+    "no row.",
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    _col("quarantine_id", sa.Integer(), "Surrogate key.", primary_key=True, autoincrement=True),
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk()),
+    _col("source_id", sa.Integer(), "Source.", sa.ForeignKey("source.source_id")),
+    _col("school_code", sa.String(), "School of the source."),
+    _col("questionnaire", sa.String(), "Questionnaire code of the source."),
+    _col(
+        "file", sa.Text(), "File name, or spreadsheet title, as shown to the school.", nullable=True
+    ),
+    _col("sheet", sa.Text(), "Sheet name; NULL for a problem with the whole file.", nullable=True),
+    _col(
+        "cell", sa.String(), "Cell address, e.g. D12; NULL for a whole row or file.", nullable=True
+    ),
+    _col("row_number", sa.Integer(), "1-based sheet row; NULL for a whole file.", nullable=True),
+    _col("response_no", sa.Integer(), "Response concerned, if any.", nullable=True),
+    _col("question_code", sa.String(), "Item concerned, if any.", nullable=True),
+    _col(
+        "raw_value",
+        sa.Text(),
+        "The value as found in the sheet; may be free text a respondent typed.",
+        nullable=True,
+        pii=True,
+    ),
+    _col("rule", sa.String(), "Machine name of the rule or expectation that rejected it."),
+    _col("reason", sa.Text(), "Why, in words a data officer can act on."),
+    _col(
+        "scope",
+        sa.String(),
+        "value (one answer) | response (a whole row) | source (the whole file or sheet).",
+    ),
+    sa.Index(None, "campaign_id", "source_id"),
+    sa.Index(None, "campaign_id", "school_code", "questionnaire"),
+    comment="One row per rejected value, row or source, with where it was and why; replaced "
+    "with its source's rows.",
+)
+
+# --------------------------------------------------------------------------------------------
+# Operations
+# --------------------------------------------------------------------------------------------
+
+run = sa.Table(
+    "run",
+    metadata,
+    _col("run_id", sa.String(), "Run id (the flow run's id).", primary_key=True),
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk()),
+    _col("started_at", sa.DateTime(), "Start, campaign local time."),
+    _col(
+        "finished_at", sa.DateTime(), "End, campaign local time; NULL while running.", nullable=True
+    ),
+    _col(
+        "status",
+        sa.String(),
+        "running | succeeded | partial (some sources failed) | failed (aborted).",
+    ),
+    _col("n_sources", sa.Integer(), "Sources with a ledger row in this run.", server_default="0"),
+    _col("n_loaded", sa.Integer(), "Sources loaded.", server_default="0"),
+    _col("n_unchanged", sa.Integer(), "Sources skipped as unchanged.", server_default="0"),
+    _col("n_failed", sa.Integer(), "Sources that failed.", server_default="0"),
+    _col("n_absent", sa.Integer(), "Sources with nothing to fetch yet.", server_default="0"),
+    sa.Index(None, "campaign_id", "started_at"),
+    comment="One row per run of the nightly flow (or a rerun) for a campaign.",
+)
+
+load_ledger = sa.Table(
+    "load_ledger",
+    metadata,
+    _col(
+        "load_id",
+        sa.Integer(),
+        "Surrogate key, increasing in time order.",
+        primary_key=True,
+        autoincrement=True,
+    ),
+    _col("run_id", sa.String(), "Run.", sa.ForeignKey("run.run_id")),
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk()),
+    _col("source_id", sa.Integer(), "Source.", sa.ForeignKey("source.source_id")),
+    _col("school_code", sa.String(), "School of the source (copied for reading the ledger alone)."),
+    _col("questionnaire", sa.String(), "Questionnaire code of the source."),
+    _col("location", sa.Text(), "Location of the source as in sources.csv."),
+    _col("status", sa.String(), "loaded | unchanged | failed | absent."),
+    _col(
+        "fingerprint",
+        sa.String(),
+        "SHA-256 of the fetched bytes; NULL if nothing was fetched.",
+        nullable=True,
+    ),
+    _col("archive_path", sa.Text(), "Where the fetched bytes are archived.", nullable=True),
+    _col(
+        "modified_at",
+        sa.DateTime(),
+        "The file's or sheet's modified time, campaign local time.",
+        nullable=True,
+    ),
+    _col("n_rows_read", sa.Integer(), "Data rows read from the sheet.", server_default="0"),
+    _col("n_responses", sa.Integer(), "Responses loaded.", server_default="0"),
+    _col("n_answers", sa.Integer(), "Answers loaded.", server_default="0"),
+    _col("n_rejected", sa.Integer(), "Quarantine rows written.", server_default="0"),
+    _col(
+        "unknown_columns",
+        sa.Text(),
+        "JSON list of headers that matched no item.",
+        server_default="[]",
+    ),
+    _col(
+        "missing_questions",
+        sa.Text(),
+        "JSON list of item codes with no column.",
+        server_default="[]",
+    ),
+    _col("message", sa.Text(), "Failure or information message, one line.", nullable=True),
+    _col("started_at", sa.DateTime(), "When work on the source started, campaign local time."),
+    _col("finished_at", sa.DateTime(), "When the row was written, campaign local time."),
+    sa.Index(None, "campaign_id", "source_id", "load_id"),
+    sa.Index(None, "run_id"),
+    comment="One row per source per run: what happened to it. Append-only; the latest row per "
+    "source is its current state.",
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    _col("key", sa.String(), "Setting name, e.g. respondent_salt.", primary_key=True),
+    _col("value", sa.Text(), "Setting value; the salt is secret.", pii=True),
+    comment="One row per warehouse-wide setting (the respondent-hash salt).",
+)
+
+# --------------------------------------------------------------------------------------------
+# Marts (DESIGN.md). Percentages are 0–100 and unrounded; a "valid" answer is one whose value
+# is in its kind's range (likert 1–5, yesno 0/1, level 0/3/5/7/10, percent 0–100). Only active
+# sources and registered schools count.
+# --------------------------------------------------------------------------------------------
+
+_DIM_COMMENT = (
+    "Dimension code (TIEP_CAN, CSVC, MOI_TRUONG, HOAT_DONG, PHAT_TRIEN), CHUNG (the overall "
+    "item) or MONG_DOI (expectation met, 0–100)."
+)
+_MEAN_COMMENT = "Mean of the valid values: 1–5 for Likert dimensions, 0–100 for MONG_DOI."
+_PCT_SAT_COMMENT = "100 × (#4 + #5) / #valid answers; NULL for MONG_DOI."
+_PCT_DIS_COMMENT = "100 × (#1 + #2) / #valid answers; NULL for MONG_DOI."
+_N_RESP_COMMENT = "Responses with at least one valid answer in this scope and dimension."
+_N_ANS_COMMENT = "Valid answers pooled over the dimension's items."
+
+mart_school_dimension = sa.Table(
+    "mart_school_dimension",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("school_code", sa.String(), "School.", primary_key=True),
+    _col("questionnaire", sa.String(), "Questionnaire code.", primary_key=True),
+    _col("dimension", sa.String(), _DIM_COMMENT, primary_key=True),
+    _col("n_respondents", sa.Integer(), _N_RESP_COMMENT),
+    _col("n_answers", sa.Integer(), _N_ANS_COMMENT),
+    _col("mean_score", sa.Float(), _MEAN_COMMENT),
+    _col("pct_satisfied", sa.Float(), _PCT_SAT_COMMENT, nullable=True),
+    _col("pct_dissatisfied", sa.Float(), _PCT_DIS_COMMENT, nullable=True),
+    comment="One row per (campaign, school, questionnaire, dimension) with at least one valid "
+    "answer; a dimension pools all answers to its items.",
+)
+
+mart_unit_dimension = sa.Table(
+    "mart_unit_dimension",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("unit_code", sa.String(), "Reporting unit.", primary_key=True),
+    _col("level", sa.String(), "School level (MN, TH, THCS, THPT, GDTX).", primary_key=True),
+    _col("questionnaire", sa.String(), "Questionnaire code.", primary_key=True),
+    _col("dimension", sa.String(), _DIM_COMMENT, primary_key=True),
+    _col("n_schools", sa.Integer(), "Schools with at least one respondent in this row's scope."),
+    _col("n_respondents", sa.Integer(), _N_RESP_COMMENT),
+    _col("n_answers", sa.Integer(), _N_ANS_COMMENT),
+    _col("mean_score", sa.Float(), _MEAN_COMMENT),
+    _col("pct_satisfied", sa.Float(), _PCT_SAT_COMMENT, nullable=True),
+    _col("pct_dissatisfied", sa.Float(), _PCT_DIS_COMMENT, nullable=True),
+    comment="One row per (campaign, unit, level, questionnaire, dimension): answers of the "
+    "unit's schools of that level pooled (unweighted).",
+)
+
+mart_unit_question = sa.Table(
+    "mart_unit_question",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("unit_code", sa.String(), "Reporting unit.", primary_key=True),
+    _col("level", sa.String(), "School level.", primary_key=True),
+    _col("questionnaire", sa.String(), "Questionnaire code.", primary_key=True),
+    _col("question_code", sa.String(), "Likert item, including CHUNG.", primary_key=True),
+    _col("n_answers", sa.Integer(), "Valid answers (1–5)."),
+    _col("n_1", sa.Integer(), "Answers 1 (Rất không hài lòng)."),
+    _col("n_2", sa.Integer(), "Answers 2 (Không hài lòng)."),
+    _col("n_3", sa.Integer(), "Answers 3 (Bình thường)."),
+    _col("n_4", sa.Integer(), "Answers 4 (Hài lòng)."),
+    _col("n_5", sa.Integer(), "Answers 5 (Rất hài lòng)."),
+    _col("mean_score", sa.Float(), "Mean of the 1–5 answers."),
+    _col("pct_satisfied", sa.Float(), "100 × (n_4 + n_5) / n_answers."),
+    comment="One row per (campaign, unit, level, questionnaire, Likert item) with at least one "
+    "valid answer.",
+)
+
+mart_papi = sa.Table(
+    "mart_papi",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("scope", sa.String(), "school | unit | province.", primary_key=True),
+    _col(
+        "scope_code",
+        sa.String(),
+        "school_code, unit_code, or the campaign's province_code.",
+        primary_key=True,
+    ),
+    _col(
+        "indicator",
+        sa.String(),
+        "PAPI indicator (yes/no item code, e.g. KIEN_CO).",
+        primary_key=True,
+    ),
+    _col("n_answers", sa.Integer(), "Valid answers (Có or Không)."),
+    _col("pct_yes", sa.Float(), "100 × #Có / n_answers."),
+    comment="One row per (campaign, scope, scope_code, indicator) of the papi questionnaires.",
+)
+
+mart_service_ranking = sa.Table(
+    "mart_service_ranking",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("unit_code", sa.String(), "Reporting unit the ranking is within.", primary_key=True),
+    _col(
+        "service", sa.Text(), "Service name as submitted (normalised by parse).", primary_key=True
+    ),
+    _col("school_code", sa.String(), "School providing the service.", primary_key=True),
+    _col(
+        "total_points",
+        sa.Float(),
+        "Sum over criteria C1..C8 of the criterion's points (0–80); a criterion scored on "
+        "several rows for the same service is averaged first.",
+    ),
+    _col("rank", sa.Integer(), "1 = highest total within (unit, service); ties share a rank."),
+    comment="One row per (campaign, unit, service, school) of the service_review questionnaires.",
+)
+
+mart_completeness = sa.Table(
+    "mart_completeness",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("school_code", sa.String(), "School.", primary_key=True),
+    _col("questionnaire", sa.String(), "Questionnaire code.", primary_key=True),
+    _col(
+        "status",
+        sa.String(),
+        "failed (the latest ledger row of one of its sources failed) | submitted (valid data) | "
+        "late (valid data, every contributing source modified after the deadline) | pending (no "
+        "valid data, deadline not passed) | missing (no valid data, deadline passed).",
+    ),
+    _col("n_valid", sa.Integer(), "Responses with at least one valid answer."),
+    _col("n_rejected", sa.Integer(), "Quarantine rows of its sources."),
+    _col(
+        "last_loaded_at",
+        sa.DateTime(),
+        "Latest successful load of one of its sources.",
+        nullable=True,
+    ),
+    comment="One row per expected (campaign, school, questionnaire): every registered source's "
+    "pair plus every school × required questionnaire of its level.",
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    _col("alert_id", sa.Integer(), "Surrogate key.", primary_key=True, autoincrement=True),
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk()),
+    _col("rule", sa.String(), "Rule name, e.g. pct_satisfied_red."),
+    _col("severity", sa.String(), "red | amber | info."),
+    _col("scope", sa.String(), "school | unit | province."),
+    _col("scope_code", sa.String(), "school_code, unit_code or province_code."),
+    _col(
+        "subject",
+        sa.String(),
+        "What in the scope it concerns, e.g. 'CMHS_TH/CSVC'; '' if the whole scope.",
+        server_default="",
+    ),
+    _col("value", sa.Float(), "Observed value when last evaluated.", nullable=True),
+    _col("threshold", sa.Float(), "Threshold the value was compared with.", nullable=True),
+    _col("status", sa.String(), "open | acknowledged | resolved."),
+    _col("first_seen_at", sa.DateTime(), "First run that raised it, campaign local time."),
+    _col("last_seen_at", sa.DateTime(), "Latest run in which the condition held."),
+    _col("note", sa.Text(), "Officer's note when acknowledging or resolving.", nullable=True),
+    sa.UniqueConstraint("campaign_id", "rule", "scope", "scope_code", "subject"),
+    comment="One row per alert condition (campaign, rule, scope, scope_code, subject), upserted "
+    "by each run with its lifecycle; never duplicated across runs.",
+)
+
+#: The mart tables rebuilt by warehouse.marts.rebuild_marts (alerts is not among them).
+MART_TABLES = (
+    mart_school_dimension,
+    mart_unit_dimension,
+    mart_unit_question,
+    mart_papi,
+    mart_service_ranking,
+    mart_completeness,
+)
