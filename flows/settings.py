@@ -11,10 +11,17 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 #: Survey timestamps, deadlines and file times are compared in the campaign's local time.
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -74,13 +81,38 @@ class GSheets(_Section):
 
 
 class Run(_Section):
-    #: sources processed at once (threads).
+    #: sources processed at once (threads, or Dask tasks in flight).
     concurrency: int = 4
+    #: "threads" (default, in-process) or "dask" (an existing Dask cluster at dask_address).
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    #: a second run of the same campaign waits this long for the first to finish, then exits.
+    lock_wait_seconds: float = 0
     #: nightly schedule of `khaosat serve` (cron, in timezone).
     cron: str = "30 1 * * *"
     timezone: str = DEFAULT_TIMEZONE
     #: where raw submissions are archived by content hash.
     archive: Path = Path("archive")
+
+
+class Notify(_Section):
+    """Optional e-mail when a run fails or finishes with failed sources."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sender: str = "khaosat@localhost"
+    recipients: list[str] = Field(default_factory=list)
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # KHAOSAT_NOTIFY__RECIPIENTS="a@x.vn, b@x.vn" from a cron environment
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
 
 class Limits(_Section):
@@ -105,7 +137,10 @@ class Settings(_Section):
     schemas_dir: Path | None = None
     gsheets: GSheets = GSheets()
     run: Run = Run()
+    notify: Notify = Notify()
     limits: Limits = Limits()
+    #: Vietnamese follow-up action per alert rule or dimension, overriding the built-in ones.
+    actions: dict[str, str] = Field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -127,15 +162,24 @@ class SettingsError(ValueError):
     """khaosat.yaml cannot be used; the message names the file and the field."""
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
+def _env_value(text: str) -> Any:
+    """An environment value as YAML would read it (numbers, booleans, lists), else the text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, int | float | bool | list) else text
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     if "KHAOSAT_WAREHOUSE_URL" in env:
         out.setdefault("warehouse", {})["url"] = env["KHAOSAT_WAREHOUSE_URL"]
     for name, value in env.items():
         if not name.startswith("KHAOSAT_") or "__" not in name:
             continue
         section, _, key = name[len("KHAOSAT_") :].partition("__")
-        out.setdefault(section.lower(), {})[key.lower()] = value
+        out.setdefault(section.lower(), {})[key.lower()] = _env_value(value)
     return out
 
 
