@@ -1,0 +1,415 @@
+"""Normalisation of header texts and answer values: pure functions of one value, no IO.
+
+Parse maps each *distinct* raw value of a sheet through these once (a sheet has a few dozen
+distinct labels and many thousand cells), so they favour clarity over micro-speed.
+
+The value functions return ``None`` for a value they cannot read; parse keeps such a value with
+its raw text so validation can reject it alone and point at its cell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import unicodedata
+
+from flows.records import Cell
+
+# --------------------------------------------------------------------------------------------
+# Text folding
+
+
+def fold(text: str) -> str:
+    """Compare-ready text: NFC, casefolded, whitespace runs collapsed to one space, stripped.
+
+    Vietnamese arrives both precomposed (NFC) and decomposed (NFD, from macOS and some
+    keyboards); NFC first makes "Hài lòng" typed either way the same string.
+    """
+    text = unicodedata.normalize("NFC", text).casefold()
+    # str.split() without arguments also splits on NBSP and other Unicode spaces, which
+    # spreadsheets pasted from web pages are full of; zero-width spaces are not whitespace.
+    return " ".join(text.replace("\u200b", "").replace("\ufeff", "").split())
+
+
+def loose(text: str) -> str:
+    """``fold`` without diacritics (đ → d): a fallback key for text typed without accents or
+    with the old tone placement ("khoá" vs "khóa"), used only when the exact key finds nothing."""
+    decomposed = unicodedata.normalize("NFD", fold(text))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return bare.replace("đ", "d")
+
+
+# Numbering that schools put in front of question texts. Each alternative ends in a separator,
+# so a header that merely starts with a number or letter ("80% ...", "Lớp") is left alone.
+_NUMBERING = re.compile(
+    r"""^\s*(?:
+        (?:câu(?:\s*hỏi)?|tiêu\s*chí|mục)\s*(?:số\s*)?\d+[a-zđ]?\s*[.:)/\-–]?
+                                                # Câu 5.  Câu 12:  Câu hỏi 3  Tiêu chí 1:
+      | \(\s*(?:\d+|[a-zđ]|[ivxlc]+)\s*\)                     # (5)  (a)  (iv)
+      | \d+(?:\.\d+)+\.?(?=\s)                                # 1.2 text  1.2. text
+      | (?:\d+(?:\.\d+)*|[a-zđ]|[ivxlc]+)\s*[.):/]           # 5.  1)  a/  I.
+      | (?:\d+|[ivxlc]+)\s*[\-–]\s                              # 5 - text  II- text
+    )\s*""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def strip_numbering(header: str) -> str:
+    """Remove leading question numbering ("Câu 5.", "1)", "(5)", "a/", "5.", "I.", "Câu 12:",
+    "Tiêu chí 1:").
+
+    Applied twice so "I. 1. Text" and "Câu 2. a) Text" lose both levels; the text after the
+    numbering is returned unchanged (not folded).
+    """
+    for _ in range(2):
+        stripped = _NUMBERING.sub("", header, count=1)
+        if stripped == header or not stripped.strip():
+            break
+        header = stripped
+    return header.strip()
+
+
+def cell_text(value: Cell) -> str:
+    """A cell as the text a person would see: whole floats without ".0", datetimes ISO."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value):
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def is_blank(value: object) -> bool:
+    """True for an empty cell: None, "", whitespace only, or a float NaN (pandas' empty)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, float) and math.isnan(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers
+
+
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
+def _text_number(text: str) -> float | None:
+    """A number written as text, accepting the Vietnamese decimal comma ("4,0")."""
+    t = text.strip()
+    if not _NUMBER.fullmatch(t):
+        return None
+    return float(t.replace(",", "."))
+
+
+def _whole(value: float) -> int | None:
+    return int(value) if math.isfinite(value) and value == int(value) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Likert 1–5
+
+_LIKERT_LABELS: dict[str, int] = {
+    "rất không hài lòng": 1,
+    "không hài lòng": 2,
+    "chưa hài lòng": 2,
+    "bình thường": 3,
+    "phân vân": 3,
+    "trung lập": 3,
+    "tạm hài lòng": 3,
+    "hài lòng": 4,
+    "rất hài lòng": 5,
+}
+# No two labels collide once accents are dropped, so the accent-free fallback is unambiguous.
+_LIKERT_LOOSE = {loose(k): v for k, v in _LIKERT_LABELS.items()}
+
+# "1 - Rất không hài lòng", "(1)", "1.", "Mức 4: Hài lòng", "Hài lòng (4)", "Rất hài lòng - 5".
+_LIKERT_NUMBER_FIRST = re.compile(
+    r"^(?:mức\s*)?\(?\s*(\d+)\s*\)?\s*(?:[.:)\-–—/]\s*)?(.*)$", re.IGNORECASE
+)
+_LIKERT_NUMBER_LAST = re.compile(
+    r"^(.*?)\s*(?:[:\-–—]\s*)?\(\s*(\d+)\s*\)$|^(.*?)\s*[:\-–—]\s*(\d+)$"
+)
+
+
+def _likert_label(text: str) -> int | None:
+    key = fold(text).strip(" .")
+    if key in _LIKERT_LABELS:
+        return _LIKERT_LABELS[key]
+    return _LIKERT_LOOSE.get(loose(key))
+
+
+def _likert_number(n: int, rest: str) -> float | None:
+    """A number found beside an optional label: valid when 1–5 and, if a label is there too,
+    the label says the same (a "5 - Hài lòng" is a contradiction, not a 5)."""
+    if not 1 <= n <= 5:
+        return None
+    if rest.strip(" .") and _likert_label(rest) != n:
+        return None
+    return float(n)
+
+
+def likert_value(raw: Cell) -> float | None:
+    """A Likert answer as 1.0–5.0, or None when it is not one.
+
+    Accepts numbers 1–5 (int, whole float, or text "4", "4,0"), the canonical labels and the
+    variants of DOMAIN.md ("Chưa hài lòng", "Phân vân", "Trung lập", "Tạm hài lòng"), numbered
+    labels ("1 - Rất không hài lòng", "(1)", "Hài lòng (4)"), in any case, spacing or Unicode
+    form. Everything else ("6", "0", "Không biết", "x", 4.5, booleans) is None.
+    """
+    if raw is None or isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        n = _whole(float(raw))
+        return float(n) if n is not None and 1 <= n <= 5 else None
+    if not isinstance(raw, str):
+        return None
+    text = fold(raw)
+    if not text:
+        return None
+    label = _likert_label(text)
+    if label is not None:
+        return float(label)
+    number = _text_number(text)
+    if number is not None:
+        n = _whole(number)
+        return float(n) if n is not None and 1 <= n <= 5 else None
+    m = _LIKERT_NUMBER_FIRST.match(text)
+    if m:
+        return _likert_number(int(m.group(1)), m.group(2))
+    m = _LIKERT_NUMBER_LAST.match(text)
+    if m:
+        rest, digits = (m.group(1), m.group(2)) if m.group(2) else (m.group(3), m.group(4))
+        return _likert_number(int(digits), rest)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Yes / no
+
+_YES = {"có", "yes", "y", "x", "✓", "✔", "√", "đúng", "true"}
+_NO = {"không", "no", "n", "sai", "false"}
+_YES_LOOSE = {loose(w) for w in _YES}
+_NO_LOOSE = {loose(w) for w in _NO}
+
+
+def yesno_value(raw: Cell) -> float | None:
+    """A yes/no answer as 1.0 (Có) or 0.0 (Không), or None.
+
+    Accepts Có/Không, Yes/No, 1/0, TRUE/FALSE checkboxes, and "x" (or a tick), which paper
+    forms typed into Excel use to mark "Có" (DOMAIN.md). "Có (1)" style labels are read too.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return 1.0 if raw else 0.0
+    if isinstance(raw, int | float):
+        n = _whole(float(raw))
+        return float(n) if n in (0, 1) else None
+    if not isinstance(raw, str):
+        return None
+    text = fold(raw).strip(" .")
+    # "Có (1)", "Không - 0": keep the word; the number must agree if present.
+    m = re.fullmatch(r"(.*?)\s*(?:[\-–:]\s*)?\(?\s*([01])\s*\)?", text)
+    if m and m.group(1):
+        word = yesno_value(m.group(1))
+        return word if word == float(m.group(2)) else None
+    if text in _YES:
+        return 1.0
+    if text in _NO:
+        return 0.0
+    number = _text_number(text)
+    if number is not None:
+        return number if number in (0.0, 1.0) else None
+    key = loose(text)
+    if key in _YES_LOOSE:
+        return 1.0
+    if key in _NO_LOOSE:
+        return 0.0
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Service review levels
+
+LEVELS: dict[str, int] = {"tốt": 10, "khá": 7, "trung bình": 5, "yếu": 3, "kém": 0}
+_LEVELS_LOOSE = {loose(k): v for k, v in LEVELS.items()}
+_LEVEL_POINTS = frozenset(LEVELS.values())
+
+
+def level_value(raw: Cell) -> float | None:
+    """A service-review level as points: Tốt 10, Khá 7, Trung bình 5, Yếu 3, Kém 0.
+
+    The points themselves (10, 7, 5, 3, 0) are accepted too, and "Tốt (10)" style labels
+    when label and points agree; any other number is None (a level, not a score).
+    """
+    if raw is None or isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        n = _whole(float(raw))
+        return float(n) if n in _LEVEL_POINTS else None
+    if not isinstance(raw, str):
+        return None
+    text = fold(raw).strip(" .")
+    if text in LEVELS:
+        return float(LEVELS[text])
+    number = _text_number(text)
+    if number is not None:
+        n = _whole(number)
+        return float(n) if n in _LEVEL_POINTS else None
+    m = re.fullmatch(r"(.*?)\s*(?:[\-–:]\s*)?\(?\s*(\d+)\s*(?:điểm)?\s*\)?", text)
+    if m and m.group(1):
+        word = level_value(m.group(1))
+        return word if word == float(m.group(2)) else None
+    key = loose(text)
+    return float(_LEVELS_LOOSE[key]) if key in _LEVELS_LOOSE else None
+
+
+# --------------------------------------------------------------------------------------------
+# Percent (MONG_DOI)
+
+_PERCENT_TEXT = re.compile(r"[^\d]*?(\d+(?:[.,]\d+)?)\s*%?[^\d]*")
+
+
+def percent_value(raw: Cell) -> float | None:
+    """An expectation share as 0–100: "80", "80 %", "80%", "khoảng 80%", 80.
+
+    A numeric cell strictly between 0 and 1 is a percent-formatted cell (Excel stores 80% as
+    0.8), so it is scaled to 80. Numbers outside 0–100 are returned unchanged so validation
+    rejects them with their value; text holding no number, or two ("70-80%"), is None.
+    """
+    if raw is None or isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        value = float(raw)
+        if not math.isfinite(value):
+            return None
+        return value * 100 if 0 < value < 1 else value
+    if not isinstance(raw, str):
+        return None
+    text = fold(raw)
+    if not text:
+        return None
+    number = _text_number(text.rstrip("% "))
+    if number is not None:
+        return number
+    m = _PERCENT_TEXT.fullmatch(text)
+    if m:
+        return float(m.group(1).replace(",", "."))
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Timestamps
+
+
+class UnreadableTimestamp(ValueError):
+    """A timestamp cell holding text that is not a date (parse turns it into a rejection)."""
+
+
+#: Excel's day 0 (the 1900 leap-year bug makes serials from 61 on count from 1899-12-30).
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+#: Serial numbers accepted as dates: 1982-01-06 .. 2119-03-13, far wider than any survey,
+#: narrow enough that an answer like "4" in the wrong column is not read as 1900-01-03.
+_SERIAL_RANGE = (30_000.0, 80_000.0)
+
+_DMY = re.compile(
+    r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})"
+    r"(?:[ ,t]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?\s*(sa|ch|am|pm)?)?"
+)
+
+
+def _from_serial(value: float) -> dt.datetime:
+    # Round to the millisecond: serials carry float noise (45594.378831018 -> ...:59.9999).
+    return _EXCEL_EPOCH + dt.timedelta(milliseconds=round(value * 86_400_000))
+
+
+def _hour(hour: int, meridiem: str | None) -> int:
+    if meridiem in ("ch", "pm") and hour < 12:
+        return hour + 12
+    if meridiem in ("sa", "am") and hour == 12:
+        return 0
+    return hour
+
+
+def _from_text(text: str, dayfirst: bool) -> dt.datetime:
+    m = _DMY.fullmatch(text)
+    if m:
+        a, b, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        day, month = (a, b) if dayfirst else (b, a)
+        if year < 100:
+            year += 2000
+        hour = _hour(int(m.group(4) or 0), m.group(8))
+        frac = (m.group(7) or "0").ljust(6, "0")
+        return dt.datetime(
+            year, month, day, hour, int(m.group(5) or 0), int(m.group(6) or 0), int(frac)
+        )
+    iso = text.upper().replace(" ", "T", 1).replace("Z", "+00:00")
+    return _local(dt.datetime.fromisoformat(iso))
+
+
+def _local(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value
+    # Campaign local time is UTC+7 all year (Vietnam has no daylight saving).
+    return value.astimezone(dt.timezone(dt.timedelta(hours=7))).replace(tzinfo=None)
+
+
+def parse_timestamp(cell: Cell, dayfirst: bool = True) -> dt.datetime | None:
+    """A submission time as a naive local datetime; None for an empty cell.
+
+    Reads datetimes, dates (midnight), Excel serial numbers (as numbers or numeric text),
+    day-first text as Vietnamese Google Sheets write it ("29/10/2024 9:05:31", "29/10/2024",
+    "29-10-2024 09:05", with SA/CH or AM/PM), and ISO 8601 (an offset is converted to UTC+7).
+    ``dayfirst=False`` reads "10/29/2024" (a sheet kept in a US locale); parse decides it per
+    column. Raises ``UnreadableTimestamp`` for anything else, including a time without a date.
+    """
+    if cell is None:
+        return None
+    if isinstance(cell, dt.datetime):
+        return _local(cell)
+    if isinstance(cell, dt.date):
+        return dt.datetime(cell.year, cell.month, cell.day)
+    if isinstance(cell, bool) or not isinstance(cell, int | float | str):
+        raise UnreadableTimestamp(f"not a date: {cell_text(cell)!r}")
+    if isinstance(cell, int | float):
+        if _SERIAL_RANGE[0] <= cell <= _SERIAL_RANGE[1]:
+            return _from_serial(float(cell))
+        raise UnreadableTimestamp(f"number {cell_text(cell)} is not a date serial")
+    text = fold(cell)
+    if not text:
+        return None
+    number = _text_number(text)
+    if number is not None:
+        return parse_timestamp(number, dayfirst)
+    try:
+        return _from_text(text, dayfirst)
+    except ValueError:
+        raise UnreadableTimestamp(f"not a date: {cell!r}") from None
+
+
+def day_month_order(texts: list[str]) -> bool:
+    """Whether a column of text dates is day-first (True, the default) or month-first.
+
+    Month-first only when some value can only be month-first ("10/29/2024") and none can only
+    be day-first ("29/10/2024"); one column is read one way, never value by value.
+    """
+    first_over_12 = second_over_12 = False
+    for text in texts:
+        m = _DMY.match(fold(text))
+        if not m:
+            continue
+        first_over_12 |= int(m.group(1)) > 12
+        second_over_12 |= int(m.group(2)) > 12
+    return not (second_over_12 and not first_over_12)

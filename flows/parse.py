@@ -1,0 +1,727 @@
+"""Parse one sheet against its questionnaire into tidy rows: pure functions of plain values.
+
+Steps: find the header row (below title blocks), map header texts to item codes (never by
+position), then turn every non-empty answer cell into one ``answers`` row keeping its sheet row
+and column. Values are normalised per *distinct* raw value (a sheet has thousands of cells and
+a few dozen distinct labels), with numpy doing the per-cell work, because a province sends
+millions of answers a night.
+
+What parse rejects itself (rows of ``Parsed.rejections``): unreadable timestamps, formulas
+without a cached value, and exact duplicate responses. An answer it cannot read stays in
+``answers`` with value NaN and its raw text, so validation rejects that one value with the rule
+that explains it. Personal data (names, phones, e-mails) never leaves this module: e-mails only
+as a salted hash, the other columns not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from flows.normalise import (
+    UnreadableTimestamp,
+    cell_text,
+    day_month_order,
+    fold,
+    is_blank,
+    level_value,
+    likert_value,
+    loose,
+    parse_timestamp,
+    percent_value,
+    strip_numbering,
+    yesno_value,
+)
+from flows.read import FormulaWithoutValue
+from flows.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table
+from schemas.questionnaire import Item, Questionnaire
+
+#: question_code of rejections about the timestamp column.
+TIMESTAMP = "TIMESTAMP"
+#: The header row is looked for in this many rows from the top (title blocks are short).
+HEADER_SCAN_ROWS = 50
+
+RULE_UNREADABLE_TIMESTAMP = "unreadable_timestamp"
+RULE_FORMULA = "formula_without_value"
+RULE_DUPLICATE = "duplicate_response"
+REASON_UNREADABLE_TIMESTAMP = "Không đọc được dấu thời gian"
+REASON_FORMULA = "công thức không có giá trị"
+
+NORMALISERS: dict[str, Callable[[Cell], float | None]] = {
+    "likert": likert_value,
+    "yesno": yesno_value,
+    "level": level_value,
+    "percent": percent_value,
+}
+
+# "ngày khảo sát" heads the date column of typed-in paper forms.
+_TIMESTAMP_HEADERS = {
+    "dấu thời gian",
+    "timestamp",
+    "thời gian",
+    "thời gian gửi",
+    "thời điểm gửi",
+    "ngày khảo sát",
+    "ngày",
+}
+_EMAIL_HEADERS = {
+    "địa chỉ email",
+    "email address",
+    "email",
+    "e-mail",
+    "địa chỉ e-mail",
+    "địa chỉ thư điện tử",
+    "thư điện tử",
+}
+#: Header beginnings of columns holding personal data: dropped, never returned.
+_PERSONAL_PREFIXES = (
+    "họ và tên",
+    "họ tên",
+    "tên học sinh",
+    "tên phụ huynh",
+    "tên cha mẹ",
+    "tên con",
+    "số điện thoại",
+    "điện thoại",
+    "sđt",
+    "sdt",
+    "địa chỉ nhà",
+    "địa chỉ liên hệ",
+    "số cmnd",
+    "số cccd",
+    "căn cước",
+    "mã định danh",
+)
+#: Serial-number columns of typed-in paper forms: expected noise, not "unknown".
+_IGNORED_HEADERS = {"stt", "tt", "số tt", "số thứ tự"}
+_TOTALS = {"tổng", "tổng cộng", "cộng", "tổng số", "total"}
+_SUMMARY_PREFIXES = (
+    "tổng cộng",
+    "tổng số",
+    "người lập",
+    "người tổng hợp",
+    "hiệu trưởng",
+    "phó hiệu trưởng",
+    "kt. hiệu trưởng",
+    "thủ trưởng",
+    "xác nhận",
+    "ký tên",
+)
+_SIGNATURE_DATE = re.compile(r"ngày\s*\S*\s*tháng\s*\S*\s*năm")
+_GRID = re.compile(r"^(.*?)\s*\[(.+)\]\s*$", re.DOTALL)
+_CODE_PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*)(?:\s*[.:)\-–]\s*|\s+)")
+_CODE_LIKE = re.compile(r"^[^\W\d_]{1,4}\d+[a-z]?\s*[.:)\-–]\s*(.+)$", re.DOTALL)
+
+
+def header_key(header: str) -> str:
+    """A header as compared: numbering stripped, folded, trailing ".:?*" and "(*)" dropped."""
+    key = fold(strip_numbering(fold(header)))
+    key = key.removesuffix("(*)")
+    return key.rstrip(" .:?*")
+
+
+def cell_ref(row: int, col: int) -> str:
+    """A 1-based (row, col) as the address a spreadsheet shows: (7, 4) → "D7"."""
+    letters = ""
+    n = col
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"{letters}{row}"
+
+
+# --------------------------------------------------------------------------------------------
+# Header matching
+
+
+@dataclass
+class HeaderMatch:
+    """How one header row maps to a questionnaire (column indexes 0-based)."""
+
+    #: column index -> item code, for every matched item column.
+    items: dict[int, str] = field(default_factory=dict)
+    timestamp: int | None = None
+    email: int | None = None
+    #: header texts of dropped personal columns (the e-mail column included).
+    personal: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    #: item code -> header text as found.
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def score(self, questionnaire: Questionnaire) -> int:
+        """How much this row looks like the questionnaire's header row: 0 unless it holds at
+        least one scored item; else the items matched, plus one for a timestamp column."""
+        scored = {i.code for i in questionnaire.scored_items}
+        if not scored.intersection(self.items.values()):
+            return 0
+        return len(self.items) + (self.timestamp is not None)
+
+
+class _Index:
+    """Lookup of header keys to items for one questionnaire."""
+
+    def __init__(self, questionnaire: Questionnaire) -> None:
+        self.by_code = {i.code: i for i in questionnaire.items}
+        self.exact: dict[str, list[Item]] = {}
+        self.loose: dict[str, list[Item]] = {}
+        for item in questionnaire.items:
+            for text in (item.code, item.text, *item.aliases):
+                self._add(header_key(text), item)
+
+    def _add(self, key: str, item: Item) -> None:
+        for table, k in ((self.exact, key), (self.loose, loose(key))):
+            bucket = table.setdefault(k, [])
+            if item not in bucket:
+                bucket.append(item)
+
+    def find(self, text: str, grid: str | None = None) -> Item | None:
+        """The item a text names; a grid title decides between items sharing a row text.
+        Accent-free keys are tried only when the exact key names nothing."""
+        key = header_key(text)
+        for table, k in ((self.exact, key), (self.loose, loose(key))):
+            found = table.get(k, [])
+            if len(found) > 1 and grid is not None:
+                gk = header_key(grid)
+                found = [i for i in found if i.grid and header_key(i.grid) == gk] or found
+            if len(found) == 1:
+                return found[0]
+        return None
+
+    def match(self, header: str) -> Item | None:
+        """The item a header names: whole text, grid row, or a leading item code."""
+        item = self.find(header)
+        if item is not None:
+            return item
+        m = _GRID.match(header)
+        if m:
+            item = self.find(m.group(2), grid=m.group(1))
+            if item is not None:
+                return item
+        m = _CODE_PREFIX.match(header.strip())
+        if m and m.group(1) in self.by_code:
+            return self.by_code[m.group(1)]
+        # A label that is not one of our codes ("TC3. Tính kịp thời" where TC means tiêu chí):
+        # numbering of the school's own, so the text after it decides.
+        m = _CODE_LIKE.match(header.strip())
+        return self.find(m.group(1)) if m else None
+
+
+#: Indexes by id(questionnaire); each entry holds its questionnaire, so the id cannot be reused
+#: by another object while cached. Header rows are matched many times per sheet (every
+#: candidate row, every sheet of a workbook), the index is built once.
+_INDEXES: dict[int, tuple[Questionnaire, _Index]] = {}
+
+
+def _index(questionnaire: Questionnaire) -> _Index:
+    hit = _INDEXES.get(id(questionnaire))
+    if hit is not None and hit[0] is questionnaire:
+        return hit[1]
+    if len(_INDEXES) > 64:
+        _INDEXES.clear()
+    index = _Index(questionnaire)
+    _INDEXES[id(questionnaire)] = (questionnaire, index)
+    return index
+
+
+def match_headers(headers: Sequence[Cell], questionnaire: Questionnaire) -> HeaderMatch:
+    """Map one row of header cells to item codes, the timestamp and e-mail columns.
+
+    Matching is by item code ("TC1", "TC1. …"), by item text or alias, or by the row part of
+    a Google Forms grid header "Title [Row]" (the title decides when two grids share a row
+    text), after folding case, Unicode form and spaces and stripping numbering ("Câu 5.",
+    "1)"); accents are ignored only when that still names one item. Personal columns (names,
+    phone numbers, e-mail) are listed in ``personal`` and never mapped; a second column for
+    the same item, and anything else unrecognised, is listed in ``unknown``.
+    """
+    index = _index(questionnaire)
+    match = HeaderMatch()
+    for col, cell in enumerate(headers):
+        if is_blank(cell):
+            continue
+        text = cell_text(cell).strip()
+        key = header_key(text)
+        if key in _TIMESTAMP_HEADERS and match.timestamp is None:
+            match.timestamp = col
+            continue
+        if key in _EMAIL_HEADERS:
+            if match.email is None:
+                match.email = col
+            match.personal.append(text)
+            continue
+        item = index.match(text)
+        if item is not None and item.code not in match.headers:
+            match.items[col] = item.code
+            match.headers[item.code] = text
+        elif key.startswith(_PERSONAL_PREFIXES):
+            match.personal.append(text)
+        elif key not in _IGNORED_HEADERS:
+            match.unknown.append(text)
+    return match
+
+
+def find_header_row(table: Table, questionnaire: Questionnaire) -> int:
+    """The 0-based index in ``table.rows`` of the header row: among the first
+    ``HEADER_SCAN_ROWS`` rows, the one matching most items (the first on a tie), so title
+    blocks ("SỞ GDĐT …", "TRƯỜNG …"), merged grid titles and blank rows above it are skipped.
+
+    Raises ``SourceError`` naming the questionnaire expected and the first cells found.
+    """
+    best, best_score = -1, 0
+    for i, row in enumerate(table.rows[:HEADER_SCAN_ROWS]):
+        if sum(isinstance(v, str) for v in row) == 0:
+            continue
+        score = match_headers(row, questionnaire).score(questionnaire)
+        if score > best_score:
+            best, best_score = i, score
+    if best < 0:
+        raise SourceError(
+            f"sheet {table.name!r}: no header row of {questionnaire.code} "
+            f"({questionnaire.name}) in the first {HEADER_SCAN_ROWS} rows; expected headers "
+            f"such as {_expected(questionnaire)}; found {_first_cells(table)}"
+        )
+    return best
+
+
+def _expected(questionnaire: Questionnaire) -> str:
+    return ", ".join(repr(_short(i.text)) for i in questionnaire.scored_items[:3])
+
+
+def _short(text: str, n: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _first_cells(table: Table, n: int = 5) -> str:
+    cells = [
+        repr(_short(cell_text(v)))
+        for row in table.rows[:HEADER_SCAN_ROWS]
+        for v in row
+        if not is_blank(v)
+    ][:n]
+    return ", ".join(cells) if cells else "no text at all"
+
+
+def pick_table(
+    tables: Sequence[Table], questionnaire: Questionnaire, sheet: str | None = None
+) -> Table:
+    """The sheet to parse: the configured one (by name, then case-insensitively), else the
+    sheet whose headers match the questionnaire best (the first on a tie).
+
+    Raises ``SourceError`` listing the sheet names when the configured sheet is absent or no
+    sheet holds the questionnaire's headers.
+    """
+    names = ", ".join(repr(t.name) for t in tables) or "none"
+    if sheet is not None:
+        for t in tables:
+            if t.name == sheet:
+                return t
+        for t in tables:
+            if fold(t.name) == fold(sheet):
+                return t
+        raise SourceError(f"sheet {sheet!r} not found; the file has sheets {names}")
+    best: Table | None = None
+    best_score = 0
+    for t in tables:
+        score = max(
+            (
+                match_headers(r, questionnaire).score(questionnaire)
+                for r in t.rows[:HEADER_SCAN_ROWS]
+            ),
+            default=0,
+        )
+        if score > best_score:
+            best, best_score = t, score
+    if best is None:
+        found = "; ".join(f"{t.name!r}: {_first_cells(t, 3)}" for t in tables if t.rows)
+        raise SourceError(
+            f"no sheet holds the headers of {questionnaire.code} ({questionnaire.name}); "
+            f"expected headers such as {_expected(questionnaire)}; sheets {names}"
+            + (f" (first cells: {found})" if found else "")
+        )
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing a sheet
+
+
+def _is_totals(row: Sequence[Cell]) -> bool:
+    """A row that is the report's, not a respondent's: its first non-empty cell says "Tổng",
+    "Tổng cộng", "Cộng"… (totals) or starts a printed report's signature block ("Người lập
+    biểu", "Hiệu trưởng", "…, ngày 5 tháng 11 năm 2024")."""
+    for v in row:
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            return False
+        text = v.lstrip()
+        if not text:
+            continue
+        # Called for every row: most start with a timestamp or a number, settled at once.
+        if text[0].isdigit() or len(text) > 80:
+            return False
+        key = fold(text).rstrip(" :.")
+        return (
+            key in _TOTALS
+            or key.startswith(_SUMMARY_PREFIXES)
+            or _SIGNATURE_DATE.search(key) is not None
+        )
+    return False
+
+
+def _hash(salt: str, email: Cell) -> str | None:
+    if is_blank(email) or isinstance(email, FormulaWithoutValue):
+        return None
+    text = fold(cell_text(email))
+    return hashlib.sha256((salt + text).encode("utf-8")).hexdigest()
+
+
+def _text(value: Cell) -> str | None:
+    """A text answer as stored: NFC (so "5Ạ" typed either way groups as one class), spaces
+    trimmed, case kept."""
+    if is_blank(value) or isinstance(value, FormulaWithoutValue):
+        return None
+    return unicodedata.normalize("NFC", cell_text(value)).strip()
+
+
+def _rectangle(rows: Sequence[Sequence[Cell]], width: int) -> npt.NDArray[np.object_]:
+    """Rows as a 2-D object array (ragged rows, as the Sheets API sends them, padded)."""
+    arr = np.empty((len(rows), width), dtype=object)
+    if rows and width:
+        arr[:, :] = [
+            r if len(r) == width else [*r[:width], *([None] * (width - len(r)))] for r in rows
+        ]
+    return arr
+
+
+@dataclass
+class _Cells:
+    """The recognised columns of the data rows, as codes into the distinct raw values.
+
+    ``codes[i, p]`` is the index in ``uniques`` of row i's value in column ``used[p]``, or -1
+    for an empty cell; every per-value table built from ``uniques`` gets one extra last entry
+    so it can be indexed with -1 directly.
+    """
+
+    used: list[int]
+    codes: npt.NDArray[np.int64]
+    uniques: list[Cell]
+    formula: npt.NDArray[np.bool_]
+    raw: npt.NDArray[np.object_]
+
+    @classmethod
+    def build(cls, data: Sequence[Sequence[Cell]], width: int, used: list[int]) -> _Cells:
+        arr = _rectangle(data, width)[:, used]
+        flat, uniques_arr = pd.factorize(arr.ravel(), use_na_sentinel=True)
+        uniques: list[Cell] = list(uniques_arr)
+        codes = np.asarray(flat, dtype=np.int64).reshape(len(data), len(used))
+        blank = np.array([is_blank(v) for v in uniques] + [True], dtype=bool)
+        # "", " " and None become one "empty" (-1), so duplicates compare what a person sees.
+        codes = np.where(blank[codes], -1, codes)
+        return cls(
+            used=used,
+            codes=codes,
+            uniques=uniques,
+            formula=np.array([isinstance(v, FormulaWithoutValue) for v in uniques] + [False]),
+            raw=np.array([cell_text(v) for v in uniques] + [""], dtype=object),
+        )
+
+    def column(self, col: int) -> npt.NDArray[np.int64]:
+        return self.codes[:, self.used.index(col)]
+
+    def table(self, fn: Callable[[Cell], object], cols: Sequence[int]) -> npt.NDArray[np.object_]:
+        """``fn`` of the distinct values found in columns ``cols`` (None elsewhere and for the
+        empty sentinel), as an object array indexed by code."""
+        out = np.full(len(self.uniques) + 1, None, dtype=object)
+        for c in self.distinct(cols):
+            out[c] = fn(self.uniques[c])
+        return out
+
+    def distinct(self, cols: Sequence[int]) -> list[int]:
+        """Codes of the distinct non-empty values in columns ``cols``."""
+        if not cols:
+            return []
+        found = np.unique(self.codes[:, [self.used.index(c) for c in cols]])
+        return [int(c) for c in found if c >= 0]
+
+
+class _Rejections:
+    def __init__(self, sheet: str, first_row: int) -> None:
+        self.sheet = sheet
+        self.first_row = first_row
+        self.rows: list[dict[str, object]] = []
+
+    def add(
+        self,
+        scope: str,
+        i: int,
+        col: int | None,
+        code: str | None,
+        raw: str | None,
+        rule: str,
+        reason: str,
+        response_no: int | None,
+    ) -> None:
+        self.rows.append(
+            {
+                "scope": scope,
+                "sheet": self.sheet,
+                "row": self.first_row + i,
+                "col": None if col is None else col + 1,
+                "question_code": code,
+                "raw_value": raw,
+                "rule": rule,
+                "reason": reason,
+                "response_no": response_no,
+            }
+        )
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows, columns=REJECTION_COLUMNS)
+        df = df.astype({"row": "Int64", "col": "Int64", "response_no": "Int64"})
+        return df.sort_values(["row", "col"], na_position="first", kind="stable").reset_index(
+            drop=True
+        )
+
+
+def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed:
+    """Parse one sheet against one questionnaire (see ``Parsed`` for the frames' columns).
+
+    - the header row is found by ``find_header_row`` (SourceError when there is none);
+      ``Parsed.header_row`` is its 1-based sheet row;
+    - blank rows (no value in any item column), totals and signature rows, and repeats of
+      the header row are skipped;
+    - an empty cell is no answer (no row); an unreadable one is an answer with value NaN;
+    - an unreadable timestamp is a rejection (question_code TIMESTAMP) and the response is
+      kept with NaT; a formula without a cached value is a rejection and no answer;
+    - an exact duplicate (same timestamp cell, same answers, same e-mail) of an earlier row is
+      rejected ("Trùng lặp với dòng N") and not kept; rows without a timestamp are never
+      duplicates, as identical paper forms are legitimate;
+    - respondent_hash is sha256(salt + folded e-mail); the e-mail itself is not returned;
+    - ``n_rows_read`` counts the rows holding any item value (totals and duplicates included).
+    """
+    header_idx = find_header_row(table, questionnaire)
+    headers = table.rows[header_idx]
+    match = match_headers(headers, questionnaire)
+    first_row = header_idx + 2  # sheet row (1-based) of the first data row
+    data = table.rows[header_idx + 1 :]
+    width = max([len(headers), *(len(r) for r in data)])
+    item_cols = sorted(match.items)
+    extra = [c for c in (match.timestamp, match.email) if c is not None]
+    cells = _Cells.build(data, width, item_cols + extra)
+    rejections = _Rejections(table.name, first_row)
+
+    item_codes = cells.codes[:, : len(item_cols)]
+    has_item: npt.NDArray[np.bool_] = np.asarray((item_codes >= 0).any(axis=1), dtype=bool)
+    totals = np.array(
+        [bool(h) and _is_totals(row) for h, row in zip(has_item, data, strict=True)], dtype=bool
+    )
+    considered = has_item & ~totals & ~_repeated_header(cells, headers, item_cols)
+
+    duplicate_of = _duplicates(cells, match, considered)
+    kept_idx = np.flatnonzero(considered & (duplicate_of < 0))
+    response_no = np.zeros(len(data), dtype=np.int64)
+    response_no[kept_idx] = np.arange(1, len(kept_idx) + 1)
+    for i in np.flatnonzero(duplicate_of >= 0):
+        reason = f"Trùng lặp với dòng {first_row + int(duplicate_of[i])}"
+        rejections.add("response", int(i), None, None, None, RULE_DUPLICATE, reason, None)
+
+    for col in item_cols:  # formulas without values: a rejection each, and no answer
+        col_codes = cells.column(col)
+        for i in kept_idx[cells.formula[col_codes[kept_idx]]]:
+            raw = str(cells.raw[col_codes[i]])
+            code, no = match.items[col], int(response_no[i])
+            rejections.add("value", int(i), col, code, raw, RULE_FORMULA, REASON_FORMULA, no)
+
+    responses = pd.DataFrame(
+        {
+            "response_no": response_no[kept_idx],
+            "row": (first_row + kept_idx).astype(np.int64),
+            "submitted_at": _timestamps(cells, match, kept_idx, response_no, rejections),
+            "respondent_hash": pd.Series(_hashes(cells, match, kept_idx, salt), dtype=object),
+        }
+    )
+    _text_columns(responses, cells, match, questionnaire, kept_idx)
+
+    found = set(match.items.values())
+    missing = [i.code for i in questionnaire.scored_items if i.code not in found]
+    if questionnaire.service_item and questionnaire.service_item not in found:
+        missing.append(questionnaire.service_item)
+    return Parsed(
+        questionnaire=questionnaire.code,
+        sheet=table.name,
+        header_row=header_idx + 1,
+        columns=dict(match.headers),
+        unknown_columns=match.unknown,
+        missing_questions=missing,
+        responses=responses,
+        answers=_answers(cells, match, questionnaire, kept_idx, response_no, first_row),
+        rejections=rejections.frame(),
+        n_rows_read=int(has_item.sum()),
+        personal_columns=match.personal,
+    )
+
+
+def _repeated_header(
+    cells: _Cells, headers: Sequence[Cell], item_cols: list[int]
+) -> npt.NDArray[np.bool_]:
+    """Rows repeating the header row (a printed sheet repeats it on every page): more than half
+    of the item cells hold the header's own text."""
+    code_of = {v: i for i, v in enumerate(cells.uniques) if isinstance(v, str)}
+    header_codes = np.array(
+        [code_of.get(h, -2) if isinstance(h := headers[c], str) else -2 for c in item_cols],
+        dtype=np.int64,
+    )
+    same = (cells.codes[:, : len(item_cols)] == header_codes).sum(axis=1)
+    return np.asarray(same * 2 > len(item_cols), dtype=bool)
+
+
+def _duplicates(
+    cells: _Cells, match: HeaderMatch, considered: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """For each row, the index of the earlier row it exactly repeats, else -1."""
+    duplicate_of = np.full(len(considered), -1, dtype=np.int64)
+    if match.timestamp is None:
+        return duplicate_of
+    cand = np.flatnonzero(considered & (cells.column(match.timestamp) >= 0))
+    if len(cand) < 2:
+        return duplicate_of
+    # Same code = same raw value, so equal rows of codes are exact duplicates. Rows are
+    # grouped by a 64-bit hash of their codes (vectorised), then each pair is confirmed
+    # cell by cell, so a hash collision cannot reject a response.
+    rows = cells.codes[cand]
+    hashes = pd.util.hash_pandas_object(pd.DataFrame(rows), index=False).to_numpy()
+    groups, _ = pd.factorize(hashes)
+    _, first_in_group = np.unique(groups, return_index=True)
+    first = first_in_group[groups]
+    dup = (first != np.arange(len(cand))) & (rows == rows[first]).all(axis=1)
+    duplicate_of[cand[dup]] = cand[first[dup]]
+    return duplicate_of
+
+
+def _timestamps(
+    cells: _Cells,
+    match: HeaderMatch,
+    kept_idx: npt.NDArray[np.intp],
+    response_no: npt.NDArray[np.int64],
+    rejections: _Rejections,
+) -> pd.Series:
+    """submitted_at of the kept rows; unreadable ones become NaT and a rejection."""
+    out = np.full(len(kept_idx), None, dtype=object)
+    if match.timestamp is not None:
+        col_codes = cells.column(match.timestamp)[kept_idx]
+        wanted = [int(c) for c in np.unique(col_codes) if c >= 0]
+        # One day/month order for the whole column, never decided value by value.
+        dayfirst = day_month_order([v for c in wanted if isinstance(v := cells.uniques[c], str)])
+        parsed: dict[int, dt.datetime | None] = {}
+        failed: dict[int, str] = {}
+        for c in wanted:
+            value = cells.uniques[c]
+            if isinstance(value, FormulaWithoutValue):
+                failed[c] = RULE_FORMULA
+                continue
+            try:
+                parsed[c] = parse_timestamp(value, dayfirst)
+            except UnreadableTimestamp:
+                failed[c] = RULE_UNREADABLE_TIMESTAMP
+        for j, c in enumerate(col_codes.tolist()):
+            if c in failed:
+                i = int(kept_idx[j])
+                rule = failed[c]
+                reason = REASON_FORMULA if rule == RULE_FORMULA else REASON_UNREADABLE_TIMESTAMP
+                raw = str(cells.raw[c])
+                rejections.add(
+                    "value", i, match.timestamp, TIMESTAMP, raw, rule, reason, int(response_no[i])
+                )
+            else:
+                out[j] = parsed.get(c)
+    return pd.Series(pd.to_datetime(pd.Series(out, dtype=object))).astype("datetime64[us]")
+
+
+def _hashes(
+    cells: _Cells, match: HeaderMatch, kept_idx: npt.NDArray[np.intp], salt: str
+) -> npt.NDArray[np.object_]:
+    if match.email is None:
+        return np.full(len(kept_idx), None, dtype=object)
+    table = cells.table(lambda v: _hash(salt, v), [match.email])
+    return table[cells.column(match.email)[kept_idx]]
+
+
+def _text_columns(
+    responses: pd.DataFrame,
+    cells: _Cells,
+    match: HeaderMatch,
+    questionnaire: Questionnaire,
+    kept_idx: npt.NDArray[np.intp],
+) -> None:
+    """Add ``service`` and one column per text item (every text item, found or not, so the
+    frame's columns depend on the questionnaire only)."""
+    col_of = {code: c for c, code in match.items.items()}
+    text_cols = [c for c, code in match.items.items() if questionnaire.item(code).kind == "text"]
+    texts = cells.table(_text, text_cols)
+    service = np.full(len(kept_idx), None, dtype=object)
+    for item in questionnaire.items:
+        if item.kind != "text":
+            continue
+        values = np.full(len(kept_idx), None, dtype=object)
+        if item.code in col_of:
+            values = texts[cells.column(col_of[item.code])[kept_idx]]
+        responses[item.code] = pd.Series(values, dtype=object)
+        if item.code == questionnaire.service_item:
+            service = values
+    responses.insert(4, "service", pd.Series(service, dtype=object))
+
+
+def _answers(
+    cells: _Cells,
+    match: HeaderMatch,
+    questionnaire: Questionnaire,
+    kept_idx: npt.NDArray[np.intp],
+    response_no: npt.NDArray[np.int64],
+    first_row: int,
+) -> pd.DataFrame:
+    """One row per non-empty scored cell of the kept rows, in sheet order (row, then column)."""
+    scored = [c for c in sorted(match.items) if questionnaire.item(match.items[c]).kind != "text"]
+    kinds: list[str] = [questionnaire.item(match.items[c]).kind for c in scored]
+    kind_names = sorted(set(kinds))
+    # values[k, u]: distinct value u normalised as kind k, each computed once, and only for
+    # values that occur in a column of that kind.
+    values = np.full((len(kind_names), len(cells.uniques) + 1), np.nan)
+    for k, kind in enumerate(kind_names):
+        normalise = NORMALISERS[kind]
+        for j in cells.distinct([c for c, ck in zip(scored, kinds, strict=True) if ck == kind]):
+            got = normalise(cells.uniques[j])
+            if got is not None:
+                values[k, j] = got
+    positions = [cells.used.index(c) for c in scored]
+    sub = cells.codes[np.ix_(kept_idx, np.array(positions, dtype=np.intp))]
+    ri, ci = np.nonzero((sub >= 0) & ~cells.formula[sub])
+    cell_codes = sub[ri, ci]
+    rows = kept_idx[ri]
+    col_kind = np.array([kind_names.index(k) for k in kinds], dtype=np.int64)
+    codes_of_col = [match.items[c] for c in scored]
+    return pd.DataFrame(
+        {
+            "response_no": response_no[rows].astype(np.int64),
+            "question_code": _take_str(codes_of_col, ci),
+            "kind": _take_str(kinds, ci),
+            "value": values[col_kind[ci], cell_codes].astype(float),
+            "raw": _take_str(list(cells.raw), cell_codes),
+            "row": (first_row + rows).astype(np.int64),
+            "col": (np.array(scored, dtype=np.int64)[ci] + 1).astype(np.int64),
+        }
+    )
+
+
+def _take_str(values: list[str], idx: npt.NDArray[np.int64] | npt.NDArray[np.intp]) -> pd.Series:
+    """A str column of ``values[idx]``: taken from the few distinct strings (a C loop), not
+    converted one by one from millions of objects."""
+    return pd.Series(pd.array(values, dtype="str").take(idx))
