@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from flows import report
 from flows.fetch import SourceAbsent, fetch_file
+from flows.gsheets import GSheetsClient, fetch_gsheet, open_client, tables_from_content
 from flows.parse import parse_table, pick_table
 from flows.read import read_tables
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
@@ -47,6 +48,8 @@ class Context:
     engine: Engine
     salt: str
     run_id: str
+    #: the Google Sheets client, opened only when the registry has gsheet sources.
+    gsheets: GSheetsClient | None = None
 
     @property
     def campaign_id(self) -> str:
@@ -93,6 +96,7 @@ def prepare(settings: Settings, run_id: str) -> Context:
         engine=engine,
         salt=db.get_salt(engine),
         run_id=run_id,
+        gsheets=open_client(settings.gsheets) if any(s.kind == "gsheet" for s in sources) else None,
     )
 
 
@@ -125,9 +129,12 @@ def fetch_source(ctx: Context, source: Source) -> Fetched | SourceError:
     """Fetch and archive one source (IO: the only task with retries)."""
     s = ctx.settings
     try:
-        if source.kind in ("excel", "csv"):
-            return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
-        raise SourceError(f"source kind {source.kind!r} is not supported yet")
+        if source.kind == "gsheet":
+            assert ctx.gsheets is not None  # noqa: S101 - prepare opens it for gsheet sources
+            return fetch_gsheet(
+                ctx.gsheets, source, s.archive_dir, s.campaign.timezone, limits=s.limits
+            )
+        return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
     except SourceError as exc:
         return exc
 
@@ -138,8 +145,13 @@ def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
     source = fetched.source
     questionnaire = ctx.questionnaires[source.questionnaire]
     try:
-        tables = read_tables(fetched.content, fetched.filename, ctx.settings.limits)
-        table = pick_table(tables, questionnaire, source.worksheet)
+        if source.kind == "gsheet":
+            # fetch already chose the worksheet (by title or gid): parse what it fetched
+            tables = tables_from_content(fetched.content, timezone=ctx.settings.campaign.timezone)
+            table = pick_table(tables, questionnaire, None)
+        else:
+            tables = read_tables(fetched.content, fetched.filename, ctx.settings.limits)
+            table = pick_table(tables, questionnaire, source.worksheet)
         return parse_table(table, questionnaire, ctx.salt)
     except SourceError as exc:
         return exc
@@ -338,6 +350,8 @@ def nightly(
     workbooks = publish_workbooks(ctx)
 
     load.finish_run(ctx.engine, ctx.run_id)
+    if ctx.gsheets is not None:
+        ctx.gsheets.close()
     summary = RunSummary(
         run_id=ctx.run_id,
         campaign_id=ctx.campaign_id,
