@@ -147,7 +147,7 @@ gsheets: {{credentials: {key_file}, endpoint: "{google.url}"}}
             [
                 list(conn.execute(sa.text(f"SELECT * FROM {t}")))
                 for t in ("load_ledger", "quarantine")
-            ]  # noqa: S608
+            ]
         )
     for secret in secrets:
         assert secret not in caplog.text and secret not in out + err and secret not in dump
