@@ -175,17 +175,12 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: GSheets) -> RetryPolicy:
-        """The policy from ``gsheets.retry_*`` settings where the section has them."""
-        # getattr: these settings are optional extras of the GSheets section.
+        """The policy from the ``gsheets.retry_*`` settings."""
         return cls(
-            max_retries=int(getattr(settings, "retry_max_retries", cls.max_retries)),
-            base_seconds=float(getattr(settings, "retry_base_seconds", cls.base_seconds)),
-            max_sleep_seconds=float(
-                getattr(settings, "retry_max_sleep_seconds", cls.max_sleep_seconds)
-            ),
-            max_total_seconds=float(
-                getattr(settings, "retry_max_total_seconds", cls.max_total_seconds)
-            ),
+            max_retries=settings.retry_max_retries,
+            base_seconds=settings.retry_base_seconds,
+            max_sleep_seconds=settings.retry_max_sleep_seconds,
+            max_total_seconds=settings.retry_max_total_seconds,
         )
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
@@ -461,7 +456,7 @@ def open_client(
             settings.requests_per_minute,
             clock,
         )
-        drive_rpm = int(getattr(settings, "drive_requests_per_minute", DRIVE_REQUESTS_PER_MINUTE))
+        drive_rpm = settings.drive_requests_per_minute
         drive_limiter = _shared_limiter(("drive", root, email, drive_rpm, clock), drive_rpm, clock)
     return GSheetsClient(
         settings,

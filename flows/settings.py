@@ -75,9 +75,19 @@ class Warehouse(_Section):
 
 
 class GSheets(_Section):
+    """Google Sheets sources: the service-account key, the API root and the quotas."""
+
     credentials: Path | None = None
+    #: API root; Sheets calls go to {endpoint}/v4/..., Drive to {endpoint}/drive/v3/...
     endpoint: str = "https://sheets.googleapis.com"
-    requests_per_minute: int = 55
+    #: Sheets reads across the whole run (Google's default quota is 60 per minute per user).
+    requests_per_minute: int = Field(default=55, ge=1)
+    drive_requests_per_minute: int = Field(default=600, ge=1)
+    #: 429 and 5xx answers are retried with exponential backoff and jitter, within both bounds.
+    retry_max_retries: int = Field(default=6, ge=0)
+    retry_base_seconds: float = Field(default=1.0, ge=0)
+    retry_max_sleep_seconds: float = Field(default=32.0, ge=0)
+    retry_max_total_seconds: float = Field(default=180.0, ge=0)
 
 
 class Run(_Section):
