@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from flows import report
 from flows.fetch import SourceAbsent, fetch_file
 from flows.gsheets import GSheetsClient, fetch_gsheet, open_client, tables_from_content
-from flows.parse import parse_table, pick_table
+from flows.parse import parse_table, pick_table, renamed_questions
 from flows.read import read_tables
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
@@ -254,6 +254,9 @@ class Tracker:
                 n_rejected=len(parsed.rejections),
                 unknown_columns=list(parsed.unknown_columns),
                 missing_questions=list(parsed.missing_questions),
+                renamed_questions=renamed_questions(
+                    parsed, self.ctx.questionnaires[fetched.source.questionnaire]
+                ),
             )
         )
 

@@ -725,3 +725,23 @@ def _take_str(values: list[str], idx: npt.NDArray[np.int64] | npt.NDArray[np.int
     """A str column of ``values[idx]``: taken from the few distinct strings (a C loop), not
     converted one by one from millions of objects."""
     return pd.Series(pd.array(values, dtype="str").take(idx))
+
+
+def renamed_questions(parsed: Parsed, questionnaire: Questionnaire) -> dict[str, str]:
+    """Questions the sheet heads with other words than the form's: code -> header found.
+
+    Template drift for the data officer: a matched alias, a reworded grid title or an edited
+    question text still loads, but the department should know the school's form has drifted.
+    """
+    renamed: dict[str, str] = {}
+    for code, header in parsed.columns.items():
+        try:
+            item = questionnaire.item(code)
+        except KeyError:
+            continue
+        canonical = {header_key(item.text), header_key(code)}
+        if item.grid:
+            canonical.add(header_key(f"{item.grid} [{item.text}]"))
+        if header_key(header) not in canonical:
+            renamed[code] = header
+    return renamed

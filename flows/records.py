@@ -134,4 +134,16 @@ class SourceOutcome:
     n_rejected: int = 0
     unknown_columns: list[str] = field(default_factory=list)
     missing_questions: list[str] = field(default_factory=list)
+    #: question code -> the header the sheet uses instead of the form's wording.
+    renamed_questions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def drift(self) -> str:
+        """Template drift in a few words: questions renamed, columns added, questions missing."""
+        parts = [
+            f"{len(self.renamed_questions)} renamed" if self.renamed_questions else "",
+            f"{len(self.unknown_columns)} added" if self.unknown_columns else "",
+            f"{len(self.missing_questions)} missing" if self.missing_questions else "",
+        ]
+        return ", ".join(p for p in parts if p)

@@ -64,6 +64,7 @@ def outcomes_table(outcomes: list[SourceOutcome], title: str | None = None) -> T
         ("responses kept", "right"),
         ("values rejected", "right"),
         ("status", "left"),
+        ("form drift", "left"),
         ("reason", "left"),
     ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -72,7 +73,7 @@ def outcomes_table(outcomes: list[SourceOutcome], title: str | None = None) -> T
         reason = o.message.removeprefix(f"{o.source.school_code} {o.source.location}: ")
         if not reason and o.unknown_columns:
             names = "; ".join(c[:40] for c in o.unknown_columns)
-            reason = f"ignored unknown column(s): {names}"
+            reason = f"ignored: {names}"
         style = STATUS_STYLE.get(o.status, "")
         table.add_row(
             o.source.school_code,
@@ -82,6 +83,7 @@ def outcomes_table(outcomes: list[SourceOutcome], title: str | None = None) -> T
             str(o.n_responses) if o.status == "loaded" else "",
             str(o.n_rejected) if o.status == "loaded" else "",
             f"[{style}]{o.status}[/]" if style else o.status,
+            o.drift,
             reason,
         )
     return table
