@@ -20,6 +20,7 @@ from flows.parse import (
     match_headers,
     parse_table,
     pick_table,
+    renamed_questions,
 )
 from flows.read import FormulaWithoutValue, read_tables
 from flows.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table
@@ -733,3 +734,27 @@ def test_edge_workbook_pick_table(parsed: tuple[str, dict[str, Parsed]]) -> None
     assert pick_table(tables, CMHS_TH).name == "tieu_de"
     assert pick_table([by_name["nhan"], by_name["danh_so"]], CMHS_TH).name == "danh_so"
     assert pick_table(tables, CMHS_TH, "NHAN").name == "nhan"
+
+
+TC1_TEXT = "Thông tin tuyển sinh được cung cấp đầy đủ, kịp thời"
+
+
+@pytest.mark.parametrize(
+    ("code", "header", "renamed"),
+    [
+        ("TC1", "Câu 1. Thông tin tuyển sinh được cung cấp đầy đủ, kịp thời", False),
+        ("TC1", f"Tiếp cận dịch vụ giáo dục [{TC1_TEXT}]", False),
+        ("TC1", "TC1", False),
+        ("TC1", "THÔNG TIN TUYỂN SINH được cung cấp đầy đủ,   kịp thời", False),
+        ("TC1", f"Mức độ tiếp cận [{TC1_TEXT}]", True),
+        ("CHUNG", "Câu 25. Mức độ hài lòng chung", True),
+    ],
+)
+def test_renamed_questions_reports_drift_from_the_form_wording(
+    code: str, header: str, renamed: bool
+) -> None:
+    cmhs = load_questionnaire(SCHEMAS_DIR / "CMHS_TH.yaml")
+    table = Table("Sheet1", [["Dấu thời gian", header], ["15/10/2024 8:00:00", "Hài lòng"]])
+    parsed = parse_table(table, cmhs, "salt")
+    assert parsed.columns.get(code) == header
+    assert renamed_questions(parsed, cmhs) == ({code: header} if renamed else {})
