@@ -80,6 +80,17 @@ def rerun(
 
 
 @app.command()
+def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
+    """Rebuild marts and workbooks from the warehouse, without fetching any source."""
+    settings = _settings(config)
+    apply_prefect_defaults()
+    from flows import nightly
+
+    for path in nightly.publish(str(settings.config_path)):
+        console.print(f"Workbook: {path}")
+
+
+@app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to write the demo province.")] = Path(
         "khaosat-demo"

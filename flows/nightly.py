@@ -366,6 +366,15 @@ def nightly(
     return summary
 
 
+@flow(name="khaosat-publish", log_prints=False)
+def publish(config: str, as_of: dt.datetime | None = None) -> list[Path]:
+    """Rebuild marts and workbooks from what the warehouse holds, without fetching anything."""
+    settings = load_settings(Path(config))
+    ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
+    build_marts(ctx, as_of or _now(settings))
+    return publish_workbooks(ctx)
+
+
 def run(settings: Settings, **params: Any) -> RunSummary:
     """Run the nightly flow for ``settings`` with its configured thread concurrency."""
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings.run.concurrency)
