@@ -76,19 +76,9 @@ def test_gsheet_and_excel_province(
     prefect_harness: None,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
+    private_key_pem: str,
 ) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    pem = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode("ascii")
-    )
+    pem = private_key_pem
     key_file = write_key(tmp_path / "sa.json", google.token_uri, pem)
     (tmp_path / "submissions").mkdir()
     shutil.copy(FIXTURES / "S1_cmhs.xlsx", tmp_path / "submissions")
