@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from flows.alerts_cli import alerts_app
 from flows.settings import Settings, SettingsError, apply_prefect_defaults, load_settings
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 # Logs and CI capture output without a terminal: give tables room instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
+app.add_typer(alerts_app, name="alerts")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
@@ -48,6 +50,9 @@ def _run(settings: Settings, **params: object) -> int:
     console.print(f"Warehouse: {summary.warehouse_url}")
     for path in summary.workbooks:
         console.print(f"Workbook: {path}")
+    if summary.feedback:
+        folder = summary.feedback[0].parent
+        console.print(f"Feedback for {len(summary.feedback)} school(s) in {folder}")
     return summary.exit_code
 
 
@@ -86,8 +91,11 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     apply_prefect_defaults()
     from flows import nightly
 
-    for path in nightly.publish(str(settings.config_path)):
+    workbooks, feedback = nightly.publish(str(settings.config_path))
+    for path in workbooks:
         console.print(f"Workbook: {path}")
+    if feedback:
+        console.print(f"Feedback for {len(feedback)} school(s) in {feedback[0].parent}")
 
 
 @app.command()

@@ -23,13 +23,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from sqlalchemy.engine import Engine
 
 from flows import report
+from flows.alerts import ThresholdError, Thresholds, evaluate_alerts
+from flows.feedback import write_feedback
 from flows.fetch import SourceAbsent, fetch_file
 from flows.gsheets import GSheetsClient, fetch_gsheet, open_client, tables_from_content
 from flows.parse import parse_table, pick_table, renamed_questions
 from flows.read import read_tables
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import validate
 from flows.workbooks import write_unit_workbooks
 from schemas import Questionnaire, load_questionnaires
@@ -64,6 +66,8 @@ class RunSummary:
     campaign_id: str
     outcomes: list[SourceOutcome] = field(default_factory=list)
     workbooks: list[Path] = field(default_factory=list)
+    #: one workbook per school with something to fix (output/feedback/<school>.xlsx).
+    feedback: list[Path] = field(default_factory=list)
     warehouse_url: str = ""
 
     def count(self, status: str) -> int:
@@ -81,6 +85,10 @@ class RunSummary:
 
 def prepare(settings: Settings, run_id: str) -> Context:
     """Read schemas and registry, open and upgrade the warehouse, sync the registry into it."""
+    try:  # a typo in thresholds fails before anything is fetched
+        Thresholds.from_mapping(settings.thresholds)
+    except ThresholdError as exc:
+        raise SettingsError(f"{settings.config_path}: {exc}") from exc
     questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
     school_list = read_schools(settings.registry.schools)
     schools = {s.code: s for s in school_list}
@@ -174,6 +182,21 @@ def build_marts(ctx: Context, as_of: dt.datetime) -> None:
     """Rebuild the department-level marts from the facts."""
     c = ctx.settings.campaign
     marts.rebuild_marts(ctx.engine, c.id, as_of=as_of, deadline_at=c.deadline_at)
+
+
+@task(name="alerts", cache_policy=NONE)
+def raise_alerts(ctx: Context, now: dt.datetime) -> None:
+    """Evaluate the alert rules on tonight's marts and upsert the alerts' lifecycle."""
+    c = ctx.settings.campaign
+    evaluate_alerts(
+        ctx.engine, c.id, previous_id=c.previous, thresholds=ctx.settings.thresholds, now=now
+    )
+
+
+@task(name="feedback", cache_policy=NONE)
+def publish_feedback(ctx: Context) -> list[Path]:
+    """One feedback workbook per school with something to fix; stale ones removed."""
+    return write_feedback(ctx.engine, ctx.campaign_id, ctx.settings.output)
 
 
 @task(name="workbooks", cache_policy=NONE)
@@ -349,8 +372,7 @@ def nightly(
     staged = parse_all(ctx, fetched, track)
     checked = validate_all(ctx, staged, {s.key: i for i, s in enumerate(chosen)})
     load_all(ctx, checked, track)
-    build_marts(ctx, as_of or _now(settings))
-    workbooks = publish_workbooks(ctx)
+    workbooks, feedback = publish_all(ctx, as_of or _now(settings))
 
     load.finish_run(ctx.engine, ctx.run_id)
     if ctx.gsheets is not None:
@@ -360,19 +382,26 @@ def nightly(
         campaign_id=ctx.campaign_id,
         outcomes=[track.outcomes[s.key] for s in chosen if s.key in track.outcomes],
         workbooks=workbooks,
+        feedback=feedback,
         warehouse_url=db.safe_url(settings.warehouse_url),
     )
     track.reporter.finish(summary)
     return summary
 
 
+def publish_all(ctx: Context, now: dt.datetime) -> tuple[list[Path], list[Path]]:
+    """Marts, then alerts on them, then the workbooks and the schools' feedback."""
+    build_marts(ctx, now)
+    raise_alerts(ctx, now)
+    return publish_workbooks(ctx), publish_feedback(ctx)
+
+
 @flow(name="khaosat-publish", log_prints=False)
-def publish(config: str, as_of: dt.datetime | None = None) -> list[Path]:
-    """Rebuild marts and workbooks from what the warehouse holds, without fetching anything."""
+def publish(config: str, as_of: dt.datetime | None = None) -> tuple[list[Path], list[Path]]:
+    """Rebuild marts, alerts and workbooks from the warehouse, without fetching anything."""
     settings = load_settings(Path(config))
     ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
-    build_marts(ctx, as_of or _now(settings))
-    return publish_workbooks(ctx)
+    return publish_all(ctx, as_of or _now(settings))
 
 
 def run(settings: Settings, **params: Any) -> RunSummary:

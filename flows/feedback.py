@@ -1,0 +1,470 @@
+"""Feedback to schools: one workbook per school that has something to fix in its submissions.
+
+``output/feedback/<school_code>.xlsx`` lists, for every active source of the school, each
+rejected value or row (quarantine), each column that matched no question and each question with
+no column (the latest successful load's ledger row), and a file that could not be used at all:
+file, sheet, cell, row, question, the value as found, the reason, and how to fix it
+(``flows.validate.fix_hint`` for the suites' rules, ``FIX_HINTS`` here for the rules of parse
+and load). A second sheet gives the school's submission status per questionnaire
+(mart_completeness). Headers are Vietnamese, for the school's data officer.
+
+Privacy: the warehouse holds no e-mails or names, but a respondent may have typed one into an
+answer cell; raw values that look like an e-mail address or a phone number are masked. All
+text goes through ``flows.workbooks.write_cell`` (never a formula) and files through
+``save_workbook`` (the same content gives the same bytes). A school with nothing left to fix
+loses its old feedback file, so the folder always says what is wrong now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+import sqlalchemy as sa
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import column_index_from_string, get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from flows.validate import fix_hint
+from flows.workbooks import INT_FORMAT, safe_file_part, save_workbook, write_cell
+from warehouse import tables as t
+
+#: Folder under the output folder that holds the feedback workbooks.
+FEEDBACK_DIR = "feedback"
+
+#: Rules that are not in any expectation suite (parse, load, and this module's own rows).
+RULE_UNKNOWN_COLUMN = "unknown_column"
+RULE_MISSING_QUESTION = "missing_question"
+FIX_HINTS: dict[str, str] = {
+    "source_unusable": "Mở tệp bằng Excel hoặc Google Trang tính để kiểm tra tệp đọc được và "
+    "có dữ liệu; lưu đúng định dạng (.xlsx, .xls, .ods hoặc .csv UTF-8) rồi nộp lại.",
+    "duplicate_response": "Xóa dòng trùng lặp, chỉ giữ lại một phiếu cho mỗi người trả lời.",
+    "unreadable_timestamp": "Sửa ô dấu thời gian thành ngày giờ dạng ngày/tháng/năm giờ:phút "
+    "(ví dụ 29/10/2024 9:05), hoặc để trống nếu không có.",
+    "formula_without_value": "Ô chứa công thức chưa có giá trị: mở tệp bằng Excel, tính lại "
+    "(Ctrl+Alt+F9) rồi lưu, hoặc thay công thức bằng giá trị.",
+    RULE_UNKNOWN_COLUMN: "Đổi tiêu đề cột cho đúng nội dung câu hỏi trong mẫu phiếu của Sở; nếu "
+    "là câu hỏi riêng của trường thì xóa cột trước khi nộp. Không để cột họ tên, email, số "
+    "điện thoại trong tệp nộp.",
+    RULE_MISSING_QUESTION: "Bổ sung câu hỏi này vào biểu mẫu theo đúng mẫu phiếu của Sở, hoặc "
+    "sửa tiêu đề cột cho khớp với nội dung câu hỏi.",
+}
+REASON_UNKNOWN_COLUMN = (
+    "Cột không khớp với câu hỏi nào của mẫu phiếu; dữ liệu trong cột không được tổng hợp"
+)
+REASON_MISSING_QUESTION = "Không tìm thấy cột của câu hỏi này trong tệp"
+
+ISSUES_SHEET = "Lỗi cần sửa"
+ISSUES_HEADERS = (
+    "STT",
+    "Phiếu",
+    "Tệp",
+    "Trang tính",
+    "Ô",
+    "Dòng",
+    "Câu hỏi",
+    "Giá trị trong tệp",
+    "Mã lỗi",
+    "Lý do",
+    "Cách sửa",
+)
+_ISSUES_WIDTHS = (6, 12, 28, 22, 8, 8, 12, 30, 20, 45, 60)
+
+STATUS_SHEET = "Tình trạng nộp"
+STATUS_HEADERS = (
+    "Phiếu",
+    "Tên phiếu",
+    "Tình trạng",
+    "Số phiếu hợp lệ",
+    "Số giá trị bị loại",
+    "Lần nạp thành công gần nhất",
+)
+_STATUS_WIDTHS = (12, 45, 28, 14, 16, 22)
+
+#: mart_completeness.status as a school reads it.
+STATUS_LABELS = {
+    "submitted": "Đã nộp",
+    "late": "Nộp sau hạn",
+    "pending": "Chưa nộp (còn hạn)",
+    "missing": "Chưa nộp (đã hết hạn)",
+    "failed": "Tệp lỗi, cần nộp lại",
+}
+
+DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# 9–11 digits, optionally +84 and separators: Vietnamese mobile and landline numbers.
+_PHONE = re.compile(r"(?<!\d)(\+?84|0)(?:[\s.-]?\d){8,10}(?!\d)")
+
+_BOLD = Font(bold=True)
+_TITLE = Font(bold=True, size=14)
+_HEADER_FILL = PatternFill("solid", start_color="FCE4D6")
+_THIN = Side(style="thin", color="A6A6A6")
+_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_HEADER_ALIGN = Alignment(horizontal="center", vertical="center", wrap_text=True)
+_WRAP = Alignment(vertical="top", wrap_text=True)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing a school must fix: where it is, what was found, why, and how to fix it."""
+
+    questionnaire: str
+    file: str
+    sheet: str | None
+    cell: str | None
+    row_number: int | None
+    question_code: str | None
+    raw_value: str | None
+    rule: str
+    reason: str
+
+    @property
+    def hint(self) -> str:
+        """How to fix it (Vietnamese): the suite's hint for its rule, else FIX_HINTS'."""
+        return fix_hint(self.rule) or FIX_HINTS.get(self.rule, "")
+
+    def sort_key(self) -> tuple[Any, ...]:
+        # Sheet order, as the school will walk through its file: rows, then columns; rows of
+        # the whole file (unknown or missing columns, unusable file) after the cells.
+        column = _column_number(self.cell)
+        return (
+            self.questionnaire,
+            self.file,
+            self.sheet or "",
+            self.row_number is None,
+            self.row_number or 0,
+            column is None,
+            column or 0,
+            self.rule,
+            self.question_code or "",
+            self.raw_value or "",
+        )
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One row of mart_completeness for the school."""
+
+    questionnaire: str
+    questionnaire_name: str
+    status: str
+    n_valid: int
+    n_rejected: int
+    last_loaded_at: dt.datetime | None
+
+
+@dataclass
+class SchoolFeedback:
+    """Everything one school's feedback workbook shows."""
+
+    school_code: str
+    school_name: str
+    campaign_id: str
+    campaign_name: str
+    issues: list[Issue] = field(default_factory=list)
+    submissions: list[Submission] = field(default_factory=list)
+
+
+def _column_number(cell: str | None) -> int | None:
+    if not cell:
+        return None
+    letters = "".join(ch for ch in cell if ch.isalpha())
+    try:
+        return column_index_from_string(letters.upper()) if letters else None
+    except ValueError:
+        return None
+
+
+def mask_personal(text: str | None) -> str | None:
+    """``text`` with e-mail addresses and phone numbers replaced by a placeholder.
+
+    The warehouse never stores the e-mail or name columns of a form, but a respondent can type
+    either into any cell; the feedback file may be forwarded, so such text is not repeated.
+    """
+    if text is None:
+        return None
+    text = _EMAIL.sub("[email]", text)
+    return _PHONE.sub("[số điện thoại]", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _file_name(kind: str, location: str) -> str:
+    # The name the school knows: a file's own name; a Google Sheet by what sources.csv says.
+    return location if kind == "gsheet" else PurePath(location).name
+
+
+def _json_list(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text or "[]")
+    except json.JSONDecodeError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
+    """One SchoolFeedback per school with at least one issue in an active source, by code.
+
+    Issues: every quarantine row (values, rows, unusable files) and, from each source's latest
+    successful load, its unknown columns and missing questions.
+    """
+    q, s, led, sc, mc = t.quarantine, t.source, t.load_ledger, t.school, t.mart_completeness
+    qn, qu, camp = t.questionnaire, t.question, t.campaign
+    active = sa.and_(s.c.campaign_id == campaign_id, s.c.is_active.is_(sa.true()))
+    issues: dict[str, list[Issue]] = defaultdict(list)
+    with engine.connect() as conn:
+        for r in conn.execute(
+            sa.select(q, s.c.location)
+            .join(s, s.c.source_id == q.c.source_id)
+            .where(q.c.campaign_id == campaign_id, active)
+        ):
+            # A failure's message starts with "<school> <location>: " for the run log; the
+            # workbook has its own columns for those.
+            issues[r.school_code].append(
+                Issue(
+                    questionnaire=r.questionnaire,
+                    file=r.file or "",
+                    sheet=r.sheet,
+                    cell=r.cell,
+                    row_number=r.row_number,
+                    question_code=r.question_code,
+                    raw_value=mask_personal(r.raw_value),
+                    rule=r.rule,
+                    reason=r.reason.removeprefix(f"{r.school_code} {r.location}: "),
+                )
+            )
+
+        latest_loaded = (
+            sa.select(sa.func.max(led.c.load_id).label("load_id"))
+            .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
+            .group_by(led.c.source_id)
+            .subquery("latest_loaded")
+        )
+        sheets = (
+            sa.select(t.response.c.source_id, sa.func.min(t.response.c.sheet).label("sheet"))
+            .where(t.response.c.campaign_id == campaign_id)
+            .group_by(t.response.c.source_id)
+            .subquery("sheets")
+        )
+        texts = {
+            (r.questionnaire_code, r.question_code): r.text
+            for r in conn.execute(sa.select(qu.c.questionnaire_code, qu.c.question_code, qu.c.text))
+        }
+        ledger = conn.execute(
+            sa.select(
+                s.c.school_code,
+                s.c.questionnaire,
+                s.c.kind,
+                s.c.location,
+                led.c.unknown_columns,
+                led.c.missing_questions,
+                sheets.c.sheet,
+            )
+            .select_from(
+                led.join(latest_loaded, latest_loaded.c.load_id == led.c.load_id)
+                .join(s, s.c.source_id == led.c.source_id)
+                .outerjoin(sheets, sheets.c.source_id == led.c.source_id)
+            )
+            .where(active)
+        )
+        for r in ledger:
+            name = _file_name(r.kind, r.location)
+            for header in _json_list(r.unknown_columns):
+                issues[r.school_code].append(
+                    Issue(
+                        questionnaire=r.questionnaire,
+                        file=name,
+                        sheet=r.sheet,
+                        cell=None,
+                        row_number=None,
+                        question_code=None,
+                        raw_value=mask_personal(header),
+                        rule=RULE_UNKNOWN_COLUMN,
+                        reason=REASON_UNKNOWN_COLUMN,
+                    )
+                )
+            for code in _json_list(r.missing_questions):
+                issues[r.school_code].append(
+                    Issue(
+                        questionnaire=r.questionnaire,
+                        file=name,
+                        sheet=r.sheet,
+                        cell=None,
+                        row_number=None,
+                        question_code=code,
+                        raw_value=texts.get((r.questionnaire, code)),
+                        rule=RULE_MISSING_QUESTION,
+                        reason=REASON_MISSING_QUESTION,
+                    )
+                )
+
+        if not issues:
+            return []
+        campaign_name = conn.execute(
+            sa.select(camp.c.name).where(camp.c.campaign_id == campaign_id)
+        ).scalar()
+        names = {
+            r.school_code: r.school_name
+            for r in conn.execute(
+                sa.select(sc.c.school_code, sc.c.school_name).where(sc.c.campaign_id == campaign_id)
+            )
+        }
+        submissions: dict[str, list[Submission]] = defaultdict(list)
+        for r in conn.execute(
+            sa.select(mc, qn.c.name.label("questionnaire_name"))
+            .select_from(mc.outerjoin(qn, qn.c.questionnaire_code == mc.c.questionnaire))
+            .where(mc.c.campaign_id == campaign_id, mc.c.school_code.in_(list(issues)))
+        ):
+            submissions[r.school_code].append(
+                Submission(
+                    questionnaire=r.questionnaire,
+                    questionnaire_name=r.questionnaire_name or r.questionnaire,
+                    status=r.status,
+                    n_valid=int(r.n_valid),
+                    n_rejected=int(r.n_rejected),
+                    last_loaded_at=r.last_loaded_at,
+                )
+            )
+
+    return [
+        SchoolFeedback(
+            school_code=code,
+            school_name=names.get(code) or code,
+            campaign_id=campaign_id,
+            campaign_name=campaign_name or campaign_id,
+            issues=sorted(issues[code], key=Issue.sort_key),
+            submissions=sorted(submissions.get(code, []), key=lambda x: x.questionnaire),
+        )
+        for code in sorted(issues)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _title(ws: Worksheet, feedback: SchoolFeedback, subtitle: str, width: int) -> int:
+    """Title block; returns the header row."""
+    write_cell(ws, 1, 1, f"{feedback.school_name} ({feedback.school_code})", font=_TITLE)
+    write_cell(ws, 2, 1, feedback.campaign_name, font=_BOLD)
+    write_cell(ws, 3, 1, subtitle)
+    for r in (1, 2, 3):
+        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
+    return 5
+
+
+def _header(ws: Worksheet, row: int, headers: Sequence[str], widths: Sequence[int]) -> None:
+    for col, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
+        cell = write_cell(ws, row, col, text, font=_BOLD)
+        cell.fill = _HEADER_FILL
+        cell.alignment = _HEADER_ALIGN
+        cell.border = _BOX
+        ws.column_dimensions[get_column_letter(col)].width = width
+    ws.freeze_panes = ws.cell(row=row + 1, column=1)
+
+
+def write_issues_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
+    """Sheet "Lỗi cần sửa": one row per issue, in the order the school meets them in its file."""
+    ws = wb.create_sheet(ISSUES_SHEET)
+    header_row = _title(
+        ws,
+        feedback,
+        "Các giá trị, dòng, cột hoặc tệp dưới đây chưa được tổng hợp. Vui lòng sửa trong tệp "
+        'gốc theo cột "Cách sửa" rồi nộp lại.',
+        len(ISSUES_HEADERS),
+    )
+    _header(ws, header_row, ISSUES_HEADERS, _ISSUES_WIDTHS)
+    row = header_row
+    for n, issue in enumerate(feedback.issues, start=1):
+        row += 1
+        values = (
+            n,
+            issue.questionnaire,
+            issue.file,
+            issue.sheet,
+            issue.cell,
+            issue.row_number,
+            issue.question_code,
+            issue.raw_value,
+            issue.rule,
+            issue.reason,
+            issue.hint,
+        )
+        for col, value in enumerate(values, start=1):
+            cell = write_cell(ws, row, col, value)
+            cell.border = _BOX
+            cell.alignment = _WRAP
+    if feedback.issues:
+        ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(ISSUES_HEADERS))}{row}"
+    ws.page_setup.orientation = "landscape"
+    ws.print_title_rows = f"{header_row}:{header_row}"
+    return ws
+
+
+def write_status_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
+    """Sheet "Tình trạng nộp": the school's submission status per questionnaire."""
+    ws = wb.create_sheet(STATUS_SHEET)
+    header_row = _title(ws, feedback, "Tình trạng nộp dữ liệu theo từng phiếu", len(STATUS_HEADERS))
+    _header(ws, header_row, STATUS_HEADERS, _STATUS_WIDTHS)
+    row = header_row
+    for sub in feedback.submissions:
+        row += 1
+        values: tuple[tuple[Any, str | None], ...] = (
+            (sub.questionnaire, None),
+            (sub.questionnaire_name, None),
+            (STATUS_LABELS.get(sub.status, sub.status), None),
+            (sub.n_valid, INT_FORMAT),
+            (sub.n_rejected, INT_FORMAT),
+            (sub.last_loaded_at, DATETIME_FORMAT),
+        )
+        for col, (value, fmt) in enumerate(values, start=1):
+            write_cell(ws, row, col, value, number_format=fmt).border = _BOX
+    if not feedback.submissions:
+        write_cell(ws, header_row + 1, 1, "Chưa có thông tin nộp của trường trong đợt này.")
+    return ws
+
+
+def build_feedback_workbook(feedback: SchoolFeedback) -> Workbook:
+    """The feedback workbook of one school, in memory."""
+    wb = Workbook()
+    default = wb.active
+    write_issues_sheet(wb, feedback)
+    write_status_sheet(wb, feedback)
+    if default is not None:
+        wb.remove(default)
+    wb.properties.title = f"Phản hồi dữ liệu khảo sát · {feedback.school_name}"
+    return wb
+
+
+def feedback_path(output_dir: Path, school_code: str) -> Path:
+    """``output_dir/feedback/<school_code>.xlsx`` with the code made safe for a file name."""
+    return output_dir / FEEDBACK_DIR / f"{safe_file_part(school_code)}.xlsx"
+
+
+def write_feedback(engine: sa.Engine, campaign_id: str, output_dir: Path) -> list[Path]:
+    """Write one feedback workbook per school with something to fix; return their paths.
+
+    Workbooks of schools that now have nothing to fix are deleted from ``output_dir/feedback``
+    (every ``*.xlsx`` there that this call did not write: the folder is this step's alone).
+    """
+    paths = [
+        save_workbook(build_feedback_workbook(fb), feedback_path(output_dir, fb.school_code))
+        for fb in read_feedback(engine, campaign_id)
+    ]
+    folder = output_dir / FEEDBACK_DIR
+    if folder.is_dir():
+        keep = {p.resolve() for p in paths}
+        for old in sorted(folder.glob("*.xlsx")):
+            if old.resolve() not in keep:
+                old.unlink()
+    return paths

@@ -1,0 +1,732 @@
+"""Alerts in the warehouse: what the rules read, the lifecycle upsert, and the officer's queries.
+
+The rules themselves are pure functions in ``flows.alerts``; this module is their IO:
+
+- ``read_inputs`` reads one campaign's marts (and the few facts no mart holds: per-school item
+  counts, service criteria, rejected values per source) into plain frozen rows;
+- ``sync_alerts`` applies one evaluation's candidates to the ``alerts`` table in ONE
+  transaction, with the lifecycle DESIGN.md asks for (below);
+- ``list_alerts``, ``acknowledge`` and ``resolve`` are what ``khaosat alerts`` calls.
+
+Lifecycle. An alert's identity is (campaign_id, rule, scope, scope_code, subject), the table's
+unique key. For each candidate of an evaluation: a new identity is inserted ``open``; a known one
+gets its value, severity, threshold and last_seen_at updated, keeps first_seen_at and note, keeps
+status ``open`` or ``acknowledged``, and goes from ``resolved`` back to ``open`` (the condition
+returned). Every known identity that is not a candidate any more and is not resolved becomes
+``resolved``. The insert-or-update is ``INSERT … ON CONFLICT DO UPDATE`` (SQLAlchemy Core; SQLite
+and PostgreSQL spell it the same), so an evaluation never duplicates an alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from warehouse import tables as t
+
+#: alerts.severity values, most severe first.
+SEVERITIES = ("red", "amber", "info")
+#: alerts.status values.
+STATUSES = ("open", "acknowledged", "resolved")
+#: Statuses of an alert whose condition held at the last evaluation.
+ACTIVE_STATUSES = ("open", "acknowledged")
+
+#: Likert values counted as dissatisfied (bottom-2 box), as in warehouse.marts.
+DISSATISFIED_MAX = 2
+_LIKERT_VALUES = (1, 2, 3, 4, 5)
+_LEVEL_VALUES = (0, 3, 5, 7, 10)
+
+#: The unique key of an alert within its campaign.
+IDENTITY = ("rule", "scope", "scope_code", "subject")
+
+# IN lists are chunked so a large campaign never hits a backend's bind-parameter limit.
+_CHUNK = 500
+
+
+# ------------------------------------------------------------------------------------------
+# Rows the rules read (one dataclass per mart or fact query; all plain values)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DimensionFigures:
+    """One row of mart_school_dimension (scope 'school', level None) or mart_unit_dimension
+    (scope 'unit'). pct_* are 0–100; pct_satisfied is None for MONG_DOI."""
+
+    scope: str
+    scope_code: str
+    questionnaire: str
+    dimension: str
+    n_respondents: int
+    mean_score: float | None
+    pct_satisfied: float | None
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemFigures:
+    """Valid answers to one Likert item in a school (from the answer facts) or a unit (from
+    mart_unit_question): n_dissatisfied = #1 + #2."""
+
+    scope: str
+    scope_code: str
+    questionnaire: str
+    question_code: str
+    dimension: str | None
+    n_answers: int
+    n_dissatisfied: int
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class PapiFigures:
+    """One row of mart_papi."""
+
+    scope: str
+    scope_code: str
+    indicator: str
+    n_answers: int
+    pct_yes: float
+
+
+@dataclass(frozen=True)
+class ServiceFigures:
+    """One school's service from mart_service_ranking (total_points 0–80)."""
+
+    school_code: str
+    service: str
+    total_points: float
+
+
+@dataclass(frozen=True)
+class CriterionFigures:
+    """One review criterion of one school's service: its points averaged over the service's
+    rows, as mart_service_ranking averages them before summing."""
+
+    school_code: str
+    service: str
+    criterion: str
+    points: float
+
+
+@dataclass(frozen=True)
+class CompletenessFigures:
+    """One row of mart_completeness with the school's enrolment and the questionnaire's kind."""
+
+    school_code: str
+    questionnaire: str
+    questionnaire_kind: str | None
+    status: str
+    n_valid: int
+    enrollment: int | None
+
+
+@dataclass(frozen=True)
+class SourceFigures:
+    """One active source: answers kept and values rejected (quarantine scope 'value')."""
+
+    school_code: str
+    questionnaire: str
+    location: str
+    n_answers: int
+    n_rejected_values: int
+
+
+@dataclass(frozen=True)
+class AlertInputs:
+    """Everything the rules of one evaluation read, for one campaign (and its previous one)."""
+
+    dimensions: list[DimensionFigures] = field(default_factory=list)
+    previous_dimensions: list[DimensionFigures] = field(default_factory=list)
+    items: list[ItemFigures] = field(default_factory=list)
+    papi: list[PapiFigures] = field(default_factory=list)
+    services: list[ServiceFigures] = field(default_factory=list)
+    criteria: list[CriterionFigures] = field(default_factory=list)
+    completeness: list[CompletenessFigures] = field(default_factory=list)
+    sources: list[SourceFigures] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------
+# What the rules produce, and what the table holds
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertCandidate:
+    """A condition that holds now: one would-be row of ``alerts`` without its lifecycle."""
+
+    rule: str
+    severity: str
+    scope: str
+    scope_code: str
+    subject: str
+    value: float | None = None
+    threshold: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """The identity within a campaign: (rule, scope, scope_code, subject)."""
+        return (self.rule, self.scope, self.scope_code, self.subject)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One row of ``alerts``, plus the name of its school or unit when the registry has it."""
+
+    alert_id: int
+    campaign_id: str
+    rule: str
+    severity: str
+    scope: str
+    scope_code: str
+    subject: str
+    value: float | None
+    threshold: float | None
+    status: str
+    first_seen_at: dt.datetime
+    last_seen_at: dt.datetime
+    note: str | None
+    scope_name: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertSync:
+    """What one evaluation changed: identities opened for the first time, reopened (resolved
+    before, holding again), still holding (open or acknowledged), and resolved."""
+
+    opened: int = 0
+    reopened: int = 0
+    held: int = 0
+    resolved: int = 0
+
+
+class AlertError(ValueError):
+    """An officer's request that cannot be applied (unknown id, wrong campaign, bad state)."""
+
+
+# ------------------------------------------------------------------------------------------
+# Reading the inputs
+# ------------------------------------------------------------------------------------------
+
+
+def read_inputs(engine: Engine, campaign_id: str, previous_id: str | None = None) -> AlertInputs:
+    """Read everything the alert rules need for ``campaign_id``, in one transaction.
+
+    ``previous_id`` is the previous campaign (``campaign.previous``) whose dimension marts are
+    compared year on year; its rows are read only if it is in this warehouse (no rows
+    otherwise). Only active sources and registered schools count, as in the marts.
+    """
+    with engine.connect() as conn:
+        return AlertInputs(
+            dimensions=_dimensions(conn, campaign_id),
+            previous_dimensions=_dimensions(conn, previous_id) if previous_id else [],
+            items=_unit_items(conn, campaign_id) + _school_items(conn, campaign_id),
+            papi=_papi(conn, campaign_id),
+            services=_services(conn, campaign_id),
+            criteria=_criteria(conn, campaign_id),
+            completeness=_completeness(conn, campaign_id),
+            sources=_sources(conn, campaign_id),
+        )
+
+
+def _float(value: Any) -> float | None:
+    # PostgreSQL returns AVG/SUM as Decimal; the rules compare floats.
+    return None if value is None else float(value)
+
+
+def _dimensions(conn: sa.Connection, campaign_id: str) -> list[DimensionFigures]:
+    sd, ud = t.mart_school_dimension, t.mart_unit_dimension
+    out = [
+        DimensionFigures(
+            "school",
+            r.school_code,
+            r.questionnaire,
+            r.dimension,
+            int(r.n_respondents),
+            _float(r.mean_score),
+            _float(r.pct_satisfied),
+        )
+        for r in conn.execute(sa.select(sd).where(sd.c.campaign_id == campaign_id))
+    ]
+    out += [
+        DimensionFigures(
+            "unit",
+            r.unit_code,
+            r.questionnaire,
+            r.dimension,
+            int(r.n_respondents),
+            _float(r.mean_score),
+            _float(r.pct_satisfied),
+            level=r.level,
+        )
+        for r in conn.execute(sa.select(ud).where(ud.c.campaign_id == campaign_id))
+    ]
+    return out
+
+
+def _unit_items(conn: sa.Connection, campaign_id: str) -> list[ItemFigures]:
+    uq, q = t.mart_unit_question, t.question
+    stmt = (
+        sa.select(uq, q.c.dimension)
+        .select_from(
+            uq.outerjoin(
+                q,
+                sa.and_(
+                    q.c.questionnaire_code == uq.c.questionnaire,
+                    q.c.question_code == uq.c.question_code,
+                ),
+            )
+        )
+        .where(uq.c.campaign_id == campaign_id)
+    )
+    return [
+        ItemFigures(
+            "unit",
+            r.unit_code,
+            r.questionnaire,
+            r.question_code,
+            r.dimension,
+            int(r.n_answers),
+            int(r.n_1) + int(r.n_2),
+            level=r.level,
+        )
+        for r in conn.execute(stmt)
+    ]
+
+
+def _answer_join(*, with_response: bool = False) -> Any:
+    """answer ⋈ source ⋈ question ⋈ school (⋈ response): answers of registered schools."""
+    a, s, q, sc = t.answer, t.source, t.question, t.school
+    joined = (
+        a.join(s, sa.and_(s.c.source_id == a.c.source_id, s.c.campaign_id == a.c.campaign_id))
+        .join(
+            q,
+            sa.and_(
+                q.c.questionnaire_code == s.c.questionnaire,
+                q.c.question_code == a.c.question_code,
+            ),
+        )
+        .join(sc, sa.and_(sc.c.campaign_id == a.c.campaign_id, sc.c.school_code == s.c.school_code))
+    )
+    if with_response:
+        r = t.response
+        joined = joined.join(
+            r,
+            sa.and_(
+                r.c.campaign_id == a.c.campaign_id,
+                r.c.source_id == a.c.source_id,
+                r.c.response_no == a.c.response_no,
+            ),
+        )
+    return joined
+
+
+def _school_items(conn: sa.Connection, campaign_id: str) -> list[ItemFigures]:
+    """Per school and Likert item: valid answers and #1 + #2 (no mart holds items per school)."""
+    a, s, q = t.answer, t.source, t.question
+    group = [s.c.school_code, s.c.questionnaire, a.c.question_code, q.c.dimension]
+    stmt = (
+        sa.select(
+            *group,
+            sa.func.count().label("n_answers"),
+            sa.func.sum(sa.case((a.c.value <= DISSATISFIED_MAX, 1), else_=0)).label("n_dis"),
+        )
+        .select_from(_answer_join())
+        .where(
+            a.c.campaign_id == campaign_id,
+            s.c.is_active.is_(sa.true()),
+            q.c.kind == "likert",
+            a.c.value.in_(_LIKERT_VALUES),
+        )
+        .group_by(*group)
+    )
+    return [
+        ItemFigures(
+            "school",
+            r.school_code,
+            r.questionnaire,
+            r.question_code,
+            r.dimension,
+            int(r.n_answers),
+            int(r.n_dis),
+        )
+        for r in conn.execute(stmt)
+    ]
+
+
+def _papi(conn: sa.Connection, campaign_id: str) -> list[PapiFigures]:
+    p = t.mart_papi
+    return [
+        PapiFigures(r.scope, r.scope_code, r.indicator, int(r.n_answers), float(r.pct_yes))
+        for r in conn.execute(sa.select(p).where(p.c.campaign_id == campaign_id))
+    ]
+
+
+def _services(conn: sa.Connection, campaign_id: str) -> list[ServiceFigures]:
+    m = t.mart_service_ranking
+    stmt = (
+        sa.select(m.c.school_code, m.c.service, m.c.total_points)
+        .where(m.c.campaign_id == campaign_id)
+        .distinct()
+    )
+    return [
+        ServiceFigures(r.school_code, r.service, float(r.total_points)) for r in conn.execute(stmt)
+    ]
+
+
+def _criteria(conn: sa.Connection, campaign_id: str) -> list[CriterionFigures]:
+    """Each review criterion's points per (school, service), averaged like the ranking mart."""
+    a, s, q, qn, r = t.answer, t.source, t.question, t.questionnaire, t.response
+    group = [s.c.school_code, r.c.service, a.c.question_code]
+    stmt = (
+        sa.select(*group, sa.cast(sa.func.avg(a.c.value), sa.Float).label("points"))
+        .select_from(
+            _answer_join(with_response=True).join(qn, qn.c.questionnaire_code == s.c.questionnaire)
+        )
+        .where(
+            a.c.campaign_id == campaign_id,
+            s.c.is_active.is_(sa.true()),
+            q.c.kind == "level",
+            qn.c.kind == "service_review",
+            a.c.value.in_(_LEVEL_VALUES),
+            r.c.service.is_not(None),
+            r.c.service != "",
+        )
+        .group_by(*group)
+    )
+    return [
+        CriterionFigures(row.school_code, row.service, row.question_code, float(row.points))
+        for row in conn.execute(stmt)
+    ]
+
+
+def _completeness(conn: sa.Connection, campaign_id: str) -> list[CompletenessFigures]:
+    mc, sc, qn = t.mart_completeness, t.school, t.questionnaire
+    stmt = (
+        sa.select(mc, sc.c.enrollment, qn.c.kind.label("questionnaire_kind"))
+        .select_from(
+            mc.outerjoin(
+                sc,
+                sa.and_(sc.c.campaign_id == mc.c.campaign_id, sc.c.school_code == mc.c.school_code),
+            ).outerjoin(qn, qn.c.questionnaire_code == mc.c.questionnaire)
+        )
+        .where(mc.c.campaign_id == campaign_id)
+    )
+    return [
+        CompletenessFigures(
+            r.school_code,
+            r.questionnaire,
+            r.questionnaire_kind,
+            r.status,
+            int(r.n_valid),
+            None if r.enrollment is None else int(r.enrollment),
+        )
+        for r in conn.execute(stmt)
+    ]
+
+
+def _sources(conn: sa.Connection, campaign_id: str) -> list[SourceFigures]:
+    a, qu, s = t.answer, t.quarantine, t.source
+    answers = (
+        sa.select(a.c.source_id, sa.func.count().label("n"))
+        .where(a.c.campaign_id == campaign_id)
+        .group_by(a.c.source_id)
+        .subquery("answers")
+    )
+    rejected = (
+        sa.select(qu.c.source_id, sa.func.count().label("n"))
+        .where(qu.c.campaign_id == campaign_id, qu.c.scope == "value")
+        .group_by(qu.c.source_id)
+        .subquery("rejected")
+    )
+    stmt = (
+        sa.select(
+            s.c.school_code,
+            s.c.questionnaire,
+            s.c.location,
+            sa.func.coalesce(answers.c.n, 0).label("n_answers"),
+            sa.func.coalesce(rejected.c.n, 0).label("n_rejected"),
+        )
+        .select_from(
+            s.outerjoin(answers, answers.c.source_id == s.c.source_id).outerjoin(
+                rejected, rejected.c.source_id == s.c.source_id
+            )
+        )
+        .where(s.c.campaign_id == campaign_id, s.c.is_active.is_(sa.true()))
+    )
+    return [
+        SourceFigures(
+            r.school_code, r.questionnaire, r.location, int(r.n_answers), int(r.n_rejected)
+        )
+        for r in conn.execute(stmt)
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# The lifecycle upsert
+# ------------------------------------------------------------------------------------------
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def dedupe(candidates: Iterable[AlertCandidate]) -> dict[tuple[str, str, str, str], AlertCandidate]:
+    """One candidate per identity, the most severe winning (then the first given).
+
+    Rules should not produce the same identity twice; if two ever do, one multi-row upsert
+    touching a key twice is an error on PostgreSQL, so it is settled here instead.
+    """
+    chosen: dict[tuple[str, str, str, str], AlertCandidate] = {}
+    for c in candidates:
+        if c.severity not in SEVERITIES:
+            raise ValueError(f"alert {c.key}: unknown severity {c.severity!r}")
+        if c.scope not in t.SCOPES:
+            raise ValueError(f"alert {c.key}: unknown scope {c.scope!r}")
+        held = chosen.get(c.key)
+        if held is None or _severity_rank(c.severity) < _severity_rank(held.severity):
+            chosen[c.key] = c
+    return chosen
+
+
+def _upsert_statement(conn: sa.Connection) -> Any:
+    """INSERT INTO alerts … ON CONFLICT (identity) DO UPDATE with the lifecycle's status rule."""
+    al = t.alerts
+    insert: Any
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        insert = pg_insert(al)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        insert = sqlite_insert(al)
+    return insert.on_conflict_do_update(
+        index_elements=["campaign_id", *IDENTITY],
+        set_={
+            "severity": insert.excluded.severity,
+            "value": insert.excluded.value,
+            "threshold": insert.excluded.threshold,
+            "last_seen_at": insert.excluded.last_seen_at,
+            # resolved + the condition holds again = reopened; acknowledged stays acknowledged.
+            "status": sa.case((al.c.status == "resolved", "open"), else_=al.c.status),
+        },
+    )
+
+
+def sync_alerts(
+    engine: Engine,
+    campaign_id: str,
+    candidates: Iterable[AlertCandidate],
+    *,
+    now: dt.datetime | None = None,
+) -> AlertSync:
+    """Apply one evaluation's candidates to ``alerts`` in one transaction (module docstring).
+
+    ``candidates`` must be every condition that holds for the campaign now: any active alert
+    of the campaign not among them is resolved. ``now`` (naive, campaign local time) stamps
+    first_seen_at and last_seen_at; default: the current time in the campaign's time zone.
+    """
+    chosen = dedupe(candidates)
+    al = t.alerts
+    with engine.begin() as conn:
+        when = now or local_now(conn, campaign_id)
+        before = {
+            (r.rule, r.scope, r.scope_code, r.subject): (int(r.alert_id), r.status)
+            for r in conn.execute(
+                sa.select(al.c.alert_id, al.c.status, *(al.c[k] for k in IDENTITY)).where(
+                    al.c.campaign_id == campaign_id
+                )
+            )
+        }
+        rows = [
+            {
+                "campaign_id": campaign_id,
+                "rule": c.rule,
+                "severity": c.severity,
+                "scope": c.scope,
+                "scope_code": c.scope_code,
+                "subject": c.subject,
+                "value": c.value,
+                "threshold": c.threshold,
+                "status": "open",
+                "first_seen_at": when,
+                "last_seen_at": when,
+                "note": None,
+            }
+            for c in chosen.values()
+        ]
+        if rows:
+            conn.execute(_upsert_statement(conn), rows)
+        stale = [
+            alert_id
+            for key, (alert_id, status) in before.items()
+            if key not in chosen and status in ACTIVE_STATUSES
+        ]
+        for start in range(0, len(stale), _CHUNK):
+            conn.execute(
+                sa.update(al)
+                .where(al.c.alert_id.in_(stale[start : start + _CHUNK]))
+                .values(status="resolved")
+            )
+    statuses = [before.get(key, (0, None))[1] for key in chosen]
+    return AlertSync(
+        opened=sum(s is None for s in statuses),
+        reopened=sum(s == "resolved" for s in statuses),
+        held=sum(s in ACTIVE_STATUSES for s in statuses),
+        resolved=len(stale),
+    )
+
+
+def local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
+    """Now, naive, in the campaign's time zone (like every stored time of the campaign)."""
+    tz = conn.execute(
+        sa.select(t.campaign.c.timezone).where(t.campaign.c.campaign_id == campaign_id)
+    ).scalar()
+    if tz is None:
+        raise LookupError(f"campaign {campaign_id!r} is not in the warehouse; run sync_registry")
+    return dt.datetime.now(ZoneInfo(tz)).replace(tzinfo=None)
+
+
+# ------------------------------------------------------------------------------------------
+# Queries and the officer's actions
+# ------------------------------------------------------------------------------------------
+
+
+def _alert_select() -> sa.Select[Any]:
+    al, sc, un = t.alerts, t.school, t.unit
+    return sa.select(
+        al, sa.func.coalesce(sc.c.school_name, un.c.unit_name).label("scope_name")
+    ).select_from(
+        al.outerjoin(
+            sc,
+            sa.and_(
+                al.c.scope == "school",
+                sc.c.campaign_id == al.c.campaign_id,
+                sc.c.school_code == al.c.scope_code,
+            ),
+        ).outerjoin(
+            un,
+            sa.and_(
+                al.c.scope == "unit",
+                un.c.campaign_id == al.c.campaign_id,
+                un.c.unit_code == al.c.scope_code,
+            ),
+        )
+    )
+
+
+def _alert(row: Any) -> Alert:
+    return Alert(
+        alert_id=int(row.alert_id),
+        campaign_id=row.campaign_id,
+        rule=row.rule,
+        severity=row.severity,
+        scope=row.scope,
+        scope_code=row.scope_code,
+        subject=row.subject,
+        value=_float(row.value),
+        threshold=_float(row.threshold),
+        status=row.status,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        note=row.note,
+        scope_name=row.scope_name,
+    )
+
+
+def list_alerts(
+    engine: Engine,
+    campaign_id: str,
+    *,
+    statuses: Sequence[str] | None = None,
+    severity: str | None = None,
+    unit: str | None = None,
+) -> list[Alert]:
+    """The campaign's alerts, most severe first, then by scope, code, rule and subject.
+
+    ``statuses``: only these (default: all); ``severity``: only this one; ``unit``: alerts on
+    that reporting unit and on the schools it held in this campaign.
+    """
+    al, sc = t.alerts, t.school
+    stmt = _alert_select().where(al.c.campaign_id == campaign_id)
+    if statuses:
+        stmt = stmt.where(al.c.status.in_(list(statuses)))
+    if severity:
+        stmt = stmt.where(al.c.severity == severity)
+    if unit:
+        schools = sa.select(sc.c.school_code).where(
+            sc.c.campaign_id == campaign_id, sc.c.unit_code == unit
+        )
+        stmt = stmt.where(
+            sa.or_(
+                sa.and_(al.c.scope == "unit", al.c.scope_code == unit),
+                sa.and_(al.c.scope == "school", al.c.scope_code.in_(schools)),
+            )
+        )
+    rank = sa.case({s: i for i, s in enumerate(SEVERITIES)}, value=al.c.severity, else_=9)
+    stmt = stmt.order_by(rank, al.c.scope, al.c.scope_code, al.c.rule, al.c.subject, al.c.alert_id)
+    with engine.connect() as conn:
+        return [_alert(r) for r in conn.execute(stmt)]
+
+
+def get_alert(engine: Engine, campaign_id: str, alert_id: int) -> Alert:
+    """One alert of the campaign; AlertError if there is none with that id in it."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            _alert_select().where(
+                t.alerts.c.alert_id == alert_id, t.alerts.c.campaign_id == campaign_id
+            )
+        ).first()
+    if row is None:
+        raise AlertError(f"no alert {alert_id} in campaign {campaign_id}")
+    return _alert(row)
+
+
+def _set_status(
+    engine: Engine,
+    campaign_id: str,
+    alert_id: int,
+    status: str,
+    note: str,
+    *,
+    allowed: Sequence[str],
+) -> Alert:
+    al = t.alerts
+    with engine.begin() as conn:
+        current = conn.execute(
+            sa.select(al.c.status).where(al.c.alert_id == alert_id, al.c.campaign_id == campaign_id)
+        ).scalar()
+        if current is None:
+            raise AlertError(f"no alert {alert_id} in campaign {campaign_id}")
+        if current not in allowed:
+            raise AlertError(f"alert {alert_id} is {current}: it cannot become {status}")
+        conn.execute(
+            sa.update(al).where(al.c.alert_id == alert_id).values(status=status, note=note)
+        )
+    return get_alert(engine, campaign_id, alert_id)
+
+
+def acknowledge(engine: Engine, campaign_id: str, alert_id: int, note: str) -> Alert:
+    """Mark an open (or already acknowledged) alert acknowledged, with the officer's note.
+
+    It stays acknowledged across evaluations while its condition holds; if the condition clears
+    it is resolved, and if it then returns it opens again. A resolved alert cannot be
+    acknowledged (AlertError): there is nothing left to acknowledge.
+    """
+    return _set_status(engine, campaign_id, alert_id, "acknowledged", note, allowed=ACTIVE_STATUSES)
+
+
+def resolve(engine: Engine, campaign_id: str, alert_id: int, note: str) -> Alert:
+    """Mark an alert resolved by hand, with the officer's note.
+
+    If its condition still holds at the next evaluation, the alert is reopened: resolving says
+    "fixed", and the next night checks it. To keep a known condition quiet, acknowledge it.
+    """
+    return _set_status(engine, campaign_id, alert_id, "resolved", note, allowed=STATUSES)
