@@ -33,7 +33,7 @@ from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOu
 from flows.registry import read_schools, read_sources
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import validate
-from flows.workbooks import write_unit_workbooks
+from flows.workbooks import write_workbooks
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
 from warehouse import db, load, marts
@@ -201,9 +201,16 @@ def publish_feedback(ctx: Context) -> list[Path]:
 
 @task(name="workbooks", cache_policy=NONE)
 def publish_workbooks(ctx: Context) -> list[Path]:
-    """Write the summary workbooks from the marts."""
+    """Write the province's and each unit's workbook from the marts."""
     s = ctx.settings
-    return write_unit_workbooks(ctx.engine, s.campaign.id, s.output, ctx.questionnaires)
+    return write_workbooks(
+        ctx.engine,
+        s.campaign.id,
+        s.output,
+        ctx.questionnaires,
+        run_id=ctx.run_id,
+        thresholds=s.thresholds,
+    )
 
 
 def failure_message(source: Source, exc: BaseException) -> str:

@@ -37,6 +37,7 @@ tin" (:data:`STAMP_LABELS`) differs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -54,13 +55,22 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.chart.label import DataLabelList
 from openpyxl.chart.marker import DataPoint
+from openpyxl.chart.text import RichText, Text
+from openpyxl.chart.title import Title
+from openpyxl.drawing.text import (
+    CharacterProperties,
+    Paragraph,
+    ParagraphProperties,
+    RegularTextRun,
+)
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import tostring
 
-from flows.template import LIKERT_LABELS
+from flows.alerts import RULES, Thresholds
 from schemas.questionnaire import DIMENSIONS, Questionnaire
 from warehouse import tables as t
 from warehouse.marts import province_dimension
@@ -72,6 +82,16 @@ LEVEL_LABELS: dict[str, str] = {
     "THCS": "Trung học cơ sở",
     "THPT": "Trung học phổ thông",
     "GDTX": "Giáo dục thường xuyên",
+}
+
+#: The canonical Likert labels (DOMAIN.md), 1–5: report headers here and the blank form's
+#: dropdown (flows.template).
+LIKERT_LABELS: dict[int, str] = {
+    1: "Rất không hài lòng",
+    2: "Không hài lòng",
+    3: "Bình thường",
+    4: "Hài lòng",
+    5: "Rất hài lòng",
 }
 
 #: Dimension names where no questionnaire names them (DOMAIN.md), and the short forms used as
@@ -112,26 +132,22 @@ INFO_SHEET = "Thông tin"
 MIN_RESPONDENTS = 5
 SUPPRESSED = "<5"
 
-#: Threshold defaults (DOMAIN.md "Alert tiers"); the ``thresholds`` argument overrides them.
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "pct_satisfied_red": 70.0,
-    "pct_satisfied_target": 85.0,
-    "mean_score_red": 3.5,
-    "pct_dissatisfied_red": 20.0,
-    "min_sample": 30.0,
-    "yoy_drop": 5.0,
-    "papi_pct_yes_min": 80.0,
-    "service_points_min": 40.0,
-}
+#: What each threshold (``flows.alerts.Thresholds``, khaosat.yaml ``thresholds:``) means, for
+#: the "Thông tin" sheet. The workbooks colour and flag with the same thresholds the alert
+#: rules use, so a cell is red exactly when its alert is.
 THRESHOLD_LABELS: dict[str, str] = {
     "pct_satisfied_red": "Tỷ lệ hài lòng dưới mức này: mức đỏ",
-    "pct_satisfied_target": "Tỷ lệ hài lòng dưới mức này: mức vàng (mục tiêu quốc gia 2025)",
+    "pct_satisfied_amber": "Tỷ lệ hài lòng dưới mức này: mức vàng (mục tiêu quốc gia 2025)",
     "mean_score_red": "Điểm trung bình dưới mức này: mức đỏ",
-    "pct_dissatisfied_red": "Tỷ lệ không hài lòng của một câu hỏi từ mức này: mức đỏ",
-    "min_sample": "Dưới số phiếu này: mẫu nhỏ, chưa đủ để kết luận",
-    "yoy_drop": "Giảm so với năm trước từ mức này (điểm %): cảnh báo",
+    "item_pct_dissatisfied_red": "Tỷ lệ không hài lòng của một câu hỏi từ mức này: mức đỏ",
+    "min_respondents": "Dưới số phiếu này: mẫu nhỏ, chưa đủ để kết luận",
+    "wilson_z": "Hệ số z của khoảng tin cậy Wilson cho mẫu nhỏ",
+    "yoy_drop_points": "Giảm so với năm trước từ mức này (điểm %): cảnh báo",
     "papi_pct_yes_min": "Chỉ số PAPI dưới mức này (% Có): cảnh báo",
-    "service_points_min": "Dịch vụ dưới số điểm này (trên 80): cảnh báo",
+    "service_total_min": "Dịch vụ dưới số điểm này (trên 80): cảnh báo",
+    "service_criterion_poor": "Tiêu chí dịch vụ từ số điểm này trở xuống (Kém = 0): cảnh báo",
+    "min_response_share": "Số phiếu dưới tỷ lệ này so với số học sinh: cảnh báo",
+    "max_rejected_share": "Tỷ lệ giá trị bị loại của một nguồn trên mức này: cảnh báo",
 }
 
 #: Labels of the "Thông tin" rows that carry the run stamp: the only cells that differ between
@@ -164,6 +180,10 @@ _THIN = Side(style="thin", color="A6A6A6")
 _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _WRAP_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 _WRAP = Alignment(vertical="top", wrap_text=True)
+# Table cells sit mid-row, so a number lines up with the wrapped name beside it.
+_MIDDLE = Alignment(vertical="center")
+_WRAP_MIDDLE = Alignment(vertical="center", wrap_text=True)
+_SUPPRESSED_ALIGN = Alignment(horizontal="right", vertical="center")
 
 #: Tier colours: cell fill and font (Excel's own good/neutral/bad styles) and chart bars.
 _TIER_STYLE = {
@@ -315,7 +335,7 @@ def read_campaign(
     questionnaires: Mapping[str, Questionnaire],
     *,
     run_id: str | None = None,
-    thresholds: Mapping[str, float] | None = None,
+    thresholds: Mapping[str, float] | Thresholds | None = None,
 ) -> CampaignData:
     """Read what the campaign's workbooks show: registry, marts, alerts, the run and ledger.
 
@@ -346,8 +366,8 @@ def read_campaign(
         sources = _read_sources(conn, campaign_id, run)
         previous_id = camp.previous_id if camp is not None else None
         previous = rows(t.mart_unit_dimension, previous_id) if previous_id else []
-    merged = dict(DEFAULT_THRESHOLDS)
-    merged.update({k: float(v) for k, v in (thresholds or {}).items()})
+    if not isinstance(thresholds, Thresholds):
+        thresholds = Thresholds.from_mapping(thresholds)
     return CampaignData(
         campaign_id=campaign_id,
         name=(camp.name if camp is not None else "") or campaign_id,
@@ -362,22 +382,22 @@ def read_campaign(
         province_dimension=_frame_rows(province_dimension(engine, campaign_id)),
         previous_unit_dimension=previous,
         previous_province_dimension=(
-            _frame_rows(province_dimension(engine, previous_id)) if previous else []
+            _frame_rows(province_dimension(engine, previous_id)) if previous_id and previous else []
         ),
         run=run,
         sources=sources,
         questionnaires=questionnaires,
-        thresholds=merged,
+        thresholds=dataclasses.asdict(thresholds),
         **data,
     )
 
 
 def _frame_rows(frame: Any) -> list[Row]:
     """province_dimension's DataFrame as rows, NaN as None."""
-    out = []
-    for rec in frame.to_dict("records"):
-        out.append({k: (None if isinstance(v, float) and v != v else _plain(v)) for k, v in rec.items()})
-    return out
+    return [
+        {k: None if isinstance(v, float) and v != v else _plain(v) for k, v in rec.items()}
+        for rec in frame.to_dict("records")
+    ]
 
 
 def _read_run(conn: sa.Connection, campaign_id: str, run_id: str | None) -> Row | None:
@@ -433,16 +453,19 @@ class Scope:
     name: str
     unit_codes: list[str]
     school_codes: list[str] = field(default_factory=list)
+    _schools: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._schools = frozenset(self.school_codes)
 
     @property
     def is_province(self) -> bool:
+        """True for the province's workbook."""
         return self.kind == "province"
 
     def has_school(self, code: str) -> bool:
+        """True if the school belongs to the scope."""
         return code in self._schools
-
-    def __post_init__(self) -> None:
-        self._schools = set(self.school_codes)
 
 
 def unit_scope(data: CampaignData, unit_code: str) -> Scope:
@@ -483,9 +506,17 @@ def _group_key(data: CampaignData, level: str, questionnaire: str) -> tuple[Any,
 
 
 def _q_label(data: CampaignData, code: str) -> str:
+    """How a questionnaire is named in a table whose rows also name the level."""
     q = data.questionnaires.get(code)
-    # Cấp học is its own column, so who answered is what tells the THPT forms apart.
-    return q.respondent if q is not None else code
+    if q is None:
+        return code
+    # Cấp học is its own column, so who answered is what tells the THPT forms apart; the
+    # PAPI and service review forms are named for what they are.
+    if q.kind == "papi":
+        return f"{q.respondent} (PAPI)"
+    if q.kind == "service_review":
+        return SERVICE_SHEET
+    return q.respondent
 
 
 def _dim_label(data: CampaignData, questionnaire: str, dimension: str) -> str:
@@ -535,7 +566,7 @@ def _tier(value: Any, th: Mapping[str, float]) -> str | None:
         return None
     if value < th["pct_satisfied_red"]:
         return "red"
-    if value < th["pct_satisfied_target"]:
+    if value < th["pct_satisfied_amber"]:
         return "amber"
     return "green"
 
@@ -543,9 +574,9 @@ def _tier(value: Any, th: Mapping[str, float]) -> str | None:
 def _tier_text(value: Any, th: Mapping[str, float]) -> str:
     tier = _tier(value, th)
     if tier == "green":
-        return f"Đạt mục tiêu (≥ {th['pct_satisfied_target']:g}%)"
+        return f"Đạt mục tiêu (≥ {th['pct_satisfied_amber']:g}%)"
     if tier == "amber":
-        return f"Dưới mục tiêu ({th['pct_satisfied_red']:g}–{th['pct_satisfied_target']:g}%)"
+        return f"Dưới mục tiêu ({th['pct_satisfied_red']:g}–{th['pct_satisfied_amber']:g}%)"
     if tier == "red":
         return f"Thấp (< {th['pct_satisfied_red']:g}%)"
     return ""
@@ -563,8 +594,9 @@ def _new_sheet(
     ws = wb.create_sheet(title)
     where = scope.name if scope.is_province else f"{scope.name} ({scope.code})"
     write_cell(ws, 1, 1, f"{title.upper()} · {where}", font=_TITLE)
+    ws.row_dimensions[1].height = 22  # room for the marks above Vietnamese capitals
     detail = data.name
-    if data.school_year:
+    if data.school_year and data.school_year not in data.name:
         detail += f" · năm học {data.school_year}"
     write_cell(ws, 2, 1, f"{detail} · đợt {data.campaign_id}", font=_BOLD)
     if note:
@@ -582,8 +614,6 @@ def _header(ws: Worksheet, row: int, headers: Sequence[str], start: int = 1) -> 
         cell.fill = _HEADER_FILL
         cell.alignment = _WRAP_CENTER
         cell.border = _BOX
-    longest = max((len(h) for h in headers), default=10)
-    ws.row_dimensions[row].height = 15 * min(4, 1 + longest // 14)
 
 
 def _widths(ws: Worksheet, widths: Sequence[float]) -> None:
@@ -598,9 +628,11 @@ def _put(
     cell = write_cell(ws, row, col, value, number_format=fmt)
     cell.border = _BOX
     if value == SUPPRESSED:
-        cell.alignment = Alignment(horizontal="right")
+        cell.alignment = _SUPPRESSED_ALIGN
     elif wrap:
-        cell.alignment = _WRAP
+        cell.alignment = _WRAP_MIDDLE
+    else:
+        cell.alignment = _MIDDLE
     return cell
 
 
@@ -610,12 +642,13 @@ def _group_row(ws: Worksheet, row: int, text: str, width: int) -> None:
         cell.fill = _GROUP_FILL
         cell.border = _BOX
     write_cell(ws, row, 1, text, font=_BOLD)
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=width)
 
 
 def _tier_rules(ws: Worksheet, ref: str, th: Mapping[str, float]) -> None:
     """Conditional fills on a range of pct_satisfied cells (numbers only: "<5" stays plain)."""
     top_left = ref.split(":")[0]
-    red, target = th["pct_satisfied_red"], th["pct_satisfied_target"]
+    red, target = th["pct_satisfied_red"], th["pct_satisfied_amber"]
     conditions = {
         "red": f"AND(ISNUMBER({top_left}),{top_left}<{red:g})",
         "amber": f"AND(ISNUMBER({top_left}),{top_left}>={red:g},{top_left}<{target:g})",
@@ -655,8 +688,69 @@ def _col_range(col: int, first: int, last: int) -> str:
     return f"{letter}{first}:{letter}{last}"
 
 
+def fit_row_heights(ws: Worksheet) -> None:
+    """Give rows with wrapped text the height it needs, estimated from the column widths.
+
+    Neither Excel nor LibreOffice grows a row for wrapped text in a file it did not lay out
+    itself, so a long school name or item wording would be cut off on screen and on paper.
+    Rows without wrapped text keep their height.
+    """
+    widths: dict[str, float] = {}
+    for coord in ws.merged_cells.ranges:
+        span = range(coord.min_col, coord.max_col + 1)
+        widths[f"{get_column_letter(coord.min_col)}{coord.min_row}"] = sum(
+            _column_width(ws, c) for c in span
+        )
+    for row in ws.iter_rows():
+        lines = 1
+        for cell in row:
+            if not isinstance(cell.value, str) or not cell.alignment.wrap_text:
+                continue
+            width = widths.get(cell.coordinate) or _column_width(ws, cell.column)
+            # The cell's padding takes about one character of the width.
+            usable = max(1.0, width - 1.0)
+            lines = max(lines, _wrapped_lines(cell.value, usable, bold=bool(cell.font.b)))
+        if lines > 1:
+            ws.row_dimensions[row[0].row].height = 15 * lines + 2
+
+
+def _text_width(text: str, bold: bool) -> float:
+    """Width of ``text`` in column-width units (the digit "0"), erring wide: lower-case
+    Vietnamese averages about 0.85 of it in the fonts LibreOffice substitutes for Calibri (less
+    in Calibri itself), capitals, digits and symbols about 1; bold about a tenth more. A row a
+    little too tall costs nothing; one too short hides text."""
+    width = sum(0.85 if c.islower() else 0.55 if c == " " else 1.0 for c in text)
+    return width * (1.1 if bold else 1.0)
+
+
+def _wrapped_lines(text: str, per_line: float, *, bold: bool = False) -> int:
+    """Lines ``text`` takes when wrapped at word boundaries in ``per_line`` width units."""
+    space = _text_width(" ", bold)
+    lines = 0
+    for paragraph in text.split("\n"):
+        lines += 1
+        used = 0.0
+        for word in paragraph.split():
+            size = _text_width(word, bold)
+            if used and used + space + size > per_line:
+                lines += 1
+                used = 0.0
+            used += size + (space if used else 0.0)
+            while used > per_line:  # a word longer than the line breaks inside it
+                lines += 1
+                used -= per_line
+    return lines
+
+
+def _column_width(ws: Worksheet, col: int) -> float:
+    width = ws.column_dimensions[get_column_letter(col)].width
+    return float(width) if width else 8.43
+
+
 def _print_setup(ws: Worksheet, header_rows: tuple[int, int] | None, freeze: str | None) -> None:
-    """A4 landscape, fitted to the page width, header rows repeated on every page."""
+    """A4 landscape, fitted to the page width, header rows repeated on every page; rows with
+    wrapped text made tall enough to show it."""
+    fit_row_heights(ws)
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
@@ -806,18 +900,18 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         f"(xem trang {ALERT_SHEET})."
     )
     rated = [g for g in groups if isinstance(g.pct_five, int | float)]
-    reached = sum(g.pct_five >= th["pct_satisfied_target"] for g in rated)
+    reached = sum(g.pct_five >= th["pct_satisfied_amber"] for g in rated)
     lines.append(
-        f"Mục tiêu ≥ {th['pct_satisfied_target']:g}% hài lòng (QĐ 2034/QĐ-BGDĐT): "
+        f"Mục tiêu ≥ {th['pct_satisfied_amber']:g}% hài lòng (QĐ 2034/QĐ-BGDĐT): "
         f"{reached}/{len(rated)} nhóm đạt (tỷ lệ bình quân 5 tiêu chí)."
     )
     lines.append(
-        f"Màu: xanh ≥ {th['pct_satisfied_target']:g}%, vàng {th['pct_satisfied_red']:g}–"
-        f"{th['pct_satisfied_target']:g}%, đỏ < {th['pct_satisfied_red']:g}%. Số liệu của nhóm "
+        f"Màu: xanh ≥ {th['pct_satisfied_amber']:g}%, vàng {th['pct_satisfied_red']:g}–"
+        f"{th['pct_satisfied_amber']:g}%, đỏ < {th['pct_satisfied_red']:g}%. Số liệu của nhóm "
         f"dưới {MIN_RESPONDENTS} người trả lời được ẩn ({SUPPRESSED})."
     )
     for i, line in enumerate(lines):
-        write_cell(ws, 4 + i, 1, line, font=_BOLD if i < 3 else _ITALIC)
+        write_cell(ws, 4 + i, 1, line, font=_BOLD if i < 3 else _ITALIC).alignment = _WRAP
 
     hr = SUMMARY_HEADER_ROW
     _header(ws, hr, SUMMARY_HEADERS)
@@ -830,8 +924,10 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         if not satisfaction:
             kind = data.questionnaires[g.questionnaire].kind
             verdict = f"Xem trang {PAPI_SHEET if kind == 'papi' else SERVICE_SHEET}"
-        elif g.n_responses and g.n_responses < th["min_sample"]:
-            verdict = (verdict + "; " if verdict else "") + f"mẫu nhỏ (< {th['min_sample']:g})"
+        elif g.pct_five == SUPPRESSED:
+            verdict = f"Dưới {MIN_RESPONDENTS} người trả lời: số liệu ẩn"
+        elif g.n_responses and g.n_responses < th["min_respondents"]:
+            verdict = (verdict + "; " if verdict else "") + f"mẫu nhỏ (< {th['min_respondents']:g})"
         values: list[tuple[Any, str | None]] = [
             (LEVEL_LABELS.get(g.level, g.level), None),
             (_q_label(data, g.questionnaire), None),
@@ -861,17 +957,36 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
     for i in range(4, 8):  # key lines span the table's width
         ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=width)
     _matrix_and_charts(ws, r + 2, data, scope)
-    _print_setup(ws, (hr, hr), f"C{hr + 1}")
+    # No repeated header rows: later pages hold the matrix and charts, not the table.
+    _print_setup(ws, None, f"C{hr + 1}")
     return ws
+
+
+#: Chart grid on "Tổng hợp": columns where each chart of a row starts (about 11 cm apart with
+#: the summary's column widths), chart size, sheet rows per chart row, and the rows an A4
+#: landscape page holds at the scale that fits the summary's width.
+_CHART_COLUMNS = ("A", "E", "K")
+_CHARTS_PER_ROW = len(_CHART_COLUMNS)
+_CHART_WIDTH_CM = 11.5
+_CHART_HEIGHT_CM = 6.5
+_CHART_ROWS = 14
+_PAGE_ROWS = 44
+
+
+def _chart_title(text: str) -> Title:
+    """A chart title at 11 pt: the default (18 pt in LibreOffice) crowds a small chart."""
+    font = CharacterProperties(sz=1100, b=True)
+    paragraph = Paragraph(
+        pPr=ParagraphProperties(defRPr=font), r=[RegularTextRun(rPr=font, t=text)]
+    )
+    return Title(tx=Text(rich=RichText(p=[paragraph])), overlay=False)
 
 
 def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope) -> None:
     """Dimension × group matrix of pct_satisfied, and one bar chart per group under it."""
     th = data.thresholds
     groups = {
-        k: v
-        for k, v in _by_group(_scope_dims(data, scope)).items()
-        if _is_satisfaction(data, k[1])
+        k: v for k, v in _by_group(_scope_dims(data, scope)).items() if _is_satisfaction(data, k[1])
     }
     keys = sorted(groups, key=lambda k: _group_key(data, *k))
     if not keys:
@@ -879,7 +994,7 @@ def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope
     _section(ws, row, "Tỷ lệ hài lòng (%) theo tiêu chí")
     hr = row + 1
     labels = [f"{LEVEL_LABELS.get(lv, lv)} – {_q_label(data, q)}" for lv, q in keys]
-    _header(ws, hr, ["Tiêu chí", *labels])
+    _header(ws, hr, ["Tiêu chí", "", *labels])
     ws.merge_cells(start_row=hr, start_column=1, end_row=hr, end_column=2)
     dims = [*DIMENSIONS, "CHUNG"]
     first = hr + 1
@@ -899,16 +1014,33 @@ def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope
     last = first + len(dims)
     _tier_rules(ws, f"C{first}:{get_column_letter(2 + len(keys))}{last}", th)
 
-    # One chart per group: bars for the five dimensions and CHUNG, coloured by tier.
+    # One chart per group: bars for the five dimensions and CHUNG, coloured by tier, three
+    # to a row. A printed chart must not straddle two pages: the charts start a new page when
+    # they would not fit under the tables, and each page holds three rows of them.
+    # A group whose every figure is suppressed gets no chart: it would be empty bars.
+    def shown(key: tuple[str, str], dim: str) -> Any:
+        d = groups[key].get(dim)
+        return None if d is None else _shown(d["pct_satisfied"], d["n_respondents"])
+
+    charted = [
+        (j, key)
+        for j, key in enumerate(keys)
+        if any(isinstance(shown(key, dim), int | float) for dim in dims)
+    ]
     anchor_row = last + 2
-    for j, key in enumerate(keys):
+    chart_rows = -(-len(charted) // _CHARTS_PER_ROW)
+    if chart_rows and anchor_row + min(chart_rows, 3) * _CHART_ROWS > _PAGE_ROWS:
+        ws.row_breaks.append(Break(id=anchor_row - 2))
+    for k in range(3, chart_rows, 3):
+        ws.row_breaks.append(Break(id=anchor_row + k * _CHART_ROWS - 1))
+    for n, (j, key) in enumerate(charted):
         col = 3 + j
         chart = BarChart()
         chart.type = "col"
-        chart.title = labels[j]
+        chart.title = _chart_title(labels[j])
         chart.legend = None
-        chart.height = 7.0
-        chart.width = 13.5
+        chart.height = _CHART_HEIGHT_CM
+        chart.width = _CHART_WIDTH_CM
         chart.y_axis.scaling.min = 0
         chart.y_axis.scaling.max = 100
         chart.y_axis.majorUnit = 20
@@ -924,9 +1056,7 @@ def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope
             setattr(series.dLbls, flag, False)
         series.dLbls.numFmt = "0.0"
         for i, dim in enumerate(dims):
-            d = groups[key].get(dim)
-            value = None if d is None else _shown(d["pct_satisfied"], d["n_respondents"])
-            tier = _tier(value, th)
+            tier = _tier(shown(key, dim), th)
             if tier is None:
                 continue
             point = DataPoint(idx=i)
@@ -934,8 +1064,8 @@ def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope
             point.graphicalProperties.solidFill = colour
             point.graphicalProperties.line.solidFill = colour
             series.dPt.append(point)
-        # Two charts side by side (columns A and G), 15 rows per chart row.
-        at = f"{'A' if j % 2 == 0 else 'G'}{anchor_row + (j // 2) * 15}"
+        column = _CHART_COLUMNS[n % _CHARTS_PER_ROW]
+        at = f"{column}{anchor_row + (n // _CHARTS_PER_ROW) * _CHART_ROWS}"
         ws.add_chart(chart, at)
 
 
@@ -1113,6 +1243,17 @@ def write_question_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Work
                     listed.add(item.code)
         for code in sorted(set(found) - listed):
             groups["_OTHER"].append((code, code))
+        if all(_small(row["n_answers"]) for row in found.values()):
+            # A page of "<5" says less than one line.
+            r += 1
+            write_cell(
+                ws,
+                r,
+                1,
+                f"Dưới {MIN_RESPONDENTS} người trả lời: số liệu ẩn ({SUPPRESSED}).",
+                font=_ITALIC,
+            )
+            continue
         order = sorted(groups, key=lambda d: _dim_key(d, q) if d != "_OTHER" else (99, d))
         for dim in order:
             r += 1
@@ -1127,7 +1268,7 @@ def write_question_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Work
                 cells: list[tuple[Any, str]] = []
                 for k in range(1, 6):
                     count = row[f"n_{k}"] if row else None
-                    pct = 100.0 * count / n if row and n else None
+                    pct = 100.0 * count / n if count is not None and n else None
                     cells += [(_shown(count, n), INT_FORMAT), (_shown(pct, n), PCT_FORMAT)]
                 dissatisfied = 100.0 * (row["n_1"] + row["n_2"]) / n if row and n else None
                 cells += [
@@ -1142,7 +1283,9 @@ def write_question_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Work
         _empty(ws, first_data, "Chưa có số liệu theo câu hỏi.")
     else:
         _tier_rules(ws, _col_range(14, first_data, r), th)
-        _flag_rule(ws, _col_range(15, first_data, r), "{c}>=" + f"{th['pct_dissatisfied_red']:g}")
+        _flag_rule(
+            ws, _col_range(15, first_data, r), "{c}>=" + f"{th['item_pct_dissatisfied_red']:g}"
+        )
         _flag_rule(ws, _col_range(16, first_data, r), "{c}<" + f"{th['mean_score_red']:g}")
     _print_setup(ws, (top, top + 1), f"C{top + 2}")
     return ws
@@ -1226,16 +1369,19 @@ def write_school_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksh
         "Mức đáp ứng mong đợi (%)",
     ]
     _header(ws, hr, headers)
-    widths = [6, 10, 30] + ([20] if scope.is_province else []) + [12, 8] + [10] * 6 + [11, 9, 11]
+    widths = [6, 10, 30] + ([20] if scope.is_province else []) + [16, 8] + [10] * 6 + [11, 9, 11]
     _widths(ws, widths)
     width = len(headers)
     first_pct = len(lead) + 1
     codes = sorted(
-        {r["questionnaire"] for r in data.school_dimension if _is_satisfaction(data, r["questionnaire"])},
+        {
+            r["questionnaire"]
+            for r in data.school_dimension
+            if _is_satisfaction(data, r["questionnaire"])
+        },
         key=lambda c: _q_key(c, data.questionnaires),
     )
     r = hr
-    ranges: list[tuple[int, int]] = []
     for qcode in codes:
         rows = school_rows(data, scope, qcode)
         if not rows:
@@ -1243,7 +1389,6 @@ def write_school_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksh
         q = data.questionnaires.get(qcode)
         r += 1
         _group_row(ws, r, f"{q.name} ({qcode})" if q else qcode, width)
-        start = r + 1
         for sr in rows:
             r += 1
             school = data.schools.get(sr.school_code, {})
@@ -1267,8 +1412,7 @@ def write_school_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksh
                 (sr.figures[EXPECTATION], PCT_FORMAT),
             ]
             for col, (value, fmt) in enumerate(values, start=1):
-                _put(ws, r, col, value, fmt, wrap=col == 3)
-        ranges.append((start, r))
+                _put(ws, r, col, value, fmt, wrap=col in (3, 4, 5))
     if r == hr:
         _empty(ws, hr + 1, "Chưa có số liệu theo trường.")
     else:
@@ -1294,12 +1438,19 @@ def write_service_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         data,
         scope,
         "Tổng điểm = tổng 8 tiêu chí (Tốt 10, Khá 7, Trung bình 5, Yếu 3, Kém 0); "
-        f"dưới {th['service_points_min']:g}/80 điểm: cần rà soát.",
+        f"dưới {th['service_total_min']:g}/80 điểm: cần rà soát.",
     )
     headers = ["Dịch vụ", "Hạng trong đơn vị", "Mã trường", "Tên trường"]
     widths: list[float] = [34, 9, 10, 32]
     if scope.is_province:
-        headers = ["Dịch vụ", "Hạng toàn tỉnh", "Đơn vị", "Hạng trong đơn vị", "Mã trường", "Tên trường"]
+        headers = [
+            "Dịch vụ",
+            "Hạng toàn tỉnh",
+            "Đơn vị",
+            "Hạng trong đơn vị",
+            "Mã trường",
+            "Tên trường",
+        ]
         widths = [30, 9, 22, 9, 10, 30]
     headers += ["Tổng điểm (/80)", "Đánh giá"]
     widths += [10, 20]
@@ -1315,15 +1466,19 @@ def write_service_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         province_rank = _rank([float(i["total_points"]) for i in items])
         order = sorted(
             zip(items, province_rank, strict=True),
-            key=lambda p: (p[1], p[0]["unit_code"], p[0]["rank"], p[0]["school_code"])
-            if scope.is_province
-            else (p[0]["rank"], p[0]["school_code"]),
+            key=lambda p: (
+                (p[1], p[0]["unit_code"], p[0]["rank"], p[0]["school_code"])
+                if scope.is_province
+                else (p[0]["rank"], p[0]["school_code"])
+            ),
         )
         for item, prov_rank in order:
             r += 1
             school = data.schools.get(item["school_code"], {})
             points = item["total_points"]
-            verdict = "Cần rà soát" if points is not None and points < th["service_points_min"] else ""
+            verdict = (
+                "Cần rà soát" if points is not None and points < th["service_total_min"] else ""
+            )
             values: list[tuple[Any, str | None]] = [(mask_personal(service), None)]
             if scope.is_province:
                 values += [
@@ -1338,12 +1493,12 @@ def write_service_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
                 (verdict, None),
             ]
             for col, (value, fmt) in enumerate(values, start=1):
-                _put(ws, r, col, value, fmt, wrap=col in (1, len(values) - 2))
+                _put(ws, r, col, value, fmt, wrap=col in (1, 3, len(values) - 2))
     if r == hr:
         _empty(ws, hr + 1, "Chưa có số liệu rà soát dịch vụ giáo dục.")
     else:
         points_col = len(headers) - 1
-        _flag_rule(ws, _col_range(points_col, hr + 1, r), "{c}<" + f"{th['service_points_min']:g}")
+        _flag_rule(ws, _col_range(points_col, hr + 1, r), "{c}<" + f"{th['service_total_min']:g}")
         ws.auto_filter.ref = f"A{hr}:{get_column_letter(len(headers))}{r}"
     _print_setup(ws, (hr, hr), f"B{hr + 1}")
     return ws
@@ -1423,19 +1578,21 @@ def write_papi_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
     r += 1
     matrix_hr = r
     _header(ws, r, ["Mã", "Tên", *(code for code, _ in items)])
-    ws.row_dimensions[r].height = 30
-    scopes: list[tuple[str, str, str]] = []
-    if scope.is_province:
-        scopes += [("unit", c, data.units.get(c, c)) for c in scope.unit_codes]
-    scopes += [
+    units = [
+        ("unit", c, data.units.get(c, c))
+        for c in (scope.unit_codes if scope.is_province else [])
+        if any(("unit", c, i) in figures for i, _ in items)
+    ]
+    schools = [
         ("school", c, data.schools[c].get("school_name") or c)
         for c in scope.school_codes
-        if any(("school", c, code) in figures for code, _ in items)
+        if any(("school", c, i) in figures for i, _ in items)
     ]
-    for kind, code, name in scopes:
-        if kind == "unit" and not any((kind, code, i) in figures for i, _ in items):
-            continue
+    for kind, code, name in [*units, *schools]:
         r += 1
+        if scope.is_province and (kind, code, name) in (units[:1] + schools[:1]):
+            _group_row(ws, r, "Đơn vị" if kind == "unit" else "Trường", 2 + len(items))
+            r += 1
         _put(ws, r, 1, code)
         _put(ws, r, 2, name, wrap=True)
         for j, (indicator, _) in enumerate(items):
@@ -1445,7 +1602,7 @@ def write_papi_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
     if r > matrix_hr:
         last = get_column_letter(2 + len(items))
         _flag_rule(ws, f"C{matrix_hr + 1}:{last}{r}", "{c}<" + papi_min)
-    _widths(ws, [12, 48, *([11] * max(len(items), 3))])
+    _widths(ws, [12, 48, *([12] * max(len(items), 3))])
     _print_setup(ws, (hr, hr), f"A{hr + 1}")
     return ws
 
@@ -1480,24 +1637,34 @@ def write_yoy_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet
     ws, hr = _new_sheet(wb, YOY_SHEET, data, scope)
     _widths(ws, [20, 18, 36, 11, 11, 11, 10, 10, 10, 24])
     if not data.previous_id:
-        _empty(ws, hr, "Không có đợt khảo sát năm trước để so sánh (chưa khai báo campaign.previous).")
+        _empty(
+            ws, hr, "Không có đợt khảo sát năm trước để so sánh (chưa khai báo campaign.previous)."
+        )
         _print_setup(ws, None, None)
         return ws
     if not data.previous_unit_dimension:
-        _empty(ws, hr, f"Không có đợt khảo sát năm trước để so sánh: kho dữ liệu không có số liệu "
-               f"của đợt {data.previous_id}.")
+        _empty(
+            ws,
+            hr,
+            f"Không có đợt khảo sát năm trước để so sánh: kho dữ liệu không có số liệu "
+            f"của đợt {data.previous_id}.",
+        )
         _print_setup(ws, None, None)
         return ws
     previous = _by_group(_previous_dims(data, scope))
     if not previous:
-        _empty(ws, hr, f"Không có đợt khảo sát năm trước để so sánh: đợt {data.previous_id} không "
-               f"có số liệu của {scope.name} ({scope.code}), có thể do thay đổi đơn vị quản lý.")
+        _empty(
+            ws,
+            hr,
+            f"Không có đợt khảo sát năm trước để so sánh: đợt {data.previous_id} không "
+            f"có số liệu của {scope.name} ({scope.code}), có thể do thay đổi đơn vị quản lý.",
+        )
         _print_setup(ws, None, None)
         return ws
     write_cell(ws, 3, 1, f"So với đợt {data.previous_id}.", font=_ITALIC)
     _header(ws, hr, YOY_HEADERS)
     current = _by_group(_scope_dims(data, scope))
-    drop = th["yoy_drop"]
+    drop = th["yoy_drop_points"]
     r = hr
     for key in sorted(current, key=lambda k: _group_key(data, *k)):
         level, qcode = key
@@ -1619,7 +1786,7 @@ def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshe
     """Sheet "Cảnh báo": the rows of ``alerts`` for the scope, unresolved and most severe first."""
     ws, hr = _new_sheet(wb, ALERT_SHEET, data, scope)
     _header(ws, hr, ALERT_HEADERS)
-    _widths(ws, [9, 20, 8, 10, 24, 20, 9, 9, 11, 15, 15, 28])
+    _widths(ws, [9, 22, 8, 9, 24, 34, 9, 9, 11, 15, 15, 28])
     alerts = _scope_alerts(data, scope)
     r = hr
     for a in alerts:
@@ -1630,22 +1797,24 @@ def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshe
             name = data.units.get(a["scope_code"], a["scope_code"])
         else:
             name = "Toàn tỉnh"
+        rule = RULES.get(a["rule"])
+        unit_fmt = _UNIT_FORMATS.get(rule.unit, VALUE_FORMAT) if rule else VALUE_FORMAT
         values: list[tuple[Any, str | None]] = [
             (SEVERITY_LABELS.get(a["severity"], a["severity"]), None),
-            (a["rule"], None),
+            (rule.title if rule else a["rule"], None),
             (SCOPE_LABELS.get(a["scope"], a["scope"]), None),
             (a["scope_code"], None),
             (name, None),
-            (mask_personal(a["subject"] or ""), None),
-            (a["value"], VALUE_FORMAT),
-            (a["threshold"], VALUE_FORMAT),
+            (_subject_text(data, mask_personal(a["subject"] or "")), None),
+            (_shown(a["value"], _alert_respondents(data, a)), unit_fmt),
+            (a["threshold"], unit_fmt),
             (ALERT_STATUS_LABELS.get(a["status"], a["status"]), None),
             (_seconds(a["first_seen_at"]), DATETIME_FORMAT),
             (_seconds(a["last_seen_at"]), DATETIME_FORMAT),
             (mask_personal(a["note"]) if a["note"] else None, None),
         ]
         for col, (value, fmt) in enumerate(values, start=1):
-            cell = _put(ws, r, col, value, fmt, wrap=col in (2, 5, 6, 12))
+            cell = _put(ws, r, col, value, fmt, wrap=col in (2, 5, 6, 9, 12))
             if col == 1 and a["severity"] in ("red", "amber"):
                 fill, font, _ = _TIER_STYLE[a["severity"]]
                 cell.fill = PatternFill("solid", start_color=fill, end_color=fill)
@@ -1656,6 +1825,123 @@ def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshe
         ws.auto_filter.ref = f"A{hr}:{get_column_letter(len(ALERT_HEADERS))}{r}"
     _print_setup(ws, (hr, hr), f"A{hr + 1}")
     return ws
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """An alert subject taken apart: "TH/CMHS_TH/CSVC/CS2" (unit), "CMHS_TH/CSVC" (school),
+    "HOC_THEM" (PAPI), "Bán trú/C3" (service). Parts not recognised stay in ``rest``."""
+
+    level: str | None
+    questionnaire: str | None
+    dimension: str | None
+    item: str | None
+    rest: tuple[str, ...]
+
+
+def _parse_subject(data: CampaignData, subject: str) -> _Subject:
+    level = questionnaire = dimension = item = None
+    rest: list[str] = []
+    known_items = {i.code for q in data.questionnaires.values() for i in q.items}
+    for part in (p for p in subject.split("/") if p):
+        if level is None and part in LEVEL_LABELS:
+            level = part
+        elif questionnaire is None and part in data.questionnaires:
+            questionnaire = part
+        elif dimension is None and part in (*DIMENSIONS, "CHUNG", EXPECTATION):
+            dimension = part
+        elif item is None and part in known_items:
+            item = part
+        else:
+            rest.append(part)
+    return _Subject(level, questionnaire, dimension, item, tuple(rest))
+
+
+def _item_text(data: CampaignData, questionnaire: str | None, code: str) -> str:
+    """An item's wording: from its questionnaire, else the first questionnaire that has it."""
+    first = data.questionnaires.get(questionnaire) if questionnaire else None
+    ordered = [first] if first is not None else []
+    for q in [*ordered, *data.questionnaires.values()]:
+        for item in q.items:
+            if item.code == code:
+                return item.text
+    return code
+
+
+def _subject_text(data: CampaignData, subject: str) -> str:
+    """An alert subject in words ("Tiểu học · Cha mẹ học sinh · Cơ sở vật chất, …"), with the
+    subject itself kept in brackets for the officer who acknowledges it."""
+    parts = _parse_subject(data, subject)
+    words = list(parts.rest)
+    if parts.level:
+        words.append(LEVEL_LABELS[parts.level])
+    if parts.questionnaire:
+        words.append(_q_label(data, parts.questionnaire))
+    if parts.dimension:
+        words.append(_dim_label(data, parts.questionnaire or "", parts.dimension))
+    if parts.item:
+        words.append(_item_text(data, parts.questionnaire, parts.item))
+    text = " · ".join(words)
+    return text if text == subject else f"{text} ({subject})"
+
+
+def _alert_respondents(data: CampaignData, alert: Row) -> int | None:
+    """How many respondents the alert's value was computed from, where it is an opinion
+    figure (None otherwise: services are scored by a board, completeness has no answers).
+
+    The alert rules raise small-sample alerts too (amber, on a Wilson bound), so their value
+    may be a figure the privacy rule hides; this finds the count to decide.
+    """
+    rule, scope, code = alert["rule"], alert["scope"], alert["scope_code"]
+    if rule.startswith(("service_", "submission_")) or rule in ("rejected_share_high",):
+        return None
+    s = _parse_subject(data, alert["subject"] or "")
+    if rule == "papi_low" or (s.item and not s.questionnaire and not s.dimension):
+        indicator = s.item or (s.rest[0] if s.rest else "")
+        for r in data.papi:
+            if (r["scope"], r["scope_code"], r["indicator"]) == (scope, code, indicator):
+                return int(r["n_answers"])
+        return None
+    if s.questionnaire is None:
+        return None
+    if scope == "school":
+        dims = [
+            r
+            for r in data.school_dimension
+            if (r["school_code"], r["questionnaire"]) == (code, s.questionnaire)
+        ]
+    elif scope == "unit":
+        dims = [
+            r
+            for r in data.unit_dimension
+            if (r["unit_code"], r["questionnaire"]) == (code, s.questionnaire)
+            and (s.level is None or r["level"] == s.level)
+        ]
+        if s.item:
+            for r in data.unit_question:
+                key = (r["unit_code"], r["level"], r["questionnaire"], r["question_code"])
+                if key == (code, s.level, s.questionnaire, s.item):
+                    return int(r["n_answers"])
+    else:
+        return None
+    if s.dimension:
+        dims = [r for r in dims if r["dimension"] == s.dimension]
+    counts = [int(r["n_respondents"]) for r in dims]
+    if scope == "school" and s.item is None and s.dimension is None:
+        for r in data.completeness:
+            if (r["school_code"], r["questionnaire"]) == (code, s.questionnaire):
+                counts.append(int(r["n_valid"] or 0))
+    return max(counts) if counts else None
+
+
+#: Number formats of an alert's value and threshold, by the rule's unit (flows.alerts.RULES).
+_UNIT_FORMATS = {
+    "pct": PCT_FORMAT,
+    "score": MEAN_FORMAT,
+    "points": POINTS_FORMAT,
+    "share": "0.0%",
+    "count": INT_FORMAT,
+}
 
 
 def _seconds(value: Any) -> Any:
@@ -1729,7 +2015,13 @@ def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
             r += 1
             name = data.schools.get(s["school_code"], {}).get("school_name") or s["school_code"]
             for col, value in enumerate(
-                (s["school_code"], name, s["questionnaire"], s["location"], LEDGER_LABELS.get(s["status"], s["status"])),
+                (
+                    s["school_code"],
+                    name,
+                    s["questionnaire"],
+                    s["location"],
+                    LEDGER_LABELS.get(s["status"], s["status"]),
+                ),
                 start=1,
             ):
                 _put(ws, r, col, value, wrap=True)
@@ -1738,13 +2030,14 @@ def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
     _section(ws, r, "Ngưỡng sử dụng")
     r += 1
     _header(ws, r, ["Ngưỡng", "Ý nghĩa", "Giá trị"])
-    for key in [*DEFAULT_THRESHOLDS, *sorted(set(data.thresholds) - set(DEFAULT_THRESHOLDS))]:
+    for key, value in data.thresholds.items():
         r += 1
         _put(ws, r, 1, key)
         _put(ws, r, 2, THRESHOLD_LABELS.get(key, ""), wrap=True)
-        _put(ws, r, 3, data.thresholds[key], "0.##")
+        _put(ws, r, 3, value, "General")
     r += 1
-    _put(ws, r, 1, "min_respondents")
+    # Not a threshold: the anonymity promise, the same in every province.
+    _put(ws, r, 1, "(ẩn danh)")
     _put(ws, r, 2, "Ẩn số liệu tính từ ít hơn số người trả lời này (cam kết ẩn danh)", wrap=True)
     _put(ws, r, 3, MIN_RESPONDENTS, "0")
 
@@ -1815,15 +2108,17 @@ def write_workbooks(
     questionnaires: Mapping[str, Questionnaire],
     *,
     run_id: str | None = None,
-    thresholds: Mapping[str, float] | None = None,
+    thresholds: Mapping[str, float] | Thresholds | None = None,
 ) -> list[Path]:
     """Write the province's workbook and one per reporting unit; return their paths.
 
     The province's comes first, then the units' by unit code. Units come from the ``unit``
     table (a unit with no figures yet still gets a workbook saying so) plus any unit found only
     in mart_unit_dimension. ``run_id`` is the run whose stamp and ledger the workbooks carry
-    (default: the campaign's latest run); ``thresholds`` override :data:`DEFAULT_THRESHOLDS`
-    (khaosat.yaml ``thresholds``). Labels and item wording come from ``questionnaires``.
+    (default: the campaign's latest run); ``thresholds`` is khaosat.yaml ``thresholds``
+    (``Settings.thresholds``) or a ``flows.alerts.Thresholds``: the alert rules' own, so colours
+    and flags agree with the alerts (an unknown key raises ``ThresholdError``). Labels and
+    item wording come from ``questionnaires``.
     """
     data = read_campaign(engine, campaign_id, questionnaires, run_id=run_id, thresholds=thresholds)
     province = province_scope(data)

@@ -1,144 +1,921 @@
-"""Unit summary workbooks: hand-written mart rows in, the same figures out, text never a formula."""
+"""Leadership workbooks: every figure equals the mart row it comes from, on SQLite and PostgreSQL.
+
+The warehouse is built the way the nightly flow builds it (registry sync, loads, ledger, marts)
+from generated answers to the real questionnaires, so the marts are whatever SQL computes; these
+tests check that the workbooks copy them faithfully (unrounded), suppress what must be
+suppressed, publish nothing personal, and are reproducible. The mart arithmetic itself is
+test_marts.py's job.
+
+The province (code 01) of campaign HN-2025 (previous: HN-2024):
+- U1 Phường Ba Đình: TH1 (40 CMHS_TH, 12 PAPI, 2 services), TH2 (3 CMHS_TH and 3 PAPI: too few
+  to publish), MN1 (4 CMHS_MN: the whole MN level is too small), THCS1 (CMHS_THCS file absent);
+- U2 (a hostile name starting with "="): TH3 (30 low CMHS_TH, 10 PAPI, 2 services, one under
+  40 points and one whose name carries a phone number), and a second CMHS_TH file that fails;
+- U3 Xã Mới: TH9, registered, nothing submitted.
+HN-2024 had U1 only (TH1, TH2, MN1), so U2 has no year-on-year figures.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import random
 import zipfile
+from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy.engine import Engine
 
+from flows.alerts import ThresholdError, Thresholds
+from flows.records import Fetched, School, Source
+from flows.settings import Campaign
 from flows.workbooks import (
+    ALERT_SHEET,
+    DIMENSION_SHEET,
+    DIMENSIONS,
+    FIVE_MEAN_LABEL,
+    INFO_SHEET,
+    LEVEL_LABELS,
+    PAPI_SHEET,
     PCT_FORMAT,
+    QUESTION_SHEET,
+    SCHOOL_SHEET,
+    SERVICE_SHEET,
+    STAMP_LABELS,
+    SUMMARY_HEADER_ROW,
     SUMMARY_HEADERS,
     SUMMARY_SHEET,
+    SUPPRESSED,
+    YOY_SHEET,
+    mask_personal,
     safe_file_part,
     save_workbook,
     write_cell,
     write_unit_workbooks,
+    write_workbooks,
 )
 from schemas import load_questionnaires
-from warehouse import tables
-from warehouse.db import connect, migrate
+from tests.test_warehouse import make_parsed
+from warehouse import tables as t
+from warehouse.load import (
+    finish_run,
+    record_absent,
+    record_failure,
+    replace_source,
+    start_run,
+    sync_registry,
+)
+from warehouse.marts import province_dimension, rebuild_marts
 
-CAMPAIGN = "HN-2024"
-HEADER_ROW = 5
-
-# unit_code, level, questionnaire, dimension, n_schools, n_respondents, n_answers, mean,
-# pct_satisfied, pct_dissatisfied. Listed out of report order on purpose.
-MART_ROWS = [
-    ("XP01", "TH", "CMHS_TH", "CHUNG", 2, 80, 79, 4.2531645569620250, 86.07594936708861, 2.5316),
-    ("XP01", "TH", "CMHS_TH", "TIEP_CAN", 2, 80, 398, 4.1, 84.17085427135679, 3.0150753768),
-    ("XP01", "MN", "CMHS_MN", "CSVC", 1, 3, 15, 2.8, 40.0, 33.333333333333336),
-    ("XP01", "TH", "CMHS_TH", "NEW_DIM", 1, 10, 10, 3.0, None, None),
-    ("SGD", "THPT", "HS_THPT", "MOI_TRUONG", 4, 200, 1000, 4.5, 93.1, 1.2),
-    ("SGD", "THPT", "CMHS_THPT", "MOI_TRUONG", 4, 180, 900, 4.4, 91.25, 1.5),
+QS = load_questionnaires()
+C, P = "HN-2025", "HN-2024"
+HOSTILE_UNIT = '=HYPERLINK("http://example.com","Sở GDĐT")'
+SHEETS = [
+    SUMMARY_SHEET,
+    DIMENSION_SHEET,
+    QUESTION_SHEET,
+    SCHOOL_SHEET,
+    SERVICE_SHEET,
+    PAPI_SHEET,
+    YOY_SHEET,
+    ALERT_SHEET,
+    INFO_SHEET,
 ]
-UNITS = [
-    ("XP01", "Phường Ba Đình"),
-    ("XP02", "Xã Sóc Sơn"),  # no figures yet
-    ("SGD", '=HYPERLINK("http://example.com","Sở GDĐT")'),  # hostile name from a registry
+CAMPAIGN = Campaign(
+    id=C,
+    name="@Khảo sát sự hài lòng năm học 2025-2026",
+    school_year="2025-2026",
+    opens=dt.date(2025, 10, 1),
+    closes=dt.date(2025, 11, 30),
+    deadline=dt.date(2025, 11, 30),
+    previous=P,
+    province_code="01",
+)
+PREVIOUS = Campaign(
+    id=P,
+    name="Khảo sát sự hài lòng năm học 2024-2025",
+    school_year="2024-2025",
+    opens=dt.date(2024, 10, 1),
+    closes=dt.date(2024, 11, 30),
+    deadline=dt.date(2024, 11, 30),
+    province_code="01",
+)
+SCHOOLS = [
+    School("TH1", "Trường Tiểu học Kim Đồng", "TH", "U1", "Phường Ba Đình", 600),
+    School("TH2", "Trường Tiểu học Hoa Sen", "TH", "U1", "Phường Ba Đình", 80),
+    School("MN1", "Trường Mầm non Sơn Ca", "MN", "U1", "Phường Ba Đình", 200),
+    School("THCS1", "Trường THCS Chu Văn An", "THCS", "U1", "Phường Ba Đình", 700),
+    School("TH3", "-Trường Tiểu học Lê Lợi", "TH", "U2", HOSTILE_UNIT, 500),
+    School("TH9", "Trường Tiểu học Xã Mới", "TH", "U3", "Xã Mới", 300),
+]
+PREVIOUS_SCHOOLS = SCHOOLS[:3]
+PHONE_SERVICE = "Câu lạc bộ tiếng Anh (liên hệ cô Lan 0912 345 678)"
+#: Text that respondents typed or that identifies them: must never reach a workbook.
+PERSONAL_MARKERS = ("ph.huynh", "@example.com", "0912 345 678", "Nguyễn Văn Bình", "h001")
+
+RUN_1_START = dt.datetime(2025, 12, 1, 1, 30)
+RUN_2_START = dt.datetime(2025, 12, 2, 1, 30)
+
+
+def src(school: str, questionnaire: str, location: str | None = None) -> Source:
+    return Source(school, questionnaire, "excel", location or f"{school}_{questionnaire}.xlsx")
+
+
+def _satisfaction_rows(code: str, n: int, rng: random.Random, good: bool) -> list[dict[str, Any]]:
+    weights = (2, 3, 10, 45, 40) if good else (15, 20, 25, 25, 15)
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {}
+        for item in QS[code].items:
+            if item.kind == "likert":
+                if rng.random() < 0.05:
+                    continue  # a skipped question
+                row[item.code] = rng.choices(range(1, 6), weights)[0]
+            elif item.kind == "percent":
+                row[item.code] = rng.randint(40, 100)
+            elif item.code == "Y_KIEN":
+                # Formula-like, with an e-mail and a name: published nowhere.
+                row[item.code] = f"=Ý kiến {i}: Nguyễn Văn Bình, ph.huynh{i}@example.com"
+            elif item.kind == "text":
+                row[item.code] = "5A"
+        rows.append(row)
+    return rows
+
+
+def _papi_rows(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    items = [i.code for i in QS["PAPI_TH"].items if i.kind == "yesno"]
+    return [{code: int(rng.random() < 0.85) for code in items} for _ in range(n)]
+
+
+def _service_rows(services: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    criteria = [i.code for i in QS["DVGD_8TC"].items if i.kind == "level"]
+    return [
+        {"service": name, "DICH_VU": name, **dict.fromkeys(criteria, level)}
+        for name, level in services
+    ]
+
+
+def _submissions(seed: int, previous: bool) -> dict[Source, list[dict[str, Any]]]:
+    rng = random.Random(seed)  # noqa: S311 - test answers, not secrets
+    if previous:
+        return {
+            src("TH1", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 35, rng, good=True),
+            src("TH2", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 3, rng, good=True),
+            src("MN1", "CMHS_MN"): _satisfaction_rows("CMHS_MN", 10, rng, good=False),
+        }
+    return {
+        src("TH1", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 40, rng, good=True),
+        src("TH2", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 3, rng, good=True),
+        src("MN1", "CMHS_MN"): _satisfaction_rows("CMHS_MN", 4, rng, good=True),
+        src("TH3", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 30, rng, good=False),
+        src("TH1", "PAPI_TH"): _papi_rows(12, rng),
+        src("TH2", "PAPI_TH"): _papi_rows(3, rng),
+        src("TH3", "PAPI_TH"): _papi_rows(10, rng),
+        src("TH1", "DVGD_8TC"): _service_rows([("Bán trú", 10), ("Nước uống", 7)]),
+        src("TH3", "DVGD_8TC"): _service_rows([("Bán trú", 3), (PHONE_SERVICE, 7)]),
+    }
+
+
+FAILED = src("TH3", "CMHS_TH", "TH3_lop5.xlsx")
+ABSENT = src("THCS1", "CMHS_THCS")
+
+
+def _fetched(source: Source) -> Fetched:
+    return Fetched(
+        source=source,
+        content=b"",
+        fingerprint=source.location,
+        archive_path=Path("archive") / source.location,
+        filename=source.location,
+        modified_at=dt.datetime(2025, 11, 20, 8, 0),
+    )
+
+
+def _load_campaign(
+    engine: Engine,
+    campaign: Campaign,
+    schools: list[School],
+    submissions: dict[Source, list[dict[str, Any]]],
+    run_id: str,
+    started: dt.datetime,
+    *,
+    failed: Source | None = None,
+    absent: Source | None = None,
+) -> None:
+    extra = [s for s in (failed, absent) if s is not None]
+    sync_registry(engine, campaign, schools, QS, sources=[*submissions, *extra])
+    start_run(engine, run_id, campaign.id, started_at=started)
+    for source, rows in submissions.items():
+        parsed = make_parsed(QS[source.questionnaire], rows)
+        replace_source(engine, campaign.id, run_id, _fetched(source), parsed)
+    if failed is not None:
+        # The message quotes sheet content; the workbooks must not.
+        message = f"{failed.label}: no header row; found 'Nguyễn Văn Bình', 'a@example.com'"
+        record_failure(engine, campaign.id, run_id, failed, message)
+    if absent is not None:
+        record_absent(engine, campaign.id, run_id, absent, "file not found")
+    finish_run(engine, run_id, finished_at=started + dt.timedelta(minutes=5))
+    rebuild_marts(
+        engine, campaign.id, as_of=dt.datetime(2025, 12, 5), deadline_at=campaign.deadline_at
+    )
+
+
+#: Alerts as flows.alerts writes them (rule names and subject formats are that module's).
+ALERTS = [
+    # rule, severity, scope, scope_code, subject, value, threshold, status, note
+    ("pct_satisfied_low", "red", "unit", "U2", "TH/CMHS_TH/CSVC", 55.5, 70.0, "open", None),
+    (
+        "pct_satisfied_low",
+        "amber",
+        "school",
+        "TH1",
+        "CMHS_TH/TIEP_CAN",
+        80.25,
+        85.0,
+        "acknowledged",
+        "=cmd|' /C calc'!A0 gọi cô Lan 0912 345 678",
+    ),
+    ("insufficient_sample", "info", "school", "TH2", "CMHS_TH", 3.0, 30.0, "open", None),
+    # A small-sample alert (raised on a Wilson bound): its value is a figure of 3 respondents.
+    ("pct_satisfied_low", "amber", "school", "TH2", "CMHS_TH/CSVC", 33.3, 85.0, "open", None),
+    ("papi_low", "amber", "province", "01", "HOC_THEM", 62.3, 80.0, "resolved", "đã xử lý"),
+    ("service_total_low", "amber", "school", "TH3", "Bán trú", 24.0, 40.0, "open", None),
+    ("pct_satisfied_low", "red", "school", "TH3", "CMHS_TH/CHUNG", 40.0, 70.0, "open", None),
 ]
 
 
-@pytest.fixture()
-def engine(tmp_path: Path) -> sa.Engine:
-    """A migrated SQLite warehouse holding the campaign, its units and the mart rows above."""
-    eng = connect(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
-    migrate(eng)
-    with eng.begin() as conn:
-        for cid, name in ((CAMPAIGN, "@Khảo sát năm học 2024-2025"), ("OTHER", "Đợt khác")):
+@pytest.fixture
+def warehouse(engine: Engine) -> Engine:
+    """Both campaigns loaded, marts built, alerts raised (see the module docstring)."""
+    _load_campaign(
+        engine, PREVIOUS, PREVIOUS_SCHOOLS, _submissions(2024, previous=True), "old", RUN_1_START
+    )
+    _load_campaign(
+        engine,
+        CAMPAIGN,
+        SCHOOLS,
+        _submissions(2025, previous=False),
+        "run-1",
+        RUN_1_START,
+        failed=FAILED,
+        absent=ABSENT,
+    )
+    columns = ("rule", "severity", "scope", "scope_code", "subject", "value", "threshold")
+    with engine.begin() as conn:
+        for *values, status, note in ALERTS:
             conn.execute(
-                sa.insert(tables.campaign).values(
-                    campaign_id=cid,
-                    name=name,
-                    school_year="2024-2025",
-                    opens=dt.date(2024, 10, 21),
-                    closes=dt.date(2024, 11, 15),
-                    deadline=dt.date(2024, 11, 20),
-                    province_code="01",
-                    timezone="Asia/Ho_Chi_Minh",
+                t.alerts.insert().values(
+                    campaign_id=C,
+                    status=status,
+                    note=note,
+                    first_seen_at=dt.datetime(2025, 12, 1, 1, 35, 10, 123456),
+                    last_seen_at=dt.datetime(2025, 12, 1, 1, 35, 10),
+                    **dict(zip(columns, values, strict=True)),
                 )
             )
-        conn.execute(
-            sa.insert(tables.unit),
-            [{"campaign_id": CAMPAIGN, "unit_code": c, "unit_name": n} for c, n in UNITS]
-            + [{"campaign_id": "OTHER", "unit_code": "XP09", "unit_name": "Không in"}],
-        )
-        cols = [c.name for c in tables.mart_unit_dimension.columns]
-        conn.execute(
-            sa.insert(tables.mart_unit_dimension),
-            [dict(zip(cols, (CAMPAIGN, *r), strict=True)) for r in MART_ROWS]
-            + [dict(zip(cols, ("OTHER", *MART_ROWS[0]), strict=True))],
-        )
-    return eng
+    return engine
 
 
-def _table(path: Path) -> list[tuple[object, ...]]:
-    ws = load_workbook(path)[SUMMARY_SHEET]
-    return [row for row in ws.iter_rows(min_row=HEADER_ROW + 1, values_only=True)]
+@pytest.fixture
+def books(warehouse: Engine, tmp_path: Path) -> dict[str, Path]:
+    """The workbooks of run-1, by scope code."""
+    paths = write_workbooks(warehouse, C, tmp_path / "out", QS, run_id="run-1")
+    return {p.stem.removeprefix(f"{C}_"): p for p in paths}
 
 
-def test_one_workbook_per_unit_named_campaign_unit(engine: sa.Engine, tmp_path: Path) -> None:
+# ---------------------------------------------------------------------------------------------
+# Reading helpers
+
+
+def _rows(engine: Engine, table: sa.Table, campaign: str = C) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [
+            dict(r._mapping)
+            for r in conn.execute(sa.select(table).where(table.c.campaign_id == campaign))
+        ]
+
+
+def _header_row(ws: Worksheet, first_header: str, start: int = 1) -> int:
+    for r in range(start, ws.max_row + 1):
+        if ws.cell(r, 1).value == first_header:
+            return r
+    raise AssertionError(f"no header {first_header!r} on {ws.title}")
+
+
+def _table(ws: Worksheet, header_row: int) -> list[tuple[Any, ...]]:
+    """Rows under a header until the first empty row."""
+    out = []
+    for row in ws.iter_rows(min_row=header_row + 1, values_only=True):
+        if all(v is None for v in row):
+            break
+        out.append(row)
+    return out
+
+
+def _approx(value: Any) -> Any:
+    return pytest.approx(value, rel=1e-12) if isinstance(value, float) else value
+
+
+def _shown(value: Any, n: int | None) -> Any:
+    if value is None:
+        return None
+    return SUPPRESSED if n is not None and n < 5 else _approx(value)
+
+
+def _label(code: str) -> str:
+    q = QS[code]
+    return {"papi": f"{q.respondent} (PAPI)", "service_review": "Dịch vụ giáo dục"}.get(
+        q.kind, q.respondent
+    )
+
+
+def _dim_label(q: str, dim: str) -> str:
+    if dim == "MONG_DOI":
+        return "Mức đáp ứng mong đợi (%)"
+    return QS[q].dimensions[dim]
+
+
+def _school_units(engine: Engine) -> dict[str, dict[str, Any]]:
+    return {r["school_code"]: r for r in _rows(engine, t.school)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and sheets
+
+
+def test_one_workbook_per_unit_and_one_for_the_province(warehouse: Engine, tmp_path: Path) -> None:
     out = tmp_path / "output"
-    paths = write_unit_workbooks(engine, CAMPAIGN, out, load_questionnaires())
-    assert [p.name for p in paths] == ["HN-2024_SGD.xlsx", "HN-2024_XP01.xlsx", "HN-2024_XP02.xlsx"]
-    assert sorted(out.iterdir()) == sorted(paths)  # nothing for the other campaign's unit
-
-
-def test_cells_equal_the_mart_rows(engine: sa.Engine, tmp_path: Path) -> None:
-    qs = load_questionnaires()
-    write_unit_workbooks(engine, CAMPAIGN, tmp_path, qs)
-    wb = load_workbook(tmp_path / "HN-2024_XP01.xlsx")
-    assert wb.sheetnames == [SUMMARY_SHEET]
-    ws = wb[SUMMARY_SHEET]
-    assert ws["A1"].value == "Phường Ba Đình"
-    assert ws["A2"].value == "@Khảo sát năm học 2024-2025"
-    assert "2024-2025" in ws["A3"].value and "XP01" in ws["A3"].value
-    assert [c.value for c in ws[HEADER_ROW]] == list(SUMMARY_HEADERS)
-    assert ws.freeze_panes == f"A{HEADER_ROW + 1}"
-
-    mn, tc, chung, new = MART_ROWS[2], MART_ROWS[1], MART_ROWS[0], MART_ROWS[3]
-    # Report order: level (MN before TH), then the questionnaire's own dimension order, and a
-    # dimension the questionnaire does not know last, under its code.
-    expected = [
-        ("Mầm non", "Cha mẹ trẻ", "Cơ sở vật chất, trang thiết bị dạy học", *mn[5:]),
-        ("Tiểu học", "Cha mẹ học sinh", "Tiếp cận dịch vụ giáo dục", *tc[5:]),
-        ("Tiểu học", "Cha mẹ học sinh", "Hài lòng chung", *chung[5:]),
-        ("Tiểu học", "Cha mẹ học sinh", "NEW_DIM", *new[5:]),
+    paths = write_workbooks(warehouse, C, out, QS, run_id="run-1")
+    assert [p.name for p in paths] == [
+        "HN-2025_01.xlsx",
+        "HN-2025_U1.xlsx",
+        "HN-2025_U2.xlsx",
+        "HN-2025_U3.xlsx",
     ]
-    got = _table(tmp_path / "HN-2024_XP01.xlsx")
-    assert len(got) == len(expected)
-    for row, exp in zip(got, expected, strict=True):
-        # xlsx keeps 15-17 significant digits of a double; the last one may differ.
-        assert row == pytest.approx(exp, rel=1e-14)
-    # Percentages are stored unrounded and shown with one decimal.
-    assert ws.cell(HEADER_ROW + 1, 7).number_format == PCT_FORMAT
-    assert ws.cell(HEADER_ROW + 1, 8).number_format == PCT_FORMAT
-    assert ws.cell(HEADER_ROW + 1, 6).number_format == "0.00"
-
-    sgd = _table(tmp_path / "HN-2024_SGD.xlsx")
-    assert [(r[1], r[3]) for r in sgd] == [("Cha mẹ học sinh", 180), ("Học sinh, học viên", 200)]
+    assert sorted(out.iterdir()) == sorted(paths)  # nothing for the previous campaign's units
+    for path in paths:
+        wb = load_workbook(path)
+        assert wb.sheetnames == SHEETS
+        assert wb.active is not None and wb.active.title == SUMMARY_SHEET
+    # The earlier entry point still works and writes the same set.
+    again = write_unit_workbooks(warehouse, C, tmp_path / "old", QS)
+    assert [p.name for p in again] == [p.name for p in paths]
 
 
-def test_unit_without_figures_says_so(engine: sa.Engine, tmp_path: Path) -> None:
-    write_unit_workbooks(engine, CAMPAIGN, tmp_path, load_questionnaires())
-    ws = load_workbook(tmp_path / "HN-2024_XP02.xlsx")[SUMMARY_SHEET]
-    assert ws["A1"].value == "Xã Sóc Sơn"
-    assert ws.cell(HEADER_ROW + 1, 1).value.startswith("Chưa có số liệu")
+def test_a_unit_coded_like_the_province_does_not_overwrite_it(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    with warehouse.begin() as conn:
+        conn.execute(t.unit.insert().values(campaign_id=C, unit_code="01", unit_name="Phường 1"))
+    paths = write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1")
+    assert [p.name for p in paths[:2]] == ["HN-2025_01_toan-tinh.xlsx", "HN-2025_01.xlsx"]
+    assert load_workbook(paths[0])[SUMMARY_SHEET]["A1"].value == "TỔNG HỢP · Toàn tỉnh"
+    assert load_workbook(paths[1])[SUMMARY_SHEET]["A1"].value == "TỔNG HỢP · Phường 1 (01)"
 
 
-def test_text_from_the_warehouse_is_never_a_formula(engine: sa.Engine, tmp_path: Path) -> None:
-    path = write_unit_workbooks(engine, CAMPAIGN, tmp_path, load_questionnaires())[0]
-    ws = load_workbook(path)[SUMMARY_SHEET]
-    assert ws["A1"].value == UNITS[2][1]
-    assert ws["A1"].data_type == "s"
-    assert ws["A2"].data_type == "s"
-    with zipfile.ZipFile(path) as z:
-        sheet_xml = z.read("xl/worksheets/sheet1.xml").decode()
-    assert "<f>" not in sheet_xml and "<f " not in sheet_xml
+def test_every_sheet_prints_a4_landscape_fitted_to_width_with_frozen_headers(
+    books: dict[str, Path],
+) -> None:
+    wb = load_workbook(books["U1"])
+    for ws in wb.worksheets:
+        assert ws.page_setup.orientation == "landscape"
+        assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4)
+        assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
+        assert ws.sheet_properties.pageSetUpPr.fitToPage
+    for name in (SUMMARY_SHEET, DIMENSION_SHEET, QUESTION_SHEET, SCHOOL_SHEET, ALERT_SHEET):
+        assert wb[name].freeze_panes is not None, name
+    assert wb[SUMMARY_SHEET].freeze_panes == f"C{SUMMARY_HEADER_ROW + 1}"
+    assert wb[DIMENSION_SHEET].print_title_rows == "$5:$5"
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures equal their marts
+
+
+def _expected_dimension_rows(
+    engine: Engine, unit_names: dict[str, str], scope: str
+) -> list[tuple[Any, ...]]:
+    """Theo tiêu chí as it should read, from the marts (province first for the province)."""
+    out = []
+
+    def add(unit: str, rows: list[dict[str, Any]]) -> None:
+        for d in rows:
+            n = d["n_respondents"]
+            out.append(
+                (
+                    unit,
+                    LEVEL_LABELS[d["level"]],
+                    _label(d["questionnaire"]),
+                    _dim_label(d["questionnaire"], d["dimension"]),
+                    d["n_schools"],
+                    _shown(n, n),
+                    _shown(d["n_answers"], n),
+                    _shown(d["mean_score"], n),
+                    _shown(d["pct_satisfied"], n),
+                    _shown(d["pct_dissatisfied"], n),
+                )
+            )
+
+    marts = _rows(engine, t.mart_unit_dimension)
+    if scope == "01":
+        records = province_dimension(engine, C).to_dict("records")
+        add("Toàn tỉnh", [{k: None if v != v else v for k, v in r.items()} for r in records])
+        for code in sorted(unit_names):
+            add(unit_names[code], [m for m in marts if m["unit_code"] == code])
+    else:
+        add(unit_names[scope], [m for m in marts if m["unit_code"] == scope])
+    return out
+
+
+@pytest.mark.parametrize("scope", ["01", "U1", "U2", "U3"])
+def test_dimension_sheet_equals_the_marts(
+    warehouse: Engine, books: dict[str, Path], scope: str
+) -> None:
+    units = {r["unit_code"]: r["unit_name"] for r in _rows(warehouse, t.unit)}
+    ws = load_workbook(books[scope])[DIMENSION_SHEET]
+    hr = _header_row(ws, "Đơn vị")
+    got = [row[:10] for row in _table(ws, hr)]
+    expected = _expected_dimension_rows(warehouse, units, scope)
+    if not expected:
+        assert got[0][0].startswith("Chưa có số liệu")
+        return
+    # Same rows, whatever the order (the order is the report's, checked below).
+    key = lambda r: tuple(str(v) for v in r[:4])  # noqa: E731
+    assert sorted(map(key, got)) == sorted(map(key, expected))
+    by_key = {key(r): r for r in got}
+    for exp in expected:
+        assert by_key[key(exp)] == exp
+    # Report order: the five dimensions, CHUNG, MONG_DOI, in the questionnaire's order.
+    th = [r[3] for r in got if r[0] == units.get(scope, "Toàn tỉnh") and r[1] == "Tiểu học"]
+    assert th == [*QS["CMHS_TH"].dimensions.values(), "Mức đáp ứng mong đợi (%)"]
+    if scope != "01":  # a unit's rate beside the province's
+        province = {
+            (d["level"], d["questionnaire"], d["dimension"]): d["pct_satisfied"]
+            for d in province_dimension(warehouse, C).to_dict("records")
+        }
+        row = next(
+            r
+            for r in _table(ws, hr)
+            if r[1] == "Tiểu học" and r[3] == QS["CMHS_TH"].dimensions["CSVC"]
+        )
+        assert row[10] == _approx(province[("TH", "CMHS_TH", "CSVC")])
+        assert row[11] == pytest.approx(row[8] - row[10], rel=1e-12)
+    # One decimal for percentages, two for means; stored unrounded.
+    assert ws.cell(hr + 1, 9).number_format == PCT_FORMAT
+    assert ws.cell(hr + 1, 8).number_format in ("0.00", PCT_FORMAT)
+
+
+def test_small_groups_are_suppressed_never_shown(books: dict[str, Path], warehouse: Engine) -> None:
+    """MN1 had 4 respondents: every MN figure reads "<5", at school, unit and province scope,
+    on every sheet that shows one; MN gets no chart."""
+    marts = [m for m in _rows(warehouse, t.mart_unit_dimension) if m["level"] == "MN"]
+    assert marts and all(m["n_respondents"] == 4 for m in marts)
+    for scope in ("01", "U1"):
+        wb = load_workbook(books[scope])
+        ws = wb[DIMENSION_SHEET]
+        mn = [r for r in _table(ws, _header_row(ws, "Đơn vị")) if r[1] == "Mầm non"]
+        assert mn and all(v == SUPPRESSED for r in mn for v in r[5:10] if v is not None)
+        summary = {r[0]: r for r in _table(wb[SUMMARY_SHEET], SUMMARY_HEADER_ROW)}
+        assert summary["Mầm non"][8:12] == (SUPPRESSED,) * 4
+        ws = wb[QUESTION_SHEET]
+        column_a = [ws.cell(r, 1).value for r in range(1, ws.max_row + 1)]
+        mn = next(i for i, v in enumerate(column_a) if str(v).startswith("Mầm non · "))
+        # One line instead of a block of "<5", then the next level's block.
+        assert column_a[mn + 1] == "Dưới 5 người trả lời: số liệu ẩn (<5)."
+        assert str(column_a[mn + 2]).startswith("Tiểu học · ")
+        ws = wb[SCHOOL_SHEET]
+        mn1 = next(r for r in _table(ws, _header_row(ws, "Hạng")) if r[1] == "MN1")
+        assert mn1[0] is None and set(mn1[-10:]) == {SUPPRESSED}
+        with zipfile.ZipFile(books[scope]) as z:
+            charts = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/chart")]
+        assert charts and not any("Mầm non" in c for c in charts)
+
+
+def test_summary_sheet_equals_the_marts(warehouse: Engine, books: dict[str, Path]) -> None:
+    schools = _school_units(warehouse)
+    completeness = _rows(warehouse, t.mart_completeness)
+    marts = _rows(warehouse, t.mart_unit_dimension)
+    for scope in ("U1", "U2"):
+        ws = load_workbook(books[scope])[SUMMARY_SHEET]
+        assert [c.value for c in ws[SUMMARY_HEADER_ROW]] == list(SUMMARY_HEADERS)
+        got = {(r[0], r[1]): r for r in _table(ws, SUMMARY_HEADER_ROW)}
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in completeness:
+            school = schools[row["school_code"]]
+            if school["unit_code"] == scope:
+                groups[(school["level"], row["questionnaire"])].append(row)
+        assert len(got) == len(groups)
+        for (level, q), rows in groups.items():
+            r = got[(LEVEL_LABELS[level], _label(q))]
+            statuses = [x["status"] for x in rows]
+            assert r[2:8] == (
+                len(rows),
+                sum(s in ("submitted", "late") for s in statuses),
+                statuses.count("late"),
+                sum(s in ("pending", "missing") for s in statuses),
+                statuses.count("failed"),
+                sum(x["n_valid"] for x in rows),
+            )
+            dims = {
+                m["dimension"]: m
+                for m in marts
+                if (m["unit_code"], m["level"], m["questionnaire"]) == (scope, level, q)
+            }
+            if not dims:
+                assert r[8:12] == (None, None, None, None)
+                continue
+            five = [dims[d] for d in DIMENSIONS]
+            if any(d["n_respondents"] < 5 for d in five):
+                assert r[8] == r[10] == SUPPRESSED
+            else:
+                assert r[8] == pytest.approx(sum(d["pct_satisfied"] for d in five) / 5)
+                assert r[10] == pytest.approx(sum(d["mean_score"] for d in five) / 5)
+            n = dims["CHUNG"]["n_respondents"]
+            assert r[9] == _shown(dims["CHUNG"]["pct_satisfied"], n)
+            assert r[11] == _shown(
+                dims["MONG_DOI"]["mean_score"], dims["MONG_DOI"]["n_respondents"]
+            )
+    # U2's primary parents are unhappy: the verdict and the key lines say so.
+    ws = load_workbook(books["U2"])[SUMMARY_SHEET]
+    row = {r[0]: r for r in _table(ws, SUMMARY_HEADER_ROW) if r[1] == "Cha mẹ học sinh"}
+    assert row["Tiểu học"][12].startswith("Thấp")
+    lines = " ".join(str(ws.cell(r, 1).value) for r in range(4, 8))
+    assert "1 tệp lỗi" in lines and "2 mức đỏ, 1 mức vàng" in lines
+
+
+def test_summary_charts_one_per_group_coloured_by_tier(books: dict[str, Path]) -> None:
+    ws = load_workbook(books["01"])[SUMMARY_SHEET]
+    titles = []
+    with zipfile.ZipFile(books["01"]) as z:
+        charts = sorted(n for n in z.namelist() if n.startswith("xl/charts/chart"))
+        xml = [z.read(n).decode() for n in charts]
+    # CMHS_TH (TH) only: every MN figure is suppressed. Its bars carry tier colours.
+    assert len(charts) == 1
+    for chart in xml:
+        titles.append(chart)
+        assert "C00000" in chart or "FFC000" in chart or "70AD47" in chart
+    assert "Tiểu học – Cha mẹ học sinh" in titles[0]
+    # Conditional fills use the thresholds (defaults here).
+    formulas = [r.formula[0] for cf in ws.conditional_formatting for r in cf.rules]
+    assert any("<70" in f for f in formulas) and any(">=85" in f for f in formulas)
+
+
+def test_thresholds_are_the_alert_rules_and_listed(warehouse: Engine, tmp_path: Path) -> None:
+    thresholds = {"pct_satisfied_amber": 90.0, "papi_pct_yes_min": 75.0, "wilson_z": 1.5}
+    path = write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1", thresholds=thresholds)[1]
+    wb = load_workbook(path)
+    formulas = [r.formula[0] for cf in wb[SUMMARY_SHEET].conditional_formatting for r in cf.rules]
+    assert any(">=90" in f for f in formulas) and not any(">=85" in f for f in formulas)
+    papi = [r.formula[0] for cf in wb[PAPI_SHEET].conditional_formatting for r in cf.rules]
+    assert papi and all("<75" in f for f in papi)
+    info = wb[INFO_SHEET]
+    listed = {
+        row[0]: row[2] for row in _table(info, _header_row(info, "Ngưỡng")) if row[0] is not None
+    }
+    assert listed["pct_satisfied_amber"] == 90
+    assert listed["papi_pct_yes_min"] == 75
+    assert listed["wilson_z"] == 1.5
+    assert listed["pct_satisfied_red"] == 70  # defaults still listed
+    assert set(listed) == {f.name for f in dataclasses.fields(Thresholds)} | {"(ẩn danh)"}
+    # The same keys as the alert rules: a typo fails loudly, as it does there.
+    with pytest.raises(ThresholdError, match="pct_satisfied_target"):
+        write_workbooks(warehouse, C, tmp_path, QS, thresholds={"pct_satisfied_target": 90})
+
+
+def _question_expectation(
+    engine: Engine, scope: str
+) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+    out: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in _rows(engine, t.mart_unit_question):
+        if scope != "01" and r["unit_code"] != scope:
+            continue
+        acc = out[(r["level"], r["questionnaire"])].setdefault(
+            r["question_code"], {k: 0 for k in ("n_answers", "n_1", "n_2", "n_3", "n_4", "n_5")}
+        )
+        for k in ("n_answers", "n_1", "n_2", "n_3", "n_4", "n_5"):
+            acc[k] += r[k]
+        if scope != "01":
+            acc["mean_score"], acc["pct_satisfied"] = r["mean_score"], r["pct_satisfied"]
+    if scope == "01":
+        for group in out.values():
+            for acc in group.values():
+                n = acc["n_answers"]
+                acc["mean_score"] = sum(k * acc[f"n_{k}"] for k in range(1, 6)) / n
+                acc["pct_satisfied"] = 100 * (acc["n_4"] + acc["n_5"]) / n
+    return out
+
+
+@pytest.mark.parametrize("scope", ["01", "U1"])
+def test_question_sheet_equals_the_marts(
+    warehouse: Engine, books: dict[str, Path], scope: str
+) -> None:
+    ws = load_workbook(books[scope])[QUESTION_SHEET]
+    expected = _question_expectation(warehouse, scope)
+    th = expected[("TH", "CMHS_TH")]
+    q = QS["CMHS_TH"]
+    # Find the TH block: its item rows follow the group title.
+    start = next(
+        r for r in range(1, ws.max_row + 1) if str(ws.cell(r, 1).value).startswith("Tiểu học")
+    )
+    rows: dict[str, tuple[Any, ...]] = {}
+    for row in ws.iter_rows(min_row=start + 1, values_only=True):
+        if row[0] is not None and str(row[0]).startswith(("Mầm non", "Trung học")):
+            break
+        if row[0] in th:
+            rows[row[0]] = row
+    likert = [i for i in q.items if i.kind == "likert"]
+    assert list(rows) == [i.code for i in likert]  # grouped by dimension, questionnaire order
+    for item in likert:
+        row, exp = rows[item.code], th[item.code]
+        n = exp["n_answers"]
+        assert row[1] == item.text
+        for k in range(1, 6):
+            assert row[2 * k] == exp[f"n_{k}"]
+            assert row[2 * k + 1] == pytest.approx(100 * exp[f"n_{k}"] / n, rel=1e-12)
+        assert row[12] == n
+        assert row[13] == pytest.approx(exp["pct_satisfied"], rel=1e-12)
+        assert row[14] == pytest.approx(100 * (exp["n_1"] + exp["n_2"]) / n, rel=1e-12)
+        assert row[15] == pytest.approx(exp["mean_score"], rel=1e-12)
+    # Dimension titles sit above their items.
+    titles = [ws.cell(r, 1).value for r in range(start, ws.max_row + 1)]
+    assert q.dimensions["TIEP_CAN"] in titles and q.dimensions["CHUNG"] in titles
+
+
+def test_school_sheet_ranks_schools_and_hides_small_ones(
+    warehouse: Engine, books: dict[str, Path]
+) -> None:
+    marts = _rows(warehouse, t.mart_school_dimension)
+    ws = load_workbook(books["01"])[SCHOOL_SHEET]
+    hr = _header_row(ws, "Hạng")
+    block = [row for row in _table(ws, hr) if row[1] in ("TH1", "TH2", "TH3")]
+    by_code = {r[1]: r for r in block}
+    assert [r[1] for r in block][-1] == "TH2"  # unranked, last
+    five = {}
+    for code in ("TH1", "TH3"):
+        dims = {
+            m["dimension"]: m
+            for m in marts
+            if m["school_code"] == code and m["questionnaire"] == "CMHS_TH"
+        }
+        row = by_code[code]
+        assert row[3] == {"TH1": "Phường Ba Đình", "TH3": HOSTILE_UNIT}[code]
+        assert row[6:12] == tuple(_approx(dims[d]["pct_satisfied"]) for d in (*DIMENSIONS, "CHUNG"))
+        five[code] = sum(dims[d]["pct_satisfied"] for d in DIMENSIONS) / 5
+        assert row[12] == pytest.approx(five[code], rel=1e-12)
+        assert row[13] == pytest.approx(sum(dims[d]["mean_score"] for d in DIMENSIONS) / 5)
+        assert row[14] == _approx(dims["MONG_DOI"]["mean_score"])
+    best, worst = sorted(five, key=five.__getitem__, reverse=True)
+    assert by_code[best][0] == 1 and by_code[worst][0] == 2
+    small = by_code["TH2"]
+    assert small[0] is None and small[5] == SUPPRESSED
+    assert all(v == SUPPRESSED for v in small[6:15])
+    # The school whose name starts with "-" stays text.
+    assert by_code["TH3"][2] == "-Trường Tiểu học Lê Lợi"
+
+
+def test_service_sheet_equals_the_mart_and_masks_phone_numbers(
+    warehouse: Engine, books: dict[str, Path]
+) -> None:
+    mart = _rows(warehouse, t.mart_service_ranking)
+    ws = load_workbook(books["U2"])[SERVICE_SHEET]
+    got = _table(ws, _header_row(ws, "Dịch vụ"))
+    expected = sorted(
+        (mask_personal(m["service"]), m["rank"], m["school_code"], m["total_points"])
+        for m in mart
+        if m["unit_code"] == "U2"
+    )
+    assert sorted((r[0], r[1], r[2], r[4]) for r in got) == expected
+    assert any("[đã ẩn]" in r[0] for r in got)
+    low = next(r for r in got if r[0] == "Bán trú")
+    assert low[4] == 24.0 and low[5] == "Cần rà soát"
+    # The province ranks each service across units; the mart's unit rank is kept beside it.
+    ws = load_workbook(books["01"])[SERVICE_SHEET]
+    rows = [r for r in _table(ws, _header_row(ws, "Dịch vụ")) if r[0] == "Bán trú"]
+    assert [(r[1], r[3], r[4], r[6]) for r in rows] == [(1, 1, "TH1", 80.0), (2, 1, "TH3", 24.0)]
+
+
+def test_papi_sheet_equals_the_mart(warehouse: Engine, books: dict[str, Path]) -> None:
+    mart = {(r["scope"], r["scope_code"], r["indicator"]): r for r in _rows(warehouse, t.mart_papi)}
+    indicators = [i for i in QS["PAPI_TH"].items if i.kind == "yesno"]
+    ws = load_workbook(books["U1"])[PAPI_SHEET]
+    hr = _header_row(ws, "Mã")
+    rows = _table(ws, hr)
+    assert [r[0] for r in rows] == [i.code for i in indicators]
+    for row, item in zip(rows, indicators, strict=True):
+        unit, prov = mart[("unit", "U1", item.code)], mart[("province", "01", item.code)]
+        assert row[1] == item.text
+        assert row[2:5] == (unit["n_answers"], _approx(unit["pct_yes"]), _approx(prov["pct_yes"]))
+    matrix_hr = _header_row(ws, "Mã", hr + 1)
+    schools = {r[0]: r for r in _table(ws, matrix_hr)}
+    assert set(schools) == {"TH1", "TH2"}
+    assert schools["TH1"][2:] == tuple(
+        _approx(mart[("school", "TH1", i.code)]["pct_yes"]) for i in indicators
+    )
+    assert all(v == SUPPRESSED for v in schools["TH2"][2:])  # 3 answers
+
+
+def test_year_on_year(warehouse: Engine, books: dict[str, Path], tmp_path: Path) -> None:
+    previous = _rows(warehouse, t.mart_unit_dimension, P)
+    current = _rows(warehouse, t.mart_unit_dimension)
+    ws = load_workbook(books["U1"])[YOY_SHEET]
+    rows = {
+        (r[0], r[2]): r for r in _table(ws, _header_row(ws, "Cấp học")) if r[1] == "Cha mẹ học sinh"
+    }
+
+    def pick(rows_: list[dict[str, Any]], dim: str) -> dict[str, Any]:
+        return next(
+            m
+            for m in rows_
+            if (m["unit_code"], m["level"], m["questionnaire"], m["dimension"])
+            == ("U1", "TH", "CMHS_TH", dim)
+        )
+
+    for dim in (*DIMENSIONS, "CHUNG"):
+        now, before = pick(current, dim), pick(previous, dim)
+        row = rows[("Tiểu học", QS["CMHS_TH"].dimensions[dim])]
+        assert row[3:6] == (
+            _approx(now["pct_satisfied"]),
+            _approx(before["pct_satisfied"]),
+            pytest.approx(now["pct_satisfied"] - before["pct_satisfied"], rel=1e-9),
+        )
+        assert row[8] == pytest.approx(now["mean_score"] - before["mean_score"], rel=1e-9)
+    five = rows[("Tiểu học", FIVE_MEAN_LABEL)]
+    assert five[3] == pytest.approx(sum(pick(current, d)["pct_satisfied"] for d in DIMENSIONS) / 5)
+    # U2 did not exist last year; the province compares with the previous province figures.
+    u2 = load_workbook(books["U2"])[YOY_SHEET]
+    assert "không có số liệu của" in u2.cell(5, 1).value
+    ws = load_workbook(books["01"])[YOY_SHEET]
+    assert len(_table(ws, _header_row(ws, "Cấp học"))) > 0
+    # No previous campaign: one line says so.
+    with warehouse.begin() as conn:
+        conn.execute(
+            sa.update(t.campaign).where(t.campaign.c.campaign_id == C).values(previous_id=None)
+        )
+    path = write_workbooks(warehouse, C, tmp_path / "noprev", QS, run_id="run-1")[1]
+    ws = load_workbook(path)[YOY_SHEET]
+    assert ws.cell(5, 1).value.startswith("Không có đợt khảo sát năm trước")
+
+
+def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
+    def alerts(scope: str) -> list[tuple[Any, ...]]:
+        ws = load_workbook(books[scope])[ALERT_SHEET]
+        return _table(ws, _header_row(ws, "Mức"))
+
+    u1 = alerts("U1")
+    # Open first (most severe first), then acknowledged; a unit's own and its schools' only.
+    assert [(r[0], r[1], r[3]) for r in u1] == [
+        ("Vàng", "Tỷ lệ hài lòng thấp", "TH2"),
+        ("Thông tin", "Không đủ mẫu để kết luận", "TH2"),
+        ("Vàng", "Tỷ lệ hài lòng thấp", "TH1"),
+    ]
+    # TH2 has 3 respondents: neither its rate nor its count is published.
+    assert u1[0][6] == SUPPRESSED and u1[1][6] == SUPPRESSED
+    assert u1[0][7] == 85.0
+    amber = u1[2]
+    assert amber[4] == "Trường Tiểu học Kim Đồng"
+    assert amber[5:9] == (
+        "Cha mẹ học sinh · Tiếp cận dịch vụ giáo dục (CMHS_TH/TIEP_CAN)",
+        80.25,
+        85.0,
+        "Đã ghi nhận",
+    )
+    assert amber[9] == dt.datetime(2025, 12, 1, 1, 35, 10) and amber[10] == amber[9]
+    assert amber[11] == "=cmd|' /C calc'!A0 gọi cô Lan [đã ẩn]"  # text, phone masked
+    u2 = alerts("U2")
+    assert [(r[0], r[3], r[5]) for r in u2] == [
+        (
+            "Đỏ",
+            "U2",
+            "Tiểu học · Cha mẹ học sinh · Cơ sở vật chất, trang thiết bị dạy học (TH/CMHS_TH/CSVC)",
+        ),
+        ("Đỏ", "TH3", "Cha mẹ học sinh · Hài lòng chung (CMHS_TH/CHUNG)"),
+        ("Vàng", "TH3", "Bán trú"),
+    ]
+    assert u2[0][6] == 55.5  # a unit of 30 respondents
+    province = alerts("01")
+    assert len(province) == len(ALERTS)
+    assert province[-1][5] == "Giáo viên không ưu ái học sinh học thêm (HOC_THEM)"
+    assert province[-1][8] == "Đã xử lý"
+    assert alerts("U3")[0][0] == "Không có cảnh báo nào cho phạm vi này."
+
+
+def test_info_sheet(warehouse: Engine, books: dict[str, Path]) -> None:
+    ws = load_workbook(books["U2"])[INFO_SHEET]
+    facts = {ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(1, ws.max_row + 1)}
+    assert facts["Mã đợt khảo sát"] == C
+    assert facts["Tên đợt khảo sát"] == CAMPAIGN.name
+    assert facts["Hạn nộp"] == dt.datetime(2025, 11, 30)
+    assert facts["Đợt năm trước để so sánh"] == P
+    assert facts[STAMP_LABELS[0]] == "run-1"
+    assert facts[STAMP_LABELS[2]] == RUN_1_START
+    # U2's sources: CMHS_TH, PAPI_TH, DVGD_8TC loaded; the second CMHS_TH file failed.
+    assert facts["Đã nạp"] == 3 and facts["Lỗi, không đọc được"] == 1
+    assert facts["Tổng số nguồn"] == 4
+    problems = _table(ws, _header_row(ws, "Mã trường"))
+    assert problems == [
+        ("TH3", "-Trường Tiểu học Lê Lợi", "CMHS_TH", "TH3_lop5.xlsx", "Lỗi, không đọc được")
+    ]
+    ws = load_workbook(books["01"])[INFO_SHEET]
+    facts = {ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(1, ws.max_row + 1)}
+    assert facts["Chưa có tệp"] == 1 and facts["Tổng số nguồn"] == 11
+
+
+# ---------------------------------------------------------------------------------------------
+# Privacy and safety
+
+
+def _all_cells(path: Path) -> Iterator[tuple[str, Any]]:
+    for ws in load_workbook(path).worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.value is not None:
+                    yield ws.title, cell
+
+
+def test_no_personal_data_and_no_formulas_anywhere(books: dict[str, Path]) -> None:
+    for path in books.values():
+        for sheet, cell in _all_cells(path):
+            assert cell.data_type != "f", (path.name, sheet, cell.coordinate)
+            if isinstance(cell.value, str):
+                for marker in PERSONAL_MARKERS:
+                    assert marker not in cell.value, (path.name, sheet, cell.coordinate)
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.startswith("xl/worksheets/sheet"):
+                    xml = z.read(name).decode()
+                    assert "<f>" not in xml and "<f " not in xml
+
+
+def test_text_from_the_warehouse_is_never_a_formula(books: dict[str, Path]) -> None:
+    wb = load_workbook(books["U2"])
+    ws = wb[SUMMARY_SHEET]
+    assert ws["A1"].value == f"TỔNG HỢP · {HOSTILE_UNIT} (U2)"
+    assert ws["A2"].value.startswith("@Khảo sát") and ws["A2"].data_type == "s"
+    dims = wb[DIMENSION_SHEET]
+    cell = dims.cell(_header_row(dims, "Đơn vị") + 1, 1)
+    assert cell.value == HOSTILE_UNIT and cell.data_type == "s" and cell.quotePrefix
+
+
+# ---------------------------------------------------------------------------------------------
+# Reproducibility
+
+
+def _cells(path: Path) -> dict[tuple[str, str], Any]:
+    out = {}
+    for ws in load_workbook(path).worksheets:
+        stamp_rows = (
+            {r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value in STAMP_LABELS}
+            if ws.title == INFO_SHEET
+            else set()
+        )
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.row in stamp_rows and cell.column == 2:
+                    continue
+                out[(ws.title, cell.coordinate)] = (cell.value, cell.number_format)
+    return out
+
+
+def test_same_data_gives_the_same_cells_only_the_run_stamp_differs(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    first = write_workbooks(warehouse, C, tmp_path / "a", QS, run_id="run-1")
+    again = write_workbooks(warehouse, C, tmp_path / "b", QS, run_id="run-1")
+    for a, b in zip(first, again, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    # The next night re-runs the failed source only: same data, another run.
+    start_run(warehouse, "run-2", C, started_at=RUN_2_START)
+    record_failure(warehouse, C, "run-2", FAILED, "still broken")
+    finish_run(warehouse, "run-2", finished_at=RUN_2_START + dt.timedelta(minutes=1))
+    second = write_workbooks(warehouse, C, tmp_path / "c", QS, run_id="run-2")
+    for a, b in zip(first, second, strict=True):
+        assert _cells(a) == _cells(b), a.name
+        info_a, info_b = load_workbook(a)[INFO_SHEET], load_workbook(b)[INFO_SHEET]
+        stamps = [
+            (info_a.cell(r, 2).value, info_b.cell(r, 2).value)
+            for r in range(1, info_a.max_row + 1)
+            if info_a.cell(r, 1).value in STAMP_LABELS
+        ]
+        assert stamps == [
+            ("run-1", "run-2"),
+            (RUN_1_START, RUN_2_START),
+            (RUN_1_START, RUN_2_START),
+        ]
+    props = load_workbook(first[0]).properties
+    assert props.created == props.modified == dt.datetime(2020, 1, 1)
+    # Without a run id the latest run stamps the workbooks.
+    latest = write_workbooks(warehouse, C, tmp_path / "d", QS)
+    assert latest[0].read_bytes() == second[0].read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared writing helpers
 
 
 @pytest.mark.parametrize(
@@ -160,14 +937,16 @@ def test_write_cell_keeps_formula_like_text_as_text(tmp_path: Path, text: str) -
     assert back["A3"].value == "Bình thường"
 
 
-def test_output_is_reproducible(engine: sa.Engine, tmp_path: Path) -> None:
-    qs = load_questionnaires()
-    first = write_unit_workbooks(engine, CAMPAIGN, tmp_path / "a", qs)
-    second = write_unit_workbooks(engine, CAMPAIGN, tmp_path / "b", qs)
-    for a, b in zip(first, second, strict=True):
-        assert a.read_bytes() == b.read_bytes()
-    props = load_workbook(first[0]).properties
-    assert props.created == props.modified == dt.datetime(2020, 1, 1)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Liên hệ a.b@truong.edu.vn ngay", "Liên hệ [đã ẩn] ngay"),
+        ("Gọi 0912 345 678 hoặc +84912345678", "Gọi [đã ẩn] hoặc [đã ẩn]"),
+        ("Bán trú 2024-2025, 35 học sinh", "Bán trú 2024-2025, 35 học sinh"),
+    ],
+)
+def test_mask_personal(text: str, expected: str) -> None:
+    assert mask_personal(text) == expected
 
 
 @pytest.mark.parametrize(

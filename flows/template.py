@@ -1,0 +1,300 @@
+"""The blank Excel form a school fills in: ``khaosat template QUESTIONNAIRE``.
+
+One data-entry sheet ("Nhập phiếu") whose header row holds each item's canonical wording, so
+``flows.parse`` maps every column without guessing, and a "Hướng dẫn" sheet explaining how to fill
+it. Every answer cell of a scored item has a dropdown (data validation) with the canonical
+labels: the five Likert labels, Có/Không, or the review levels Tốt/Khá/Trung bình/Yếu/Kém; the
+0–100 expectation item accepts a number from 0 to 100. The service review form (DVGD_8TC) is one
+row per service.
+
+Only the questionnaire's own items are columns: no name, phone or e-mail column is offered, and
+the form has no timestamp column, since typed-in paper forms have none (parse then never treats
+two identical forms as duplicates, which is right for paper).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+
+from flows.parse import match_headers
+from flows.workbooks import LIKERT_LABELS, fit_row_heights, save_workbook, write_cell
+from schemas.questionnaire import Item, Questionnaire
+
+FORM_SHEET = "Nhập phiếu"
+GUIDE_SHEET = "Hướng dẫn"
+#: 1-based row of the header (item wording); rows above are the title block and the dimension
+#: group titles, which parse skips as it looks for the row that matches the most items.
+HEADER_ROW = 6
+#: Rows offered for answers: a school's forms (hundreds of parents) or its services (a dozen).
+DEFAULT_ROWS = {"satisfaction": 500, "papi": 500, "service_review": 50}
+
+YESNO_LABELS = ("Có", "Không")
+#: Service review levels and their points (DOMAIN.md).
+REVIEW_LEVELS: dict[str, int] = {"Tốt": 10, "Khá": 7, "Trung bình": 5, "Yếu": 3, "Kém": 0}
+
+#: Dropdown choices per answer kind (percent is a number rule, text is free).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "likert": tuple(LIKERT_LABELS.values()),
+    "yesno": YESNO_LABELS,
+    "level": tuple(REVIEW_LEVELS),
+}
+KIND_LABELS = {
+    "likert": "Chọn một mức trong danh sách",
+    "yesno": "Chọn Có hoặc Không",
+    "level": "Chọn một mức trong danh sách",
+    "percent": "Nhập một số từ 0 đến 100",
+    "text": "Ghi chữ (không bắt buộc)",
+}
+#: Service groups named in DOMAIN.md, shown as examples in the instructions.
+SERVICE_EXAMPLES = (
+    ("Theo quy định", "học phí, trông giữ xe, bảo hiểm y tế, học nghề"),
+    (
+        "Theo thỏa thuận",
+        "bán trú, câu lạc bộ, dạy tăng cường ngoại ngữ, đồng phục, nước uống",
+    ),
+    ("Tự nguyện", "tài trợ, quỹ Đoàn/Đội, quỹ Ban đại diện cha mẹ học sinh"),
+)
+
+#: Forms up to this many columns print fitted to the page width.
+_FIT_COLUMNS = 14
+
+_BOLD = Font(bold=True)
+_TITLE = Font(bold=True, size=14)
+_HEADER_FILL = PatternFill("solid", start_color="DDEBF7")
+_GROUP_FILL = PatternFill("solid", start_color="F2F2F2")
+_THIN = Side(style="thin", color="A6A6A6")
+_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_WRAP_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
+_WRAP = Alignment(vertical="top", wrap_text=True)
+
+
+def form_items(questionnaire: Questionnaire) -> list[Item]:
+    """The items that are columns of the form, in order: the service first on a service review
+    (its rows are services), then the questionnaire's order."""
+    items = list(questionnaire.items)
+    if questionnaire.service_item:
+        service = questionnaire.item(questionnaire.service_item)
+        items = [service, *(i for i in items if i is not service)]
+    return items
+
+
+def form_headers(questionnaire: Questionnaire) -> list[str]:
+    """The header texts: each item's wording, checked against ``flows.parse``'s own header
+    matching; an item whose wording alone would be read as another item (or none) is headed
+    "CODE. wording", which parse reads by its code."""
+    items = form_items(questionnaire)
+    headers = [i.text for i in items]
+    matched = match_headers(headers, questionnaire).items
+    for col, item in enumerate(items):
+        if matched.get(col) != item.code:
+            headers[col] = f"{item.code}. {item.text}"
+    return headers
+
+
+def write_template(questionnaire: Questionnaire, path: Path, *, rows: int | None = None) -> Path:
+    """Write the blank form of ``questionnaire`` to ``path`` (xlsx) and return the path.
+
+    ``rows`` is the number of answer rows with dropdowns (default per questionnaire kind:
+    :data:`DEFAULT_ROWS`). The same questionnaire always gives the same bytes.
+    """
+    n_rows = rows if rows is not None else DEFAULT_ROWS.get(questionnaire.kind, 500)
+    wb = Workbook()
+    ws = wb.worksheets[0]
+    ws.title = FORM_SHEET
+    _write_form(ws, questionnaire, n_rows)
+    _write_guide(wb.create_sheet(GUIDE_SHEET), questionnaire, n_rows)
+    wb.active = 0
+    wb.properties.title = f"{questionnaire.name} ({questionnaire.code})"
+    return save_workbook(wb, path)
+
+
+def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
+    items = form_items(q)
+    headers = form_headers(q)
+    width = 1 + len(items)
+    unit = "dịch vụ" if q.kind == "service_review" else "phiếu"
+    write_cell(ws, 1, 1, q.name.upper(), font=_TITLE)
+    write_cell(
+        ws, 2, 1, f"Mã phiếu: {q.code} · phiên bản {q.version} · người trả lời: {q.respondent}"
+    )
+    write_cell(ws, 3, 1, "Trường: ……………………………………    Mã trường: ……………", font=_BOLD)
+    write_cell(
+        ws,
+        4,
+        1,
+        f"Mỗi {unit} ghi một dòng; chọn câu trả lời trong danh sách; không ghi họ tên, số điện "
+        f"thoại, thư điện tử. Xem trang “{GUIDE_SHEET}”.",
+    )
+    for r in range(1, 5):
+        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=min(width, 12))
+    # A merged row does not grow for its font: room for the marks above Vietnamese capitals.
+    ws.row_dimensions[1].height = 24
+
+    # Row 5: the dimension each run of Likert columns belongs to, as on the paper form.
+    col = 2
+    while col <= width:
+        item = items[col - 2]
+        end = col
+        if item.dimension is not None:
+            while end + 1 <= width and items[end - 1].dimension == item.dimension:
+                end += 1
+            title = q.dimensions.get(item.dimension, item.dimension)
+            cell = write_cell(ws, HEADER_ROW - 1, col, title, font=_BOLD)
+            cell.alignment = _WRAP_CENTER
+            for c in range(col, end + 1):
+                ws.cell(row=HEADER_ROW - 1, column=c).fill = _GROUP_FILL
+                ws.cell(row=HEADER_ROW - 1, column=c).border = _BOX
+            if end > col:
+                ws.merge_cells(
+                    start_row=HEADER_ROW - 1,
+                    start_column=col,
+                    end_row=HEADER_ROW - 1,
+                    end_column=end,
+                )
+        col = end + 1
+    ws.row_dimensions[HEADER_ROW - 1].height = 30
+
+    for c, text in enumerate(["STT", *headers], start=1):
+        cell = write_cell(ws, HEADER_ROW, c, text, font=_BOLD)
+        cell.fill = _HEADER_FILL
+        cell.alignment = _WRAP_CENTER
+        cell.border = _BOX
+    ws.row_dimensions[HEADER_ROW].height = 120
+    first, last = HEADER_ROW + 1, HEADER_ROW + n_rows
+    ws.column_dimensions["A"].width = 6
+    for r in range(first, last + 1):
+        # A numbered row holds no answer until someone types one: parse skips it ("STT" is a
+        # column it knows to ignore), so unused rows cost nothing.
+        write_cell(ws, r, 1, r - HEADER_ROW).border = _BOX
+
+    validations: dict[str, DataValidation] = {}
+    for c, item in enumerate(items, start=2):
+        letter = get_column_letter(c)
+        ws.column_dimensions[letter].width = _width(item)
+        ref = f"{letter}{first}:{letter}{last}"
+        dv = validations.get(item.kind)
+        if dv is None and item.kind != "text":
+            dv = validations[item.kind] = _validation(item.kind)
+            ws.add_data_validation(dv)
+        if dv is not None:
+            dv.add(ref)
+        for r in range(first, last + 1):
+            cell = ws.cell(row=r, column=c)
+            cell.border = _BOX
+            # Text answers stay text ("6A", "01"), never a number or a date.
+            cell.number_format = "@" if item.kind == "text" else "General"
+    ws.freeze_panes = ws.cell(row=first, column=2)
+    # A form thirty questions wide is unreadable shrunk to one page: it prints across pages
+    # at a readable scale, each page repeating the header rows and the STT column. A narrow
+    # form (PAPI, service review) fits the page width.
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape"
+    if width <= _FIT_COLUMNS:
+        ws.page_setup.fitToWidth = 1
+        ws.page_setup.fitToHeight = 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+    else:
+        ws.page_setup.scale = 70
+        ws.print_title_cols = "A:A"
+    ws.print_title_rows = f"{HEADER_ROW - 1}:{HEADER_ROW}"
+
+
+def _width(item: Item) -> float:
+    if item.kind == "text":
+        return 28 if item.code in ("Y_KIEN", "DICH_VU") or "DICH_VU" in item.code else 14
+    return 18 if item.kind == "likert" else 14
+
+
+def _validation(kind: str) -> DataValidation:
+    """The rule every answer cell of ``kind`` gets; blank is always allowed (no answer)."""
+    if kind == "percent":
+        dv = DataValidation(type="decimal", operator="between", formula1="0", formula2="100")
+        dv.error = "Nhập một số từ 0 đến 100."
+        dv.prompt = "Nhà trường đáp ứng khoảng bao nhiêu % mong đợi (0–100)"
+    else:
+        choices = CHOICES[kind]
+        # An inline list: no helper sheet to hide, and the labels hold no commas.
+        dv = DataValidation(type="list", formula1='"' + ",".join(choices) + '"')
+        dv.error = "Chọn một câu trả lời trong danh sách: " + ", ".join(choices) + "."
+        dv.prompt = "Chọn trong danh sách"
+    dv.allow_blank = True
+    dv.showErrorMessage = True
+    dv.showInputMessage = False
+    dv.errorTitle = "Câu trả lời không hợp lệ"
+    dv.errorStyle = "stop"
+    return dv
+
+
+def _write_guide(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
+    review = q.kind == "service_review"
+    write_cell(ws, 1, 1, f"HƯỚNG DẪN NHẬP {q.name.upper()}", font=_TITLE)
+    ws.row_dimensions[1].height = 24
+    steps = [
+        f"Nhập trên trang “{FORM_SHEET}”; không sửa, không xóa, không đổi thứ tự dòng tiêu đề "
+        f"(dòng {HEADER_ROW}). Có thể thêm cột ghi chú của trường ở bên phải.",
+        (
+            "Mỗi dịch vụ nhà trường đang thực hiện ghi một dòng: tên dịch vụ, nhóm dịch vụ và "
+            "mức đánh giá của 8 tiêu chí."
+            if review
+            else "Mỗi phiếu trả lời ghi một dòng, theo đúng thứ tự câu hỏi trên phiếu giấy."
+        ),
+        "Chọn câu trả lời trong danh sách thả xuống của ô; ô để trống nghĩa là không trả lời.",
+        f"Biểu mẫu có sẵn {n_rows} dòng; cần thêm thì sao chép một dòng có sẵn xuống dưới để giữ "
+        "danh sách chọn.",
+        "Không ghi họ tên, số điện thoại, thư điện tử hay địa chỉ của người trả lời: phiếu khảo "
+        "sát là ẩn danh.",
+        "Lưu tệp dạng Excel (.xlsx) và nộp theo hướng dẫn của Sở/Phòng GDĐT.",
+    ]
+    r = 2
+    for n, text in enumerate(steps, start=1):
+        r += 1
+        write_cell(ws, r, 1, f"{n}. {text}")
+        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=5)
+        ws.cell(row=r, column=1).alignment = _WRAP
+        ws.row_dimensions[r].height = 30
+    if review:
+        r += 2
+        write_cell(ws, r, 1, "Điểm của mỗi mức", font=_BOLD)
+        for label, points in REVIEW_LEVELS.items():
+            r += 1
+            write_cell(ws, r, 1, label)
+            write_cell(ws, r, 2, points)
+        r += 2
+        write_cell(ws, r, 1, "Ví dụ dịch vụ theo nhóm", font=_BOLD)
+        for group, examples in SERVICE_EXAMPLES:
+            r += 1
+            write_cell(ws, r, 1, group)
+            write_cell(ws, r, 2, examples)
+    r += 2
+    write_cell(ws, r, 1, "Các cột của biểu mẫu", font=_BOLD)
+    r += 1
+    for c, text in enumerate(("Cột", "Mã", "Nội dung", "Cách trả lời", "Giá trị hợp lệ"), start=1):
+        cell = write_cell(ws, r, c, text, font=_BOLD)
+        cell.fill = _HEADER_FILL
+        cell.border = _BOX
+    for c, item in enumerate(form_items(q), start=2):
+        r += 1
+        choices = CHOICES.get(item.kind)
+        valid = "; ".join(choices) if choices else ("0–100" if item.kind == "percent" else "")
+        if item.kind == "likert":
+            valid = "; ".join(f"{k} {label}" for k, label in LIKERT_LABELS.items())
+        for col, value in enumerate(
+            (get_column_letter(c), item.code, item.text, KIND_LABELS[item.kind], valid), start=1
+        ):
+            cell = write_cell(ws, r, col, value)
+            cell.border = _BOX
+            cell.alignment = _WRAP
+    for letter, w in zip("ABCDE", (8, 14, 60, 28, 78), strict=True):
+        ws.column_dimensions[letter].width = w
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    fit_row_heights(ws)

@@ -1,0 +1,115 @@
+"""The workbooks render: LibreOffice converts them to PDF with pages (what leadership prints).
+
+Needs LibreOffice's ``soffice`` (Debian: libreoffice-calc-nogui; ``.ci/run`` installs it). Like
+the PostgreSQL tests, these FAIL rather than skip without it, so a green run means the rendering
+was really checked.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flows.template import write_template
+from flows.workbooks import write_workbooks
+from schemas import load_questionnaires
+from tests.test_workbooks import (
+    ABSENT,
+    CAMPAIGN,
+    FAILED,
+    PREVIOUS,
+    PREVIOUS_SCHOOLS,
+    RUN_1_START,
+    SCHOOLS,
+    _load_campaign,
+    _submissions,
+)
+from warehouse.db import connect, migrate
+
+#: A PDF page object (not the /Pages tree node).
+_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+SHEETS_PER_WORKBOOK = 9
+
+
+def _soffice() -> str:
+    found = shutil.which("soffice") or shutil.which("libreoffice")
+    if found is None:
+        pytest.fail(
+            "rendering tests need LibreOffice's soffice on PATH "
+            "(Debian: apt-get install libreoffice-calc-nogui)",
+            pytrace=False,
+        )
+    return found
+
+
+def to_pdf(path: Path, out_dir: Path) -> Path:
+    """Convert ``path`` with LibreOffice headless; return the PDF's path."""
+    profile = out_dir / "lo-profile"  # a private profile: no clash with a running LibreOffice
+    done = subprocess.run(
+        [
+            _soffice(),
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out_dir),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    pdf = out_dir / f"{path.stem}.pdf"
+    assert done.returncode == 0, done.stderr or done.stdout
+    assert pdf.exists(), f"no PDF written: {done.stdout} {done.stderr}"
+    return pdf
+
+
+def pages(pdf: Path) -> int:
+    return len(_PAGE.findall(pdf.read_bytes()))
+
+
+@pytest.fixture(scope="module")
+def workbooks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The test province's workbooks (see tests/test_workbooks.py), from an SQLite warehouse:
+    rendering does not depend on the backend."""
+    folder = tmp_path_factory.mktemp("render")
+    engine = connect(f"sqlite:///{folder / 'warehouse.sqlite'}")
+    migrate(engine)
+    _load_campaign(
+        engine, PREVIOUS, PREVIOUS_SCHOOLS, _submissions(2024, previous=True), "old", RUN_1_START
+    )
+    _load_campaign(
+        engine,
+        CAMPAIGN,
+        SCHOOLS,
+        _submissions(2025, previous=False),
+        "run-1",
+        RUN_1_START,
+        failed=FAILED,
+        absent=ABSENT,
+    )
+    paths = write_workbooks(engine, CAMPAIGN.id, folder / "out", load_questionnaires())
+    engine.dispose()
+    return paths
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["province", "unit"])
+def test_workbook_converts_to_a_pdf_with_pages(
+    workbooks: list[Path], which: int, tmp_path: Path
+) -> None:
+    pdf = to_pdf(workbooks[which], tmp_path)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    # Every sheet starts a page of its own.
+    assert pages(pdf) >= SHEETS_PER_WORKBOOK
+
+
+def test_blank_form_converts_to_a_pdf(tmp_path: Path) -> None:
+    path = write_template(load_questionnaires()["CMHS_TH"], tmp_path / "CMHS_TH.xlsx", rows=30)
+    pdf = to_pdf(path, tmp_path)
+    assert pages(pdf) >= 2  # the form and its instructions
