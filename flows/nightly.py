@@ -26,8 +26,14 @@ from flows import report
 from flows.alerts import ThresholdError, Thresholds, evaluate_alerts
 from flows.feedback import write_feedback
 from flows.fetch import SourceAbsent, fetch_file
-from flows.gsheets import GSheetsClient, fetch_gsheet, open_client, tables_from_content
-from flows.parse import parse_table, pick_table, renamed_questions
+from flows.gsheets import (
+    GSheetsClient,
+    fetch_gsheet,
+    open_client,
+    sheet_revision,
+    tables_from_content,
+)
+from flows.parse import parse_table, pick_table
 from flows.read import read_tables
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
@@ -133,12 +139,31 @@ def select_sources(
 
 
 @task(name="fetch", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def fetch_source(ctx: Context, source: Source) -> Fetched | SourceError:
-    """Fetch and archive one source (IO: the only task with retries)."""
+def fetch_source(
+    ctx: Context, source: Source, last: load.LastLoad | None = None
+) -> Fetched | SourceError:
+    """Fetch and archive one source (IO: the only task with retries).
+
+    A Google Sheet whose Drive version equals that of its last load is not read again: the
+    last load's fingerprint comes back, and the flow records the source unchanged.
+    """
     s = ctx.settings
     try:
         if source.kind == "gsheet":
             assert ctx.gsheets is not None  # noqa: S101 - prepare opens it for gsheet sources
+            if last is not None and last.revision is not None:
+                tz = s.campaign.timezone
+                modified_at, version = sheet_revision(ctx.gsheets, source, timezone=tz)
+                if version == last.revision:
+                    return Fetched(
+                        source=source,
+                        content=b"",
+                        fingerprint=last.fingerprint,
+                        archive_path=Path(last.archive_path or ""),
+                        filename=last.filename or source.location,
+                        modified_at=modified_at,
+                        revision=version,
+                    )
             return fetch_gsheet(
                 ctx.gsheets, source, s.archive_dir, s.campaign.timezone, limits=s.limits
             )
@@ -284,18 +309,16 @@ class Tracker:
                 n_rejected=len(parsed.rejections),
                 unknown_columns=list(parsed.unknown_columns),
                 missing_questions=list(parsed.missing_questions),
-                renamed_questions=renamed_questions(
-                    parsed, self.ctx.questionnaires[fetched.source.questionnaire]
-                ),
+                renamed_questions=dict(parsed.renamed_questions),
             )
         )
 
 
 def fetch_all(
-    ctx: Context, chosen: list[Source], known: dict[str, str], track: Tracker
+    ctx: Context, chosen: list[Source], known: dict[str, load.LastLoad], track: Tracker
 ) -> list[Fetched]:
     """Fetch every chosen source; keep those whose content changed since their last load."""
-    futures = {fetch_source.submit(ctx, s): s for s in chosen}
+    futures = {fetch_source.submit(ctx, s, known.get(s.key)): s for s in chosen}
     changed: list[Fetched] = []
     for future in as_completed(list(futures)):
         source = futures[future]
@@ -304,7 +327,7 @@ def fetch_all(
             track.absent(source, got)
         elif isinstance(got, BaseException):
             track.failed(source, got)
-        elif known.get(source.key) == got.fingerprint:
+        elif source.key in known and known[source.key].fingerprint == got.fingerprint:
             track.unchanged(got)
         else:
             changed.append(got)
@@ -371,7 +394,7 @@ def nightly(
         ctx, school=school, questionnaire=questionnaire, failed_only=failed_only
     )
     force = force or failed_only or school is not None
-    known = {} if force else load.last_loaded_fingerprints(ctx.engine, ctx.campaign_id)
+    known = {} if force else load.last_loads(ctx.engine, ctx.campaign_id)
     load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
     track = Tracker(ctx, chosen)
 

@@ -16,6 +16,7 @@ as a salted hash, the other columns not at all.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import unicodedata
@@ -121,6 +122,13 @@ _CODE_PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*)(?:\s*[.:)\-–]\s*|\s+)")
 _CODE_LIKE = re.compile(r"^[^\W\d_]{1,4}\d+[a-z]?\s*[.:)\-–]\s*(.+)$", re.DOTALL)
 
 
+#: header_key and _Index.match run on every cell of the first HEADER_SCAN_ROWS rows of every
+#: sheet, twice (pick_table, find_header_row); most of those cells repeat (labels, classes), so
+#: both are memoised. Profiled: 100 ms a sheet before, the most expensive part of parsing.
+_MATCH_CACHE_SIZE = 65_536
+
+
+@functools.lru_cache(maxsize=_MATCH_CACHE_SIZE)
 def header_key(header: str) -> str:
     """A header as compared: numbering stripped, folded, trailing ".:?*" and "(*)" dropped."""
     key = fold(strip_numbering(fold(header)))
@@ -170,6 +178,8 @@ class _Index:
 
     def __init__(self, questionnaire: Questionnaire) -> None:
         self.by_code = {i.code: i for i in questionnaire.items}
+        #: header text -> match (a pure function of the text and the questionnaire).
+        self._matched: dict[str, Item | None] = {}
         self.exact: dict[str, list[Item]] = {}
         self.loose: dict[str, list[Item]] = {}
         for item in questionnaire.items:
@@ -197,6 +207,16 @@ class _Index:
 
     def match(self, header: str) -> Item | None:
         """The item a header names: whole text, grid row, or a leading item code."""
+        try:
+            return self._matched[header]
+        except KeyError:
+            pass
+        if len(self._matched) >= _MATCH_CACHE_SIZE:
+            self._matched.clear()
+        item = self._matched[header] = self._match(header)
+        return item
+
+    def _match(self, header: str) -> Item | None:
         item = self.find(header)
         if item is not None:
             return item
@@ -555,7 +575,7 @@ def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed
     missing = [i.code for i in questionnaire.scored_items if i.code not in found]
     if questionnaire.service_item and questionnaire.service_item not in found:
         missing.append(questionnaire.service_item)
-    return Parsed(
+    parsed = Parsed(
         questionnaire=questionnaire.code,
         sheet=table.name,
         header_row=header_idx + 1,
@@ -568,6 +588,8 @@ def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed
         n_rows_read=int(has_item.sum()),
         personal_columns=match.personal,
     )
+    parsed.renamed_questions = renamed_questions(parsed, questionnaire)
+    return parsed
 
 
 def _repeated_header(

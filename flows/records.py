@@ -112,6 +112,8 @@ class Parsed:
     n_rows_read: int = 0
     #: header texts dropped because they hold personal data (name, phone, e-mail).
     personal_columns: list[str] = field(default_factory=list)
+    #: template drift: question code -> the header the sheet uses instead of the form's words.
+    renamed_questions: dict[str, str] = field(default_factory=dict)
 
 
 class SourceError(Exception):

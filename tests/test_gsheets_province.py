@@ -142,6 +142,25 @@ gsheets: {{credentials: {key_file}, endpoint: "{google.url}"}}
     for secret in secrets:
         assert secret not in caplog.text and secret not in out + err and secret not in dump
 
-    # the next night, the unchanged sheet is skipped
+    ledger = rows(engine, "SELECT revision FROM load_ledger WHERE school_code = 'G1'")
+    assert [r["revision"] for r in ledger] == ["1"]
+
+    # the next night, the unchanged sheet is skipped on its Drive version: no Sheets read at all
+    sheets_reads = len([c for c in google.calls("sheets") if GOOD_KEY in c.path])
     again = nightly.run(settings, as_of=dt.datetime(2024, 11, 6))
     assert {o.source.school_code: o.status for o in again.outcomes}["G1"] == "unchanged"
+    assert len([c for c in google.calls("sheets") if GOOD_KEY in c.path]) == sheets_reads
+
+    # a new answer changes the version: the sheet is read and loaded again
+    google.spreadsheets[GOOD_KEY].worksheets[0].rows.append(
+        [dt.datetime(2024, 10, 13, 10, 0), "", 5, "Rất hài lòng"]
+    )
+    google.touch(GOOD_KEY, "2024-10-21T03:00:00.000Z")
+    third = nightly.run(settings, as_of=dt.datetime(2024, 11, 7))
+    assert {o.source.school_code: o.status for o in third.outcomes}["G1"] == "loaded"
+    n = rows(
+        engine,
+        "SELECT n_respondents FROM mart_school_dimension "
+        "WHERE school_code = 'G1' AND dimension = 'CHUNG'",
+    )
+    assert n == [{"n_respondents": 4}]

@@ -19,9 +19,11 @@ Bulk rows never go row by row: on SQLite one ``executemany`` of the whole frame,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -59,6 +61,7 @@ class _Entry:
     archive_path: str | None = None
     filename: str | None = None
     modified_at: dt.datetime | None = None
+    revision: str | None = None
     started_at: dt.datetime | None = None
 
     @classmethod
@@ -70,6 +73,7 @@ class _Entry:
             archive_path=str(fetched.archive_path),
             filename=fetched.filename,
             modified_at=fetched.modified_at,
+            revision=fetched.revision,
             started_at=started_at,
         )
 
@@ -294,7 +298,7 @@ def replace_source(
     responses = _response_rows(parsed)
     answers = _answer_rows(parsed)
     rejections = _quarantine_rows(source, entry, parsed)
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         now = _local_now(conn, campaign_id)
         source_id = ensure_source(conn, campaign_id, source)
         _delete_source_rows(conn, campaign_id, source_id)
@@ -317,6 +321,7 @@ def replace_source(
             n_rejected=len(rejections[1]),
             unknown_columns=parsed.unknown_columns,
             missing_questions=parsed.missing_questions,
+            renamed_questions=parsed.renamed_questions,
         )
     return LoadResult(load_id, source_id, len(responses[1]), len(answers[1]), len(rejections[1]))
 
@@ -346,7 +351,7 @@ def record_failure(
     """
     entry = _Entry.of(fetched, started_at)
     q = t.quarantine
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         now = _local_now(conn, campaign_id)
         source_id = ensure_source(conn, campaign_id, source)
         conn.execute(
@@ -436,8 +441,18 @@ def latest_statuses(engine: Engine, campaign_id: str) -> dict[str, str]:
         }
 
 
-def last_loaded_fingerprints(engine: Engine, campaign_id: str) -> dict[str, str]:
-    """Source.key -> fingerprint of the source's last successful load, for skipping unchanged.
+@dataclass(frozen=True)
+class LastLoad:
+    """What a source's last successful load fetched: enough to recognise it unchanged."""
+
+    fingerprint: str
+    archive_path: str | None
+    filename: str | None
+    revision: str | None
+
+
+def last_loads(engine: Engine, campaign_id: str) -> dict[str, LastLoad]:
+    """Source.key -> its last successful load, for skipping unchanged sources.
 
     A source whose latest ledger row is 'failed' is left out, so it is reloaded even if its
     bytes did not change (the failure may have been ours, or transient). 'absent' does not
@@ -460,7 +475,15 @@ def last_loaded_fingerprints(engine: Engine, campaign_id: str) -> dict[str, str]
     ok = led.alias("ok")
     src = t.source
     stmt = (
-        sa.select(src.c.school_code, src.c.questionnaire, src.c.location, ok.c.fingerprint)
+        sa.select(
+            src.c.school_code,
+            src.c.questionnaire,
+            src.c.location,
+            ok.c.fingerprint,
+            ok.c.archive_path,
+            ok.c.revision,
+            ok.c.location.label("filename"),
+        )
         .select_from(latest)
         .join(last, last.c.load_id == latest.c.load_id)
         .join(good, good.c.source_id == latest.c.source_id)
@@ -470,9 +493,16 @@ def last_loaded_fingerprints(engine: Engine, campaign_id: str) -> dict[str, str]
     )
     with engine.connect() as conn:
         return {
-            f"{r.school_code}|{r.questionnaire}|{r.location}": r.fingerprint
+            f"{r.school_code}|{r.questionnaire}|{r.location}": LastLoad(
+                r.fingerprint, r.archive_path, r.filename, r.revision
+            )
             for r in conn.execute(stmt)
         }
+
+
+def last_loaded_fingerprints(engine: Engine, campaign_id: str) -> dict[str, str]:
+    """Source.key -> fingerprint of the source's last successful load (see last_loads)."""
+    return {k: v.fingerprint for k, v in last_loads(engine, campaign_id).items()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -578,7 +608,7 @@ def _record(
     entry: _Entry,
     message: str | None = None,
 ) -> int:
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         now = _local_now(conn, campaign_id)
         source_id = ensure_source(conn, campaign_id, source)
         return _append_ledger(
@@ -611,6 +641,7 @@ def _append_ledger(
     n_rejected: int = 0,
     unknown_columns: Iterable[str] = (),
     missing_questions: Iterable[str] = (),
+    renamed_questions: Mapping[str, str] | None = None,
 ) -> int:
     result = conn.execute(
         t.load_ledger.insert().values(
@@ -630,6 +661,8 @@ def _append_ledger(
             n_rejected=n_rejected,
             unknown_columns=json.dumps(list(unknown_columns), ensure_ascii=False),
             missing_questions=json.dumps(list(missing_questions), ensure_ascii=False),
+            renamed_questions=json.dumps(dict(renamed_questions or {}), ensure_ascii=False),
+            revision=entry.revision,
             message=message,
             started_at=entry.started_at or now,
             finished_at=now,
@@ -639,6 +672,32 @@ def _append_ledger(
     if key is None:  # pragma: no cover - a single-row INSERT always reports its key
         raise RuntimeError("the ledger insert reported no load_id")
     return int(key[0])
+
+
+#: One lock per SQLite database (by URL) for the per-source write transactions of this process.
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _writing(engine: Engine) -> Iterator[sa.Connection]:
+    """``engine.begin()``, with this process's SQLite writers queued on a lock first.
+
+    SQLite has one writer at a time anyway (BEGIN IMMEDIATE); left to its busy handler, the
+    flow's load threads sleep and poll for the lock (up to 100 ms a try), so it sits idle
+    between transactions: profiled at 1,000 sources, loading took four times as long in the
+    flow as one source after another. A lock hands it over at once. PostgreSQL writers run
+    concurrently, unqueued.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    key = engine.url.render_as_string(hide_password=False)
+    with _SQLITE_WRITERS_GUARD:
+        lock = _SQLITE_WRITERS.setdefault(key, threading.Lock())
+    with lock, engine.begin() as conn:
+        yield conn
 
 
 def _local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
@@ -674,8 +733,39 @@ def _bulk_insert(
         return
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, table, columns, rows)
-    else:
+    elif conn.dialect.paramstyle == "qmark":
+        _executemany_rows(conn, table, columns, rows)
+    else:  # pragma: no cover - SQLite and PostgreSQL are the supported backends
         conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _executemany_rows(
+    conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """One DBAPI ``executemany`` of positional rows (SQLite).
+
+    Each value goes through its column type's bind processor, exactly as ``table.insert()``
+    would store it (datetimes as SQLAlchemy's SQLite text format, for instance), but without
+    building a dict per row and processing it in SQLAlchemy: profiled at a third of the time
+    for a source's answers.
+    """
+    dialect = conn.dialect
+    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+    if any(p is not None for p in processors):
+        # Column by column: one map() per processed column instead of a call per cell.
+        cols = [
+            col if p is None else list(map(p, col))
+            for p, col in zip(processors, zip(*rows, strict=True), strict=True)
+        ]
+        rows = list(zip(*cols, strict=True))
+    preparer = dialect.identifier_preparer
+    # Identifiers come from the table metadata, quoted by the dialect; values are parameters.
+    statement = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+        preparer.format_table(table),
+        ", ".join(preparer.quote(c) for c in columns),
+        ", ".join("?" * len(columns)),
+    )
+    conn.exec_driver_sql(statement, rows)
 
 
 def _copy_rows(
@@ -737,8 +827,16 @@ def _column(df: pd.DataFrame, name: str, convert: Callable[[Any], Any]) -> list[
     if name not in df.columns:
         return [None] * len(df)
     series = df[name]
-    missing = series.isna().tolist()
-    return [None if m else convert(v) for v, m in zip(series.tolist(), missing, strict=True)]
+    missing = series.isna().to_numpy()
+    values = series.tolist()
+    # int64/float64 columns already give Python ints/floats: convert would return each value
+    # unchanged, so the per-value call is skipped (answers are millions of rows a night).
+    kind = series.dtype.kind
+    if (convert is int and kind in "iu") or (convert is float and kind == "f"):
+        if not missing.any():
+            return values
+        return [None if m else v for v, m in zip(values, missing.tolist(), strict=True)]
+    return [None if m else convert(v) for v, m in zip(values, missing.tolist(), strict=True)]
 
 
 def _text(value: Any) -> str:

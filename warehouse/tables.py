@@ -408,6 +408,18 @@ load_ledger = sa.Table(
         "JSON list of item codes with no column.",
         server_default="[]",
     ),
+    _col(
+        "renamed_questions",
+        sa.Text(),
+        "JSON object: item code -> the header the sheet uses instead of the form's wording.",
+        server_default="{}",
+    ),
+    _col(
+        "revision",
+        sa.String(),
+        "Drive version of a gsheet source when fetched; NULL for files.",
+        nullable=True,
+    ),
     _col("message", sa.Text(), "Failure or information message, one line.", nullable=True),
     _col("started_at", sa.DateTime(), "When work on the source started, campaign local time."),
     _col("finished_at", sa.DateTime(), "When the row was written, campaign local time."),
