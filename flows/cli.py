@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 
 from flows.alerts_cli import alerts_app
+from flows.schedule import serve_command
 from flows.settings import Settings, SettingsError, apply_prefect_defaults, load_settings
+from flows.status import status
 
 app = typer.Typer(
     help="Nightly consolidation of education satisfaction surveys.",
@@ -21,6 +23,8 @@ app = typer.Typer(
 # Logs and CI capture output without a terminal: give tables room instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 app.add_typer(alerts_app, name="alerts")
+app.command(name="status")(status)
+app.command(name="serve")(serve_command)
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
@@ -40,6 +44,7 @@ def _run(settings: Settings, **params: object) -> int:
     from flows import nightly, report  # Prefect is imported only once its defaults are set
     from flows.registry import RegistryError
     from schemas import QuestionnaireError
+    from warehouse.lock import LockHeld
 
     report.use(report.RichReporter(console))
     try:
@@ -47,6 +52,9 @@ def _run(settings: Settings, **params: object) -> int:
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
+    except LockHeld as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 4
     console.print(f"Warehouse: {summary.warehouse_url}")
     for path in summary.workbooks:
         console.print(f"Workbook: {path}")
@@ -61,7 +69,8 @@ def run(config: ConfigOption = Path("khaosat.yaml"), force: bool = False) -> Non
     """Consolidate every source of the campaign, then rebuild marts and workbooks.
 
     Exit code 0 when every source loaded or was unchanged, 1 when a source failed (the others
-    still loaded), 2 for an unusable config or registry, 3 when only registered files are absent.
+    still loaded), 2 for an unusable config or registry, 3 when only registered files are absent,
+    4 when another run of the campaign holds it.
     """
     raise typer.Exit(_run(_settings(config), force=force))
 
@@ -90,8 +99,13 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     settings = _settings(config)
     apply_prefect_defaults()
     from flows import nightly
+    from warehouse.lock import LockHeld
 
-    workbooks, feedback = nightly.publish(str(settings.config_path))
+    try:
+        workbooks, feedback = nightly.publish(str(settings.config_path))
+    except LockHeld as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(4) from None
     for path in workbooks:
         console.print(f"Workbook: {path}")
     if feedback:

@@ -19,7 +19,6 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 from sqlalchemy.engine import Engine
 
 from flows import report
@@ -33,16 +32,19 @@ from flows.gsheets import (
     sheet_revision,
     tables_from_content,
 )
+from flows.notify import notify_failed_sources, on_failure
 from flows.parse import parse_table, pick_table
 from flows.read import read_tables
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
+from flows.runners import shared_engine, task_runner
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import validate
 from flows.workbooks import write_workbooks
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
 from warehouse import db, load, marts
+from warehouse.lock import RunLock
 
 
 @dataclass
@@ -62,6 +64,20 @@ class Context:
     @property
     def campaign_id(self) -> str:
         return self.settings.campaign.id
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Dask pickles task arguments. An Engine (pool, locks) and an open Sheets client do not
+        # pickle: ship the warehouse URL and whether Sheets were open, reopen them on the worker.
+        state = dict(self.__dict__)
+        state["engine"] = self.engine.url.render_as_string(hide_password=False)
+        state["gsheets"] = self.gsheets is not None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["engine"] = shared_engine(state["engine"])
+        state["gsheets"] = open_client(state["settings"].gsheets) if state["gsheets"] else None
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -374,7 +390,7 @@ def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker
             track.loaded(got, parsed)
 
 
-@flow(name="khaosat-nightly", log_prints=False)
+@flow(name="khaosat-nightly", log_prints=False, on_failure=[on_failure])
 def nightly(
     config: str,
     school: str | None = None,
@@ -395,27 +411,32 @@ def nightly(
     )
     force = force or failed_only or school is not None
     known = {} if force else load.last_loads(ctx.engine, ctx.campaign_id)
-    load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
-    track = Tracker(ctx, chosen)
+    # one run of a campaign at a time: a second waits (run.lock_wait_seconds) or exits clearly
+    with RunLock(
+        ctx.engine, ctx.campaign_id, ctx.run_id, wait_seconds=settings.run.lock_wait_seconds
+    ):
+        load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
+        track = Tracker(ctx, chosen)
 
-    fetched = fetch_all(ctx, chosen, known, track)
-    staged = parse_all(ctx, fetched, track)
-    checked = validate_all(ctx, staged, {s.key: i for i, s in enumerate(chosen)})
-    load_all(ctx, checked, track)
-    workbooks, feedback = publish_all(ctx, as_of or _now(settings))
+        fetched = fetch_all(ctx, chosen, known, track)
+        staged = parse_all(ctx, fetched, track)
+        checked = validate_all(ctx, staged, {s.key: i for i, s in enumerate(chosen)})
+        load_all(ctx, checked, track)
+        workbooks, feedback = publish_all(ctx, as_of or _now(settings))
 
-    load.finish_run(ctx.engine, ctx.run_id)
-    if ctx.gsheets is not None:
-        ctx.gsheets.close()
-    summary = RunSummary(
-        run_id=ctx.run_id,
-        campaign_id=ctx.campaign_id,
-        outcomes=[track.outcomes[s.key] for s in chosen if s.key in track.outcomes],
-        workbooks=workbooks,
-        feedback=feedback,
-        warehouse_url=db.safe_url(settings.warehouse_url),
-    )
+        load.finish_run(ctx.engine, ctx.run_id)
+        if ctx.gsheets is not None:
+            ctx.gsheets.close()
+        summary = RunSummary(
+            run_id=ctx.run_id,
+            campaign_id=ctx.campaign_id,
+            outcomes=[track.outcomes[s.key] for s in chosen if s.key in track.outcomes],
+            workbooks=workbooks,
+            feedback=feedback,
+            warehouse_url=db.safe_url(settings.warehouse_url),
+        )
     track.reporter.finish(summary)
+    notify_failed_sources(settings, summary)
     return summary
 
 
@@ -431,11 +452,13 @@ def publish(config: str, as_of: dt.datetime | None = None) -> tuple[list[Path], 
     """Rebuild marts, alerts and workbooks from the warehouse, without fetching anything."""
     settings = load_settings(Path(config))
     ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
-    return publish_all(ctx, as_of or _now(settings))
+    with RunLock(
+        ctx.engine, ctx.campaign_id, ctx.run_id, wait_seconds=settings.run.lock_wait_seconds
+    ):
+        return publish_all(ctx, as_of or _now(settings))
 
 
 def run(settings: Settings, **params: Any) -> RunSummary:
-    """Run the nightly flow for ``settings`` with its configured thread concurrency."""
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings.run.concurrency)
-    configured = nightly.with_options(task_runner=runner)  # type: ignore[arg-type]
+    """Run the nightly flow for ``settings`` on its configured task runner (threads or Dask)."""
+    configured = nightly.with_options(task_runner=task_runner(settings))
     return configured(config=str(settings.config_path), **params)

@@ -54,9 +54,12 @@ def rebuild_marts(
     with engine.begin() as conn:
         for table in t.MART_TABLES:
             conn.execute(sa.delete(table).where(table.c.campaign_id == campaign_id))
+        # The per-respondent rows feed both dimension marts: computed once (the pass over every
+        # answer with its joins is the expensive part), not once per mart.
+        per_respondent = _materialise(conn, _PER_RESPONDENT_TABLE, _per_respondent(campaign_id))
         for table, selects in (
-            (t.mart_school_dimension, [_school_dimension(campaign_id)]),
-            (t.mart_unit_dimension, [_unit_dimension(campaign_id)]),
+            (t.mart_school_dimension, [_school_dimension(campaign_id, per_respondent)]),
+            (t.mart_unit_dimension, [_unit_dimension(campaign_id, per_respondent)]),
             (t.mart_unit_question, [_unit_question(campaign_id)]),
             (t.mart_papi, _papi(campaign_id)),
             (t.mart_service_ranking, [_service_ranking(campaign_id)]),
@@ -69,6 +72,7 @@ def rebuild_marts(
             written[table.name] = conn.execute(
                 sa.select(sa.func.count()).where(table.c.campaign_id == campaign_id)
             ).scalar_one()
+        per_respondent.drop(conn)
     return written
 
 
@@ -143,11 +147,18 @@ def _is_valid(kind: Any, value: Any) -> Any:
     )
 
 
-def _valid_answers(campaign_id: str, *, with_service: bool = False) -> sa.Subquery:
+def _valid_answers(
+    campaign_id: str, *, with_service: bool = False, questionnaire_kind: str | None = None
+) -> sa.Subquery:
     """Every valid answer of the campaign with its item, source, school and unit.
 
     Columns: campaign_id, source_id, response_no, question_code, value, kind, dimension,
     questionnaire, questionnaire_kind, school_code, unit_code, level (and service).
+
+    ``questionnaire_kind`` keeps only the answers of questionnaires of that kind, by their
+    sources: the answer key starts with (campaign_id, source_id), so the PAPI and service
+    marts read those sources' answers instead of joining every answer of the campaign first
+    (most answers are satisfaction answers; profiled at 12 % of a rebuild without it).
     """
     a, s, q, qn, sc = t.answer, t.source, t.question, t.questionnaire, t.school
     columns: list[Any] = [
@@ -176,6 +187,16 @@ def _valid_answers(campaign_id: str, *, with_service: bool = False) -> sa.Subque
         .join(qn, qn.c.questionnaire_code == s.c.questionnaire)
         .join(sc, sa.and_(sc.c.campaign_id == a.c.campaign_id, sc.c.school_code == s.c.school_code))
     )
+    conditions: list[Any] = []
+    if questionnaire_kind is not None:
+        s2, qn2 = t.source.alias("kind_source"), t.questionnaire.alias("kind_questionnaire")
+        conditions.append(
+            a.c.source_id.in_(
+                sa.select(s2.c.source_id)
+                .join(qn2, qn2.c.questionnaire_code == s2.c.questionnaire)
+                .where(s2.c.campaign_id == campaign_id, qn2.c.kind == questionnaire_kind)
+            )
+        )
     if with_service:
         r = t.response
         joined = joined.join(
@@ -194,18 +215,15 @@ def _valid_answers(campaign_id: str, *, with_service: bool = False) -> sa.Subque
             a.c.campaign_id == campaign_id,
             s.c.is_active.is_(sa.true()),
             _is_valid(q.c.kind, a.c.value),
+            *conditions,
         )
         .subquery("valid_answer")
     )
 
 
-def _dimension_stats(campaign_id: str, keys: list[str], *, n_schools: bool) -> sa.Select[Any]:
-    """Dimension figures grouped by ``keys`` (a subset of campaign_id, school_code, unit_code,
-    level, questionnaire, dimension; 'dimension' must be among them).
-
-    Two steps so n_respondents is a plain COUNT on both backends: first one row per
-    (keys, respondent) with that respondent's counts, then the sums per keys.
-    """
+def _per_respondent(campaign_id: str) -> sa.Select[Any]:
+    """One row per (school, unit, level, questionnaire, dimension, respondent) with that
+    respondent's answer count, total and satisfied/dissatisfied counts in the dimension."""
     v = _valid_answers(campaign_id)
     dimension = sa.case(
         (v.c.kind == "percent", sa.literal(EXPECTATION_DIMENSION, sa.String)),
@@ -233,8 +251,26 @@ def _dimension_stats(campaign_id: str, keys: list[str], *, n_schools: bool) -> s
             )
         )
         .group_by(*(v.c[k] for k in base_keys), dimension, v.c.source_id, v.c.response_no)
-        .subquery("per_respondent")
     )
+    return per_respondent
+
+
+def _dimension_stats(
+    campaign_id: str,
+    keys: list[str],
+    *,
+    n_schools: bool,
+    per_respondent: sa.FromClause | None = None,
+) -> sa.Select[Any]:
+    """Dimension figures grouped by ``keys`` (a subset of campaign_id, school_code, unit_code,
+    level, questionnaire, dimension; 'dimension' must be among them).
+
+    Two steps so n_respondents is a plain COUNT on both backends: first one row per
+    (keys, respondent) with that respondent's counts (``_per_respondent``, or the table it was
+    materialised into), then the sums per keys.
+    """
+    if per_respondent is None:
+        per_respondent = _per_respondent(campaign_id).subquery("per_respondent")
     p = per_respondent.c
     group = [p[k] for k in keys]
     figures: list[Any] = []
@@ -252,18 +288,44 @@ def _dimension_stats(campaign_id: str, keys: list[str], *, n_schools: bool) -> s
     return sa.select(*group, *figures).group_by(*group)
 
 
-def _school_dimension(campaign_id: str) -> sa.Select[Any]:
+def _school_dimension(
+    campaign_id: str, per_respondent: sa.FromClause | None = None
+) -> sa.Select[Any]:
     return _dimension_stats(
-        campaign_id, ["campaign_id", "school_code", "questionnaire", "dimension"], n_schools=False
+        campaign_id,
+        ["campaign_id", "school_code", "questionnaire", "dimension"],
+        n_schools=False,
+        per_respondent=per_respondent,
     )
 
 
-def _unit_dimension(campaign_id: str) -> sa.Select[Any]:
+def _unit_dimension(
+    campaign_id: str, per_respondent: sa.FromClause | None = None
+) -> sa.Select[Any]:
     return _dimension_stats(
         campaign_id,
         ["campaign_id", "unit_code", "level", "questionnaire", "dimension"],
         n_schools=True,
+        per_respondent=per_respondent,
     )
+
+
+#: Name of the temporary table holding the per-respondent rows during a rebuild.
+_PER_RESPONDENT_TABLE = "khaosat_tmp_per_respondent"
+
+
+def _materialise(conn: sa.Connection, name: str, select: sa.Select[Any]) -> sa.Table:
+    """``select``'s rows in a new TEMPORARY table of the connection (dropped by the caller;
+    created inside the caller's transaction, so a rollback removes it too)."""
+    table = sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(c.name, c.type) for c in select.selected_columns),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(conn)
+    conn.execute(table.insert().from_select([c.name for c in select.selected_columns], select))
+    return table
 
 
 def _unit_question(campaign_id: str) -> sa.Select[Any]:
@@ -288,7 +350,7 @@ def _unit_question(campaign_id: str) -> sa.Select[Any]:
 
 def _papi(campaign_id: str) -> list[sa.Select[Any]]:
     """% Có per indicator at school, unit and province scope (papi questionnaires only)."""
-    v = _valid_answers(campaign_id)
+    v = _valid_answers(campaign_id, questionnaire_kind="papi")
     papi = sa.and_(v.c.kind == "yesno", v.c.questionnaire_kind == "papi")
     figures = [
         sa.func.count().label("n_answers"),
@@ -329,7 +391,7 @@ def _service_ranking(campaign_id: str) -> sa.Select[Any]:
     Each criterion is averaged over the service's rows before summing, so a service listed
     twice by mistake stays on the 0–80 scale; for the normal single row it is the plain sum.
     """
-    v = _valid_answers(campaign_id, with_service=True)
+    v = _valid_answers(campaign_id, with_service=True, questionnaire_kind="service_review")
     school_keys = [v.c.campaign_id, v.c.unit_code, v.c.school_code, v.c.service]
     per_criterion = (
         sa.select(*school_keys, sa.func.avg(v.c.value).label("points"))

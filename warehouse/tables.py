@@ -608,3 +608,30 @@ MART_TABLES = (
     mart_service_ranking,
     mart_completeness,
 )
+
+# --------------------------------------------------------------------------------------------
+# Run lock (warehouse.lock): one run per campaign at a time, across processes and machines.
+# --------------------------------------------------------------------------------------------
+
+run_lock = sa.Table(
+    "run_lock",
+    metadata,
+    _col(
+        "campaign_id",
+        sa.String(),
+        "Campaign being consolidated (not a foreign key: a first run takes the lock before it "
+        "registers the campaign).",
+        primary_key=True,
+    ),
+    _col("run_id", sa.String(), "Run holding the lock (run.run_id)."),
+    _col("holder", sa.String(), "host:pid of the process holding the lock."),
+    _col("acquired_at", sa.DateTime(), "When the holder took the lock, campaign local time."),
+    _col(
+        "heartbeat_at",
+        sa.DateTime(),
+        "Last sign of life of the holder, campaign local time; a lock without one for longer "
+        "than the stale timeout is taken over.",
+    ),
+    comment="One row per campaign with a run in progress: inserted when the run starts, deleted "
+    "when it ends; a row left behind by a killed run is taken over by the next one.",
+)

@@ -1,0 +1,84 @@
+"""Where the nightly flow's tasks run: threads in the flow's process, or an existing Dask cluster.
+
+``settings.run.task_runner`` chooses: ``threads`` (the default; ``run.concurrency`` sources at
+once) or ``dask`` (every fetch, parse and load task is sent to the Dask scheduler at
+``run.dask_address``, so one province's sources spread over the cluster's workers).
+
+A task runner is fixed when a flow is called, and a work-pool deployment calls the flow its
+entrypoint names with only the parameters: ``province_night`` is that entrypoint (see
+prefect.yaml). It reads the province's config and runs the nightly flow on the task runner the
+config asks for, as ``khaosat run`` and ``khaosat serve`` do.
+
+Tasks sent to Dask travel pickled, even to a worker thread in the same process, so everything a
+task receives must pickle. A SQLAlchemy Engine does not (it holds a pool and locks): the flow's
+Context ships the warehouse URL instead and a worker reconnects through ``shared_engine``, one
+Engine per process and URL, so a worker running many tasks keeps one connection pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow
+
+from flows.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from prefect.task_runners import TaskRunner
+    from sqlalchemy.engine import Engine
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def task_runner(settings: Settings) -> TaskRunner[Any]:
+    """The task runner ``settings.run`` asks for.
+
+    ``threads``: a ThreadPoolTaskRunner with ``run.concurrency`` workers. ``dask``: a
+    DaskTaskRunner connected to the scheduler at ``run.dask_address`` (for example
+    ``tcp://10.0.0.5:8786``); the cluster's workers need this package installed and access to
+    the warehouse and to the drop folder or Google Sheets, as the flow's process has.
+    """
+    if settings.run.task_runner == "dask":
+        if not settings.run.dask_address:
+            # Letting prefect-dask start a private LocalCluster would silently run a "cluster"
+            # job on one machine: ask for the address instead.
+            raise SettingsError(
+                f"{settings.config_path}: field run.dask_address: required when "
+                "run.task_runner is dask (the scheduler address, e.g. tcp://host:8786)"
+            )
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=settings.run.dask_address)
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=settings.run.concurrency)
+
+
+def shared_engine(url: str) -> Engine:
+    """This process's Engine for the warehouse at ``url``, made on first use.
+
+    For task arguments that crossed a process boundary (Dask): they carry the URL, and every
+    task in the process shares one Engine and its pool instead of opening its own.
+    """
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            from warehouse import db
+
+            engine = _engines[url] = db.connect(url)
+        return engine
+
+
+@flow(name="khaosat-province", log_prints=False)
+def province_night(config: str) -> int:
+    """One province's night on a work pool: the nightly flow (a subflow) with the task runner
+    ``config`` asks for. Returns the run's exit code (0 all loaded or unchanged, 1 a source
+    failed, 3 only absent files), as ``khaosat run`` would exit with."""
+    from flows import nightly  # nightly imports this module
+
+    settings = load_settings(Path(config))
+    configured = nightly.nightly.with_options(task_runner=task_runner(settings))
+    return configured(config=str(settings.config_path)).exit_code

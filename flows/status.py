@@ -1,0 +1,347 @@
+"""``khaosat status``: where every source of a campaign stands, read from the warehouse.
+
+What a data officer needs the morning after: which sources failed and why (first, since they
+need a fix), which files are still absent, and when everything else was last loaded; plus the
+last run and whether a run is going on right now. Everything comes from the run ledger
+(``load_ledger``), ``run``, ``response`` and ``run_lock``: no Prefect, no files, no network, so
+it answers in a second even while a run holds the campaign.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from flows.settings import SettingsError, load_settings
+from warehouse import tables as t
+from warehouse.lock import LockInfo
+
+#: States of a source, in the order a data officer should look at them.
+STATE_ORDER = {"failed": 0, "absent": 1, "loaded": 2, "unchanged": 3}
+STATE_STYLE = {"failed": "bold red", "absent": "yellow", "loaded": "green", "unchanged": "dim"}
+#: Reason shown for a registered source that no run has looked at yet.
+NOT_RUN_YET = "no run has processed this source yet"
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """One registered source and where it stands.
+
+    state: the latest ledger status (loaded | unchanged | failed | absent); a source no run
+    has processed yet is ``absent`` with reason NOT_RUN_YET. reason: why it failed or is
+    absent, one line. rows: responses from this source in the warehouse now (a failed
+    source keeps the rows of its last good load). last_loaded_at: its last successful load.
+    checked_at: when the latest run looked at it. All times campaign local time.
+    """
+
+    school_code: str
+    school_name: str | None
+    questionnaire: str
+    location: str
+    state: str
+    reason: str | None
+    rows: int
+    last_loaded_at: dt.datetime | None
+    checked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The campaign's latest run (the run table's row)."""
+
+    run_id: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    n_sources: int
+    n_loaded: int
+    n_unchanged: int
+    n_failed: int
+    n_absent: int
+
+
+@dataclass
+class CampaignStatus:
+    """Everything ``khaosat status`` shows for one campaign."""
+
+    campaign_id: str
+    sources: list[SourceState] = field(default_factory=list)
+    last_run: LastRun | None = None
+    #: the run holding the campaign's lock right now, if any.
+    running: LockInfo | None = None
+
+    def count(self, state: str) -> int:
+        return sum(s.state == state for s in self.sources)
+
+
+def _reason(school_code: str, location: str, message: str | None) -> str | None:
+    # The table has school and file columns: the reason need not repeat them.
+    if not message:
+        return None
+    return message.removeprefix(f"{school_code} {location}: ")
+
+
+def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
+    """Every active registered source of the campaign with its state, failed first, then
+    absent, then the rest (each group by school, questionnaire, location)."""
+    src, led, sch, resp = t.source, t.load_ledger, t.school, t.response
+    latest = (
+        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
+        .where(led.c.campaign_id == campaign_id)
+        .group_by(led.c.source_id)
+        .subquery("latest")
+    )
+    loaded = (
+        sa.select(led.c.source_id, sa.func.max(led.c.finished_at).label("at"))
+        .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
+        .group_by(led.c.source_id)
+        .subquery("loaded")
+    )
+    counts = (
+        sa.select(resp.c.source_id, sa.func.count().label("n"))
+        .where(resp.c.campaign_id == campaign_id)
+        .group_by(resp.c.source_id)
+        .subquery("counts")
+    )
+    last = led.alias("last")
+    stmt = (
+        sa.select(
+            src.c.school_code,
+            sch.c.school_name,
+            src.c.questionnaire,
+            src.c.location,
+            last.c.status,
+            last.c.message,
+            last.c.finished_at,
+            loaded.c.at,
+            counts.c.n,
+        )
+        .select_from(src)
+        .outerjoin(latest, latest.c.source_id == src.c.source_id)
+        .outerjoin(last, last.c.load_id == latest.c.load_id)
+        .outerjoin(loaded, loaded.c.source_id == src.c.source_id)
+        .outerjoin(counts, counts.c.source_id == src.c.source_id)
+        .outerjoin(
+            sch,
+            sa.and_(sch.c.campaign_id == src.c.campaign_id, sch.c.school_code == src.c.school_code),
+        )
+        .where(src.c.campaign_id == campaign_id, src.c.is_active.is_(True))
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    states = [
+        SourceState(
+            school_code=r.school_code,
+            school_name=r.school_name,
+            questionnaire=r.questionnaire,
+            location=r.location,
+            state=r.status or "absent",
+            reason=_reason(r.school_code, r.location, r.message) if r.status else NOT_RUN_YET,
+            rows=int(r.n or 0),
+            last_loaded_at=r.at,
+            checked_at=r.finished_at,
+        )
+        for r in rows
+    ]
+    return sorted(
+        states,
+        key=lambda s: (STATE_ORDER.get(s.state, 9), s.school_code, s.questionnaire, s.location),
+    )
+
+
+def last_run(engine: Engine, campaign_id: str) -> LastRun | None:
+    """The campaign's most recently started run, or None if it never ran."""
+    r = t.run
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(r)
+            .where(r.c.campaign_id == campaign_id)
+            .order_by(r.c.started_at.desc(), r.c.run_id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    return LastRun(
+        run_id=row.run_id,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        n_sources=row.n_sources,
+        n_loaded=row.n_loaded,
+        n_unchanged=row.n_unchanged,
+        n_failed=row.n_failed,
+        n_absent=row.n_absent,
+    )
+
+
+def campaign_status(engine: Engine, campaign_id: str) -> CampaignStatus:
+    """Sources, last run and the run in progress (if any) of one campaign."""
+    from warehouse.lock import holder_of
+
+    with engine.connect() as conn:
+        has_lock_table = sa.inspect(conn).has_table(t.run_lock.name)
+    return CampaignStatus(
+        campaign_id=campaign_id,
+        sources=source_states(engine, campaign_id),
+        last_run=last_run(engine, campaign_id),
+        running=holder_of(engine, campaign_id) if has_lock_table else None,
+    )
+
+
+def _when(value: dt.datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+
+def render_status(status: CampaignStatus, config: Path | None = None) -> Table:
+    """One table a data officer can act on: failed sources (with why) first, then absent ones,
+    then the rest; the last run and the run in progress above, what to do next below."""
+    counts = ", ".join(f"{status.count(s)} {s}" for s in STATE_ORDER)
+    header = [f"Campaign {status.campaign_id}: {len(status.sources)} sources ({counts})"]
+    run = status.last_run
+    if run is not None:
+        header.append(
+            f"Last run {run.run_id}: {run.status}, started {_when(run.started_at)}"
+            + (f", finished {_when(run.finished_at)}" if run.finished_at else ", not finished")
+            + f"; {run.n_loaded} loaded, {run.n_unchanged} unchanged, {run.n_failed} failed, "
+            f"{run.n_absent} absent"
+        )
+    if status.running is not None:
+        r = status.running
+        header.append(f"Running now: run {r.run_id} on {r.holder} since {_when(r.acquired_at)}")
+    suffix = f" --config {config}" if config else ""
+    hints = []
+    if run is None:
+        hints.append(f"No run yet: khaosat run{suffix}")
+    if status.count("failed"):
+        hints.append(f"fix the file, then: khaosat rerun --failed{suffix}")
+
+    table = Table(
+        title="\n".join(header),
+        title_justify="left",
+        caption="\n".join(hints) or None,
+        caption_justify="left",
+        caption_style="bold",
+        header_style="bold",
+    )
+    table.add_column("state", no_wrap=True)
+    table.add_column("school", no_wrap=True)
+    table.add_column("school name")
+    table.add_column("questionnaire", no_wrap=True)
+    # A path has no spaces to wrap at: fold it rather than cut it, the officer needs all of it.
+    table.add_column("file", overflow="fold")
+    table.add_column("reason", min_width=30, ratio=1)
+    table.add_column("rows", justify="right", no_wrap=True)
+    table.add_column("last loaded", no_wrap=True)
+    for s in status.sources:
+        style = STATE_STYLE.get(s.state, "")
+        table.add_row(
+            f"[{style}]{s.state}[/]" if style else s.state,
+            s.school_code,
+            s.school_name or "",
+            s.questionnaire,
+            s.location,
+            s.reason or "",
+            str(s.rows),
+            _when(s.last_loaded_at),
+        )
+    return table
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def status_json(status: CampaignStatus) -> str:
+    """The status as JSON text for scripts and monitoring (``khaosat status --json``).
+
+    ``{"campaign_id", "counts": {state: n}, "sources": [...], "last_run": {...} | null,
+    "running": {...} | null}``; times ISO 8601, campaign local time, without offset.
+    """
+    data = {
+        "campaign_id": status.campaign_id,
+        "counts": {s: status.count(s) for s in STATE_ORDER},
+        "sources": [asdict(s) for s in status.sources],
+        "last_run": asdict(status.last_run) if status.last_run else None,
+        "running": asdict(status.running) if status.running else None,
+    }
+    return json.dumps(_jsonable(data), ensure_ascii=False, indent=2)
+
+
+def status(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
+    ] = Path("khaosat.yaml"),
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON (for scripts and monitoring).")
+    ] = False,
+) -> None:
+    """Show where every source stands: failed (and why) first, then absent, then the rest.
+
+    Reads the warehouse only; safe to run while a run is going on. Exit code 2 when the config
+    is unusable or the warehouse has no khaosat tables yet.
+    """
+    from warehouse import db
+
+    # As the other commands: logs and CI have no terminal, give the table room (160 columns)
+    # unless COLUMNS says how wide (rich reads it when no width is forced).
+    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
+    console = Console(width=None if wide else 160)
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    url = settings.warehouse_url
+    if not _warehouse_exists(url):
+        console.print(
+            f"[bold red]error:[/] no warehouse at {db.safe_url(url)} yet: "
+            f"run khaosat run --config {settings.config_path}"
+        )
+        raise typer.Exit(2)
+    engine = db.connect(url)
+    try:
+        with engine.connect() as conn:
+            ready = sa.inspect(conn).has_table(t.load_ledger.name)
+        if not ready:
+            console.print(
+                f"[bold red]error:[/] the warehouse at {db.safe_url(url)} has no khaosat tables "
+                f"yet: run khaosat run --config {settings.config_path}"
+            )
+            raise typer.Exit(2)
+        current = campaign_status(engine, settings.campaign.id)
+    finally:
+        engine.dispose()
+    if json_output:
+        sys.stdout.write(status_json(current) + "\n")
+    else:
+        console.print(render_status(current, settings.config_path))
+
+
+def _warehouse_exists(url: str) -> bool:
+    """False for an SQLite file that is not there (connecting would create an empty one)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        return True  # let connect() report the bad URL
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).exists()

@@ -1,0 +1,187 @@
+"""``khaosat status`` on SQLite and PostgreSQL: states from a hand-written ledger, then rendering.
+
+The ledger is written with the load functions a run uses (warehouse.load), so the states read
+back are those real runs leave behind. The command function is exercised through typer's
+CliRunner on an app of its own; the same command wired into ``khaosat`` is exercised in
+test_operations.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from flows.records import School, Source
+from flows.status import NOT_RUN_YET, campaign_status, render_status, status, status_json
+from tests.test_warehouse import SAT, V1, V2, fetched, make_campaign
+from warehouse import load
+from warehouse.lock import RunLock, this_holder
+
+CAMPAIGN = "HCM-2024"
+SCHOOLS = [
+    School(code="S1", name="Trường Tiểu học An Phú", level="TH", unit_code="U1", unit_name="P1"),
+    School(code="S2", name="Trường Tiểu học Bình Minh", level="TH", unit_code="U1", unit_name="P1"),
+    School(code="S3", name="Trường Tiểu học Cửu Long", level="TH", unit_code="U1", unit_name="P1"),
+]
+A = Source("S1", "SAT", "excel", "s1.xlsx")  # loaded, then unchanged
+B = Source("S2", "SAT", "excel", "s2.xlsx")  # loaded, then failed: rows kept
+C = Source("S3", "SAT", "excel", "s3.xlsx")  # absent
+D = Source("S1", "SAT", "csv", "s1-giay.csv")  # registered, never processed
+E = Source("S3", "SAT", "excel", "s3-cu.xlsx")  # loaded once, then left sources.csv
+DAMAGED = "S2 s2.xlsx: damaged file (not a readable zip)"
+
+
+@pytest.fixture
+def ledger(engine: Engine) -> Engine:
+    """Two runs of a campaign whose five sources are in every state status can show."""
+    campaign = make_campaign()
+    load.sync_registry(engine, campaign, SCHOOLS, {"SAT": SAT}, sources=[A, B, C, D, E])
+    load.start_run(engine, "run-1", CAMPAIGN)
+    load.replace_source(engine, CAMPAIGN, "run-1", fetched("aaa", A), V1)
+    load.replace_source(engine, CAMPAIGN, "run-1", fetched("bbb", B), V2)
+    load.replace_source(engine, CAMPAIGN, "run-1", fetched("eee", E), V2)
+    load.finish_run(engine, "run-1")
+    load.sync_registry(engine, campaign, SCHOOLS, {"SAT": SAT}, sources=[A, B, C, D])
+    load.start_run(engine, "run-2", CAMPAIGN)
+    load.record_unchanged(engine, CAMPAIGN, "run-2", fetched("aaa", A))
+    load.record_failure(engine, CAMPAIGN, "run-2", B, DAMAGED, fetched("ccc", B))
+    load.record_absent(engine, CAMPAIGN, "run-2", C, "S3 s3.xlsx: file s3.xlsx not found")
+    load.finish_run(engine, "run-2")
+    return engine
+
+
+def test_every_active_source_with_its_state_failed_first(ledger: Engine) -> None:
+    status = campaign_status(ledger, CAMPAIGN)
+    got = [(s.school_code, s.location, s.state, s.reason, s.rows) for s in status.sources]
+    assert got == [
+        ("S2", "s2.xlsx", "failed", "damaged file (not a readable zip)", 1),
+        ("S1", "s1-giay.csv", "absent", NOT_RUN_YET, 0),
+        ("S3", "s3.xlsx", "absent", "file s3.xlsx not found", 0),
+        ("S1", "s1.xlsx", "unchanged", None, 2),
+    ]
+    by_location = {s.location: s for s in status.sources}
+    assert by_location["s2.xlsx"].school_name == "Trường Tiểu học Bình Minh"
+    # a failed source keeps the rows and the time of its last good load
+    assert by_location["s2.xlsx"].last_loaded_at is not None
+    assert by_location["s1.xlsx"].last_loaded_at is not None
+    assert by_location["s3.xlsx"].last_loaded_at is None
+    assert by_location["s1-giay.csv"].checked_at is None
+    assert by_location["s3.xlsx"].checked_at is not None
+
+
+def test_the_last_run_and_its_counts(ledger: Engine) -> None:
+    run = campaign_status(ledger, CAMPAIGN).last_run
+    assert run is not None
+    assert (run.run_id, run.status, run.finished_at is not None) == ("run-2", "partial", True)
+    assert (run.n_sources, run.n_loaded, run.n_unchanged, run.n_failed, run.n_absent) == (
+        3,
+        0,
+        1,
+        1,
+        1,
+    )
+
+
+def test_a_campaign_that_never_ran(engine: Engine) -> None:
+    status = campaign_status(engine, "NOPE")
+    assert status.sources == [] and status.last_run is None and status.running is None
+    text = _text(render_status(status, Path("/srv/khaosat.yaml")))
+    assert "No run yet: khaosat run --config /srv/khaosat.yaml" in text
+
+
+def _text(renderable: object, width: int = 200) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_render_puts_what_needs_action_first_and_says_what_to_do(ledger: Engine) -> None:
+    text = _text(render_status(campaign_status(ledger, CAMPAIGN), Path("/srv/khaosat.yaml")))
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        f"Campaign {CAMPAIGN}: 4 sources (1 failed, 2 absent, 0 loaded, 1 unchanged)"
+    )
+    assert lines[1].startswith("Last run run-2: partial, started ")
+    assert "1 failed, 1 absent" in lines[1]
+    rows = [line for line in lines if line.startswith("│")]
+    assert [r.split("│")[1].strip() for r in rows] == ["failed", "absent", "absent", "unchanged"]
+    assert "Trường Tiểu học Bình Minh" in rows[0] and "damaged file (not a readable zip)" in rows[0]
+    assert "fix the file, then: khaosat rerun --failed --config /srv/khaosat.yaml" in text
+
+
+def test_render_shows_a_run_in_progress(ledger: Engine) -> None:
+    with RunLock(ledger, CAMPAIGN, "run-3"):
+        text = _text(render_status(campaign_status(ledger, CAMPAIGN)))
+    assert f"Running now: run run-3 on {this_holder()} since " in text
+
+
+def test_status_json_for_scripts(ledger: Engine) -> None:
+    data = json.loads(status_json(campaign_status(ledger, CAMPAIGN)))
+    assert data["campaign_id"] == CAMPAIGN
+    assert data["counts"] == {"failed": 1, "absent": 2, "loaded": 0, "unchanged": 1}
+    failed = data["sources"][0]
+    assert failed == {
+        "school_code": "S2",
+        "school_name": "Trường Tiểu học Bình Minh",
+        "questionnaire": "SAT",
+        "location": "s2.xlsx",
+        "state": "failed",
+        "reason": "damaged file (not a readable zip)",
+        "rows": 1,
+        "last_loaded_at": failed["last_loaded_at"],
+        "checked_at": failed["checked_at"],
+    }
+    assert len(failed["last_loaded_at"]) == len("2024-11-05T01:30:00")
+    assert data["last_run"]["run_id"] == "run-2" and data["running"] is None
+
+
+# -- the command function, on a typer app of its own -----------------------------------------
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(status)
+    app.command("noop")(lambda: None)  # two commands: typer then expects the command's name
+    return app
+
+
+def _config(folder: Path, url: str) -> Path:
+    path = folder / "khaosat.yaml"
+    path.write_text(
+        f"campaign:\n  id: {CAMPAIGN}\n  name: Khảo sát\n  school_year: 2024-2025\n"
+        "  opens: 2024-10-01\n  closes: 2024-11-30\n  deadline: 2024-11-30\n"
+        f"registry:\n  schools: schools.csv\n  sources: sources.csv\nwarehouse:\n  url: {url}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_status_command_prints_the_table_and_json(ledger: Engine, tmp_path: Path) -> None:
+    config = _config(tmp_path, ledger.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(_app(), ["status", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "damaged file (not a readable zip)" in result.output
+    assert f"khaosat rerun --failed --config {config}" in result.output
+
+    result = CliRunner().invoke(_app(), ["status", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sources"][0]["school_code"] == "S2"
+
+
+def test_status_command_without_a_warehouse_creates_none(tmp_path: Path) -> None:
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'nowhere.sqlite'}")
+    result = CliRunner().invoke(_app(), ["status", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "no warehouse at" in result.output and "khaosat run --config" in result.output
+    assert not (tmp_path / "nowhere.sqlite").exists()
+
+
+def test_status_command_with_an_unusable_config(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_app(), ["status", "--config", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "cannot read" in result.output
