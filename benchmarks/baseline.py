@@ -1,0 +1,152 @@
+"""The naive baseline: what a competent analyst writes with pandas to consolidate a province.
+
+    python benchmarks/baseline.py CONFIG_FOLDER --db OUT.sqlite
+
+For every row of sources.csv: ``pandas.read_excel(engine="openpyxl")``, headers mapped to item
+codes (the form's question texts and Google Forms grid headers "Title [Row]", as a hand-written
+dict would), melt to one row per answer, labels mapped to 1-5 ("Hài lòng" → 4; bare numbers
+kept), then one ``DataFrame.to_sql`` of all answers into SQLite and a ``groupby`` by reporting
+unit × questionnaire × dimension (n_answers, mean score, % satisfied, % dissatisfied), written
+back with ``to_sql``. This is the same consolidation khaosat's run does for a clean province,
+minus what the baseline does not attempt at all (validation and quarantine, archives, the run
+ledger, per-school marts, completeness, workbooks, re-runs that skip unchanged files).
+
+It is meant to be fair, not a strawman: vectorised pandas throughout, one bulk ``to_sql``, the
+header and label dicts built once. The mapping tables are read from the questionnaire YAML
+because that is where the question texts are; an analyst would paste the same texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from schemas import load_questionnaires  # noqa: E402 - after the path is set
+
+LIKERT = {
+    "rất không hài lòng": 1,
+    "không hài lòng": 2,
+    "chưa hài lòng": 2,
+    "bình thường": 3,
+    "phân vân": 3,
+    "hài lòng": 4,
+    "rất hài lòng": 5,
+}
+
+
+def _norm(text: object) -> str:
+    return " ".join(unicodedata.normalize("NFC", str(text)).split())
+
+
+def header_maps() -> tuple[dict[str, dict[str, str]], pd.DataFrame]:
+    """Per questionnaire, header text → item code (scored items only); and the item table."""
+    maps: dict[str, dict[str, str]] = {}
+    items = []
+    for code, q in load_questionnaires().items():
+        m: dict[str, str] = {}
+        for item in q.items:
+            if item.kind == "text":
+                continue
+            for text in (item.text, *item.aliases):
+                m[_norm(text)] = item.code
+                if item.grid:
+                    m[_norm(f"{item.grid} [{text}]")] = item.code
+            items.append((code, item.code, item.kind, item.dimension or ""))
+        maps[code] = m
+    columns = ["questionnaire", "question_code", "kind", "dimension"]
+    return maps, pd.DataFrame(items, columns=columns)
+
+
+def consolidate(folder: Path, db: Path) -> dict[str, float]:
+    """Run the whole consolidation; returns seconds per step and row counts."""
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    maps, items = header_maps()
+    schools = pd.read_csv(folder / "schools.csv", dtype=str)
+    sources = pd.read_csv(folder / "sources.csv", dtype=str)
+
+    frames = []
+    n_responses = 0
+    read_s = 0.0
+    for src in sources.itertuples(index=False):
+        t = time.perf_counter()
+        df = pd.read_excel(folder / src.location, engine="openpyxl")
+        read_s += time.perf_counter() - t
+        df.columns = [_norm(c) for c in df.columns]
+        df = df.rename(columns=maps[src.questionnaire])
+        scored = [c for c in df.columns if c in set(maps[src.questionnaire].values())]
+        df["response_no"] = range(1, len(df) + 1)
+        n_responses += len(df)
+        long = df.melt(
+            id_vars=["response_no"], value_vars=scored, var_name="question_code", value_name="raw"
+        ).dropna(subset=["raw"])
+        labels = long["raw"].astype(str).str.strip().str.lower().map(LIKERT)
+        long["value"] = pd.to_numeric(long["raw"], errors="coerce").fillna(labels)
+        long["school_code"] = src.school_code
+        long["questionnaire"] = src.questionnaire
+        frames.append(long.drop(columns="raw"))
+    answers = pd.concat(frames, ignore_index=True)
+    times["read"] = read_s
+    times["transform"] = time.perf_counter() - t0 - read_s
+
+    t = time.perf_counter()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    answers.to_sql("answer", engine, if_exists="replace", index=False, chunksize=100_000)
+    times["load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    a = answers.merge(items, on=["questionnaire", "question_code"]).merge(
+        schools[["school_code", "unit_code", "level"]], on="school_code"
+    )
+    likert = a[(a["kind"] == "likert") & a["value"].between(1, 5)]
+    likert = likert.assign(
+        satisfied=likert["value"] >= 4,
+        dissatisfied=likert["value"] <= 2,
+        dimension=likert["dimension"].where(likert["dimension"] != "", likert["question_code"]),
+    )
+    mart = (
+        likert.groupby(["unit_code", "level", "questionnaire", "dimension"])
+        .agg(
+            n_schools=("school_code", "nunique"),
+            n_answers=("value", "size"),
+            mean_score=("value", "mean"),
+            pct_satisfied=("satisfied", "mean"),
+            pct_dissatisfied=("dissatisfied", "mean"),
+        )
+        .reset_index()
+    )
+    mart["pct_satisfied"] *= 100
+    mart["pct_dissatisfied"] *= 100
+    mart.to_sql("mart_unit_dimension", engine, if_exists="replace", index=False)
+    engine.dispose()
+    times["marts"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t0
+    times["n_sources"] = len(sources)
+    times["n_responses"] = n_responses
+    times["n_answers"] = len(answers)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="province folder (schools.csv, sources.csv)")
+    parser.add_argument("--db", type=Path, required=True, help="SQLite file to write")
+    args = parser.parse_args(argv)
+    args.db.unlink(missing_ok=True)
+    print(json.dumps(consolidate(args.folder, args.db)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,602 @@
+"""Benchmark khaosat against the naive pandas baseline, side by side in one run.
+
+    python benchmarks/run.py --schools 100 [--responses 250] [--repeat 2] [--postgres URL|auto]
+
+Generates (or reuses) the province of ``benchmarks/generate.py``, then for each repeat runs, each
+in a child process of its own and one after the other, so both see the same machine load:
+
+1. the baseline (``benchmarks/baseline.py``), into a fresh SQLite file;
+2. khaosat's full nightly run on a fresh SQLite warehouse (and archive);
+3. the same run again with nothing changed (the no-change re-run, start-up included);
+4. with ``--postgres``, steps 2-3 on a fresh PostgreSQL database (COPY).
+
+The order of baseline and khaosat alternates between repeats. Wall times are measured from
+spawning the child to reaping it; peak memory is the child's ``ru_maxrss`` (from ``wait4``, so
+it includes the children it reaped, such as Prefect's temporary API server). Stage times come
+from the child, which wraps the flow's step functions with timers (``--stages`` below); rows/s
+are per stage. Timings on a shared machine are noisy: compare the columns of one run, and look
+at the spread over repeats.
+
+``--profile`` runs one extra khaosat run under pyinstrument and writes its text and HTML
+report beside the results. ``--prefect-overhead N`` measures the orchestration cost alone: N
+sources × 3 no-op tasks through the same task runner and temporary API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PYTHON = sys.executable
+HERE = Path(__file__).resolve().parent
+STAGES = ("fetch", "parse", "validate", "load", "marts", "alerts", "workbooks", "feedback")
+
+
+# ------------------------------------------------------------------------------------------
+# Child processes
+
+
+def _spawn(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a child; its wall time, peak RSS (MB), exit code and the JSON it printed last."""
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=ROOT)  # noqa: S603
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    text = out.read().decode("utf-8", "replace")
+    payload: dict[str, Any] = {}
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            payload = json.loads(line)
+            break
+    if proc.returncode not in (0, 1) or not payload:
+        tail = err.read().decode("utf-8", "replace")[-3000:]
+        raise RuntimeError(
+            f"{' '.join(args[:3])} exited {proc.returncode}:\n{tail}\n{text[-2000:]}"
+        )
+    return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "exit": proc.returncode, **payload}
+
+
+class _Quoted:
+    """A task whose first argument (the run's Context) is passed as ``quote(ctx)``.
+
+    Experiment ``quote``: what the one-word change proposed for flows/nightly.py does. Prefect
+    walks every task argument looking for futures (visit_collection) on every task run; the
+    Context holds the whole registry, so that walk costs O(sources) per task and O(sources²)
+    per run. ``quote`` tells Prefect not to walk it (the task still receives the Context).
+    """
+
+    def __init__(self, task: Any) -> None:
+        from prefect.utilities.annotations import quote
+
+        self.task = task
+        self.quote = quote
+
+    def submit(self, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.task.submit(self.quote(ctx), *args, **kwargs)
+
+    def __call__(self, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.task(self.quote(ctx), *args, **kwargs)
+
+
+def child_khaosat(config: str, profile: str | None, experiments: list[str]) -> int:
+    """Run the nightly flow once in this process; print stage times and counts as JSON."""
+    import threading
+
+    t_import = time.perf_counter()
+    from flows.settings import apply_prefect_defaults, load_settings
+
+    apply_prefect_defaults()
+    from flows import nightly
+
+    imported = time.perf_counter() - t_import
+    if "quote" in experiments:
+        for name in (
+            "fetch_source",
+            "parse_source",
+            "validate_questionnaire",
+            "load_source",
+            "build_marts",
+            "raise_alerts",
+            "publish_workbooks",
+            "publish_feedback",
+        ):
+            if hasattr(nightly, name):
+                setattr(nightly, name, _Quoted(getattr(nightly, name)))
+    stages: dict[str, float] = {}
+    marks: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            marks.setdefault(f"{name}:start", t)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                end = time.perf_counter()
+                marks[f"{name}:end"] = end
+                with lock:
+                    stages[name] = stages.get(name, 0.0) + end - t
+
+        return wrapper
+
+    # The flow body calls these module globals, so wrapping them times each step without
+    # touching flows/nightly.py (build_marts and publish_workbooks stay Prefect tasks).
+    for name, attr in (
+        ("prepare", "prepare"),
+        ("fetch", "fetch_all"),
+        ("parse", "parse_all"),
+        ("validate", "validate_all"),
+        ("load", "load_all"),
+        ("marts", "build_marts"),
+        ("alerts", "raise_alerts"),
+        ("workbooks", "publish_workbooks"),
+        ("feedback", "publish_feedback"),
+    ):
+        if hasattr(nightly, attr):  # steps appear as the flow grows
+            setattr(nightly, attr, timed(name, getattr(nightly, attr)))
+
+    settings = load_settings(Path(config))
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.005, async_mode="disabled")
+        profiler.start()
+    t = time.perf_counter()
+    summary = nightly.run(settings)
+    returned = time.perf_counter()
+    flow_wall = returned - t
+    # Before the flow body (Prefect's temporary API starting, the flow run created) and after
+    # it (the flow run finishing, events flushed, the API stopped).
+    flow_startup = marks.get("prepare:start", t) - t
+    last_end = max((v for k, v in marks.items() if k.endswith(":end")), default=returned)
+    flow_teardown = returned - last_end
+    if profiler is not None:
+        profiler.stop()
+        Path(profile + ".txt").write_text(
+            profiler.output_text(unicode=True, color=False, show_all=False), encoding="utf-8"
+        )
+        Path(profile + ".html").write_text(profiler.output_html(), encoding="utf-8")
+
+    import sqlalchemy as sa
+
+    from warehouse.db import connect
+
+    engine = connect(settings.warehouse_url)
+    with engine.connect() as conn:
+        n_responses = conn.exec_driver_sql("SELECT count(*) FROM response").scalar_one()
+        n_answers = conn.exec_driver_sql("SELECT count(*) FROM answer").scalar_one()
+        mart = [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT unit_code, level, questionnaire, dimension, n_schools, n_answers, "
+                    "mean_score, pct_satisfied, pct_dissatisfied FROM mart_unit_dimension"
+                )
+            )
+        ]
+    engine.dispose()
+    print(
+        json.dumps(
+            {
+                "imports": imported,
+                "flow": flow_wall,
+                "flow_startup": flow_startup,
+                "flow_teardown": flow_teardown,
+                "stages": stages,
+                # the flow's own stage timer, once RunSummary has one (proposed)
+                "summary_stages": dict(getattr(summary, "stages", None) or {}),
+                "statuses": {s: summary.count(s) for s in ("loaded", "unchanged", "failed")},
+                "n_sources": len(summary.outcomes),
+                "n_responses": n_responses,
+                "n_answers": n_answers,
+                "mart_unit_dimension": mart,
+                "exit_code": summary.exit_code,
+            },
+            default=str,
+        )
+    )
+    return 0
+
+
+def child_prefect_overhead(n_sources: int, concurrency: int) -> int:
+    """N × 3 no-op tasks (fetch, parse, load pattern) under the flow's runner and API."""
+    from flows.settings import apply_prefect_defaults
+
+    apply_prefect_defaults()
+    from prefect import flow, task
+    from prefect.cache_policies import NONE
+    from prefect.futures import as_completed
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    @task(name="noop", cache_policy=NONE)
+    def noop(x: int) -> int:
+        return x
+
+    timings: dict[str, float] = {}
+
+    @flow(name="overhead", log_prints=False)
+    def overhead(n: int) -> None:
+        for stage in ("fetch", "parse", "load"):
+            t = time.perf_counter()
+            futures = [noop.submit(i) for i in range(n)]
+            for f in as_completed(futures):
+                f.result()
+            timings[stage] = time.perf_counter() - t
+
+    runner: Any = ThreadPoolTaskRunner(max_workers=concurrency)
+    t = time.perf_counter()
+    overhead.with_options(task_runner=runner)(n_sources)
+    total = time.perf_counter() - t
+    tasks = 3 * n_sources
+    in_tasks = sum(timings.values())
+    print(
+        json.dumps(
+            {
+                "tasks": tasks,
+                "flow": total,
+                "stages": timings,
+                "ms_per_task": 1000 * in_tasks / tasks,
+                "startup": total - in_tasks,
+            }
+        )
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster (the logic of tests/conftest.py, for the benchmark)."""
+
+    def __init__(self) -> None:
+        import glob
+
+        def pg_bin(name: str) -> str:
+            found = (
+                shutil.which(name)
+                or (sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:] or [None])[0]
+            )
+            if not found:
+                raise RuntimeError(f"no {name}: install PostgreSQL or pass --postgres URL")
+            return found
+
+        initdb, self.pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.root = Path(tempfile.mkdtemp(prefix="khaosat-bench-pg-"))
+        if self.prefix:
+            shutil.chown(self.root, user="postgres")
+        self.data = self.root / "data"
+        port = _free_port()
+        # Production-like durability settings are the server's business; these match the
+        # test cluster (no fsync) so the benchmark measures khaosat, not this machine's disk.
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        self._run(
+            self.pg_ctl,
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run(  # noqa: S603
+            [*self.prefix, *args], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def stop(self) -> None:
+        try:
+            self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pg_database(admin_url: str, name: str, drop: bool = False) -> str:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if drop:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+# ------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def _run_dir(work: Path, province: Path, name: str, warehouse_url: str | None) -> Path:
+    """A fresh folder with its own config, warehouse, archive and output, over the province."""
+    from benchmarks.generate import config_text
+
+    run = work / "runs" / name
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    url = warehouse_url or f"sqlite:///{run / 'khaosat.sqlite'}"
+    text = (
+        config_text(url)
+        .replace("schools: schools.csv", f"schools: {province / 'schools.csv'}")
+        .replace("sources: sources.csv", f"sources: {province / 'sources.csv'}")
+    )
+    (run / "khaosat.yaml").write_text(text, encoding="utf-8")
+    return run
+
+
+def _khaosat(
+    run: Path, profile: str | None = None, experiments: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    args = [PYTHON, str(HERE / "run.py"), "--child-khaosat", str(run / "khaosat.yaml")]
+    for e in experiments:
+        args += ["--experiment", e]
+    if profile:
+        args += ["--child-profile", profile]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("KHAOSAT_WAREHOUSE_URL", None)
+    return _spawn(args, env)
+
+
+def _baseline(province: Path, work: Path) -> dict[str, Any]:
+    db = work / "baseline.sqlite"
+    return _spawn([PYTHON, str(HERE / "baseline.py"), str(province), "--db", str(db)])
+
+
+def _compare_figures(khaosat: dict[str, Any], work: Path) -> str:
+    """Whether khaosat's mart_unit_dimension agrees with the baseline's (likert dimensions)."""
+    import sqlite3
+
+    con = sqlite3.connect(work / "baseline.sqlite")
+    base = {
+        tuple(r[:4]): r[4:]
+        for r in con.execute(
+            "SELECT unit_code, level, questionnaire, dimension, n_schools, n_answers, "
+            "mean_score, pct_satisfied, pct_dissatisfied FROM mart_unit_dimension"
+        )
+    }
+    con.close()
+    ours = {tuple(r[:4]): r[4:] for r in khaosat["mart_unit_dimension"] if r[3] != "MONG_DOI"}
+    if set(base) != set(ours):
+        return f"DIFFERENT keys: {len(base)} baseline rows, {len(ours)} khaosat rows"
+    worst = 0.0
+    for key, b in base.items():
+        o = ours[key]
+        if int(b[0]) != int(o[0]) or int(b[1]) != int(o[1]):
+            return f"DIFFERENT counts at {key}: baseline {b}, khaosat {o}"
+        worst = max(worst, *(abs(float(x) - float(y)) for x, y in zip(b[2:], o[2:], strict=True)))
+    return f"same figures ({len(base)} unit × dimension rows, max difference {worst:.1e})"
+
+
+def _fmt_stages(result: dict[str, Any]) -> list[str]:
+    stages = result["stages"]
+    counts = {
+        "fetch": (result["n_sources"], "sources"),
+        "parse": (result["n_responses"], "responses"),
+        "validate": (result["n_answers"], "answers"),
+        "load": (result["n_answers"], "answers"),
+        "marts": (result["n_answers"], "answers"),
+    }
+    lines = []
+    accounted = 0.0
+    for stage in ("prepare", *STAGES):
+        if stage not in stages:
+            lines.append(f"    {stage:<10} n/a (no such step in the flow)")
+            continue
+        s = stages[stage]
+        accounted += s
+        n, unit = counts.get(stage, (0, ""))
+        rate = f"{n / s:>12,.0f} {unit}/s" if n and s > 0 else ""
+        lines.append(f"    {stage:<10} {s:8.2f} s {rate}")
+    start = result["wall"] - accounted
+    detail = f"imports {result['imports']:.1f} s"
+    if "flow_startup" in result:
+        detail += (
+            f", flow start (Prefect API) {result['flow_startup']:.1f} s, flow end "
+            f"{result['flow_teardown']:.1f} s"
+        )
+    lines.append(f"    {'other':<10} {start:8.2f} s ({detail}, interpreter, between steps)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--schools", type=int, default=100)
+    parser.add_argument("--responses", type=int, default=250)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--postgres", help="admin URL of a PostgreSQL server, or 'auto'")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "khaosat-bench")
+    parser.add_argument("--no-baseline", action="store_true", help="khaosat only")
+    parser.add_argument("--no-sqlite", action="store_true", help="with --postgres: PostgreSQL only")
+    parser.add_argument("--profile", action="store_true", help="one more run under pyinstrument")
+    parser.add_argument("--prefect-overhead", type=int, default=0, metavar="N")
+    parser.add_argument("--json", type=Path, help="write all measurements here")
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        choices=["quote"],
+        help="apply a proposed flow change inside the khaosat child (see _Quoted)",
+    )
+    parser.add_argument("--child-khaosat", help=argparse.SUPPRESS)
+    parser.add_argument("--child-profile", help=argparse.SUPPRESS)
+    parser.add_argument("--child-overhead", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_khaosat:
+        return child_khaosat(args.child_khaosat, args.child_profile, args.experiment)
+    if args.child_overhead:
+        return child_prefect_overhead(args.child_overhead, 4)
+
+    from benchmarks.generate import generate
+
+    work = args.work.resolve()
+    province = work / f"province-{args.schools}x{args.responses}"
+    t = time.perf_counter()
+    generate(province, args.schools, args.responses)
+    print(f"province {province} ready ({time.perf_counter() - t:.1f} s)")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+
+    cluster = None
+    admin_url = args.postgres
+    if admin_url == "auto":
+        cluster = Cluster()
+        admin_url = cluster.url
+    backends = ([] if args.no_sqlite else ["sqlite"]) + (["postgresql"] if admin_url else [])
+    results: dict[str, list[dict[str, Any]]] = {"baseline": []}
+    for b in backends:
+        results[b] = []
+        results[f"{b}-rerun"] = []
+    figures = ""
+    try:
+        for i in range(args.repeat):
+            order = ["baseline", *backends]
+            if i % 2:
+                order.reverse()
+            for what in order:
+                if what == "baseline":
+                    if args.no_baseline:
+                        continue
+                    r = _baseline(province, work)
+                    results["baseline"].append(r)
+                    print(f"[{i + 1}] baseline      {r['wall']:7.1f} s  {r['rss_mb']:6.0f} MB")
+                    continue
+                db_name = None
+                url = None
+                if what == "postgresql":
+                    db_name = f"khaosat_bench_{uuid.uuid4().hex[:8]}"
+                    url = _pg_database(admin_url, db_name)
+                run = _run_dir(work, province, f"{what}-{i}", url)
+                try:
+                    r = _khaosat(run, experiments=tuple(args.experiment))
+                    results[what].append(r)
+                    print(
+                        f"[{i + 1}] {what:<13} {r['wall']:7.1f} s  {r['rss_mb']:6.0f} MB  "
+                        f"{r['statuses']}"
+                    )
+                    rr = _khaosat(run, experiments=tuple(args.experiment))
+                    results[f"{what}-rerun"].append(rr)
+                    print(
+                        f"[{i + 1}] {what + ' re-run':<13} {rr['wall']:7.1f} s  "
+                        f"{rr['rss_mb']:6.0f} MB  {rr['statuses']}"
+                    )
+                finally:
+                    if db_name:
+                        _pg_database(admin_url, db_name, drop=True)
+            if not figures and results["baseline"] and backends and results[backends[0]]:
+                figures = _compare_figures(results[backends[0]][-1], work)
+        if args.profile:
+            run = _run_dir(work, province, "profile", None)
+            prefix = str(work / f"profile-{args.schools}x{args.responses}")
+            r = _khaosat(run, profile=prefix, experiments=tuple(args.experiment))
+            print(f"profile: {prefix}.txt / .html (run took {r['wall']:.1f} s)")
+        overhead = None
+        if args.prefect_overhead:
+            overhead = _spawn(
+                [PYTHON, str(HERE / "run.py"), "--child-overhead", str(args.prefect_overhead)],
+                {**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+    def med(key: str, field: str = "wall") -> float:
+        if not results.get(key):
+            return float("nan")
+        return statistics.median(r[field] for r in results[key])
+
+    print()
+    n = results[backends[0]][0] if backends and results[backends[0]] else None
+    if n:
+        print(
+            f"{args.schools} schools, {n['n_sources']} sources, {n['n_responses']:,} responses, "
+            f"{n['n_answers']:,} answers; {args.repeat} repeat(s), medians; "
+            f"load average now {os.getloadavg()[0]:.2f}"
+        )
+    if results["baseline"]:
+        walls = ", ".join(f"{r['wall']:.1f}" for r in results["baseline"])
+        print(
+            f"  baseline (pandas+openpyxl+to_sql) {med('baseline'):7.1f} s  "
+            f"peak {med('baseline', 'rss_mb'):5.0f} MB   [{walls}]"
+        )
+    for b in backends:
+        walls = ", ".join(f"{r['wall']:.1f}" for r in results[b])
+        rewalls = ", ".join(f"{r['wall']:.1f}" for r in results[f"{b}-rerun"])
+        ratio = med("baseline") / med(b) if results["baseline"] else float("nan")
+        print(
+            f"  khaosat {b:<10} full run       {med(b):7.1f} s  peak {med(b, 'rss_mb'):5.0f} MB"
+            f"   [{walls}]  baseline/khaosat = {ratio:.2f}×"
+        )
+        print(
+            f"  khaosat {b:<10} no-change run  {med(b + '-rerun'):7.1f} s  "
+            f"peak {med(b + '-rerun', 'rss_mb'):5.0f} MB   [{rewalls}]"
+        )
+        best = min(results[b], key=lambda r: r["wall"])
+        print(f"  stages of the fastest {b} full run:")
+        for line in _fmt_stages(best):
+            print(line)
+    if figures:
+        print(f"  figures: {figures}")
+    if overhead:
+        print(
+            f"  Prefect: {overhead['tasks']} no-op tasks, {overhead['ms_per_task']:.1f} ms each "
+            f"(stages {', '.join(f'{k} {v:.1f} s' for k, v in overhead['stages'].items())}); "
+            f"flow start-up and teardown {overhead['startup']:.1f} s"
+        )
+    if args.json:
+        for rs in results.values():
+            for r in rs:
+                r.pop("mart_unit_dimension", None)
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args), "results": results, "figures": figures, "overhead": overhead},
+                default=str,
+                indent=1,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
