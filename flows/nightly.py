@@ -412,9 +412,7 @@ def nightly(
     force = force or failed_only or school is not None
     known = {} if force else load.last_loads(ctx.engine, ctx.campaign_id)
     # one run of a campaign at a time: a second waits (run.lock_wait_seconds) or exits clearly
-    with RunLock(
-        ctx.engine, ctx.campaign_id, ctx.run_id, wait_seconds=settings.run.lock_wait_seconds
-    ):
+    with run_lock(ctx):
         load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
         track = Tracker(ctx, chosen)
 
@@ -440,6 +438,17 @@ def nightly(
     return summary
 
 
+def run_lock(ctx: Context) -> RunLock:
+    """The campaign's lock for this run: one run or publish per campaign at a time."""
+    return RunLock(
+        ctx.engine,
+        ctx.campaign_id,
+        ctx.run_id,
+        wait_seconds=ctx.settings.run.lock_wait_seconds,
+        timezone=ctx.settings.campaign.timezone,
+    )
+
+
 def publish_all(ctx: Context, now: dt.datetime) -> tuple[list[Path], list[Path]]:
     """Marts, then alerts on them, then the workbooks and the schools' feedback."""
     build_marts(ctx, now)
@@ -452,9 +461,7 @@ def publish(config: str, as_of: dt.datetime | None = None) -> tuple[list[Path], 
     """Rebuild marts, alerts and workbooks from the warehouse, without fetching anything."""
     settings = load_settings(Path(config))
     ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
-    with RunLock(
-        ctx.engine, ctx.campaign_id, ctx.run_id, wait_seconds=settings.run.lock_wait_seconds
-    ):
+    with run_lock(ctx):
         return publish_all(ctx, as_of or _now(settings))
 
 
