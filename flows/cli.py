@@ -56,6 +56,11 @@ def _run(settings: Settings, **params: object) -> int:
         console.print(f"[bold red]error:[/] {exc}")
         return 4
     console.print(f"Warehouse: {summary.warehouse_url}")
+    if not summary.published:
+        console.print(
+            "Nothing changed since the last publish: marts, alerts and workbooks left as they "
+            "are (khaosat publish rebuilds them)"
+        )
     for path in summary.workbooks:
         console.print(f"Workbook: {path}")
     if summary.feedback:

@@ -8,23 +8,26 @@ Retries sit on fetching only: parsing and loading are deterministic.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
+import json
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 from sqlalchemy.engine import Engine
 
 from flows import report
 from flows.alerts import ThresholdError, Thresholds, evaluate_alerts
 from flows.feedback import write_feedback
-from flows.fetch import SourceAbsent, fetch_file
+from flows.fetch import SourceAbsent, fetch_file, unchanged_file
 from flows.gsheets import (
     GSheetsClient,
     fetch_gsheet,
@@ -90,6 +93,9 @@ class RunSummary:
     workbooks: list[Path] = field(default_factory=list)
     #: one workbook per school with something to fix (output/feedback/<school>.xlsx).
     feedback: list[Path] = field(default_factory=list)
+    #: False when nothing the outputs depend on changed, so marts, alerts and workbooks were
+    #: left as the last run published them (workbooks and feedback are then empty).
+    published: bool = True
     warehouse_url: str = ""
 
     def count(self, status: str) -> int:
@@ -147,6 +153,16 @@ def select_sources(
         states = load.latest_statuses(ctx.engine, ctx.settings.campaign.id)
         chosen = [s for s in chosen if states.get(s.key) == "failed"]
     return chosen
+
+
+# Every task gets the Context as ``_quoted(ctx)``: Prefect otherwise walks each argument on each
+# task start (looking for futures), and the Context holds the whole registry, which made a run
+# O(sources²): 1,000 schools did not get past parsing in 7.5 minutes (benchmarks/README.md).
+
+
+def _quoted(ctx: Context) -> Context:
+    """``ctx`` wrapped in Prefect's ``quote``: the task receives the Context itself, unwalked."""
+    return cast(Context, quote(ctx))
 
 
 # Expected problems with a source (SourceError) come back as values, not raised: they are
@@ -310,9 +326,11 @@ class Tracker:
         name = fetched.filename if fetched else ""
         self._done(SourceOutcome(source, "failed", message=msg, filename=name))
 
-    def unchanged(self, fetched: Fetched) -> None:
-        load.record_unchanged(self.ctx.engine, self.ctx.campaign_id, self.ctx.run_id, fetched)
-        self._done(SourceOutcome(fetched.source, "unchanged", filename=fetched.filename))
+    def unchanged(self, fetched: list[Fetched]) -> None:
+        c = self.ctx
+        load.record_unchanged_many(c.engine, c.campaign_id, c.run_id, fetched)
+        for f in fetched:
+            self._done(SourceOutcome(f.source, "unchanged", filename=f.filename))
 
     def loaded(self, fetched: Fetched, parsed: Parsed) -> None:
         self._done(
@@ -333,8 +351,24 @@ class Tracker:
 def fetch_all(
     ctx: Context, chosen: list[Source], known: dict[str, load.LastLoad], track: Tracker
 ) -> list[Fetched]:
-    """Fetch every chosen source; keep those whose content changed since their last load."""
-    futures = {fetch_source.submit(ctx, s, known.get(s.key)): s for s in chosen}
+    """Fetch every chosen source; keep those whose content changed since their last load.
+
+    A file whose modified time and bytes are those of its last load is recognised here, with a
+    stat and a hash and no task; every other source is fetched by a task of its own.
+    """
+    tz = ctx.settings.campaign.timezone
+    same: list[Fetched] = []
+    to_fetch: list[Source] = []
+    for source in chosen:
+        last = known.get(source.key)
+        seen = None
+        if last is not None and source.kind != "gsheet":
+            seen = unchanged_file(source, last.fingerprint, last.modified_at, last.archive_path, tz)
+        if seen is None:
+            to_fetch.append(source)
+        else:
+            same.append(seen)
+    futures = {fetch_source.submit(_quoted(ctx), s, known.get(s.key)): s for s in to_fetch}
     changed: list[Fetched] = []
     for future in as_completed(list(futures)):
         source = futures[future]
@@ -344,15 +378,17 @@ def fetch_all(
         elif isinstance(got, BaseException):
             track.failed(source, got)
         elif source.key in known and known[source.key].fingerprint == got.fingerprint:
-            track.unchanged(got)
+            same.append(got)
         else:
             changed.append(got)
+    if same:
+        track.unchanged(same)
     return changed
 
 
 def parse_all(ctx: Context, fetched: list[Fetched], track: Tracker) -> list[tuple[Fetched, Parsed]]:
     """Parse every fetched source; an unreadable one fails alone."""
-    futures = {parse_source.submit(ctx, f): f for f in fetched}
+    futures = {parse_source.submit(_quoted(ctx), f): f for f in fetched}
     staged: list[tuple[Fetched, Parsed]] = []
     for future in as_completed(list(futures)):
         got = futures[future]
@@ -373,14 +409,14 @@ def validate_all(
         by_code[pair[0].source.questionnaire].append(pair)
     checked: list[tuple[Fetched, Parsed]] = []
     for code, pairs in sorted(by_code.items()):
-        result = validate_questionnaire(ctx, code, [p for _, p in pairs])
+        result = validate_questionnaire(_quoted(ctx), code, [p for _, p in pairs])
         checked.extend(zip([f for f, _ in pairs], result, strict=True))
     return checked
 
 
 def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
     """Load each source in its own transaction; a failed load rolls back alone."""
-    futures = {load_source.submit(ctx, f, p): (f, p) for f, p in checked}
+    futures = {load_source.submit(_quoted(ctx), f, p): (f, p) for f, p in checked}
     for future in as_completed(list(futures)):
         got, parsed = futures[future]
         result = _settled(future)
@@ -420,7 +456,8 @@ def nightly(
         staged = parse_all(ctx, fetched, track)
         checked = validate_all(ctx, staged, {s.key: i for i, s in enumerate(chosen)})
         load_all(ctx, checked, track)
-        workbooks, feedback = publish_all(ctx, as_of or _now(settings))
+        published = publish_all(ctx, as_of or _now(settings), skip_unchanged=not force)
+        workbooks, feedback = published or ([], [])
 
         load.finish_run(ctx.engine, ctx.run_id)
         if ctx.gsheets is not None:
@@ -431,6 +468,7 @@ def nightly(
             outcomes=[track.outcomes[s.key] for s in chosen if s.key in track.outcomes],
             workbooks=workbooks,
             feedback=feedback,
+            published=published is not None,
             warehouse_url=db.safe_url(settings.warehouse_url),
         )
     track.reporter.finish(summary)
@@ -449,11 +487,52 @@ def run_lock(ctx: Context) -> RunLock:
     )
 
 
-def publish_all(ctx: Context, now: dt.datetime) -> tuple[list[Path], list[Path]]:
-    """Marts, then alerts on them, then the workbooks and the schools' feedback."""
-    build_marts(ctx, now)
-    raise_alerts(ctx, now)
-    return publish_workbooks(ctx), publish_feedback(ctx)
+def publish_all(
+    ctx: Context, now: dt.datetime, *, skip_unchanged: bool = False
+) -> tuple[list[Path], list[Path]] | None:
+    """Marts, then alerts on them, then the workbooks and the schools' feedback.
+
+    With ``skip_unchanged`` nothing is rebuilt when the warehouse, the settings and the side of
+    the deadline are what the last publish saw and its files are still there: a quiet night
+    then costs seconds instead of minutes. Returns None when it skipped.
+    """
+    key = f"published:{ctx.campaign_id}"
+    if skip_unchanged:
+        with ctx.engine.connect() as conn:
+            stored = json.loads(db.get_meta(conn, key) or "{}")
+        files = [Path(p) for p in stored.get("workbooks", []) + stored.get("feedback", [])]
+        if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
+            return None
+    build_marts(_quoted(ctx), now)
+    raise_alerts(_quoted(ctx), now)
+    workbooks, feedback = publish_workbooks(_quoted(ctx)), publish_feedback(_quoted(ctx))
+    state = {
+        "inputs": _publish_inputs(ctx, now),
+        "workbooks": [str(p) for p in workbooks],
+        "feedback": [str(p) for p in feedback],
+    }
+    with ctx.engine.begin() as conn:
+        db.set_meta(conn, key, json.dumps(state, ensure_ascii=False))
+    return workbooks, feedback
+
+
+def _publish_inputs(ctx: Context, now: dt.datetime) -> str:
+    """What the published outputs depend on: the warehouse's inputs (``published_inputs``),
+    the settings, the side of the deadline ``now`` is on, and the previous campaign's publish
+    (year-on-year figures)."""
+    c = ctx.settings.campaign
+    previous = ""
+    if c.previous:
+        with ctx.engine.connect() as conn:
+            previous = db.get_meta(conn, f"published:{c.previous}") or ""
+    return marts.published_inputs(
+        ctx.engine,
+        ctx.campaign_id,
+        ctx.settings.model_dump(mode="json"),
+        now > c.deadline_at,
+        previous,
+        importlib.metadata.version("khaosat"),
+    )
 
 
 @flow(name="khaosat-publish", log_prints=False)
@@ -462,7 +541,9 @@ def publish(config: str, as_of: dt.datetime | None = None) -> tuple[list[Path], 
     settings = load_settings(Path(config))
     ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
     with run_lock(ctx):
-        return publish_all(ctx, as_of or _now(settings))
+        published = publish_all(ctx, as_of or _now(settings))
+        assert published is not None  # noqa: S101 - publish_all skips only when asked to
+        return published
 
 
 def run(settings: Settings, **params: Any) -> RunSummary:

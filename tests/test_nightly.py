@@ -257,3 +257,41 @@ MARTS = (
     "mart_unit_question",
     "mart_completeness",
 )
+
+
+def test_a_quiet_night_publishes_only_what_changed(province: Path) -> None:
+    """Nothing new: no source is read again and marts, alerts and workbooks are left alone;
+    anything the outputs depend on (a file, a setting, the deadline, a deleted workbook)
+    publishes again."""
+    settings = load_settings(province, env={})
+    first = nightly.run(settings, as_of=AS_OF)
+    stamps = {p: p.stat().st_mtime_ns for p in first.workbooks}
+    assert first.published and stamps
+
+    quiet = nightly.run(settings, as_of=AS_OF)
+    assert not quiet.published and quiet.workbooks == []
+    assert {o.status for o in quiet.outcomes} == {"unchanged", "failed", "absent"}
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # a file touched but not changed is fetched again (its new sighting archived), not reloaded
+    s1 = province.parent / "submissions" / "S1_cmhs.xlsx"
+    _stamp(s1, dt.datetime(2024, 10, 24, 18, 0))
+    touched = nightly.run(settings, as_of=AS_OF)
+    assert not touched.published
+    assert next(o for o in touched.outcomes if o.source.school_code == "S1").status == "unchanged"
+
+    # the other side of the deadline: absent turns from missing to pending
+    before_deadline = nightly.run(settings, as_of=dt.datetime(2024, 10, 20, 2, 0))
+    assert before_deadline.published
+
+    # a deleted workbook is written again
+    gone = first.workbooks[0]
+    gone.unlink()
+    rewritten = nightly.run(settings, as_of=AS_OF)
+    assert rewritten.published and gone.exists()
+
+    # a changed threshold changes tiers and alerts
+    province.write_text(
+        province.read_text(encoding="utf-8") + "thresholds:\n  pct_satisfied_red: 55\n", encoding="utf-8"
+    )
+    assert nightly.run(load_settings(province, env={}), as_of=AS_OF).published

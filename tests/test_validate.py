@@ -585,3 +585,27 @@ def test_importing_the_module_does_not_import_gx():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_distinct_rows_give_every_copy_the_verdict_gx_gives_it(code):
+    """GX is shown each distinct answer once; the verdicts equal GX's over every row."""
+    p, _ = bad_fixture(code)
+    copies = [p] * 7  # seven schools sending the same sheet: every answer has 6 twins
+    answers = pd.concat([c.answers for c in copies], ignore_index=True)
+    frame = pd.DataFrame(
+        {
+            "row_key": np.arange(len(answers), dtype="int64"),
+            "question_code": answers["question_code"].astype("str"),
+            "kind": answers["kind"].astype("str"),
+            "value": pd.to_numeric(answers["value"], errors="coerce").astype("float64"),
+            "raw": answers["raw"].astype("str"),
+        }
+    )
+    compiled = fv._compiled(code)
+    assert fv.ANSWERS in compiled.row_wise
+    params = {"question_codes": [i.code for i in QS[code].scored_items]}
+    every_row = fv._run_frame(code, compiled, compiled.suites[fv.ANSWERS], frame, params)
+    distinct = fv._run(code, fv.ANSWERS, frame, params)
+    assert len(every_row) >= 7 and len(fv._distinct(frame)[0]) < len(frame) / 6
+    pd.testing.assert_series_equal(distinct.sort_index(), every_row.sort_index())

@@ -8,6 +8,8 @@ hashes unlinkable across warehouses.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,26 @@ def get_salt(engine: Engine) -> str:
             insert_ignore(conn, meta).values(key=SALT_KEY, value=secrets.token_hex(32)),
         )
         return str(conn.execute(sa.select(meta.c.value).where(meta.c.key == SALT_KEY)).scalar_one())
+
+
+def digest(*parts: Any) -> str:
+    """SHA-256 of plain values (rows, dicts, lists), in a stable text form."""
+    text = json.dumps(parts, default=str, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def get_meta(conn: sa.Connection, key: str) -> str | None:
+    """A value of the ``meta`` table, or None."""
+    meta = tables.meta
+    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+    return None if value is None else str(value)
+
+
+def set_meta(conn: sa.Connection, key: str, value: str) -> None:
+    """Store a value in the ``meta`` table (replacing any earlier one)."""
+    meta = tables.meta
+    conn.execute(sa.delete(meta).where(meta.c.key == key))
+    conn.execute(meta.insert().values(key=key, value=value))
 
 
 def insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:

@@ -5,8 +5,9 @@ and a crash mid-write leaves the previous state:
 
 - ``sync_registry`` replaces a campaign's units and schools and refreshes the questionnaire and
   question dimensions;
-- ``replace_source`` replaces one source's responses, answers and quarantine rows and appends a
-  'loaded' ledger row, all in one transaction;
+- ``replace_source`` replaces one source's responses, answers, quarantine rows and figures (the
+  sums the marts are built from, ``warehouse.figures``) and appends a 'loaded' ledger row, all in
+  one transaction;
 - ``record_failure`` / ``record_unchanged`` / ``record_absent`` append the other ledger outcomes.
   A failure KEEPS the source's previously loaded rows: a corrupt or unreadable re-upload never
   erases last night's good data. The failure shows in the ledger, in one quarantine row, and as
@@ -36,8 +37,9 @@ from sqlalchemy.engine import Engine
 from flows.records import Fetched, Parsed, School, Source
 from flows.settings import Campaign
 from schemas.questionnaire import Questionnaire
+from warehouse import figures
 from warehouse import tables as t
-from warehouse.db import insert_ignore
+from warehouse.db import digest, get_meta, insert_ignore, set_meta
 
 #: quarantine.rule of the one row record_failure writes for a source that could not be used.
 FAILURE_RULE = "source_unusable"
@@ -183,6 +185,7 @@ def sync_registry(
                 for position, item in enumerate(q.items, start=1)
             ],
         )
+        reset_stale_figures(conn)
         cq = t.campaign_questionnaire
         conn.execute(sa.delete(cq).where(cq.c.campaign_id == campaign.id))
         _insert_many(
@@ -306,6 +309,19 @@ def replace_source(
         _bulk_insert(conn, t.response, *_prefixed(prefix, responses))
         _bulk_insert(conn, t.answer, *_prefixed(prefix, answers))
         _bulk_insert(conn, t.quarantine, *_prefixed(prefix, rejections))
+        services = parsed.responses.get("service")
+        if services is not None:
+            services = pd.Series(
+                _column(parsed.responses, "service", _text),
+                index=parsed.responses["response_no"].to_numpy(),
+            )
+        write_figures(
+            conn,
+            prefix,
+            figures.source_figures(
+                parsed.answers, question_items(conn, source.questionnaire), services
+            ),
+        )
         load_id = _append_ledger(
             conn,
             campaign_id=campaign_id,
@@ -397,8 +413,34 @@ def record_unchanged(
     started_at: dt.datetime | None = None,
 ) -> int:
     """Record that a source was skipped: its fingerprint matches its last successful load."""
-    entry = _Entry.of(fetched, started_at)
-    return _record(engine, campaign_id, run_id, fetched.source, "unchanged", entry)
+    return record_unchanged_many(engine, campaign_id, run_id, [fetched], started_at=started_at)[0]
+
+
+def record_unchanged_many(
+    engine: Engine,
+    campaign_id: str,
+    run_id: str,
+    fetched: Sequence[Fetched],
+    *,
+    started_at: dt.datetime | None = None,
+) -> list[int]:
+    """``record_unchanged`` for many sources in one transaction (a quiet night skips nearly
+    every source: one commit, not one per source)."""
+    with _writing(engine) as conn:
+        now = _local_now(conn, campaign_id)
+        return [
+            _append_ledger(
+                conn,
+                campaign_id=campaign_id,
+                run_id=run_id,
+                source=f.source,
+                source_id=ensure_source(conn, campaign_id, f.source),
+                status="unchanged",
+                entry=_Entry.of(f, started_at),
+                now=now,
+            )
+            for f in fetched
+        ]
 
 
 def record_absent(
@@ -449,6 +491,8 @@ class LastLoad:
     archive_path: str | None
     filename: str | None
     revision: str | None
+    #: the file's or sheet's modified time as that load saw it.
+    modified_at: dt.datetime | None = None
 
 
 def last_loads(engine: Engine, campaign_id: str) -> dict[str, LastLoad]:
@@ -482,6 +526,7 @@ def last_loads(engine: Engine, campaign_id: str) -> dict[str, LastLoad]:
             ok.c.fingerprint,
             ok.c.archive_path,
             ok.c.revision,
+            ok.c.modified_at,
             ok.c.location.label("filename"),
         )
         .select_from(latest)
@@ -494,7 +539,7 @@ def last_loads(engine: Engine, campaign_id: str) -> dict[str, LastLoad]:
     with engine.connect() as conn:
         return {
             f"{r.school_code}|{r.questionnaire}|{r.location}": LastLoad(
-                r.fingerprint, r.archive_path, r.filename, r.revision
+                r.fingerprint, r.archive_path, r.filename, r.revision, r.modified_at
             )
             for r in conn.execute(stmt)
         }
@@ -714,6 +759,70 @@ def _local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
     if tz is None:
         raise LookupError(f"campaign {campaign_id!r} is not in the warehouse; run sync_registry")
     return dt.datetime.now(ZoneInfo(tz)).replace(tzinfo=None)
+
+
+#: meta key holding the digest of the items the stored figures were computed with.
+FIGURES_ITEMS_KEY = "figures_items_digest"
+
+
+def items(conn: sa.Connection) -> list[list[Any]]:
+    """Every item's (questionnaire, code, kind, dimension): what figures depend on."""
+    q = t.question
+    stmt = sa.select(q.c.questionnaire_code, q.c.question_code, q.c.kind, q.c.dimension)
+    return [list(r) for r in conn.execute(stmt.order_by(q.c.questionnaire_code, q.c.question_code))]
+
+
+def reset_stale_figures(conn: sa.Connection) -> None:
+    """Drop every figure when the items changed kind or dimension since they were computed
+    (``warehouse.marts.ensure_figures`` then computes them again from the stored answers)."""
+    now = digest(items(conn))
+    stored = get_meta(conn, FIGURES_ITEMS_KEY)
+    if stored != now:
+        if stored is not None:
+            for table in t.FIGURE_TABLES:
+                conn.execute(sa.delete(table))
+        set_meta(conn, FIGURES_ITEMS_KEY, now)
+
+
+def question_items(conn: sa.Connection, questionnaire: str) -> pd.DataFrame:
+    """The questionnaire's items as the warehouse knows them: kind and dimension by code."""
+    q = t.question
+    rows = conn.execute(
+        sa.select(q.c.question_code, q.c.kind, q.c.dimension).where(
+            q.c.questionnaire_code == questionnaire
+        )
+    ).all()
+    frame = pd.DataFrame(
+        [tuple(r) for r in rows], columns=["question_code", "kind", "dimension"], dtype=object
+    )
+    return frame.set_index("question_code")
+
+
+def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.SourceFigures) -> None:
+    """Replace one source's figures (``key`` = (campaign_id, source_id))."""
+    campaign_id, source_id = key
+    for table in t.FIGURE_TABLES:
+        conn.execute(
+            sa.delete(table).where(
+                table.c.campaign_id == campaign_id, table.c.source_id == source_id
+            )
+        )
+    conn.execute(
+        t.figure_source.insert().values(
+            campaign_id=campaign_id, source_id=source_id, n_valid_responses=figs.n_valid_responses
+        )
+    )
+    for table, frame in (
+        (t.figure_source_dimension, figs.dimensions),
+        (t.figure_source_question, figs.questions),
+    ):
+        if len(frame):
+            key_values = {"campaign_id": campaign_id, "source_id": source_id}
+            rows = [
+                key_values | {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
+                for row in frame.to_dict("records")
+            ]
+            conn.execute(table.insert(), rows)
 
 
 def _delete_source_rows(conn: sa.Connection, campaign_id: str, source_id: int) -> None:

@@ -2,8 +2,11 @@
 
 ``rebuild_marts`` deletes a campaign's rows of every mart and rebuilds them with INSERT … SELECT
 in one transaction, so readers see either last night's marts or tonight's, never a mix. The SQL
-is SQLAlchemy Core and runs unchanged on SQLite and PostgreSQL. Grains and column meanings are
-the table comments in ``warehouse.tables``; the formulas are DOMAIN.md's "Indices":
+is SQLAlchemy Core and runs unchanged on SQLite and PostgreSQL. It reads the per-source figures
+(``warehouse.figures``: a few rows of sums per source, written with the source's answers), not
+the answers themselves, so a rebuild costs the same whether the campaign holds a thousand
+answers or millions. Grains and column meanings are the table comments in ``warehouse.tables``;
+the formulas are DOMAIN.md's "Indices":
 
 - a *valid* answer has a value in its kind's range: likert 1–5, yesno 0/1, level 0/3/5/7/10,
   percent 0–100 (an unreadable value is NULL and never valid);
@@ -31,13 +34,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
+from warehouse.db import digest
+from warehouse.figures import EXPECTATION_DIMENSION, SourceFigures, source_figures
+from warehouse.load import items, question_items, write_figures
 
-#: Likert values counted as satisfied / dissatisfied (top-2 and bottom-2 boxes).
-SATISFIED_MIN = 4
-DISSATISFIED_MAX = 2
-
-#: The dimension label of the 0–100 expectation item (answer kind 'percent').
-EXPECTATION_DIMENSION = "MONG_DOI"
+__all__ = [
+    "EXPECTATION_DIMENSION",
+    "ensure_figures",
+    "province_dimension",
+    "published_inputs",
+    "rebuild_marts",
+]
 
 
 def rebuild_marts(
@@ -49,17 +56,15 @@ def rebuild_marts(
     ``deadline_at`` is the campaign's deadline (``Campaign.deadline_at``), both naive in the
     campaign's local time. Returns the number of rows written per mart table.
     """
+    ensure_figures(engine, campaign_id)
     refresh_statistics(engine)
     written: dict[str, int] = {}
     with engine.begin() as conn:
         for table in t.MART_TABLES:
             conn.execute(sa.delete(table).where(table.c.campaign_id == campaign_id))
-        # The per-respondent rows feed both dimension marts: computed once (the pass over every
-        # answer with its joins is the expensive part), not once per mart.
-        per_respondent = _materialise(conn, _PER_RESPONDENT_TABLE, _per_respondent(campaign_id))
         for table, selects in (
-            (t.mart_school_dimension, [_school_dimension(campaign_id, per_respondent)]),
-            (t.mart_unit_dimension, [_unit_dimension(campaign_id, per_respondent)]),
+            (t.mart_school_dimension, [_school_dimension(campaign_id)]),
+            (t.mart_unit_dimension, [_unit_dimension(campaign_id)]),
             (t.mart_unit_question, [_unit_question(campaign_id)]),
             (t.mart_papi, _papi(campaign_id)),
             (t.mart_service_ranking, [_service_ranking(campaign_id)]),
@@ -72,12 +77,143 @@ def rebuild_marts(
             written[table.name] = conn.execute(
                 sa.select(sa.func.count()).where(table.c.campaign_id == campaign_id)
             ).scalar_one()
-        per_respondent.drop(conn)
     return written
 
 
+def ensure_figures(engine: Engine, campaign_id: str) -> int:
+    """Compute the figures of every loaded source that has none; returns how many were computed.
+
+    Figures are normally written with the source's answers. They are missing for sources loaded
+    before the figure tables existed, and after ``sync_registry`` dropped them because the items
+    they were computed with changed (a question moved to another dimension, or changed kind, in
+    schemas/): both are then computed from the stored answers, one source at a time.
+    """
+    with engine.begin() as conn:
+        s, r, f = t.source, t.response, t.figure_source
+        missing = conn.execute(
+            sa.select(s.c.source_id, s.c.questionnaire)
+            .where(
+                s.c.campaign_id == campaign_id,
+                sa.exists().where(r.c.campaign_id == campaign_id, r.c.source_id == s.c.source_id),
+                ~sa.exists().where(f.c.campaign_id == campaign_id, f.c.source_id == s.c.source_id),
+            )
+            .order_by(s.c.source_id)
+        ).all()
+        for source_id, questionnaire in missing:
+            write_figures(
+                conn,
+                (campaign_id, source_id),
+                _stored_figures(conn, campaign_id, source_id, questionnaire),
+            )
+    return len(missing)
+
+
+def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
+    """A digest of everything in the warehouse that the marts, alerts and workbooks of a
+    campaign are made from.
+
+    Equal digests mean a rebuild would publish the same figures: the registry (campaign, units,
+    schools, sources and whether they are active), the items, each source's current load and
+    latest status, and the alerts' states and notes (the workbooks list them), plus the plain
+    values in ``outside`` (settings, say). The ledger rows a quiet night appends ('unchanged',
+    the same 'absent' or 'failed' again) do not change it.
+    """
+    led, s = t.load_ledger, t.source
+    with engine.connect() as conn:
+
+        def rows(table: sa.Table, *columns: Any) -> list[Any]:
+            stmt = sa.select(*(columns or table.c)).where(table.c.campaign_id == campaign_id)
+            return [list(r) for r in conn.execute(stmt.order_by(*list(stmt.selected_columns)))]
+
+        latest = (
+            sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
+            .where(led.c.campaign_id == campaign_id)
+            .group_by(led.c.source_id)
+            .subquery("latest")
+        )
+        loaded = (
+            sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
+            .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
+            .group_by(led.c.source_id)
+            .subquery("loaded")
+        )
+        status = led.alias("status_row")
+        sources = conn.execute(
+            sa.select(
+                s.c.source_id,
+                s.c.is_active,
+                # 'unchanged' says the current load still stands, as 'loaded' did
+                sa.case((status.c.status == "unchanged", "loaded"), else_=status.c.status),
+                loaded.c.load_id,
+            )
+            .select_from(
+                s.outerjoin(latest, latest.c.source_id == s.c.source_id)
+                .outerjoin(status, status.c.load_id == latest.c.load_id)
+                .outerjoin(loaded, loaded.c.source_id == s.c.source_id)
+            )
+            .where(s.c.campaign_id == campaign_id)
+            .order_by(s.c.source_id)
+        ).all()
+        a = t.alerts
+        return digest(
+            rows(t.campaign),
+            rows(t.unit),
+            rows(t.school),
+            rows(t.campaign_questionnaire),
+            [list(r) for r in sources],
+            items(conn),
+            rows(
+                a,
+                a.c.rule,
+                a.c.scope,
+                a.c.scope_code,
+                a.c.subject,
+                a.c.severity,
+                a.c.status,
+                a.c.note,
+            ),
+        )
+
+
+def _stored_figures(
+    conn: sa.Connection, campaign_id: str, source_id: int, questionnaire: str
+) -> SourceFigures:
+    """A source's figures computed from its stored answers (and its responses' services)."""
+    a, r = t.answer, t.response
+    answers = pd.DataFrame(
+        [
+            tuple(row)
+            for row in conn.execute(
+                sa.select(a.c.response_no, a.c.question_code, a.c.value).where(
+                    a.c.campaign_id == campaign_id, a.c.source_id == source_id
+                )
+            )
+        ],
+        columns=["response_no", "question_code", "value"],
+    )
+    answers["value"] = pd.to_numeric(answers["value"], errors="coerce").astype("float64")
+    service_rows = conn.execute(
+        sa.select(r.c.response_no, r.c.service).where(
+            r.c.campaign_id == campaign_id, r.c.source_id == source_id
+        )
+    ).all()
+    services = pd.Series(
+        [row.service for row in service_rows],
+        index=[row.response_no for row in service_rows],
+        dtype="object",
+    )
+    return source_figures(answers, question_items(conn, questionnaire), services)
+
+
 #: Tables the mart queries read, whose planner statistics are refreshed before a rebuild.
-_SOURCE_TABLES = (t.answer, t.response, t.source, t.quarantine, t.load_ledger, t.school, t.question)
+_SOURCE_TABLES = (
+    *t.FIGURE_TABLES,
+    t.source,
+    t.quarantine,
+    t.load_ledger,
+    t.school,
+    t.question,
+)
 
 
 def refresh_statistics(engine: Engine) -> None:
@@ -104,6 +240,7 @@ def province_dimension(engine: Engine, campaign_id: str) -> pd.DataFrame:
     same semantics, including the CHUNG and MONG_DOI rows. Pooling answers (rather than
     averaging unit figures) gives each respondent the same weight, as DOMAIN.md asks.
     """
+    ensure_figures(engine, campaign_id)
     stats = _dimension_stats(
         campaign_id, ["level", "questionnaire", "dimension"], n_schools=True
     ).subquery("stats")
@@ -137,251 +274,143 @@ def _pct(numerator: Any, denominator: Any) -> Any:
     return 100.0 * sa.cast(numerator, sa.Float) / sa.cast(denominator, sa.Float)
 
 
-def _is_valid(kind: Any, value: Any) -> Any:
-    """A value in its answer kind's range; the marts count nothing else."""
-    return sa.or_(
-        sa.and_(kind == "likert", value.in_([1, 2, 3, 4, 5])),
-        sa.and_(kind == "yesno", value.in_([0, 1])),
-        sa.and_(kind == "level", value.in_([0, 3, 5, 7, 10])),
-        sa.and_(kind == "percent", value.between(0, 100)),
-    )
+def _ratio(numerator: Any, denominator: Any) -> Any:
+    return sa.cast(numerator, sa.Float) / sa.cast(denominator, sa.Float)
 
 
-def _valid_answers(
-    campaign_id: str, *, with_service: bool = False, questionnaire_kind: str | None = None
-) -> sa.Subquery:
-    """Every valid answer of the campaign with its item, source, school and unit.
+def _counted_sources(campaign_id: str, figures: sa.Table) -> tuple[Any, list[Any], dict[str, Any]]:
+    """``figures`` joined to what counts: active sources of registered schools.
 
-    Columns: campaign_id, source_id, response_no, question_code, value, kind, dimension,
-    questionnaire, questionnaire_kind, school_code, unit_code, level (and service).
-
-    ``questionnaire_kind`` keeps only the answers of questionnaires of that kind, by their
-    sources: the answer key starts with (campaign_id, source_id), so the PAPI and service
-    marts read those sources' answers instead of joining every answer of the campaign first
-    (most answers are satisfaction answers; profiled at 12 % of a rebuild without it).
+    Returns the join, its conditions, and the key columns by name (campaign_id, school_code,
+    unit_code, level, questionnaire).
     """
-    a, s, q, qn, sc = t.answer, t.source, t.question, t.questionnaire, t.school
-    columns: list[Any] = [
-        a.c.campaign_id,
-        a.c.source_id,
-        a.c.response_no,
-        a.c.question_code,
-        a.c.value,
-        q.c.kind,
-        q.c.dimension,
-        s.c.questionnaire,
-        qn.c.kind.label("questionnaire_kind"),
-        s.c.school_code,
-        sc.c.unit_code,
-        sc.c.level,
-    ]
-    joined = (
-        a.join(s, sa.and_(s.c.source_id == a.c.source_id, s.c.campaign_id == a.c.campaign_id))
-        .join(
-            q,
-            sa.and_(
-                q.c.questionnaire_code == s.c.questionnaire,
-                q.c.question_code == a.c.question_code,
-            ),
-        )
-        .join(qn, qn.c.questionnaire_code == s.c.questionnaire)
-        .join(sc, sa.and_(sc.c.campaign_id == a.c.campaign_id, sc.c.school_code == s.c.school_code))
-    )
-    conditions: list[Any] = []
-    if questionnaire_kind is not None:
-        s2, qn2 = t.source.alias("kind_source"), t.questionnaire.alias("kind_questionnaire")
-        conditions.append(
-            a.c.source_id.in_(
-                sa.select(s2.c.source_id)
-                .join(qn2, qn2.c.questionnaire_code == s2.c.questionnaire)
-                .where(s2.c.campaign_id == campaign_id, qn2.c.kind == questionnaire_kind)
-            )
-        )
-    if with_service:
-        r = t.response
-        joined = joined.join(
-            r,
-            sa.and_(
-                r.c.campaign_id == a.c.campaign_id,
-                r.c.source_id == a.c.source_id,
-                r.c.response_no == a.c.response_no,
-            ),
-        )
-        columns.append(r.c.service)
-    return (
-        sa.select(*columns)
-        .select_from(joined)
-        .where(
-            a.c.campaign_id == campaign_id,
-            s.c.is_active.is_(sa.true()),
-            _is_valid(q.c.kind, a.c.value),
-            *conditions,
-        )
-        .subquery("valid_answer")
-    )
+    s, sc = t.source, t.school
+    joined = figures.join(
+        s, sa.and_(s.c.source_id == figures.c.source_id, s.c.campaign_id == figures.c.campaign_id)
+    ).join(sc, sa.and_(sc.c.campaign_id == s.c.campaign_id, sc.c.school_code == s.c.school_code))
+    conditions = [figures.c.campaign_id == campaign_id, s.c.is_active.is_(sa.true())]
+    keys = {
+        "campaign_id": figures.c.campaign_id,
+        "school_code": s.c.school_code,
+        "unit_code": sc.c.unit_code,
+        "level": sc.c.level,
+        "questionnaire": s.c.questionnaire,
+    }
+    return joined, conditions, keys
 
 
-def _per_respondent(campaign_id: str) -> sa.Select[Any]:
-    """One row per (school, unit, level, questionnaire, dimension, respondent) with that
-    respondent's answer count, total and satisfied/dissatisfied counts in the dimension."""
-    v = _valid_answers(campaign_id)
-    dimension = sa.case(
-        (v.c.kind == "percent", sa.literal(EXPECTATION_DIMENSION, sa.String)),
-        else_=v.c.dimension,
-    ).label("dimension")
-    is_likert = v.c.kind == "likert"
-    satisfied = sa.case((is_likert, sa.case((v.c.value >= SATISFIED_MIN, 1), else_=0)))
-    dissatisfied = sa.case((is_likert, sa.case((v.c.value <= DISSATISFIED_MAX, 1), else_=0)))
-    base_keys = ["campaign_id", "school_code", "unit_code", "level", "questionnaire"]
-    per_respondent = (
-        sa.select(
-            *(v.c[k] for k in base_keys),
-            dimension,
-            v.c.source_id,
-            v.c.response_no,
-            sa.func.count().label("n"),
-            sa.func.sum(v.c.value).label("total"),
-            sa.func.sum(satisfied).label("n_sat"),
-            sa.func.sum(dissatisfied).label("n_dis"),
-        )
-        .where(
-            sa.or_(
-                sa.and_(is_likert, v.c.dimension.is_not(None)),
-                v.c.kind == "percent",
-            )
-        )
-        .group_by(*(v.c[k] for k in base_keys), dimension, v.c.source_id, v.c.response_no)
-    )
-    return per_respondent
-
-
-def _dimension_stats(
-    campaign_id: str,
-    keys: list[str],
-    *,
-    n_schools: bool,
-    per_respondent: sa.FromClause | None = None,
-) -> sa.Select[Any]:
+def _dimension_stats(campaign_id: str, keys: list[str], *, n_schools: bool) -> sa.Select[Any]:
     """Dimension figures grouped by ``keys`` (a subset of campaign_id, school_code, unit_code,
     level, questionnaire, dimension; 'dimension' must be among them).
 
-    Two steps so n_respondents is a plain COUNT on both backends: first one row per
-    (keys, respondent) with that respondent's counts (``_per_respondent``, or the table it was
-    materialised into), then the sums per keys.
+    Respondents belong to one source each, so n_respondents is the sum of the sources' counts.
     """
-    if per_respondent is None:
-        per_respondent = _per_respondent(campaign_id).subquery("per_respondent")
-    p = per_respondent.c
-    group = [p[k] for k in keys]
+    f = t.figure_source_dimension
+    joined, conditions, columns = _counted_sources(campaign_id, f)
+    columns["dimension"] = f.c.dimension
+    group = [columns[k].label(k) for k in keys]
     figures: list[Any] = []
     if n_schools:
-        figures.append(sa.func.count(sa.distinct(p.school_code)).label("n_schools"))
+        figures.append(sa.func.count(sa.distinct(columns["school_code"])).label("n_schools"))
+    n_answers = sa.func.sum(f.c.n_answers)
     figures += [
-        sa.func.count().label("n_respondents"),
-        sa.func.sum(p.n).label("n_answers"),
-        (sa.cast(sa.func.sum(p.total), sa.Float) / sa.cast(sa.func.sum(p.n), sa.Float)).label(
-            "mean_score"
-        ),
-        _pct(sa.func.sum(p.n_sat), sa.func.sum(p.n)).label("pct_satisfied"),
-        _pct(sa.func.sum(p.n_dis), sa.func.sum(p.n)).label("pct_dissatisfied"),
+        sa.func.sum(f.c.n_respondents).label("n_respondents"),
+        n_answers.label("n_answers"),
+        _ratio(sa.func.sum(f.c.total), n_answers).label("mean_score"),
+        _pct(sa.func.sum(f.c.n_satisfied), n_answers).label("pct_satisfied"),
+        _pct(sa.func.sum(f.c.n_dissatisfied), n_answers).label("pct_dissatisfied"),
     ]
-    return sa.select(*group, *figures).group_by(*group)
-
-
-def _school_dimension(
-    campaign_id: str, per_respondent: sa.FromClause | None = None
-) -> sa.Select[Any]:
-    return _dimension_stats(
-        campaign_id,
-        ["campaign_id", "school_code", "questionnaire", "dimension"],
-        n_schools=False,
-        per_respondent=per_respondent,
+    return (
+        sa.select(*group, *figures)
+        .select_from(joined)
+        .where(*conditions)
+        .group_by(*(columns[k] for k in keys))
     )
 
 
-def _unit_dimension(
-    campaign_id: str, per_respondent: sa.FromClause | None = None
-) -> sa.Select[Any]:
+def _school_dimension(campaign_id: str) -> sa.Select[Any]:
+    return _dimension_stats(
+        campaign_id, ["campaign_id", "school_code", "questionnaire", "dimension"], n_schools=False
+    )
+
+
+def _unit_dimension(campaign_id: str) -> sa.Select[Any]:
     return _dimension_stats(
         campaign_id,
         ["campaign_id", "unit_code", "level", "questionnaire", "dimension"],
         n_schools=True,
-        per_respondent=per_respondent,
     )
 
 
-#: Name of the temporary table holding the per-respondent rows during a rebuild.
-_PER_RESPONDENT_TABLE = "khaosat_tmp_per_respondent"
-
-
-def _materialise(conn: sa.Connection, name: str, select: sa.Select[Any]) -> sa.Table:
-    """``select``'s rows in a new TEMPORARY table of the connection (dropped by the caller;
-    created inside the caller's transaction, so a rollback removes it too)."""
-    table = sa.Table(
-        name,
-        sa.MetaData(),
-        *(sa.Column(c.name, c.type) for c in select.selected_columns),
-        prefixes=["TEMPORARY"],
+def _question_figures(
+    campaign_id: str, kind: str, questionnaire_kind: str | None = None
+) -> tuple[Any, list[Any], dict[str, Any]]:
+    """Per-question figures of items of answer ``kind`` (and questionnaire kind), joined to
+    what counts; the key columns include question_code and service."""
+    f, q, qn = t.figure_source_question, t.question, t.questionnaire
+    joined, conditions, keys = _counted_sources(campaign_id, f)
+    joined = joined.join(
+        q,
+        sa.and_(
+            q.c.questionnaire_code == keys["questionnaire"],
+            q.c.question_code == f.c.question_code,
+        ),
     )
-    table.create(conn)
-    conn.execute(table.insert().from_select([c.name for c in select.selected_columns], select))
-    return table
+    conditions.append(q.c.kind == kind)
+    if questionnaire_kind is not None:
+        joined = joined.join(qn, qn.c.questionnaire_code == keys["questionnaire"])
+        conditions.append(qn.c.kind == questionnaire_kind)
+    keys |= {"question_code": f.c.question_code, "service": f.c.service}
+    return joined, conditions, keys
 
 
 def _unit_question(campaign_id: str) -> sa.Select[Any]:
-    v = _valid_answers(campaign_id)
-    group = [v.c.campaign_id, v.c.unit_code, v.c.level, v.c.questionnaire, v.c.question_code]
-    counts = [
-        sa.func.sum(sa.case((v.c.value == k, 1), else_=0)).label(f"n_{k}") for k in range(1, 6)
-    ]
-    n_satisfied = sa.func.sum(sa.case((v.c.value >= SATISFIED_MIN, 1), else_=0))
+    f = t.figure_source_question
+    joined, conditions, keys = _question_figures(campaign_id, "likert")
+    names = ["campaign_id", "unit_code", "level", "questionnaire", "question_code"]
+    n_answers = sa.func.sum(f.c.n_answers)
     return (
         sa.select(
-            *group,
-            sa.func.count().label("n_answers"),
-            *counts,
-            sa.cast(sa.func.avg(v.c.value), sa.Float).label("mean_score"),
-            _pct(n_satisfied, sa.func.count()).label("pct_satisfied"),
+            *(keys[k].label(k) for k in names),
+            n_answers.label("n_answers"),
+            *(sa.func.sum(f.c[f"n_{k}"]).label(f"n_{k}") for k in range(1, 6)),
+            _ratio(sa.func.sum(f.c.total), n_answers).label("mean_score"),
+            _pct(sa.func.sum(f.c.n_4 + f.c.n_5), n_answers).label("pct_satisfied"),
         )
-        .where(v.c.kind == "likert")
-        .group_by(*group)
+        .select_from(joined)
+        .where(*conditions)
+        .group_by(*(keys[k] for k in names))
     )
 
 
 def _papi(campaign_id: str) -> list[sa.Select[Any]]:
     """% Có per indicator at school, unit and province scope (papi questionnaires only)."""
-    v = _valid_answers(campaign_id, questionnaire_kind="papi")
-    papi = sa.and_(v.c.kind == "yesno", v.c.questionnaire_kind == "papi")
+    f, c = t.figure_source_question, t.campaign
+    joined, conditions, keys = _question_figures(campaign_id, "yesno", "papi")
+    n_answers = sa.func.sum(f.c.n_answers)
     figures = [
-        sa.func.count().label("n_answers"),
-        _pct(sa.func.sum(v.c.value), sa.func.count()).label("pct_yes"),
+        n_answers.label("n_answers"),
+        _pct(sa.func.sum(f.c.total), n_answers).label("pct_yes"),
     ]
+    joined = joined.join(c, c.c.campaign_id == f.c.campaign_id)
     selects = []
-    for scope, code in (("school", v.c.school_code), ("unit", v.c.unit_code)):
+    for scope, code in (
+        ("school", keys["school_code"]),
+        ("unit", keys["unit_code"]),
+        ("province", c.c.province_code),
+    ):
         selects.append(
             sa.select(
-                v.c.campaign_id,
+                f.c.campaign_id,
                 sa.literal(scope, sa.String).label("scope"),
                 code.label("scope_code"),
-                v.c.question_code.label("indicator"),
+                f.c.question_code.label("indicator"),
                 *figures,
             )
-            .where(papi)
-            .group_by(v.c.campaign_id, code, v.c.question_code)
+            .select_from(joined)
+            .where(*conditions)
+            .group_by(f.c.campaign_id, code, f.c.question_code)
         )
-    c = t.campaign
-    selects.append(
-        sa.select(
-            v.c.campaign_id,
-            sa.literal("province", sa.String).label("scope"),
-            c.c.province_code.label("scope_code"),
-            v.c.question_code.label("indicator"),
-            *figures,
-        )
-        .select_from(v.join(c, c.c.campaign_id == v.c.campaign_id))
-        .where(papi)
-        .group_by(v.c.campaign_id, c.c.province_code, v.c.question_code)
-    )
     return selects
 
 
@@ -391,24 +420,27 @@ def _service_ranking(campaign_id: str) -> sa.Select[Any]:
     Each criterion is averaged over the service's rows before summing, so a service listed
     twice by mistake stays on the 0–80 scale; for the normal single row it is the plain sum.
     """
-    v = _valid_answers(campaign_id, with_service=True, questionnaire_kind="service_review")
-    school_keys = [v.c.campaign_id, v.c.unit_code, v.c.school_code, v.c.service]
+    f = t.figure_source_question
+    joined, conditions, keys = _question_figures(campaign_id, "level", "service_review")
+    school_keys = [keys[k].label(k) for k in ("campaign_id", "unit_code", "school_code", "service")]
     per_criterion = (
-        sa.select(*school_keys, sa.func.avg(v.c.value).label("points"))
-        .where(
-            v.c.kind == "level",
-            v.c.questionnaire_kind == "service_review",
-            v.c.service.is_not(None),
-            v.c.service != "",
+        sa.select(
+            *school_keys,
+            _ratio(sa.func.sum(f.c.total), sa.func.sum(f.c.n_answers)).label("points"),
         )
-        .group_by(*school_keys, v.c.question_code)
+        .select_from(joined)
+        .where(*conditions, f.c.service != "")
+        .group_by(
+            *(keys[k] for k in ("campaign_id", "unit_code", "school_code", "service")),
+            f.c.question_code,
+        )
         .subquery("per_criterion")
     )
     pc = per_criterion.c
-    keys = [pc.campaign_id, pc.unit_code, pc.school_code, pc.service]
+    group = [pc.campaign_id, pc.unit_code, pc.school_code, pc.service]
     totals = (
-        sa.select(*keys, sa.cast(sa.func.sum(pc.points), sa.Float).label("total_points"))
-        .group_by(*keys)
+        sa.select(*group, sa.cast(sa.func.sum(pc.points), sa.Float).label("total_points"))
+        .group_by(*group)
         .subquery("totals")
     )
     tt = totals.c
@@ -446,10 +478,10 @@ def _completeness(campaign_id: str, as_of: dt.datetime, deadline_at: dt.datetime
     )
     active = sa.and_(s.c.campaign_id == campaign_id, s.c.is_active.is_(sa.true()))
 
-    v = _valid_answers(campaign_id)
+    fs = t.figure_source
     valid_per_source = (
-        sa.select(v.c.source_id, sa.func.count(sa.distinct(v.c.response_no)).label("n_valid"))
-        .group_by(v.c.source_id)
+        sa.select(fs.c.source_id, fs.c.n_valid_responses.label("n_valid"))
+        .where(fs.c.campaign_id == campaign_id)
         .subquery("valid_per_source")
     )
 

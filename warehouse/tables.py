@@ -16,6 +16,8 @@ the campaign's local time (``campaign.timezone``), ``Boolean`` without a CHECK c
 Groups:
 - dimensions: campaign, campaign_questionnaire, unit, school, questionnaire, question, source;
 - facts: response, answer; quarantine (rejected values, with where and why);
+- per-source figures (``warehouse.figures``): figure_source, figure_source_dimension,
+  figure_source_question, the sums the marts are rebuilt from;
 - operations: run, load_ledger, meta;
 - marts (rebuilt by ``warehouse.marts``): mart_school_dimension, mart_unit_dimension,
   mart_unit_question, mart_papi, mart_service_ranking, mart_completeness; and alerts (kept
@@ -334,6 +336,69 @@ quarantine = sa.Table(
     comment="One row per rejected value, row or source, with where it was and why; replaced "
     "with its source's rows.",
 )
+
+# --------------------------------------------------------------------------------------------
+# Per-source figures (warehouse.figures): the sums the marts are built from, replaced with their
+# source's rows in the same transaction. Only valid answers count (see the marts' comment below).
+# --------------------------------------------------------------------------------------------
+
+
+def _source_key() -> list[sa.Column[Any]]:
+    return [
+        _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+        _col(
+            "source_id",
+            sa.Integer(),
+            "Source.",
+            sa.ForeignKey("source.source_id"),
+            primary_key=True,
+        ),
+    ]
+
+
+figure_source = sa.Table(
+    "figure_source",
+    metadata,
+    *_source_key(),
+    _col("n_valid_responses", sa.Integer(), "Responses with at least one valid answer."),
+    comment="One row per loaded source: its figures are current (a source loaded before "
+    "this table existed has none until they are computed from its answers).",
+)
+
+figure_source_dimension = sa.Table(
+    "figure_source_dimension",
+    metadata,
+    *_source_key(),
+    _col("dimension", sa.String(), "Dimension code, CHUNG or MONG_DOI.", primary_key=True),
+    _col("n_respondents", sa.Integer(), "Responses with a valid answer in the dimension."),
+    _col("n_answers", sa.Integer(), "Valid answers to the dimension's items."),
+    _col("total", sa.Float(), "Sum of those answers' values."),
+    _col("n_satisfied", sa.Integer(), "Answers of 4 or 5; NULL for MONG_DOI.", nullable=True),
+    _col("n_dissatisfied", sa.Integer(), "Answers of 1 or 2; NULL for MONG_DOI.", nullable=True),
+    comment="One row per (source, dimension) with a valid answer: the sums behind the "
+    "dimension marts.",
+)
+
+figure_source_question = sa.Table(
+    "figure_source_question",
+    metadata,
+    *_source_key(),
+    _col("question_code", sa.String(), "Item (likert, yesno or level kind).", primary_key=True),
+    _col(
+        "service",
+        sa.Text(),
+        "Service named by the responses (service reviews); empty otherwise.",
+        primary_key=True,
+    ),
+    _col("n_answers", sa.Integer(), "Valid answers."),
+    *(_col(f"n_{k}", sa.Integer(), f"Answers equal to {k}.") for k in range(1, 6)),
+    _col("total", sa.Float(), "Sum of the valid answers' values."),
+    comment="One row per (source, question, service) with a valid answer: the sums behind the "
+    "question, PAPI and service marts.",
+)
+
+#: The per-source figure tables, replaced with their source's rows.
+FIGURE_TABLES = (figure_source, figure_source_dimension, figure_source_question)
 
 # --------------------------------------------------------------------------------------------
 # Operations
