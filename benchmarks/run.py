@@ -76,29 +76,7 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]
     return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "exit": proc.returncode, **payload}
 
 
-class _Quoted:
-    """A task whose first argument (the run's Context) is passed as ``quote(ctx)``.
-
-    Experiment ``quote``: what the one-word change proposed for flows/nightly.py does. Prefect
-    walks every task argument looking for futures (visit_collection) on every task run; the
-    Context holds the whole registry, so that walk costs O(sources) per task and O(sources²)
-    per run. ``quote`` tells Prefect not to walk it (the task still receives the Context).
-    """
-
-    def __init__(self, task: Any) -> None:
-        from prefect.utilities.annotations import quote
-
-        self.task = task
-        self.quote = quote
-
-    def submit(self, ctx: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.task.submit(self.quote(ctx), *args, **kwargs)
-
-    def __call__(self, ctx: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.task(self.quote(ctx), *args, **kwargs)
-
-
-def child_khaosat(config: str, profile: str | None, experiments: list[str]) -> int:
+def child_khaosat(config: str, profile: str | None) -> int:
     """Run the nightly flow once in this process; print stage times and counts as JSON."""
     import threading
 
@@ -109,19 +87,6 @@ def child_khaosat(config: str, profile: str | None, experiments: list[str]) -> i
     from flows import nightly
 
     imported = time.perf_counter() - t_import
-    if "quote" in experiments:
-        for name in (
-            "fetch_source",
-            "parse_source",
-            "validate_questionnaire",
-            "load_source",
-            "build_marts",
-            "raise_alerts",
-            "publish_workbooks",
-            "publish_feedback",
-        ):
-            if hasattr(nightly, name):
-                setattr(nightly, name, _Quoted(getattr(nightly, name)))
     stages: dict[str, float] = {}
     marks: dict[str, float] = {}
     lock = threading.Lock()
@@ -205,8 +170,7 @@ def child_khaosat(config: str, profile: str | None, experiments: list[str]) -> i
                 "flow_startup": flow_startup,
                 "flow_teardown": flow_teardown,
                 "stages": stages,
-                # the flow's own stage timer, once RunSummary has one (proposed)
-                "summary_stages": dict(getattr(summary, "stages", None) or {}),
+                "published": summary.published,
                 "statuses": {s: summary.count(s) for s in ("loaded", "unchanged", "failed")},
                 "n_sources": len(summary.outcomes),
                 "n_responses": n_responses,
@@ -367,12 +331,8 @@ def _run_dir(work: Path, province: Path, name: str, warehouse_url: str | None) -
     return run
 
 
-def _khaosat(
-    run: Path, profile: str | None = None, experiments: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def _khaosat(run: Path, profile: str | None = None) -> dict[str, Any]:
     args = [PYTHON, str(HERE / "run.py"), "--child-khaosat", str(run / "khaosat.yaml")]
-    for e in experiments:
-        args += ["--experiment", e]
     if profile:
         args += ["--child-profile", profile]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -453,19 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="one more run under pyinstrument")
     parser.add_argument("--prefect-overhead", type=int, default=0, metavar="N")
     parser.add_argument("--json", type=Path, help="write all measurements here")
-    parser.add_argument(
-        "--experiment",
-        action="append",
-        default=[],
-        choices=["quote"],
-        help="apply a proposed flow change inside the khaosat child (see _Quoted)",
-    )
     parser.add_argument("--child-khaosat", help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     parser.add_argument("--child-overhead", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_khaosat:
-        return child_khaosat(args.child_khaosat, args.child_profile, args.experiment)
+        return child_khaosat(args.child_khaosat, args.child_profile)
     if args.child_overhead:
         return child_prefect_overhead(args.child_overhead, 4)
 
@@ -509,13 +462,13 @@ def main(argv: list[str] | None = None) -> int:
                     url = _pg_database(admin_url, db_name)
                 run = _run_dir(work, province, f"{what}-{i}", url)
                 try:
-                    r = _khaosat(run, experiments=tuple(args.experiment))
+                    r = _khaosat(run)
                     results[what].append(r)
                     print(
                         f"[{i + 1}] {what:<13} {r['wall']:7.1f} s  {r['rss_mb']:6.0f} MB  "
                         f"{r['statuses']}"
                     )
-                    rr = _khaosat(run, experiments=tuple(args.experiment))
+                    rr = _khaosat(run)
                     results[f"{what}-rerun"].append(rr)
                     print(
                         f"[{i + 1}] {what + ' re-run':<13} {rr['wall']:7.1f} s  "
@@ -529,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             run = _run_dir(work, province, "profile", None)
             prefix = str(work / f"profile-{args.schools}x{args.responses}")
-            r = _khaosat(run, profile=prefix, experiments=tuple(args.experiment))
+            r = _khaosat(run, profile=prefix)
             print(f"profile: {prefix}.txt / .html (run took {r['wall']:.1f} s)")
         overhead = None
         if args.prefect_overhead:

@@ -10,8 +10,9 @@ Rules (``RULES`` holds their Vietnamese titles; default severities in brackets):
 - ``pct_satisfied_low`` per school and unit, per dimension and CHUNG: pct_satisfied below
   ``pct_satisfied_red`` [red] or ``pct_satisfied_amber`` [amber];
 - ``mean_score_low``: mean_score below ``mean_score_red`` [red];
-- ``item_dissatisfied_high`` per unit item (mart_unit_question) and school item (answer facts):
-  pct_dissatisfied = 100 × (#1 + #2) / #valid at or above ``item_pct_dissatisfied_red`` [red];
+- ``item_dissatisfied_high`` per unit item (mart_unit_question) and school item (per-source
+  figures): pct_dissatisfied = 100 × (#1 + #2) / #valid at or above
+  ``item_pct_dissatisfied_red`` [red];
 - ``insufficient_sample`` per school and unit questionnaire: fewer respondents than
   ``min_respondents`` [info];
 - ``yoy_drop`` per school and unit dimension: pct_satisfied fell by ``yoy_drop_points`` or more

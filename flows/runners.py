@@ -17,7 +17,10 @@ Engine per process and URL, so a worker running many tasks keeps one connection 
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+_pools: dict[int, Executor] = {}
+_pools_lock = threading.Lock()
 
 
 def task_runner(settings: Settings) -> TaskRunner[Any]:
@@ -55,6 +60,37 @@ def task_runner(settings: Settings) -> TaskRunner[Any]:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=settings.run.concurrency)
+
+
+def parse_pool(settings: Settings) -> Executor | None:
+    """This process's pool of parse processes, or None to parse in the calling thread.
+
+    Reading and parsing a submission is pure Python and numpy under the GIL: in threads, a
+    province's thousand files parse on one core. The pool lets them use every core while the
+    flow's thread validates and loads. Its workers start from a clean interpreter
+    (forkserver), never forked from the flow's threads, and live as long as this process.
+    """
+    n = settings.run.parse_processes
+    if n is None:
+        n = os.cpu_count() or 1
+    if n == 0 or settings.run.task_runner == "dask":
+        return None
+    with _pools_lock:
+        pool = _pools.get(n)
+        if pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["flows.parse"])
+            pool = _pools[n] = ProcessPoolExecutor(max_workers=n, mp_context=context)
+        return pool
+
+
+def discard_parse_pool(pool: Executor) -> None:
+    """Forget a broken pool, so the next ``parse_pool`` starts a fresh one."""
+    with _pools_lock:
+        for n, known in list(_pools.items()):
+            if known is pool:
+                del _pools[n]
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def shared_engine(url: str) -> Engine:

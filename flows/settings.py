@@ -93,6 +93,12 @@ class GSheets(_Section):
 class Run(_Section):
     #: sources processed at once (threads, or Dask tasks in flight).
     concurrency: int = 4
+    #: sources fetched, parsed, validated and loaded together; memory holds at most two
+    #: batches, however many schools the province has.
+    batch_sources: int = Field(default=200, ge=1)
+    #: processes that read and parse submissions beside the flow (0: in the flow's threads;
+    #: default: one per CPU). Not used with the Dask task runner, whose workers are processes.
+    parse_processes: int | None = Field(default=None, ge=0)
     #: "threads" (default, in-process) or "dask" (an existing Dask cluster at dask_address).
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None

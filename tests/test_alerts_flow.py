@@ -25,7 +25,7 @@ CSVC_LOW = ("pct_satisfied_low", "school", "S1", "CMHS_TH/CSVC")
 
 def alert_rows(engine: sa.Engine) -> dict[tuple[str, str, str, str], dict[str, object]]:
     return {
-        (r["rule"], r["scope"], r["scope_code"], r["subject"]): r
+        (str(r["rule"]), str(r["scope"]), str(r["scope_code"]), str(r["subject"])): r
         for r in rows(engine, "SELECT * FROM alerts")
     }
 

@@ -3,7 +3,9 @@
 The rules themselves are pure functions in ``flows.alerts``; this module is their IO:
 
 - ``read_inputs`` reads one campaign's marts (and the few facts no mart holds: per-school item
-  counts, service criteria, rejected values per source) into plain frozen rows;
+  counts and service criteria from the per-source figures, answers kept per source from the
+  ledger, rejected values per source from quarantine) into plain frozen rows; it never reads
+  the answers or responses, which hold millions of rows in a province;
 - ``sync_alerts`` applies one evaluation's candidates to the ``alerts`` table in ONE
   transaction, with the lifecycle DESIGN.md asks for (below);
 - ``list_alerts``, ``acknowledge`` and ``resolve`` are what ``khaosat alerts`` calls.
@@ -29,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
+from warehouse.marts import ensure_figures
 
 #: alerts.severity values, most severe first.
 SEVERITIES = ("red", "amber", "info")
@@ -39,8 +42,6 @@ ACTIVE_STATUSES = ("open", "acknowledged")
 
 #: Likert values counted as dissatisfied (bottom-2 box), as in warehouse.marts.
 DISSATISFIED_MAX = 2
-_LIKERT_VALUES = (1, 2, 3, 4, 5)
-_LEVEL_VALUES = (0, 3, 5, 7, 10)
 
 #: The unique key of an alert within its campaign.
 IDENTITY = ("rule", "scope", "scope_code", "subject")
@@ -71,7 +72,7 @@ class DimensionFigures:
 
 @dataclass(frozen=True)
 class ItemFigures:
-    """Valid answers to one Likert item in a school (from the answer facts) or a unit (from
+    """Valid answers to one Likert item in a school (from the per-source figures) or a unit (from
     mart_unit_question): n_dissatisfied = #1 + #2."""
 
     scope: str
@@ -221,7 +222,13 @@ def read_inputs(engine: Engine, campaign_id: str, previous_id: str | None = None
     ``previous_id`` is the previous campaign (``campaign.previous``) whose dimension marts are
     compared year on year; its rows are read only if it is in this warehouse (no rows
     otherwise). Only active sources and registered schools count, as in the marts.
+
+    Facts no mart holds are read from the per-source figures (``warehouse.figures``) and the
+    ledger, never from the answers. Figures missing or out of date (a warehouse loaded before
+    they existed, items changed in schemas/) are computed first, as the marts do; after a
+    rebuild of the marts there is nothing to compute.
     """
+    ensure_figures(engine, campaign_id)
     with engine.connect() as conn:
         return AlertInputs(
             dimensions=_dimensions(conn, campaign_id),
@@ -300,49 +307,47 @@ def _unit_items(conn: sa.Connection, campaign_id: str) -> list[ItemFigures]:
     ]
 
 
-def _answer_join(*, with_response: bool = False) -> Any:
-    """answer ⋈ source ⋈ question ⋈ school (⋈ response): answers of registered schools."""
-    a, s, q, sc = t.answer, t.source, t.question, t.school
-    joined = (
-        a.join(s, sa.and_(s.c.source_id == a.c.source_id, s.c.campaign_id == a.c.campaign_id))
+def _figure_join() -> Any:
+    """figure_source_question ⋈ source ⋈ question ⋈ school: item figures of registered schools.
+
+    The marts are rebuilt from these per-source sums, so reading them (a few rows per source)
+    instead of the answers (millions of rows in a province) gives the same counts and keeps the
+    evaluation's cost independent of the number of answers.
+    """
+    f, s, q, sc = t.figure_source_question, t.source, t.question, t.school
+    return (
+        f.join(s, sa.and_(s.c.source_id == f.c.source_id, s.c.campaign_id == f.c.campaign_id))
         .join(
             q,
             sa.and_(
                 q.c.questionnaire_code == s.c.questionnaire,
-                q.c.question_code == a.c.question_code,
+                q.c.question_code == f.c.question_code,
             ),
         )
-        .join(sc, sa.and_(sc.c.campaign_id == a.c.campaign_id, sc.c.school_code == s.c.school_code))
+        .join(sc, sa.and_(sc.c.campaign_id == f.c.campaign_id, sc.c.school_code == s.c.school_code))
     )
-    if with_response:
-        r = t.response
-        joined = joined.join(
-            r,
-            sa.and_(
-                r.c.campaign_id == a.c.campaign_id,
-                r.c.source_id == a.c.source_id,
-                r.c.response_no == a.c.response_no,
-            ),
-        )
-    return joined
 
 
 def _school_items(conn: sa.Connection, campaign_id: str) -> list[ItemFigures]:
-    """Per school and Likert item: valid answers and #1 + #2 (no mart holds items per school)."""
-    a, s, q = t.answer, t.source, t.question
-    group = [s.c.school_code, s.c.questionnaire, a.c.question_code, q.c.dimension]
+    """Per school and Likert item: valid answers and #1 + #2 (no mart holds items per school).
+
+    figure_source_question counts a Likert item's valid answers (1–5) and each value per
+    source; a school's figures are the sums over its active sources (and services).
+    """
+    f, s, q = t.figure_source_question, t.source, t.question
+    group = [s.c.school_code, s.c.questionnaire, f.c.question_code, q.c.dimension]
     stmt = (
         sa.select(
             *group,
-            sa.func.count().label("n_answers"),
-            sa.func.sum(sa.case((a.c.value <= DISSATISFIED_MAX, 1), else_=0)).label("n_dis"),
+            sa.func.sum(f.c.n_answers).label("n_answers"),
+            # the bottom-2 box: values up to DISSATISFIED_MAX
+            sa.func.sum(f.c.n_1 + f.c.n_2).label("n_dis"),
         )
-        .select_from(_answer_join())
+        .select_from(_figure_join())
         .where(
-            a.c.campaign_id == campaign_id,
+            f.c.campaign_id == campaign_id,
             s.c.is_active.is_(sa.true()),
             q.c.kind == "likert",
-            a.c.value.in_(_LIKERT_VALUES),
         )
         .group_by(*group)
     )
@@ -381,28 +386,37 @@ def _services(conn: sa.Connection, campaign_id: str) -> list[ServiceFigures]:
 
 
 def _criteria(conn: sa.Connection, campaign_id: str) -> list[CriterionFigures]:
-    """Each review criterion's points per (school, service), averaged like the ranking mart."""
-    a, s, q, qn, r = t.answer, t.source, t.question, t.questionnaire, t.response
-    group = [s.c.school_code, r.c.service, a.c.question_code]
+    """Each review criterion's points per (school, service), averaged like the ranking mart.
+
+    The mean is pooled over the school's active sources: sum of the valid values over their
+    count, from figure_source_question (service is '' for answers naming no service).
+    """
+    f, s, q, qn = t.figure_source_question, t.source, t.question, t.questionnaire
+    group = [s.c.school_code, f.c.service, f.c.question_code]
     stmt = (
-        sa.select(*group, sa.cast(sa.func.avg(a.c.value), sa.Float).label("points"))
-        .select_from(
-            _answer_join(with_response=True).join(qn, qn.c.questionnaire_code == s.c.questionnaire)
+        sa.select(
+            *group,
+            sa.func.sum(f.c.total).label("total"),
+            sa.func.sum(f.c.n_answers).label("n_answers"),
         )
+        .select_from(_figure_join().join(qn, qn.c.questionnaire_code == s.c.questionnaire))
         .where(
-            a.c.campaign_id == campaign_id,
+            f.c.campaign_id == campaign_id,
             s.c.is_active.is_(sa.true()),
             q.c.kind == "level",
             qn.c.kind == "service_review",
-            a.c.value.in_(_LEVEL_VALUES),
-            r.c.service.is_not(None),
-            r.c.service != "",
+            f.c.service != "",
         )
         .group_by(*group)
     )
     return [
-        CriterionFigures(row.school_code, row.service, row.question_code, float(row.points))
+        # Level values are whole points, so the sums are exact and this division gives the
+        # same float as AVG over the answers did.
+        CriterionFigures(
+            row.school_code, row.service, row.question_code, float(row.total) / int(row.n_answers)
+        )
         for row in conn.execute(stmt)
+        if row.n_answers
     ]
 
 
@@ -432,13 +446,22 @@ def _completeness(conn: sa.Connection, campaign_id: str) -> list[CompletenessFig
 
 
 def _sources(conn: sa.Connection, campaign_id: str) -> list[SourceFigures]:
-    a, qu, s = t.answer, t.quarantine, t.source
-    answers = (
-        sa.select(a.c.source_id, sa.func.count().label("n"))
-        .where(a.c.campaign_id == campaign_id)
-        .group_by(a.c.source_id)
-        .subquery("answers")
+    """Active sources with their answers kept and values rejected.
+
+    Answers kept come from the source's latest 'loaded' ledger row: ``replace_source`` writes
+    a source's answers and that row in one transaction, and nothing else writes or deletes
+    answers, so its n_answers is the number of answer rows the source holds, without counting
+    them. Rejected values are counted in quarantine (scope 'value'), which holds only the
+    rejections and is indexed by source.
+    """
+    led, qu, s = t.load_ledger, t.quarantine, t.source
+    loaded = (
+        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
+        .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
+        .group_by(led.c.source_id)
+        .subquery("loaded")
     )
+    current = led.alias("current")
     rejected = (
         sa.select(qu.c.source_id, sa.func.count().label("n"))
         .where(qu.c.campaign_id == campaign_id, qu.c.scope == "value")
@@ -450,13 +473,13 @@ def _sources(conn: sa.Connection, campaign_id: str) -> list[SourceFigures]:
             s.c.school_code,
             s.c.questionnaire,
             s.c.location,
-            sa.func.coalesce(answers.c.n, 0).label("n_answers"),
+            sa.func.coalesce(current.c.n_answers, 0).label("n_answers"),
             sa.func.coalesce(rejected.c.n, 0).label("n_rejected"),
         )
         .select_from(
-            s.outerjoin(answers, answers.c.source_id == s.c.source_id).outerjoin(
-                rejected, rejected.c.source_id == s.c.source_id
-            )
+            s.outerjoin(loaded, loaded.c.source_id == s.c.source_id)
+            .outerjoin(current, current.c.load_id == loaded.c.load_id)
+            .outerjoin(rejected, rejected.c.source_id == s.c.source_id)
         )
         .where(s.c.campaign_id == campaign_id, s.c.is_active.is_(sa.true()))
     )

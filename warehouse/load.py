@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -816,13 +817,10 @@ def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.Sourc
         (t.figure_source_dimension, figs.dimensions),
         (t.figure_source_question, figs.questions),
     ):
-        if len(frame):
-            key_values = {"campaign_id": campaign_id, "source_id": source_id}
-            rows = [
-                key_values | {str(k): (None if pd.isna(v) else v) for k, v in row.items()}
-                for row in frame.to_dict("records")
-            ]
-            conn.execute(table.insert(), rows)
+        converters = {"dimension": str, "question_code": str, "service": str, "total": float}
+        columns = [str(c) for c in frame.columns]
+        data = [_column(frame, c, converters.get(c, int)) for c in columns]
+        _bulk_insert(conn, table, *_prefixed(key, (columns, data)))
 
 
 def _delete_source_rows(conn: sa.Connection, campaign_id: str, source_id: int) -> None:
@@ -988,6 +986,20 @@ def cell_address(row: int | None, col: int | None) -> str | None:
     return f"{column_letters(col)}{row}"
 
 
+def _cells(df: pd.DataFrame) -> list[str | None]:
+    """Each row's A1 address from its 1-based row and col (None where either is missing)."""
+    if df.empty:
+        return []
+    if df["row"].isna().any() or df["col"].isna().any():
+        rows, cols = _column(df, "row", int), _column(df, "col", int)
+        return [cell_address(r, c) for r, c in zip(rows, cols, strict=True)]
+    # answers come a few columns by thousands of rows: letters once per column, then one concat
+    col = df["col"].to_numpy(dtype="int64")
+    letters = pd.Series(col).map({c: column_letters(int(c)) for c in np.unique(col)})
+    numbers = pd.Series(df["row"].to_numpy(dtype="int64")).astype(str)
+    return list(letters.str.cat(numbers))
+
+
 def _response_rows(parsed: Parsed) -> _Rows:
     df = parsed.responses
     columns = ["response_no", "sheet", "row_number", "submitted_at"]
@@ -1005,13 +1017,11 @@ def _response_rows(parsed: Parsed) -> _Rows:
 
 def _answer_rows(parsed: Parsed) -> _Rows:
     df = parsed.answers
-    rows = _column(df, "row", int)
-    cols = _column(df, "col", int)
     data = [
         _column(df, "response_no", int),
         _column(df, "question_code", str),
         _column(df, "value", float),
-        [cell_address(r, c) for r, c in zip(rows, cols, strict=True)],
+        _cells(df),
     ]
     columns = ["response_no", "question_code", "value", "cell"]
     return columns, data
