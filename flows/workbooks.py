@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import io
 import re
+import weakref
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,7 +53,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, MergedCell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.chart.label import DataLabelList
 from openpyxl.chart.marker import DataPoint
@@ -65,7 +67,10 @@ from openpyxl.drawing.text import (
 )
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.cell_range import CellRange
+from openpyxl.worksheet.merge import MergedCellRange
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import tostring
@@ -184,12 +189,18 @@ _WRAP = Alignment(vertical="top", wrap_text=True)
 _MIDDLE = Alignment(vertical="center")
 _WRAP_MIDDLE = Alignment(vertical="center", wrap_text=True)
 _SUPPRESSED_ALIGN = Alignment(horizontal="right", vertical="center")
+_LEFT = Alignment(horizontal="left")
 
 #: Tier colours: cell fill and font (Excel's own good/neutral/bad styles) and chart bars.
 _TIER_STYLE = {
     "red": ("FFC7CE", "9C0006", "C00000"),
     "amber": ("FFEB9C", "9C5700", "FFC000"),
     "green": ("C6EFCE", "006100", "70AD47"),
+}
+#: The "Mức" cell of a red or amber alert: the tier's fill, its font in bold.
+_SEVERITY_STYLE = {
+    tier: (PatternFill("solid", start_color=fill, end_color=fill), Font(color=font, bold=True))
+    for tier, (fill, font, _) in _TIER_STYLE.items()
 }
 
 # Characters a file name must not carry from a registry code (separators, "..", shell specials).
@@ -233,7 +244,65 @@ def write_cell(
     if number_format is not None:
         cell.number_format = number_format
     if font is not None:
-        cell.font = font
+        _set_style(cell, font=font)
+    return cell
+
+
+# Per workbook: (style list, id of a Font/PatternFill/Border/Alignment) -> (the object, its
+# index in the workbook's list). Assigning ``cell.border = x`` makes openpyxl hash ``x`` to find
+# its index, and hashing a Border walks its Sides and Colors: the largest share of the time
+# spent writing a province's workbooks went there. The object is kept in the entry so its id
+# cannot be reused.
+_STYLE_IDS: weakref.WeakKeyDictionary[Workbook, dict[tuple[str, int], tuple[Any, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _style_id(
+    ids: dict[tuple[str, int], tuple[Any, int]], wb: Workbook, collection: str, style: Any
+) -> int:
+    found = ids.get((collection, id(style)))
+    if found is not None:
+        return found[1]
+    # The same call openpyxl makes on assignment, so indexes and their order are unchanged.
+    index: int = getattr(wb, collection).add(style)
+    ids[(collection, id(style))] = (style, index)
+    return index
+
+
+def _style_array(cell: Any) -> StyleArray:
+    """The cell's style indexes (a new cell has none until its first style)."""
+    if cell._style is None:
+        cell._style = StyleArray()
+    return cell._style
+
+
+def _set_style(
+    cell: Cell,
+    *,
+    font: Font | None = None,
+    fill: PatternFill | None = None,
+    border: Border | None = None,
+    alignment: Alignment | None = None,
+) -> Cell:
+    """Set the given styles of ``cell``; the same as assigning ``cell.font`` etc., faster.
+
+    The style objects must not be changed afterwards (openpyxl treats them as values too): an
+    object is looked up in the workbook's style lists once, by identity, and its index reused.
+    """
+    wb = cell.parent.parent
+    ids = _STYLE_IDS.get(wb)
+    if ids is None:
+        ids = _STYLE_IDS[wb] = {}
+    style = _style_array(cell)
+    if font is not None:
+        style.fontId = _style_id(ids, wb, "_fonts", font)
+    if fill is not None:
+        style.fillId = _style_id(ids, wb, "_fills", fill)
+    if border is not None:
+        style.borderId = _style_id(ids, wb, "_borders", border)
+    if alignment is not None:
+        style.alignmentId = _style_id(ids, wb, "_alignments", alignment)
     return cell
 
 
@@ -327,6 +396,49 @@ class CampaignData:
     previous_province_dimension: list[Row]
     questionnaires: Mapping[str, Questionnaire]
     thresholds: dict[str, float]
+
+    @functools.cached_property
+    def _lookups(self) -> _Lookups:
+        """The rows above indexed by the keys the sheets look them up by, built on first use.
+
+        Built once per campaign rather than scanning every mart for each unit, school and
+        alert; the rows must not change after this is first read."""
+        return _Lookups(self)
+
+
+def _grouped(rows: Iterable[Row], *columns: str) -> dict[tuple[Any, ...], list[Row]]:
+    """``rows`` grouped by the values of ``columns``, each group in the rows' order."""
+    out: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for r in rows:
+        out[tuple(r[c] for c in columns)].append(r)
+    return dict(out)
+
+
+class _Lookups:
+    """A campaign's mart rows indexed for the sheets (``CampaignData._lookups``).
+
+    Every group keeps the rows' original order, so a sheet that used to filter a whole mart
+    finds the same rows in the same order."""
+
+    def __init__(self, data: CampaignData) -> None:
+        self.unit_dimension = _grouped(data.unit_dimension, "unit_code")
+        self.unit_dimension_q = _grouped(data.unit_dimension, "unit_code", "questionnaire")
+        self.unit_question = _grouped(data.unit_question, "unit_code")
+        self.unit_question_item = _grouped(
+            data.unit_question, "unit_code", "level", "questionnaire", "question_code"
+        )
+        self.school_dimension = _grouped(data.school_dimension, "questionnaire", "school_code")
+        self.school_dimension_q = _grouped(data.school_dimension, "school_code", "questionnaire")
+        self.school_questionnaires = {r["questionnaire"] for r in data.school_dimension}
+        self.completeness = _grouped(data.completeness, "school_code", "questionnaire")
+        # school_code -> n_valid per questionnaire, the last row winning as in a dict literal.
+        self.n_valid: dict[str, dict[str, int]] = defaultdict(dict)
+        for r in data.completeness:
+            self.n_valid[r["questionnaire"]][r["school_code"]] = int(r["n_valid"] or 0)
+        self.papi = _grouped(data.papi, "scope", "scope_code", "indicator")
+        self.known_items = {i.code for q in data.questionnaires.values() for i in q.items}
+        self.subjects: dict[str, _Subject] = {}
+        self.subject_texts: dict[str, str] = {}
 
 
 def read_campaign(
@@ -611,9 +723,7 @@ def _section(ws: Worksheet, row: int, text: str) -> None:
 def _header(ws: Worksheet, row: int, headers: Sequence[str], start: int = 1) -> None:
     for col, text in enumerate(headers, start=start):
         cell = write_cell(ws, row, col, text, font=_BOLD)
-        cell.fill = _HEADER_FILL
-        cell.alignment = _WRAP_CENTER
-        cell.border = _BOX
+        _set_style(cell, fill=_HEADER_FILL, alignment=_WRAP_CENTER, border=_BOX)
 
 
 def _widths(ws: Worksheet, widths: Sequence[float]) -> None:
@@ -626,23 +736,75 @@ def _put(
 ) -> Cell:
     """A bordered table cell; text figures (SUPPRESSED) are right-aligned like numbers."""
     cell = write_cell(ws, row, col, value, number_format=fmt)
-    cell.border = _BOX
     if value == SUPPRESSED:
-        cell.alignment = _SUPPRESSED_ALIGN
+        alignment = _SUPPRESSED_ALIGN
     elif wrap:
-        cell.alignment = _WRAP_MIDDLE
+        alignment = _WRAP_MIDDLE
     else:
-        cell.alignment = _MIDDLE
-    return cell
+        alignment = _MIDDLE
+    return _set_style(cell, border=_BOX, alignment=alignment)
+
+
+# Per workbook: (border index of a cell, edge, border index of the range's top-left cell) ->
+# index of the cell's border once merged.
+_MERGED_BORDERS: weakref.WeakKeyDictionary[Workbook, dict[tuple[int, str, int], int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def merge_cells(
+    ws: Worksheet, first_row: int, first_col: int, last_row: int, last_col: int
+) -> None:
+    """Merge a range of cells: the same as ``ws.merge_cells(...)``, faster.
+
+    openpyxl gives every cell on the edge of the range the top-left cell's border on that
+    edge by adding two Border objects and hashing the sum, once per cell: about a third of the
+    time spent building a province's workbooks once cells were styled by index. This does
+    what ``Worksheet.merge_cells`` does (openpyxl 3.1, ``MergedCellRange.format``) with each
+    sum worked out once per workbook; tests/test_workbooks.py checks the two give the same
+    file.
+    """
+    wb = ws.parent
+    merged = MergedCellRange(
+        ws,
+        CellRange(min_row=first_row, min_col=first_col, max_row=last_row, max_col=last_col).coord,
+    )
+    ws.merged_cells.add(merged)
+    cells = merged.cells
+    next(cells)  # the top-left cell keeps its value and style
+    for row, col in cells:
+        ws._cells[row, col] = MergedCell(ws, row, col)
+    sums = _MERGED_BORDERS.get(wb)
+    if sums is None:
+        sums = _MERGED_BORDERS[wb] = {}
+    borders = wb._borders
+    start = merged.start_cell
+    for edge in ("top", "left", "right", "bottom"):
+        source = _style_array(start).borderId
+        side = getattr(borders[source], edge)
+        if side and side.style is None:
+            continue
+        for coord in getattr(merged, edge):
+            cell = ws._cells.get(coord)
+            if cell is None:
+                cell = ws._cells[coord] = MergedCell(ws, *coord)
+            style = _style_array(cell)
+            key = (style.borderId, edge, source)
+            index = sums.get(key)
+            if index is None:
+                index = sums[key] = borders.add(borders[style.borderId] + Border(**{edge: side}))
+            style.borderId = index
+    # Every cell of the range takes the top-left cell's protection.
+    protection = _style_array(start).protectionId
+    for coord in merged.cells:
+        _style_array(ws._cells[coord]).protectionId = protection
 
 
 def _group_row(ws: Worksheet, row: int, text: str, width: int) -> None:
     for col in range(1, width + 1):
-        cell = ws.cell(row=row, column=col)
-        cell.fill = _GROUP_FILL
-        cell.border = _BOX
+        _set_style(ws.cell(row=row, column=col), fill=_GROUP_FILL, border=_BOX)
     write_cell(ws, row, 1, text, font=_BOLD)
-    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=width)
+    merge_cells(ws, row, 1, row, width)
 
 
 def _tier_rules(ws: Worksheet, ref: str, th: Mapping[str, float]) -> None:
@@ -688,6 +850,10 @@ def _col_range(col: int, first: int, last: int) -> str:
     return f"{letter}{first}:{letter}{last}"
 
 
+# A cell never styled has no style array: index 0 of every style list, the defaults.
+_NO_STYLE = StyleArray()
+
+
 def fit_row_heights(ws: Worksheet) -> None:
     """Give rows with wrapped text the height it needs, estimated from the column widths.
 
@@ -695,21 +861,35 @@ def fit_row_heights(ws: Worksheet) -> None:
     itself, so a long school name or item wording would be cut off on screen and on paper.
     Rows without wrapped text keep their height.
     """
-    widths: dict[str, float] = {}
+    wb = ws.parent
+    # Each cell's alignment and font read from the workbook's style lists by index: going
+    # through cell.alignment builds a proxy object per cell.
+    alignments, fonts = wb._alignments, wb._fonts
+    column_widths: dict[int, float] = {}
+
+    def column_width(col: int) -> float:
+        if col not in column_widths:
+            column_widths[col] = _column_width(ws, col)
+        return column_widths[col]
+
+    widths: dict[tuple[int, int], float] = {}
     for coord in ws.merged_cells.ranges:
         span = range(coord.min_col, coord.max_col + 1)
-        widths[f"{get_column_letter(coord.min_col)}{coord.min_row}"] = sum(
-            _column_width(ws, c) for c in span
-        )
+        widths[(coord.min_row, coord.min_col)] = sum(column_width(c) for c in span)
     for row in ws.iter_rows():
         lines = 1
         for cell in row:
-            if not isinstance(cell.value, str) or not cell.alignment.wrap_text:
+            value = cell.value
+            if not isinstance(value, str):
                 continue
-            width = widths.get(cell.coordinate) or _column_width(ws, cell.column)
+            style = cell._style or _NO_STYLE
+            if not alignments[style.alignmentId].wrap_text:
+                continue
+            width = widths.get((cell.row, cell.column)) or column_width(cell.column)
             # The cell's padding takes about one character of the width.
             usable = max(1.0, width - 1.0)
-            lines = max(lines, _wrapped_lines(cell.value, usable, bold=bool(cell.font.b)))
+            bold = bool(fonts[style.fontId].b)
+            lines = max(lines, _wrapped_lines(value, usable, bold=bold))
         if lines > 1:
             ws.row_dimensions[row[0].row].height = 15 * lines + 2
 
@@ -723,6 +903,8 @@ def _text_width(text: str, bold: bool) -> float:
     return width * (1.1 if bold else 1.0)
 
 
+# The same names and wordings come back in every workbook of a province.
+@functools.lru_cache(maxsize=1 << 16)
 def _wrapped_lines(text: str, per_line: float, *, bold: bool = False) -> int:
     """Lines ``text`` takes when wrapped at word boundaries in ``per_line`` width units."""
     space = _text_width(" ", bold)
@@ -780,7 +962,7 @@ def _scope_dims(data: CampaignData, scope: Scope) -> list[Row]:
     """The scope's own dimension rows: the unit's mart rows, or the province's figures."""
     if scope.is_province:
         return data.province_dimension
-    return [r for r in data.unit_dimension if r["unit_code"] == scope.code]
+    return list(data._lookups.unit_dimension.get((scope.code,), []))
 
 
 def _by_group(rows: Iterable[Row]) -> dict[tuple[str, str], dict[str, Row]]:
@@ -911,7 +1093,9 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         f"dưới {MIN_RESPONDENTS} người trả lời được ẩn ({SUPPRESSED})."
     )
     for i, line in enumerate(lines):
-        write_cell(ws, 4 + i, 1, line, font=_BOLD if i < 3 else _ITALIC).alignment = _WRAP
+        _set_style(
+            write_cell(ws, 4 + i, 1, line, font=_BOLD if i < 3 else _ITALIC), alignment=_WRAP
+        )
 
     hr = SUMMARY_HEADER_ROW
     _header(ws, hr, SUMMARY_HEADERS)
@@ -955,7 +1139,7 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         _flag_rule(ws, _col_range(6, hr + 1, r), "{c}>0", "amber")
         _flag_rule(ws, _col_range(7, hr + 1, r), "{c}>0", "red")
     for i in range(4, 8):  # key lines span the table's width
-        ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=width)
+        merge_cells(ws, i, 1, i, width)
     _matrix_and_charts(ws, r + 2, data, scope)
     # No repeated header rows: later pages hold the matrix and charts, not the table.
     _print_setup(ws, None, f"C{hr + 1}")
@@ -995,14 +1179,14 @@ def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope
     hr = row + 1
     labels = [f"{LEVEL_LABELS.get(lv, lv)} – {_q_label(data, q)}" for lv, q in keys]
     _header(ws, hr, ["Tiêu chí", "", *labels])
-    ws.merge_cells(start_row=hr, start_column=1, end_row=hr, end_column=2)
+    merge_cells(ws, hr, 1, hr, 2)
     dims = [*DIMENSIONS, "CHUNG"]
     first = hr + 1
     for i, dim in enumerate([*dims, "FIVE"]):
         r = first + i
         label = FIVE_MEAN_LABEL if dim == "FIVE" else DIMENSION_SHORT[dim]
-        write_cell(ws, r, 1, label, font=_BOLD if dim == "FIVE" else None).border = _BOX
-        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=2)
+        _set_style(write_cell(ws, r, 1, label, font=_BOLD if dim == "FIVE" else None), border=_BOX)
+        merge_cells(ws, r, 1, r, 2)
         for j, key in enumerate(keys):
             by_dim = groups[key]
             if dim == "FIVE":
@@ -1111,7 +1295,7 @@ def write_dimension_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Wor
     if scope.is_province:
         blocks.append(("Toàn tỉnh", data.province_dimension))
         for code in scope.unit_codes:
-            rows = [r for r in data.unit_dimension if r["unit_code"] == code]
+            rows = data._lookups.unit_dimension.get((code,), [])
             blocks.append((data.units.get(code, code), rows))
     else:
         blocks.append((scope.name, _scope_dims(data, scope)))
@@ -1178,9 +1362,8 @@ def _scope_questions(data: CampaignData, scope: Scope) -> dict[tuple[str, str], 
     marts use, so they equal what SQL would give over all answers)."""
     out: dict[tuple[str, str], dict[str, Row]] = defaultdict(dict)
     if not scope.is_province:
-        for r in data.unit_question:
-            if r["unit_code"] == scope.code:
-                out[(r["level"], r["questionnaire"])][r["question_code"]] = r
+        for r in data._lookups.unit_question.get((scope.code,), []):
+            out[(r["level"], r["questionnaire"])][r["question_code"]] = r
         return out
     for r in data.unit_question:
         group = out[(r["level"], r["questionnaire"])]
@@ -1216,9 +1399,9 @@ def write_question_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Work
     sub = ["", ""] + ["SL", "%"] * 5 + ["", "", "", ""]
     _header(ws, top + 1, sub)
     for k in range(5):  # each answer level spans its SL and % columns
-        ws.merge_cells(start_row=top, start_column=3 + 2 * k, end_row=top, end_column=4 + 2 * k)
+        merge_cells(ws, top, 3 + 2 * k, top, 4 + 2 * k)
     for col in (1, 2, 13, 14, 15, 16):
-        ws.merge_cells(start_row=top, start_column=col, end_row=top + 1, end_column=col)
+        merge_cells(ws, top, col, top + 1, col)
     _widths(ws, _QUESTION_WIDTHS)
     width = len(headers)
     questions = _scope_questions(data, scope)
@@ -1308,15 +1491,13 @@ class SchoolRow:
 def school_rows(data: CampaignData, scope: Scope, questionnaire: str) -> list[SchoolRow]:
     """The scope's schools with figures for ``questionnaire``, ranked by the mean of their five
     dimension rates (ties share a rank); schools whose figures are hidden are not ranked."""
-    n_valid = {
-        r["school_code"]: int(r["n_valid"] or 0)
-        for r in data.completeness
-        if r["questionnaire"] == questionnaire
-    }
-    per_school: dict[str, dict[str, Row]] = defaultdict(dict)
-    for r in data.school_dimension:
-        if r["questionnaire"] == questionnaire and scope.has_school(r["school_code"]):
-            per_school[r["school_code"]][r["dimension"]] = r
+    lookups = data._lookups
+    n_valid = lookups.n_valid.get(questionnaire, {})
+    per_school: dict[str, dict[str, Row]] = {}
+    for code in scope.school_codes:
+        found = lookups.school_dimension.get((questionnaire, code))
+        if found:
+            per_school[code] = {r["dimension"]: r for r in found}
     rows = []
     for code in sorted(per_school):
         dims = per_school[code]
@@ -1374,11 +1555,7 @@ def write_school_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksh
     width = len(headers)
     first_pct = len(lead) + 1
     codes = sorted(
-        {
-            r["questionnaire"]
-            for r in data.school_dimension
-            if _is_satisfaction(data, r["questionnaire"])
-        },
+        {q for q in data._lookups.school_questionnaires if _is_satisfaction(data, q)},
         key=lambda c: _q_key(c, data.questionnaires),
     )
     r = hr
@@ -1720,7 +1897,7 @@ def write_yoy_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet
             for col, (value, fmt) in enumerate(values, start=1):
                 cell = _put(ws, r, col, value, fmt, wrap=col in (1, 3))
                 if label == FIVE_MEAN_LABEL:
-                    cell.font = _BOLD
+                    _set_style(cell, font=_BOLD)
     if r > hr:
         _tier_rules(ws, f"D{hr + 1}:E{r}", th)
         _flag_rule(ws, _col_range(6, hr + 1, r), "{c}<=-" + f"{drop:g}")
@@ -1816,9 +1993,8 @@ def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshe
         for col, (value, fmt) in enumerate(values, start=1):
             cell = _put(ws, r, col, value, fmt, wrap=col in (2, 5, 6, 9, 12))
             if col == 1 and a["severity"] in ("red", "amber"):
-                fill, font, _ = _TIER_STYLE[a["severity"]]
-                cell.fill = PatternFill("solid", start_color=fill, end_color=fill)
-                cell.font = Font(color=font, bold=True)
+                fill, font = _SEVERITY_STYLE[a["severity"]]
+                _set_style(cell, fill=fill, font=font)
     if not alerts:
         _empty(ws, hr + 1, "Không có cảnh báo nào cho phạm vi này.")
     else:
@@ -1840,9 +2016,17 @@ class _Subject:
 
 
 def _parse_subject(data: CampaignData, subject: str) -> _Subject:
+    # Each alert's subject is taken apart for its text and again for its respondents.
+    parsed = data._lookups.subjects.get(subject)
+    if parsed is None:
+        parsed = data._lookups.subjects[subject] = _split_subject(data, subject)
+    return parsed
+
+
+def _split_subject(data: CampaignData, subject: str) -> _Subject:
     level = questionnaire = dimension = item = None
     rest: list[str] = []
-    known_items = {i.code for q in data.questionnaires.values() for i in q.items}
+    known_items = data._lookups.known_items
     for part in (p for p in subject.split("/") if p):
         if level is None and part in LEVEL_LABELS:
             level = part
@@ -1871,6 +2055,13 @@ def _item_text(data: CampaignData, questionnaire: str | None, code: str) -> str:
 def _subject_text(data: CampaignData, subject: str) -> str:
     """An alert subject in words ("Tiểu học · Cha mẹ học sinh · Cơ sở vật chất, …"), with the
     subject itself kept in brackets for the officer who acknowledges it."""
+    texts = data._lookups.subject_texts
+    if subject not in texts:
+        texts[subject] = _describe_subject(data, subject)
+    return texts[subject]
+
+
+def _describe_subject(data: CampaignData, subject: str) -> str:
     parts = _parse_subject(data, subject)
     words = list(parts.rest)
     if parts.level:
@@ -1896,41 +2087,33 @@ def _alert_respondents(data: CampaignData, alert: Row) -> int | None:
     if rule.startswith(("service_", "submission_")) or rule in ("rejected_share_high",):
         return None
     s = _parse_subject(data, alert["subject"] or "")
+    lookups = data._lookups
     if rule == "papi_low" or (s.item and not s.questionnaire and not s.dimension):
         indicator = s.item or (s.rest[0] if s.rest else "")
-        for r in data.papi:
-            if (r["scope"], r["scope_code"], r["indicator"]) == (scope, code, indicator):
-                return int(r["n_answers"])
-        return None
+        papi = lookups.papi.get((scope, code, indicator))
+        return int(papi[0]["n_answers"]) if papi else None
     if s.questionnaire is None:
         return None
     if scope == "school":
-        dims = [
-            r
-            for r in data.school_dimension
-            if (r["school_code"], r["questionnaire"]) == (code, s.questionnaire)
-        ]
+        dims = lookups.school_dimension_q.get((code, s.questionnaire), [])
     elif scope == "unit":
         dims = [
             r
-            for r in data.unit_dimension
-            if (r["unit_code"], r["questionnaire"]) == (code, s.questionnaire)
-            and (s.level is None or r["level"] == s.level)
+            for r in lookups.unit_dimension_q.get((code, s.questionnaire), [])
+            if s.level is None or r["level"] == s.level
         ]
         if s.item:
-            for r in data.unit_question:
-                key = (r["unit_code"], r["level"], r["questionnaire"], r["question_code"])
-                if key == (code, s.level, s.questionnaire, s.item):
-                    return int(r["n_answers"])
+            item = lookups.unit_question_item.get((code, s.level, s.questionnaire, s.item))
+            if item:
+                return int(item[0]["n_answers"])
     else:
         return None
     if s.dimension:
         dims = [r for r in dims if r["dimension"] == s.dimension]
     counts = [int(r["n_respondents"]) for r in dims]
     if scope == "school" and s.item is None and s.dimension is None:
-        for r in data.completeness:
-            if (r["school_code"], r["questionnaire"]) == (code, s.questionnaire):
-                counts.append(int(r["n_valid"] or 0))
+        for r in lookups.completeness.get((code, s.questionnaire), []):
+            counts.append(int(r["n_valid"] or 0))
     return max(counts) if counts else None
 
 
@@ -1988,7 +2171,7 @@ def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
         r += 1
         write_cell(ws, r, 1, label, font=_BOLD)
         cell = write_cell(ws, r, 2, value if value is not None else "—", number_format=fmt)
-        cell.alignment = Alignment(horizontal="left")
+        _set_style(cell, alignment=_LEFT)
 
     sources = [s for s in data.sources if scope.has_school(s["school_code"])]
     counts = Counter(s["status"] for s in sources)
@@ -1997,14 +2180,11 @@ def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
     for status in ("loaded", "unchanged", "failed", "absent", None):
         r += 1
         write_cell(ws, r, 1, LEDGER_LABELS[status], font=_BOLD)
-        write_cell(ws, r, 2, counts.get(status, 0), number_format=INT_FORMAT).alignment = Alignment(
-            horizontal="left"
-        )
+        cell = write_cell(ws, r, 2, counts.get(status, 0), number_format=INT_FORMAT)
+        _set_style(cell, alignment=_LEFT)
     r += 1
     write_cell(ws, r, 1, "Tổng số nguồn", font=_BOLD)
-    write_cell(ws, r, 2, len(sources), number_format=INT_FORMAT).alignment = Alignment(
-        horizontal="left"
-    )
+    _set_style(write_cell(ws, r, 2, len(sources), number_format=INT_FORMAT), alignment=_LEFT)
     problems = [s for s in sources if s["status"] not in ("loaded", "unchanged")]
     if problems:
         r += 2
@@ -2056,8 +2236,8 @@ def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
     for text in notes:
         r += 1
         write_cell(ws, r, 1, text)
-        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=5)
-        ws.cell(row=r, column=1).alignment = _WRAP
+        merge_cells(ws, r, 1, r, 5)
+        _set_style(ws.cell(row=r, column=1), alignment=_WRAP)
         ws.row_dimensions[r].height = 30
     _print_setup(ws, None, None)
     return ws

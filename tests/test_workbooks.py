@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
@@ -53,7 +54,10 @@ from flows.workbooks import (
     SUMMARY_SHEET,
     SUPPRESSED,
     YOY_SHEET,
+    _set_style,
+    fit_row_heights,
     mask_personal,
+    merge_cells,
     safe_file_part,
     save_workbook,
     write_cell,
@@ -935,6 +939,62 @@ def test_write_cell_keeps_formula_like_text_as_text(tmp_path: Path, text: str) -
     assert back["A1"].quotePrefix  # Excel keeps it text when the cell is edited
     assert back["A2"].value == -5 and back["A2"].data_type == "n"
     assert back["A3"].value == "Bình thường"
+
+
+def _styled_sheet(fast: bool) -> Workbook:
+    """A sheet styled and merged the way the workbooks do it: through write_cell and
+    merge_cells (``fast``), or through openpyxl's own attribute assignment and merge."""
+    thin = Side(style="thin", color="A6A6A6")
+    box = Border(left=thin, right=thin, top=thin, bottom=thin)
+    top_only = Border(top=Side(style="medium"))
+    fill = PatternFill("solid", start_color="F2F2F2")
+    bold, wrap = Font(bold=True), Alignment(vertical="center", wrap_text=True)
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    for row in range(1, 9):
+        for col in range(1, 7):
+            # A fresh (equal) Font for some cells, as callers outside this module pass them.
+            font = bold if (row + col) % 3 else Font(bold=True)
+            if fast:
+                write_cell(ws, row, col, f"{row}/{col}", font=font)
+            else:
+                cell = write_cell(ws, row, col, f"{row}/{col}")
+                cell.font = font
+            style = {"border": box if row % 2 else top_only, "alignment": wrap}
+            if col == 1:
+                style["fill"] = fill
+            if fast:
+                _set_style(ws.cell(row, col), **style)  # type: ignore[arg-type]
+            else:
+                for name, value in style.items():
+                    setattr(ws.cell(row, col), name, value)
+    write_cell(ws, 12, 1, "no border")
+    ranges = [
+        (1, 1, 1, 6),
+        (2, 1, 3, 1),
+        (2, 2, 3, 3),
+        (4, 2, 4, 6),
+        (12, 1, 12, 4),
+        (10, 2, 11, 5),
+    ]
+    for first_row, first_col, last_row, last_col in ranges:
+        if fast:
+            merge_cells(ws, first_row, first_col, last_row, last_col)
+        else:
+            ws.merge_cells(
+                start_row=first_row, start_column=first_col, end_row=last_row, end_column=last_col
+            )
+    fit_row_heights(ws)
+    return wb
+
+
+def test_fast_styling_and_merging_write_what_openpyxl_writes(tmp_path: Path) -> None:
+    # merge_cells and _set_style stand in for openpyxl's own (much slower) code paths; the
+    # files must not differ by a byte.
+    fast = save_workbook(_styled_sheet(True), tmp_path / "fast.xlsx")
+    plain = save_workbook(_styled_sheet(False), tmp_path / "plain.xlsx")
+    assert fast.read_bytes() == plain.read_bytes()
 
 
 @pytest.mark.parametrize(
