@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -33,14 +34,12 @@ from flows.gsheets import (
     fetch_gsheet,
     open_client,
     sheet_revision,
-    tables_from_content,
 )
 from flows.notify import notify_failed_sources, on_failure
-from flows.parse import parse_table, pick_table
-from flows.read import read_tables
+from flows.parse import ParseJob, parse_fetched
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
-from flows.runners import shared_engine, task_runner
+from flows.runners import discard_parse_pool, parse_pool, shared_engine, task_runner
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import validate
 from flows.workbooks import write_workbooks
@@ -206,20 +205,30 @@ def fetch_source(
 
 @task(name="parse", cache_policy=NONE)
 def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
-    """Read the file's sheets and parse the right one against its questionnaire."""
-    source = fetched.source
-    questionnaire = ctx.questionnaires[source.questionnaire]
-    try:
-        if source.kind == "gsheet":
-            # fetch already chose the worksheet (by title or gid): parse what it fetched
-            tables = tables_from_content(fetched.content, timezone=ctx.settings.campaign.timezone)
-            table = pick_table(tables, questionnaire, None)
-        else:
-            tables = read_tables(fetched.content, fetched.filename, ctx.settings.limits)
-            table = pick_table(tables, questionnaire, source.worksheet)
-        return parse_table(table, questionnaire, ctx.salt)
-    except SourceError as exc:
-        return exc
+    """Read the file's sheets and parse the right one against its questionnaire (in a parse
+    process when ``run.parse_processes`` allows)."""
+    source, s = fetched.source, ctx.settings
+    job = ParseJob(
+        content=fetched.content,
+        filename=fetched.filename,
+        kind=source.kind,
+        worksheet=source.worksheet,
+        questionnaire=ctx.questionnaires[source.questionnaire],
+        salt=ctx.salt,
+        limits=s.limits,
+        timezone=s.campaign.timezone,
+    )
+    for _ in range(2):
+        pool = parse_pool(s)
+        if pool is None:
+            return parse_fetched(job)
+        try:
+            return pool.submit(parse_fetched, job).result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): every job in flight fails with it. Each
+            # is tried once more in a fresh pool; a file that kills that one too fails alone.
+            discard_parse_pool(pool)
+    return SourceError(f"{fetched.filename}: the parser process stopped while reading this file")
 
 
 @task(name="validate", cache_policy=NONE)
@@ -386,12 +395,13 @@ def fetch_all(
     return changed
 
 
-def parse_all(ctx: Context, fetched: list[Fetched], track: Tracker) -> list[tuple[Fetched, Parsed]]:
-    """Parse every fetched source; an unreadable one fails alone."""
-    futures = {parse_source.submit(_quoted(ctx), f): f for f in fetched}
+def parse_all(
+    parsing: dict[PrefectFuture[Parsed | SourceError], Fetched], track: Tracker
+) -> list[tuple[Fetched, Parsed]]:
+    """Collect the parse tasks' results; an unreadable source fails alone."""
     staged: list[tuple[Fetched, Parsed]] = []
-    for future in as_completed(list(futures)):
-        got = futures[future]
+    for future in as_completed(list(parsing)):
+        got = parsing[future]
         parsed = _settled(future)
         if isinstance(parsed, BaseException):
             track.failed(got.source, parsed, got)
@@ -415,15 +425,41 @@ def validate_all(
 
 
 def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
-    """Load each source in its own transaction; a failed load rolls back alone."""
-    futures = {load_source.submit(_quoted(ctx), f, p): (f, p) for f, p in checked}
-    for future in as_completed(list(futures)):
-        got, parsed = futures[future]
-        result = _settled(future)
-        if isinstance(result, BaseException):
-            track.failed(got.source, result, got)
+    """Load each source in its own transaction; a failed load rolls back alone.
+
+    In the flow's thread, one source after another: the warehouse takes one writer at a time
+    anyway (SQLite) or loads by COPY (PostgreSQL), and the task runner's threads stay free to
+    parse the next batch meanwhile.
+    """
+    for got, parsed in checked:
+        try:
+            load_source(_quoted(ctx), got, parsed)
+        except Exception as exc:  # noqa: BLE001 - reported per source, the run goes on
+            track.failed(got.source, exc, got)
         else:
             track.loaded(got, parsed)
+
+
+def consolidate(
+    ctx: Context, chosen: list[Source], known: dict[str, load.LastLoad], track: Tracker
+) -> None:
+    """Fetch, parse, validate and load ``chosen`` in batches of ``run.batch_sources``.
+
+    Batch k+1 is fetched and its parsing started before batch k is validated and loaded, so
+    parsing (processes) and loading (the flow's thread) overlap; at most two batches are held
+    in memory, whatever the size of the province.
+    """
+    order = {s.key: i for i, s in enumerate(chosen)}
+    size = ctx.settings.run.batch_sources
+    in_flight: dict[PrefectFuture[Parsed | SourceError], Fetched] | None = None
+    for start in range(0, len(chosen), size):
+        fetched = fetch_all(ctx, chosen[start : start + size], known, track)
+        parsing = {parse_source.submit(_quoted(ctx), f): f for f in fetched}
+        if in_flight is not None:
+            load_all(ctx, validate_all(ctx, parse_all(in_flight, track), order), track)
+        in_flight = parsing
+    if in_flight is not None:
+        load_all(ctx, validate_all(ctx, parse_all(in_flight, track), order), track)
 
 
 @flow(name="khaosat-nightly", log_prints=False, on_failure=[on_failure])
@@ -452,10 +488,7 @@ def nightly(
         load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
         track = Tracker(ctx, chosen)
 
-        fetched = fetch_all(ctx, chosen, known, track)
-        staged = parse_all(ctx, fetched, track)
-        checked = validate_all(ctx, staged, {s.key: i for i, s in enumerate(chosen)})
-        load_all(ctx, checked, track)
+        consolidate(ctx, chosen, known, track)
         published = publish_all(ctx, as_of or _now(settings), skip_unchanged=not force)
         workbooks, feedback = published or ([], [])
 

@@ -68,7 +68,9 @@ def parse_pool(settings: Settings) -> Executor | None:
     Reading and parsing a submission is pure Python and numpy under the GIL: in threads, a
     province's thousand files parse on one core. The pool lets them use every core while the
     flow's thread validates and loads. Its workers start from a clean interpreter
-    (forkserver), never forked from the flow's threads, and live as long as this process.
+    (forkserver), never forked from the flow's threads, and live as long as this process. As
+    in any program using multiprocessing, a script that calls the flow must do so under
+    ``if __name__ == "__main__":`` (workers import the main module).
     """
     n = settings.run.parse_processes
     if n is None:

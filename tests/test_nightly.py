@@ -292,6 +292,7 @@ def test_a_quiet_night_publishes_only_what_changed(province: Path) -> None:
 
     # a changed threshold changes tiers and alerts
     province.write_text(
-        province.read_text(encoding="utf-8") + "thresholds:\n  pct_satisfied_red: 55\n", encoding="utf-8"
+        province.read_text(encoding="utf-8") + "thresholds:\n  pct_satisfied_red: 55\n",
+        encoding="utf-8",
     )
     assert nightly.run(load_settings(province, env={}), as_of=AS_OF).published

@@ -172,6 +172,7 @@ def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
                 a.c.status,
                 a.c.note,
             ),
+            outside,
         )
 
 
