@@ -1,7 +1,9 @@
 """Normalisation of header texts and answer values: pure functions of one value, no IO.
 
 Parse maps each *distinct* raw value of a sheet through these once (a sheet has a few dozen
-distinct labels and many thousand cells), so they favour clarity over micro-speed.
+distinct labels and many thousand cells), so they favour clarity over micro-speed. The one
+exception is ``parse_timestamps``, a whole column at once: submission times are nearly all
+distinct, so reading them one by one cost more than any other step of parsing a sheet.
 
 The value functions return ``None`` for a value they cannot read; parse keeps such a value with
 its raw text so validation can reject it alone and point at its cell.
@@ -13,6 +15,10 @@ import datetime as dt
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from flows.records import Cell
 
@@ -35,7 +41,10 @@ def fold(text: str) -> str:
 def loose(text: str) -> str:
     """``fold`` without diacritics (đ → d): a fallback key for text typed without accents or
     with the old tone placement ("khoá" vs "khóa"), used only when the exact key finds nothing."""
-    decomposed = unicodedata.normalize("NFD", fold(text))
+    folded = fold(text)
+    if folded.isascii():
+        return folded  # nothing to decompose, no "đ": skips a Python loop over the characters
+    decomposed = unicodedata.normalize("NFD", folded)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return bare.replace("đ", "d")
 
@@ -405,6 +414,12 @@ def day_month_order(texts: list[str]) -> bool:
     Month-first only when some value can only be month-first ("10/29/2024") and none can only
     be day-first ("29/10/2024"); one column is read one way, never value by value.
     """
+    first_over_12, second_over_12 = _over_12(texts)
+    return not (second_over_12 and not first_over_12)
+
+
+def _over_12(texts: Sequence[str]) -> tuple[bool, bool]:
+    """Whether the first, and the second, number of some text date is over 12."""
     first_over_12 = second_over_12 = False
     for text in texts:
         m = _DMY.match(fold(text))
@@ -412,4 +427,77 @@ def day_month_order(texts: list[str]) -> bool:
             continue
         first_over_12 |= int(m.group(1)) > 12
         second_over_12 |= int(m.group(2)) > 12
-    return not (second_over_12 and not first_over_12)
+    return first_over_12, second_over_12
+
+
+#: The submission time as Google Forms writes it ("21/10/2024 6:07:21", "21/10/2024"): ASCII,
+#: so already folded, and a case of _DMY read the same way. parse_timestamps reads these with
+#: numpy and leaves every other value (and any invalid date among these) to parse_timestamp.
+_FORMS_STAMP = re.compile(
+    r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})(?: ([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?"
+)
+_NAT = np.datetime64("NaT", "us")
+
+
+def parse_timestamps(
+    values: Sequence[Cell],
+) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.intp]]:
+    """A column of submission times, each read as ``parse_timestamp`` reads it, in the order
+    ``day_month_order`` decides for the column's text values.
+
+    Returns the times as datetime64[us] (NaT for an empty value or an unreadable one) and the
+    indexes of the unreadable values (those ``parse_timestamp`` raises UnreadableTimestamp for).
+    """
+    out = np.full(len(values), _NAT)
+    matches = [_FORMS_STAMP.fullmatch(v) if isinstance(v, str) else None for v in values]
+    fast = np.array([i for i, m in enumerate(matches) if m is not None], dtype=np.intp)
+    slow = [i for i, m in enumerate(matches) if m is None]
+    # The six numbers of each as code points (left-aligned, NUL-padded to 4), read with
+    # array arithmetic: numpy's own str-to-int conversion cost more than all the rest.
+    # A missing time of day reads "0": midnight, as _from_text reads it.
+    groups = [m.groups("0") for m in matches if m is not None]
+    digits = np.array(groups, dtype="U4").view(np.uint32).reshape(len(fast), 6, 4)
+    g = np.zeros((len(fast), 6), dtype=np.int64)
+    for k in range(4):
+        ch = digits[:, :, k].astype(np.int64)
+        g = np.where(ch > 0, g * 10 + ch - 48, g)
+    first_over_12, second_over_12 = _over_12([v for i in slow if isinstance(v := values[i], str)])
+    first_over_12 |= bool((g[:, 0] > 12).any())
+    second_over_12 |= bool((g[:, 1] > 12).any())
+    dayfirst = not (second_over_12 and not first_over_12)
+
+    day, month = (g[:, 0], g[:, 1]) if dayfirst else (g[:, 1], g[:, 0])
+    hour, minute, second = g[:, 3], g[:, 4], g[:, 5]
+    year = np.where(g[:, 2] < 100, g[:, 2] + 2000, g[:, 2])  # "0024" is 2024, as in _from_text
+    start = ((year - 1970) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
+    days_in_month = ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(
+        np.int64
+    )
+    # What dt.datetime accepts (years are 100-9999 here); the rest go to parse_timestamp,
+    # which rejects them.
+    valid = (
+        (month >= 1)
+        & (month <= 12)
+        & (day >= 1)
+        & (day <= days_in_month)
+        & (hour <= 23)
+        & (minute <= 59)
+        & (second <= 59)
+    )
+    seconds = (day - 1) * 86_400 + hour * 3_600 + minute * 60 + second
+    stamps = start.astype("datetime64[D]").astype("datetime64[us]") + (seconds * 1_000_000).astype(
+        "timedelta64[us]"
+    )
+    out[fast[valid]] = stamps[valid]
+    slow.extend(fast[~valid].tolist())
+
+    unreadable: list[int] = []
+    for i in sorted(slow):
+        try:
+            when = parse_timestamp(values[i], dayfirst)
+        except UnreadableTimestamp:
+            unreadable.append(i)
+            continue
+        if when is not None:
+            out[i] = when
+    return out, np.array(unreadable, dtype=np.intp)

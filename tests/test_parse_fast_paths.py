@@ -1,0 +1,79 @@
+"""flows/parse.py: what the speed-ups remember between sheets (cell texts known to name no
+scored item, the empty rejections frame) changes no result."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pandas.testing as pdt
+
+from flows.parse import find_header_row, parse_table, pick_table
+from flows.read import FormulaWithoutValue
+from flows.records import Cell, Parsed, Table
+from schemas.questionnaire import SCHEMAS_DIR, load_questionnaire
+
+CMHS_TH = load_questionnaire(SCHEMAS_DIR / "CMHS_TH.yaml")
+TC1 = CMHS_TH.item("TC1").text
+TC2 = CMHS_TH.item("TC2").text
+
+
+def messy_rows() -> list[list[Cell]]:
+    return [
+        ["SỞ GIÁO DỤC VÀ ĐÀO TẠO", None, None, None, None],
+        [1, 2.0, True, dt.datetime(2024, 10, 29), float("nan")],  # no text: never the header
+        ["Dấu thời gian", "Địa chỉ email", TC1, TC2, "Lớp"],
+        ["29/10/2024 9:05:31", "a@x.vn", "Hài lòng", 4, "3A"],
+        ["29/10/2024 9:05:31", "a@x.vn", "Hài lòng", 4, "3A"],  # duplicate
+        ["30/10/2024 9:05:31", "b@x.vn", FormulaWithoutValue("=B2"), True, "3B"],
+        ["31/10/2024", "c@x.vn", "Rất hài lòng", 5.0, None],
+        ["hôm qua", "d@x.vn", "x", "Không biết", "3C"],
+        ["Dấu thời gian", "Địa chỉ email", TC1, TC2, "Lớp"],  # repeated header
+        ["Tổng cộng", None, 3, 4, None],
+    ]
+
+
+def frames_equal(a: Parsed, b: Parsed) -> None:
+    for name in ("responses", "answers", "rejections"):
+        pdt.assert_frame_equal(getattr(a, name), getattr(b, name))
+    assert (a.header_row, a.columns, a.unknown_columns) == (
+        b.header_row,
+        b.columns,
+        b.unknown_columns,
+    )
+    assert (a.missing_questions, a.n_rows_read) == (b.missing_questions, b.n_rows_read)
+
+
+def test_results_do_not_depend_on_what_was_parsed_before() -> None:
+    table = Table("S", messy_rows())
+    first = parse_table(table, CMHS_TH, "salt")
+    # The header searched again (its cells now remembered), the same sheet again, and a copy
+    # without the title rows.
+    again = Table("P", messy_rows())
+    assert find_header_row(again, CMHS_TH) == 2
+    assert pick_table([again], CMHS_TH) is again
+    frames_equal(first, parse_table(table, CMHS_TH, "salt"))
+    rows = messy_rows()
+    moved = parse_table(Table("S", rows[2:]), CMHS_TH, "salt")
+    assert moved.header_row == 1
+    assert moved.answers["row"].tolist() == [r - 2 for r in first.answers["row"].tolist()]
+    assert len(moved.rejections) == len(first.rejections) == 3  # duplicate, formula, timestamp
+
+
+def test_a_row_naming_scored_items_by_number_cells_is_still_seen() -> None:
+    # A number cell reads as its text ("1"): remembered by text, never confused with True.
+    rows: list[list[Cell]] = [[True, 1, 1.0], ["Dấu thời gian", TC1, TC2], ["29/10/2024", "4"]]
+    assert find_header_row(Table("S", rows), CMHS_TH) == 1
+
+
+def test_rejections_frame_of_one_sheet_is_its_own() -> None:
+    clean: list[list[Cell]] = [["Dấu thời gian", TC1], ["29/10/2024 9:00:00", "Hài lòng"]]
+    a = parse_table(Table("A", clean), CMHS_TH, "salt")
+    b = parse_table(Table("B", clean), CMHS_TH, "salt")
+    assert len(a.rejections) == 0
+    a.rejections.loc[0, "rule"] = "x"  # a row added in place
+    a.rejections["extra"] = 1
+    assert len(a.rejections) == 1
+    assert len(b.rejections) == 0 and "extra" not in b.rejections.columns
+    assert len(parse_table(Table("C", clean), CMHS_TH, "salt").rejections) == 0
+    assert isinstance(b.rejections, pd.DataFrame)
