@@ -45,6 +45,7 @@ from flows.validate import validate
 from flows.workbooks import write_workbooks
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
+from warehouse import alerts as warehouse_alerts
 from warehouse import db, load, marts
 from warehouse.lock import RunLock
 
@@ -535,6 +536,7 @@ def publish_all(
             stored = json.loads(db.get_meta(conn, key) or "{}")
         files = [Path(p) for p in stored.get("workbooks", []) + stored.get("feedback", [])]
         if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
+            warehouse_alerts.mark_seen(ctx.engine, ctx.campaign_id, now)
             return None
     build_marts(_quoted(ctx), now)
     raise_alerts(_quoted(ctx), now)

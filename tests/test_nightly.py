@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from flows import nightly
 from flows.settings import load_settings
-from warehouse import db
+from warehouse import db, tables
 
 FIXTURES = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
 AS_OF = dt.datetime(2024, 11, 5, 2, 0)  # after the deadline: absent means missing
@@ -268,8 +268,17 @@ def test_a_quiet_night_publishes_only_what_changed(province: Path) -> None:
     stamps = {p: p.stat().st_mtime_ns for p in first.workbooks}
     assert first.published and stamps
 
-    quiet = nightly.run(settings, as_of=AS_OF)
+    engine = db.connect(settings.warehouse_url)
+    alerts = tables.alerts
+    seen = sa.select(alerts.c.last_seen_at).where(alerts.c.status == "open")
+    with engine.connect() as conn:
+        before = conn.execute(seen).scalars().all()
+    later = AS_OF + dt.timedelta(days=1)
+    quiet = nightly.run(settings, as_of=later)
     assert not quiet.published and quiet.workbooks == []
+    # the conditions still hold: each open alert was seen again tonight
+    with engine.connect() as conn:
+        assert before and conn.execute(seen).scalars().all() == [later] * len(before)
     assert {o.status for o in quiet.outcomes} == {"unchanged", "failed", "absent"}
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 

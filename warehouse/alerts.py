@@ -607,6 +607,22 @@ def sync_alerts(
     )
 
 
+def mark_seen(engine: Engine, campaign_id: str, now: dt.datetime) -> int:
+    """Stamp last_seen_at on every active alert of the campaign; returns how many.
+
+    For a night whose inputs equal the last evaluation's: the same conditions hold, so this is
+    what evaluating again would write, without reading the marts.
+    """
+    al = t.alerts
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.update(al)
+            .where(al.c.campaign_id == campaign_id, al.c.status.in_(ACTIVE_STATUSES))
+            .values(last_seen_at=now)
+        )
+    return int(result.rowcount or 0)
+
+
 def local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
     """Now, naive, in the campaign's time zone (like every stored time of the campaign)."""
     tz = conn.execute(
