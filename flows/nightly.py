@@ -16,13 +16,12 @@ from collections import defaultdict
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.utilities.annotations import quote
 from sqlalchemy.engine import Engine
 
 from flows import report
@@ -50,19 +49,36 @@ from warehouse import db, load, marts
 from warehouse.lock import RunLock
 
 
-@dataclass
 class Context:
-    """What every task of one run needs, prepared once by the flow."""
+    """What every task of one run needs, prepared once by the flow.
 
-    settings: Settings
-    questionnaires: dict[str, Questionnaire]
-    schools: dict[str, School]
-    sources: list[Source]
-    engine: Engine
-    salt: str
-    run_id: str
-    #: the Google Sheets client, opened only when the registry has gsheet sources.
-    gsheets: GSheetsClient | None = None
+    Deliberately not a dataclass: Prefect walks every dataclass, list and dict a task receives
+    (looking for futures) each time a task starts, and the Context holds the whole registry, so
+    1,000 schools made a run O(sources²) and it did not get past parsing in 7.5 minutes
+    (benchmarks/README.md). A plain object is passed through as it is, and pickles for Dask.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        questionnaires: dict[str, Questionnaire],
+        schools: dict[str, School],
+        sources: list[Source],
+        engine: Engine,
+        salt: str,
+        run_id: str,
+        gsheets: GSheetsClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.questionnaires = questionnaires
+        self.schools = schools
+        self.sources = sources
+        self.engine = engine
+        self.salt = salt
+        self.run_id = run_id
+        #: the Google Sheets client, opened only when the registry has gsheet sources.
+        self.gsheets = gsheets
 
     @property
     def campaign_id(self) -> str:
@@ -153,16 +169,6 @@ def select_sources(
         states = load.latest_statuses(ctx.engine, ctx.settings.campaign.id)
         chosen = [s for s in chosen if states.get(s.key) == "failed"]
     return chosen
-
-
-# Every task gets the Context as ``_quoted(ctx)``: Prefect otherwise walks each argument on each
-# task start (looking for futures), and the Context holds the whole registry, which made a run
-# O(sources²): 1,000 schools did not get past parsing in 7.5 minutes (benchmarks/README.md).
-
-
-def _quoted(ctx: Context) -> Context:
-    """``ctx`` wrapped in Prefect's ``quote``: the task receives the Context itself, unwalked."""
-    return cast(Context, quote(ctx))
 
 
 # Expected problems with a source (SourceError) come back as values, not raised: they are
@@ -378,7 +384,7 @@ def fetch_all(
             to_fetch.append(source)
         else:
             same.append(seen)
-    futures = {fetch_source.submit(_quoted(ctx), s, known.get(s.key)): s for s in to_fetch}
+    futures = {fetch_source.submit(ctx, s, known.get(s.key)): s for s in to_fetch}
     changed: list[Fetched] = []
     for future in as_completed(list(futures)):
         source = futures[future]
@@ -420,7 +426,7 @@ def validate_all(
         by_code[pair[0].source.questionnaire].append(pair)
     checked: list[tuple[Fetched, Parsed]] = []
     for code, pairs in sorted(by_code.items()):
-        result = validate_questionnaire(_quoted(ctx), code, [p for _, p in pairs])
+        result = validate_questionnaire(ctx, code, [p for _, p in pairs])
         checked.extend(zip([f for f, _ in pairs], result, strict=True))
     return checked
 
@@ -434,7 +440,7 @@ def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker
     """
     for got, parsed in checked:
         try:
-            load_source(_quoted(ctx), got, parsed)
+            load_source(ctx, got, parsed)
         except Exception as exc:  # noqa: BLE001 - reported per source, the run goes on
             track.failed(got.source, exc, got)
         else:
@@ -455,7 +461,7 @@ def consolidate(
     in_flight: dict[PrefectFuture[Parsed | SourceError], Fetched] | None = None
     for start in range(0, len(chosen), size):
         fetched = fetch_all(ctx, chosen[start : start + size], known, track)
-        parsing = {parse_source.submit(_quoted(ctx), f): f for f in fetched}
+        parsing = {parse_source.submit(ctx, f): f for f in fetched}
         if in_flight is not None:
             load_all(ctx, validate_all(ctx, parse_all(in_flight, track), order), track)
         in_flight = parsing
@@ -538,9 +544,9 @@ def publish_all(
         if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
             warehouse_alerts.mark_seen(ctx.engine, ctx.campaign_id, now)
             return None
-    build_marts(_quoted(ctx), now)
-    raise_alerts(_quoted(ctx), now)
-    workbooks, feedback = publish_workbooks(_quoted(ctx)), publish_feedback(_quoted(ctx))
+    build_marts(ctx, now)
+    raise_alerts(ctx, now)
+    workbooks, feedback = publish_workbooks(ctx), publish_feedback(ctx)
     state = {
         "inputs": _publish_inputs(ctx, now),
         "workbooks": [str(p) for p in workbooks],
