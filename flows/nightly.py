@@ -434,15 +434,25 @@ def validate_all(
 def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
     """Load each source in its own transaction; a failed load rolls back alone.
 
-    In the flow's thread, one source after another: the warehouse takes one writer at a time
-    anyway (SQLite) or loads by COPY (PostgreSQL), and the task runner's threads stay free to
-    parse the next batch meanwhile.
+    SQLite takes one writer at a time: its loads run in the flow's thread, one after another,
+    leaving the task runner's threads to parse the next batch meanwhile. PostgreSQL takes
+    concurrent writers: its loads are tasks, ``run.concurrency`` at a time.
     """
-    for got, parsed in checked:
-        try:
-            load_source(ctx, got, parsed)
-        except Exception as exc:  # noqa: BLE001 - reported per source, the run goes on
-            track.failed(got.source, exc, got)
+    if ctx.engine.dialect.name == "sqlite":
+        for got, parsed in checked:
+            try:
+                load_source(ctx, got, parsed)
+            except Exception as exc:  # noqa: BLE001 - reported per source, the run goes on
+                track.failed(got.source, exc, got)
+            else:
+                track.loaded(got, parsed)
+        return
+    futures = {load_source.submit(ctx, f, p): (f, p) for f, p in checked}
+    for future in as_completed(list(futures)):
+        got, parsed = futures[future]
+        result = _settled(future)
+        if isinstance(result, BaseException):
+            track.failed(got.source, result, got)
         else:
             track.loaded(got, parsed)
 

@@ -74,7 +74,8 @@ def parse_pool(settings: Settings) -> Executor | None:
     """
     n = settings.run.parse_processes
     if n is None:
-        n = os.cpu_count() or 1
+        # one core stays with the flow's process, which validates and loads meanwhile
+        n = max(1, (os.cpu_count() or 1) - 1)
     if n == 0 or settings.run.task_runner == "dask":
         return None
     with _pools_lock:

@@ -97,7 +97,8 @@ class Run(_Section):
     #: batches, however many schools the province has.
     batch_sources: int = Field(default=200, ge=1)
     #: processes that read and parse submissions beside the flow (0: in the flow's threads;
-    #: default: one per CPU). Not used with the Dask task runner, whose workers are processes.
+    #: default: one per CPU but one). Not used with the Dask task runner (its workers are
+    #: processes already).
     parse_processes: int | None = Field(default=None, ge=0)
     #: "threads" (default, in-process) or "dask" (an existing Dask cluster at dask_address).
     task_runner: Literal["threads", "dask"] = "threads"

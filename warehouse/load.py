@@ -30,7 +30,6 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -993,11 +992,11 @@ def _cells(df: pd.DataFrame) -> list[str | None]:
     if df["row"].isna().any() or df["col"].isna().any():
         rows, cols = _column(df, "row", int), _column(df, "col", int)
         return [cell_address(r, c) for r, c in zip(rows, cols, strict=True)]
-    # answers come a few columns by thousands of rows: letters once per column, then one concat
-    col = df["col"].to_numpy(dtype="int64")
-    letters = pd.Series(col).map({c: column_letters(int(c)) for c in np.unique(col)})
-    numbers = pd.Series(df["row"].to_numpy(dtype="int64")).astype(str)
-    return list(letters.str.cat(numbers))
+    # answers come a few columns by thousands of rows: letters once per column
+    cols = df["col"].to_numpy(dtype="int64").tolist()
+    letters = {c: column_letters(c) for c in set(cols)}
+    rows = df["row"].to_numpy(dtype="int64").tolist()
+    return [letters[c] + str(r) for c, r in zip(cols, rows, strict=True)]
 
 
 def _response_rows(parsed: Parsed) -> _Rows:
