@@ -305,3 +305,34 @@ def test_a_quiet_night_publishes_only_what_changed(province: Path) -> None:
         encoding="utf-8",
     )
     assert nightly.run(load_settings(province, env={}), as_of=AS_OF).published
+
+
+def _stop_the_process(job: object) -> None:
+    os._exit(3)  # as a parse process killed by the kernel, or aborted by a library, would
+
+
+def test_a_parse_process_that_dies_fails_its_source_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.records import Fetched, SourceError
+    from flows.runners import parse_pool
+
+    settings = load_settings(make_province(tmp_path), env={})
+    ctx = nightly.prepare(settings, "r1")
+    source = ctx.sources[0]
+    assert source.path is not None
+    fetched = Fetched(
+        source=source,
+        content=source.path.read_bytes(),
+        fingerprint="x",
+        archive_path=source.path,
+        filename=source.path.name,
+    )
+    assert parse_pool(settings) is not None  # the default: parse processes beside the flow
+    monkeypatch.setattr(nightly, "parse_fetched", _stop_the_process)
+    got = nightly.parse_source.fn(ctx, fetched)
+    assert isinstance(got, SourceError)
+    assert "parser process stopped" in str(got) and source.path.name in str(got)
+    # the broken pool was replaced: the next source parses as usual
+    monkeypatch.undo()
+    assert not isinstance(nightly.parse_source.fn(ctx, fetched), BaseException)
