@@ -504,9 +504,13 @@ def nightly(
     with run_lock(ctx):
         load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
         track = Tracker(ctx, chosen)
-
-        consolidate(ctx, chosen, known, track)
-        published = publish_all(ctx, as_of or _now(settings), skip_unchanged=not force)
+        try:
+            consolidate(ctx, chosen, known, track)
+            published = publish_all(ctx, as_of or _now(settings), skip_unchanged=not force)
+        except BaseException:
+            # the run row says so, rather than 'running' until another run takes the lock
+            load.finish_run(ctx.engine, ctx.run_id, status="failed")
+            raise
         workbooks, feedback = published or ([], [])
 
         load.finish_run(ctx.engine, ctx.run_id)

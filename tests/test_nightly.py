@@ -336,3 +336,21 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     # the broken pool was replaced: the next source parses as usual
     monkeypatch.undo()
     assert not isinstance(nightly.parse_source.fn(ctx, fetched), BaseException)
+
+
+def test_a_run_that_breaks_is_recorded_failed_not_running(
+    tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(make_province(tmp_path), env={})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(nightly, "publish_all", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        nightly.run(settings, as_of=AS_OF)
+    engine = db.connect(settings.warehouse_url)
+    (run,) = rows(engine, "SELECT status, finished_at FROM run")
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    monkeypatch.undo()
+    assert nightly.run(settings, as_of=AS_OF).exit_code == 1  # S5 fails; the lock was released
