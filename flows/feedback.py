@@ -35,6 +35,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from flows.validate import fix_hint
 from flows.workbooks import INT_FORMAT, safe_file_part, save_workbook, write_cell
 from warehouse import tables as t
+from warehouse.load import latest_loads
 
 #: Folder under the output folder that holds the feedback workbooks.
 FEEDBACK_DIR = "feedback"
@@ -244,12 +245,7 @@ def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
                 )
             )
 
-        latest_loaded = (
-            sa.select(sa.func.max(led.c.load_id).label("load_id"))
-            .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
-            .group_by(led.c.source_id)
-            .subquery("latest_loaded")
-        )
+        latest_loaded = latest_loads(campaign_id, led.c.status == "loaded", name="latest_loaded")
         sheets = (
             sa.select(t.response.c.source_id, sa.func.min(t.response.c.sheet).label("sheet"))
             .where(t.response.c.campaign_id == campaign_id)

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,8 +310,13 @@ T = TypeVar("T")
 
 def _settled(future: PrefectFuture[T]) -> T | BaseException:
     """A task's value, or the exception it ended with (a source's problem is its own)."""
+    return _tried(future.result)
+
+
+def _tried(call: Callable[..., T], *args: Any) -> T | BaseException:
+    """``call(*args)``'s value, or the exception it raised (reported per source by the caller)."""
     try:
-        return future.result()
+        return call(*args)
     except Exception as exc:  # noqa: BLE001 - reported per source by the caller
         return exc
 
@@ -438,19 +444,13 @@ def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker
     leaving the task runner's threads to parse the next batch meanwhile. PostgreSQL takes
     concurrent writers: its loads are tasks, ``run.concurrency`` at a time.
     """
+    done: Iterable[tuple[Fetched, Parsed, Any]]
     if ctx.engine.dialect.name == "sqlite":
-        for got, parsed in checked:
-            try:
-                load_source(ctx, got, parsed)
-            except Exception as exc:  # noqa: BLE001 - reported per source, the run goes on
-                track.failed(got.source, exc, got)
-            else:
-                track.loaded(got, parsed)
-        return
-    futures = {load_source.submit(ctx, f, p): (f, p) for f, p in checked}
-    for future in as_completed(list(futures)):
-        got, parsed = futures[future]
-        result = _settled(future)
+        done = ((f, p, _tried(load_source, ctx, f, p)) for f, p in checked)
+    else:
+        futures = {load_source.submit(ctx, f, p): (f, p) for f, p in checked}
+        done = ((*futures[fut], _settled(fut)) for fut in as_completed(list(futures)))
+    for got, parsed, result in done:
         if isinstance(result, BaseException):
             track.failed(got.source, result, got)
         else:
@@ -468,15 +468,12 @@ def consolidate(
     """
     order = {s.key: i for i, s in enumerate(chosen)}
     size = ctx.settings.run.batch_sources
-    in_flight: dict[PrefectFuture[Parsed | SourceError], Fetched] | None = None
-    for start in range(0, len(chosen), size):
+    in_flight: dict[PrefectFuture[Parsed | SourceError], Fetched] = {}
+    for start in range(0, len(chosen) + size, size):  # one round past the end: the last batch
         fetched = fetch_all(ctx, chosen[start : start + size], known, track)
         parsing = {parse_source.submit(ctx, f): f for f in fetched}
-        if in_flight is not None:
-            load_all(ctx, validate_all(ctx, parse_all(in_flight, track), order), track)
-        in_flight = parsing
-    if in_flight is not None:
         load_all(ctx, validate_all(ctx, parse_all(in_flight, track), order), track)
+        in_flight = parsing
 
 
 @flow(name="khaosat-nightly", log_prints=False, on_failure=[on_failure])

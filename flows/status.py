@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from flows.settings import SettingsError, load_settings
 from warehouse import tables as t
+from warehouse.load import latest_loads
 from warehouse.lock import LockInfo
 
 #: States of a source, in the order a data officer should look at them.
@@ -96,12 +97,7 @@ def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
     """Every active registered source of the campaign with its state, failed first, then
     absent, then the rest (each group by school, questionnaire, location)."""
     src, led, sch, resp = t.source, t.load_ledger, t.school, t.response
-    latest = (
-        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-        .where(led.c.campaign_id == campaign_id)
-        .group_by(led.c.source_id)
-        .subquery("latest")
-    )
+    latest = latest_loads(campaign_id)
     loaded = (
         sa.select(led.c.source_id, sa.func.max(led.c.finished_at).label("at"))
         .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")

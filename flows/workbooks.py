@@ -78,6 +78,7 @@ from openpyxl.xml.functions import tostring
 from flows.alerts import RULES, Thresholds
 from schemas.questionnaire import DIMENSIONS, Questionnaire
 from warehouse import tables as t
+from warehouse.load import latest_loads
 from warehouse.marts import province_dimension
 
 #: Level codes (schools.csv) in report order, with the names leadership reads.
@@ -531,12 +532,7 @@ def _read_sources(conn: sa.Connection, campaign_id: str, run: Row | None) -> lis
         in_run = conn.execute(upto.where(led.c.run_id == run["run_id"])).scalar()
         if in_run is not None:
             upto = sa.select(sa.literal(in_run))
-    last = (
-        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-        .where(led.c.campaign_id == campaign_id, led.c.load_id <= upto.scalar_subquery())
-        .group_by(led.c.source_id)
-        .subquery("last")
-    )
+    last = latest_loads(campaign_id, led.c.load_id <= upto.scalar_subquery(), name="last")
     stmt = (
         sa.select(
             s.c.school_code,

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
+from warehouse.load import latest_loads
 from warehouse.marts import ensure_figures
 
 #: alerts.severity values, most severe first.
@@ -455,12 +456,7 @@ def _sources(conn: sa.Connection, campaign_id: str) -> list[SourceFigures]:
     rejections and is indexed by source.
     """
     led, qu, s = t.load_ledger, t.quarantine, t.source
-    loaded = (
-        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-        .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
-        .group_by(led.c.source_id)
-        .subquery("loaded")
-    )
+    loaded = latest_loads(campaign_id, led.c.status == "loaded", name="loaded")
     current = led.alias("current")
     rejected = (
         sa.select(qu.c.source_id, sa.func.count().label("n"))

@@ -126,14 +126,14 @@ def get_salt(engine: Engine) -> str:
     Safe when two processes ask at once: the insert is skipped if the key appeared meanwhile,
     and both read back the one stored value.
     """
-    meta = tables.meta
     with engine.begin() as conn:
-        value = conn.execute(sa.select(meta.c.value).where(meta.c.key == SALT_KEY)).scalar()
+        value = get_meta(conn, SALT_KEY)
         if value is not None:
-            return str(value)
+            return value
         conn.execute(
-            insert_ignore(conn, meta).values(key=SALT_KEY, value=secrets.token_hex(32)),
+            insert_ignore(conn, tables.meta).values(key=SALT_KEY, value=secrets.token_hex(32)),
         )
+        meta = tables.meta
         return str(conn.execute(sa.select(meta.c.value).where(meta.c.key == SALT_KEY)).scalar_one())
 
 

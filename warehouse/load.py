@@ -309,12 +309,10 @@ def replace_source(
         _bulk_insert(conn, t.response, *_prefixed(prefix, responses))
         _bulk_insert(conn, t.answer, *_prefixed(prefix, answers))
         _bulk_insert(conn, t.quarantine, *_prefixed(prefix, rejections))
-        services = parsed.responses.get("service")
-        if services is not None:
-            services = pd.Series(
-                _column(parsed.responses, "service", _text),
-                index=parsed.responses["response_no"].to_numpy(),
-            )
+        columns, data = responses  # services as stored (None where none), by response
+        services = pd.Series(
+            data[columns.index("service")], index=data[columns.index("response_no")], dtype=object
+        )
         write_figures(
             conn,
             prefix,
@@ -426,21 +424,8 @@ def record_unchanged_many(
 ) -> list[int]:
     """``record_unchanged`` for many sources in one transaction (a quiet night skips nearly
     every source: one commit, not one per source)."""
-    with _writing(engine) as conn:
-        now = _local_now(conn, campaign_id)
-        return [
-            _append_ledger(
-                conn,
-                campaign_id=campaign_id,
-                run_id=run_id,
-                source=f.source,
-                source_id=ensure_source(conn, campaign_id, f.source),
-                status="unchanged",
-                entry=_Entry.of(f, started_at),
-                now=now,
-            )
-            for f in fetched
-        ]
+    entries = [(f.source, _Entry.of(f, started_at)) for f in fetched]
+    return _record(engine, campaign_id, run_id, "unchanged", entries)
 
 
 def record_absent(
@@ -456,8 +441,19 @@ def record_absent(
 
     Rows loaded earlier are kept: absence is no reason to forget answers already received.
     """
-    return _record(
-        engine, campaign_id, run_id, source, "absent", _Entry.of(None, started_at), message
+    entry = _Entry.of(None, started_at)
+    return _record(engine, campaign_id, run_id, "absent", [(source, entry)], message)[0]
+
+
+def latest_loads(campaign_id: str, *conditions: Any, name: str = "latest") -> sa.Subquery:
+    """(source_id, load_id) of each source's latest ledger row in the campaign, among the rows
+    matching ``conditions`` (for instance ``load_ledger.c.status == "loaded"``)."""
+    led = t.load_ledger
+    return (
+        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
+        .where(led.c.campaign_id == campaign_id, *conditions)
+        .group_by(led.c.source_id)
+        .subquery(name)
     )
 
 
@@ -465,12 +461,7 @@ def latest_statuses(engine: Engine, campaign_id: str) -> dict[str, str]:
     """Source.key -> status of the source's latest ledger row (loaded, unchanged, failed,
     absent), for ``khaosat rerun --failed`` and ``khaosat status``."""
     led, src = t.load_ledger, t.source
-    latest = (
-        sa.select(sa.func.max(led.c.load_id).label("load_id"))
-        .where(led.c.campaign_id == campaign_id)
-        .group_by(led.c.source_id)
-        .subquery("latest")
-    )
+    latest = latest_loads(campaign_id)
     stmt = (
         sa.select(src.c.school_code, src.c.questionnaire, src.c.location, led.c.status)
         .select_from(led)
@@ -503,18 +494,8 @@ def last_loads(engine: Engine, campaign_id: str) -> dict[str, LastLoad]:
     exclude: the rows of the last good load are still there.
     """
     led = t.load_ledger
-    latest = (
-        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-        .where(led.c.campaign_id == campaign_id)
-        .group_by(led.c.source_id)
-        .subquery("latest")
-    )
-    good = (
-        sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-        .where(led.c.campaign_id == campaign_id, led.c.status.in_(("loaded", "unchanged")))
-        .group_by(led.c.source_id)
-        .subquery("good")
-    )
+    latest = latest_loads(campaign_id)
+    good = latest_loads(campaign_id, led.c.status.in_(("loaded", "unchanged")), name="good")
     last = led.alias("last")
     ok = led.alias("ok")
     src = t.source
@@ -654,25 +635,27 @@ def _record(
     engine: Engine,
     campaign_id: str,
     run_id: str,
-    source: Source,
     status: str,
-    entry: _Entry,
+    entries: Sequence[tuple[Source, _Entry]],
     message: str | None = None,
-) -> int:
+) -> list[int]:
+    """One ledger row of ``status`` per (source, entry), all in one transaction."""
     with _writing(engine) as conn:
         now = _local_now(conn, campaign_id)
-        source_id = ensure_source(conn, campaign_id, source)
-        return _append_ledger(
-            conn,
-            campaign_id=campaign_id,
-            run_id=run_id,
-            source=source,
-            source_id=source_id,
-            status=status,
-            entry=entry,
-            now=now,
-            message=message,
-        )
+        return [
+            _append_ledger(
+                conn,
+                campaign_id=campaign_id,
+                run_id=run_id,
+                source=source,
+                source_id=ensure_source(conn, campaign_id, source),
+                status=status,
+                entry=entry,
+                now=now,
+                message=message,
+            )
+            for source, entry in entries
+        ]
 
 
 def _append_ledger(
@@ -801,12 +784,7 @@ def question_items(conn: sa.Connection, questionnaire: str) -> pd.DataFrame:
 def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.SourceFigures) -> None:
     """Replace one source's figures (``key`` = (campaign_id, source_id))."""
     campaign_id, source_id = key
-    for table in t.FIGURE_TABLES:
-        conn.execute(
-            sa.delete(table).where(
-                table.c.campaign_id == campaign_id, table.c.source_id == source_id
-            )
-        )
+    _delete_source_rows(conn, campaign_id, source_id, t.FIGURE_TABLES)
     conn.execute(
         t.figure_source.insert().values(
             campaign_id=campaign_id, source_id=source_id, n_valid_responses=figs.n_valid_responses
@@ -822,9 +800,14 @@ def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.Sourc
         _bulk_insert(conn, table, *_prefixed(key, (columns, data)))
 
 
-def _delete_source_rows(conn: sa.Connection, campaign_id: str, source_id: int) -> None:
+def _delete_source_rows(
+    conn: sa.Connection,
+    campaign_id: str,
+    source_id: int,
     # answer before response: answer rows reference their response.
-    for table in (t.answer, t.response, t.quarantine):
+    tables: Sequence[sa.Table] = (t.answer, t.response, t.quarantine),
+) -> None:
+    for table in tables:
         conn.execute(
             sa.delete(table).where(
                 table.c.campaign_id == campaign_id, table.c.source_id == source_id

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 from warehouse import tables as t
 from warehouse.db import digest
 from warehouse.figures import EXPECTATION_DIMENSION, SourceFigures, source_figures
-from warehouse.load import items, question_items, write_figures
+from warehouse.load import items, latest_loads, question_items, write_figures
 
 __all__ = [
     "EXPECTATION_DIMENSION",
@@ -125,18 +125,8 @@ def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
             stmt = sa.select(*(columns or table.c)).where(table.c.campaign_id == campaign_id)
             return [list(r) for r in conn.execute(stmt.order_by(*list(stmt.selected_columns)))]
 
-        latest = (
-            sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-            .where(led.c.campaign_id == campaign_id)
-            .group_by(led.c.source_id)
-            .subquery("latest")
-        )
-        loaded = (
-            sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-            .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
-            .group_by(led.c.source_id)
-            .subquery("loaded")
-        )
+        latest = latest_loads(campaign_id)
+        loaded = latest_loads(campaign_id, led.c.status == "loaded", name="loaded")
         status = led.alias("status_row")
         sources = conn.execute(
             sa.select(
@@ -486,16 +476,8 @@ def _completeness(campaign_id: str, as_of: dt.datetime, deadline_at: dt.datetime
         .subquery("valid_per_source")
     )
 
-    def latest(*conditions: Any, name: str) -> sa.Subquery:
-        return (
-            sa.select(led.c.source_id, sa.func.max(led.c.load_id).label("load_id"))
-            .where(led.c.campaign_id == campaign_id, *conditions)
-            .group_by(led.c.source_id)
-            .subquery(name)
-        )
-
-    latest_any = latest(name="latest_any")
-    latest_loaded = latest(led.c.status == "loaded", name="latest_loaded")
+    latest_any = latest_loads(campaign_id, name="latest_any")
+    latest_loaded = latest_loads(campaign_id, led.c.status == "loaded", name="latest_loaded")
     last = led.alias("last_row")
     loaded = led.alias("loaded_row")
     n_valid = sa.func.coalesce(valid_per_source.c.n_valid, 0)
