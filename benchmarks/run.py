@@ -156,8 +156,8 @@ def child_khaosat(config: str, profile: str | None) -> int:
     # touching flows/nightly.py (build_marts and publish_workbooks stay Prefect tasks).
     for name, attr in (
         ("prepare", "prepare"),
-        ("fetch", "fetch_all"),
-        ("parse", "parse_all"),
+        ("fetch", "unchanged_files"),
+        ("parse", "collect_ingested"),
         ("validate", "validate_all"),
         ("load", "load_all"),
         ("marts", "build_marts"),

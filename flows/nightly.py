@@ -1,8 +1,10 @@
 """The nightly consolidation flow: fetch → parse → validate → load → marts → workbooks.
 
-One flow run per campaign. Each source is a task (fetch, parse, load), so one school's failure
-never stops the others; validation is one task per questionnaire over every staged sheet.
-Retries sit on fetching only: parsing and loading are deterministic.
+One flow run per campaign, in batches of sources. Each source is ingested (fetched, archived,
+parsed) by a task of its own, so one school's failure never stops the others; validation is one
+task per questionnaire over a batch's staged sheets; loading is one transaction per source (one
+task per batch on SQLite, one task per source on PostgreSQL). Retries sit on fetching only:
+parsing and loading are deterministic.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,7 @@ from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOu
 from flows.registry import read_schools, read_sources
 from flows.runners import discard_parse_pool, parse_pool, shared_engine, task_runner
 from flows.settings import Settings, SettingsError, load_settings
-from flows.validate import validate
+from flows.validate import validate, warm_up
 from flows.workbooks import write_workbooks
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
@@ -177,41 +179,34 @@ def select_sources(
 # raised is a transient IO error (fetch retries it) or a bug.
 
 
-@task(name="fetch", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def fetch_source(
-    ctx: Context, source: Source, last: load.LastLoad | None = None
-) -> Fetched | SourceError:
-    """Fetch and archive one source (IO: the only task with retries).
+def fetch_source(ctx: Context, source: Source, last: load.LastLoad | None = None) -> Fetched:
+    """Fetch and archive one source (IO). Raises SourceError for a source that cannot be used,
+    and any other exception for what may pass on a retry (network, file system).
 
     A Google Sheet whose Drive version equals that of its last load is not read again: the
     last load's fingerprint comes back, and the flow records the source unchanged.
     """
     s = ctx.settings
-    try:
-        if source.kind == "gsheet":
-            assert ctx.gsheets is not None  # noqa: S101 - prepare opens it for gsheet sources
-            if last is not None and last.revision is not None:
-                tz = s.campaign.timezone
-                modified_at, version = sheet_revision(ctx.gsheets, source, timezone=tz)
-                if version == last.revision:
-                    return Fetched(
-                        source=source,
-                        content=b"",
-                        fingerprint=last.fingerprint,
-                        archive_path=Path(last.archive_path or ""),
-                        filename=last.filename or source.location,
-                        modified_at=modified_at,
-                        revision=version,
-                    )
-            return fetch_gsheet(
-                ctx.gsheets, source, s.archive_dir, s.campaign.timezone, limits=s.limits
-            )
-        return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
-    except SourceError as exc:
-        return exc
+    if source.kind == "gsheet":
+        assert ctx.gsheets is not None  # noqa: S101 - prepare opens it for gsheet sources
+        if last is not None and last.revision is not None:
+            modified_at, version = sheet_revision(ctx.gsheets, source, timezone=s.campaign.timezone)
+            if version == last.revision:
+                return Fetched(
+                    source=source,
+                    content=b"",
+                    fingerprint=last.fingerprint,
+                    archive_path=Path(last.archive_path or ""),
+                    filename=last.filename or source.location,
+                    modified_at=modified_at,
+                    revision=version,
+                )
+        return fetch_gsheet(
+            ctx.gsheets, source, s.archive_dir, s.campaign.timezone, limits=s.limits
+        )
+    return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
 
 
-@task(name="parse", cache_policy=NONE)
 def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
     """Read the file's sheets and parse the right one against its questionnaire (in a parse
     process when ``run.parse_processes`` allows)."""
@@ -239,16 +234,60 @@ def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
     return SourceError(f"{fetched.filename}: the parser process stopped while reading this file")
 
 
+class Ingested:
+    """What ingesting one source gave: its content parsed, unchanged, or why it cannot be used.
+
+    ``error`` is a SourceError (SourceAbsent for a file not there), or the exception parsing
+    raised; ``fetched`` is set whenever the content was fetched (and archived).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        fetched: Fetched | None = None,
+        parsed: Parsed | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.source = source
+        self.fetched = fetched
+        self.parsed = parsed
+        self.error = error
+
+
+# One task per source for fetch and parse together: a Prefect task run costs ~5-10 ms of the
+# flow process's time (benchmarks/README.md), as much as the fetch itself, and a province has
+# a thousand sources a night.
+@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def ingest_source(ctx: Context, source: Source, last: load.LastLoad | None = None) -> Ingested:
+    """Fetch and archive one source, then parse it unless its content is that of its last load.
+
+    Only fetching is retried (an exception it raises may pass); a problem with the content
+    comes back in ``error`` without a retry, since parsing is deterministic.
+    """
+    try:
+        fetched = fetch_source(ctx, source, last)
+    except SourceError as exc:
+        return Ingested(source, error=exc)
+    if last is not None and last.fingerprint == fetched.fingerprint:
+        return Ingested(source, fetched)
+    got = _tried(parse_source, ctx, fetched)
+    if isinstance(got, BaseException):
+        return Ingested(source, fetched, error=got)
+    return Ingested(source, fetched, got)
+
+
 @task(name="validate", cache_policy=NONE)
 def validate_questionnaire(ctx: Context, code: str, parsed: list[Parsed]) -> list[Parsed]:
     """One Great Expectations run over every staged sheet of one questionnaire."""
     return validate(ctx.questionnaires[code], parsed, ctx.settings.campaign.window)
 
 
-@task(name="load", cache_policy=NONE)
 def load_source(ctx: Context, fetched: Fetched, parsed: Parsed) -> None:
     """Replace the source's rows in the warehouse, in one transaction."""
     load.replace_source(ctx.engine, ctx.settings.campaign.id, ctx.run_id, fetched, parsed)
+
+
+load_source_task = task(name="load", cache_policy=NONE)(load_source)
 
 
 @task(name="marts", cache_policy=NONE)
@@ -370,56 +409,64 @@ class Tracker:
         )
 
 
-def fetch_all(
-    ctx: Context, chosen: list[Source], known: dict[str, load.LastLoad], track: Tracker
-) -> list[Fetched]:
-    """Fetch every chosen source; keep those whose content changed since their last load.
+@task(name="load", cache_policy=NONE)
+def load_batch(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
+    """Load a batch's sources one after another, each in its own transaction (SQLite takes one
+    writer at a time); a failed load rolls back alone and is tracked as that source's."""
+    for fetched, parsed in checked:
+        result = _tried(load_source, ctx, fetched, parsed)
+        if isinstance(result, BaseException):
+            track.failed(fetched.source, result, fetched)
+        else:
+            track.loaded(fetched, parsed)
 
-    A file whose modified time and bytes are those of its last load is recognised here, with a
-    stat and a hash and no task; every other source is fetched by a task of its own.
-    """
+
+def unchanged_files(
+    ctx: Context, batch: list[Source], known: dict[str, load.LastLoad], track: Tracker
+) -> list[Source]:
+    """The sources of ``batch`` to ingest: a local file whose modified time and bytes are those
+    of its last load is recognised here with a stat and a hash, and recorded unchanged without
+    a task."""
     tz = ctx.settings.campaign.timezone
     same: list[Fetched] = []
-    to_fetch: list[Source] = []
-    for source in chosen:
+    rest: list[Source] = []
+    for source in batch:
         last = known.get(source.key)
         seen = None
         if last is not None and source.kind != "gsheet":
             seen = unchanged_file(source, last.fingerprint, last.modified_at, last.archive_path, tz)
         if seen is None:
-            to_fetch.append(source)
+            rest.append(source)
         else:
             same.append(seen)
-    futures = {fetch_source.submit(ctx, s, known.get(s.key)): s for s in to_fetch}
-    changed: list[Fetched] = []
-    for future in as_completed(list(futures)):
-        source = futures[future]
-        got = _settled(future)
-        if isinstance(got, SourceAbsent):
-            track.absent(source, got)
-        elif isinstance(got, BaseException):
-            track.failed(source, got)
-        elif source.key in known and known[source.key].fingerprint == got.fingerprint:
-            same.append(got)
-        else:
-            changed.append(got)
     if same:
         track.unchanged(same)
-    return changed
+    return rest
 
 
-def parse_all(
-    parsing: dict[PrefectFuture[Parsed | SourceError], Fetched], track: Tracker
+def collect_ingested(
+    ingesting: dict[PrefectFuture[Ingested], Source], track: Tracker
 ) -> list[tuple[Fetched, Parsed]]:
-    """Collect the parse tasks' results; an unreadable source fails alone."""
+    """Wait for a batch's ingest tasks; track what is absent, failed or unchanged, and return
+    what was parsed."""
     staged: list[tuple[Fetched, Parsed]] = []
-    for future in as_completed(list(parsing)):
-        got = parsing[future]
-        parsed = _settled(future)
-        if isinstance(parsed, BaseException):
-            track.failed(got.source, parsed, got)
+    same: list[Fetched] = []
+    for future in as_completed(list(ingesting)):
+        got = _settled(future)
+        if isinstance(got, BaseException):  # fetching raised, retries included
+            track.failed(ingesting[future], got)
+        elif isinstance(got.error, SourceAbsent):
+            track.absent(got.source, got.error)
+        elif got.error is not None:
+            track.failed(got.source, got.error, got.fetched)
+        elif got.parsed is None:
+            assert got.fetched is not None  # noqa: S101 - Ingested without parse: unchanged
+            same.append(got.fetched)
         else:
-            staged.append((got, parsed))
+            assert got.fetched is not None  # noqa: S101 - parsed content was fetched
+            staged.append((got.fetched, got.parsed))
+    if same:
+        track.unchanged(same)
     return staged
 
 
@@ -440,17 +487,19 @@ def validate_all(
 def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
     """Load each source in its own transaction; a failed load rolls back alone.
 
-    SQLite takes one writer at a time: its loads run in the flow's thread, one after another,
-    leaving the task runner's threads to parse the next batch meanwhile. PostgreSQL takes
-    concurrent writers: its loads are tasks, ``run.concurrency`` at a time.
+    SQLite takes one writer at a time: a batch loads in one task, in the flow's thread, while
+    the task runner's threads ingest the next batch. PostgreSQL takes concurrent writers: each
+    source loads in a task of its own, ``run.concurrency`` at a time.
     """
-    done: Iterable[tuple[Fetched, Parsed, Any]]
+    if not checked:
+        return
     if ctx.engine.dialect.name == "sqlite":
-        done = ((f, p, _tried(load_source, ctx, f, p)) for f, p in checked)
-    else:
-        futures = {load_source.submit(ctx, f, p): (f, p) for f, p in checked}
-        done = ((*futures[fut], _settled(fut)) for fut in as_completed(list(futures)))
-    for got, parsed, result in done:
+        load_batch(ctx, checked, track)
+        return
+    futures = {load_source_task.submit(ctx, f, p): (f, p) for f, p in checked}
+    for future in as_completed(list(futures)):
+        got, parsed = futures[future]
+        result = _settled(future)
         if isinstance(result, BaseException):
             track.failed(got.source, result, got)
         else:
@@ -460,20 +509,27 @@ def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker
 def consolidate(
     ctx: Context, chosen: list[Source], known: dict[str, load.LastLoad], track: Tracker
 ) -> None:
-    """Fetch, parse, validate and load ``chosen`` in batches of ``run.batch_sources``.
+    """Ingest (fetch and parse), validate and load ``chosen`` in batches of
+    ``run.batch_sources``.
 
-    Batch k+1 is fetched and its parsing started before batch k is validated and loaded, so
-    parsing (processes) and loading (the flow's thread) overlap; at most two batches are held
-    in memory, whatever the size of the province.
+    Batch k+1's ingest tasks start before batch k is validated and loaded, so fetching and
+    parsing (the task runner's threads and the parse processes) overlap with validating and
+    loading (the flow's thread); at most two batches are held in memory, whatever the size of
+    the province.
     """
     order = {s.key: i for i, s in enumerate(chosen)}
     size = ctx.settings.run.batch_sources
-    in_flight: dict[PrefectFuture[Parsed | SourceError], Fetched] = {}
+    warming = None
+    in_flight: dict[PrefectFuture[Ingested], Source] = {}
     for start in range(0, len(chosen) + size, size):  # one round past the end: the last batch
-        fetched = fetch_all(ctx, chosen[start : start + size], known, track)
-        parsing = {parse_source.submit(ctx, f): f for f in fetched}
-        load_all(ctx, validate_all(ctx, parse_all(in_flight, track), order), track)
-        in_flight = parsing
+        batch = unchanged_files(ctx, chosen[start : start + size], known, track)
+        ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
+        if batch and warming is None:  # something may need validating: GX is needed soon
+            warming = warm_up()
+        load_all(ctx, validate_all(ctx, collect_ingested(in_flight, track), order), track)
+        in_flight = ingesting
+    if warming is not None:  # nothing outlives the step, even when nothing was validated
+        warming.join()
 
 
 @flow(name="khaosat-nightly", log_prints=False, on_failure=[on_failure])

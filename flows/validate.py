@@ -197,6 +197,26 @@ def _distinct(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 # --- GX context ---------------------------------------------------------------------------
 
 
+def warm_up() -> threading.Thread:
+    """Create the GX context (importing GX: ~3.5 s) in a background thread and return it.
+
+    A run calls this when it starts ingesting: the flow's thread then mostly waits for the
+    first batch to be fetched and parsed, so the import costs the run nothing instead of
+    seconds before the first validation. A failure here is left to the first validation,
+    which makes the context again and reports it.
+    """
+
+    def create() -> None:
+        try:
+            _gx_batch_definition()
+        except Exception:  # noqa: BLE001, S110 - the first validation raises it, with context
+            pass
+
+    thread = threading.Thread(target=create, name="khaosat-gx-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _gx_batch_definition() -> BatchDefinition:
     with _GX_LOCK:
         return _create_batch_definition()

@@ -330,12 +330,12 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     )
     assert parse_pool(settings) is not None  # the default: parse processes beside the flow
     monkeypatch.setattr(nightly, "parse_fetched", _stop_the_process)
-    got = nightly.parse_source.fn(ctx, fetched)
+    got = nightly.parse_source(ctx, fetched)
     assert isinstance(got, SourceError)
     assert "parser process stopped" in str(got) and source.path.name in str(got)
     # the broken pool was replaced: the next source parses as usual
     monkeypatch.undo()
-    assert not isinstance(nightly.parse_source.fn(ctx, fetched), BaseException)
+    assert not isinstance(nightly.parse_source(ctx, fetched), BaseException)
 
 
 def test_a_run_that_breaks_is_recorded_failed_not_running(

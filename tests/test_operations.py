@@ -157,9 +157,14 @@ def test_a_sigkilled_run_then_a_new_run_gives_the_marts_of_an_undisturbed_run(
     assert mart_tables(calm_engine) == expected
     n_answers = count(calm_engine, "SELECT COUNT(*) FROM answer")
 
-    # The same province, killed once some sources are loaded (one at a time, so the kill lands
-    # between loads with most still to do), then run again.
-    env = cli_env(KHAOSAT_WAREHOUSE_URL=killed_url, KHAOSAT_RUN__CONCURRENCY="1")
+    # The same province, killed once some sources are loaded (two at a time, each pair after
+    # the next pair is ingested, so the kill lands between loads with most still to do), then
+    # run again.
+    env = cli_env(
+        KHAOSAT_WAREHOUSE_URL=killed_url,
+        KHAOSAT_RUN__CONCURRENCY="1",
+        KHAOSAT_RUN__BATCH_SOURCES="2",
+    )
     proc = subprocess.Popen(
         [str(KHAOSAT), "run", "--config", str(killed)],
         stdout=subprocess.DEVNULL,
