@@ -130,6 +130,35 @@ def table_rows(
         return [dict(r._mapping) for r in result]
 
 
+def answer_cells(engine: Engine) -> list[tuple[Any, ...]]:
+    """Every answer as (source_id, response_no, question_code, value, cell), its cell found as
+    the answer table's comment says: answer_column's letters, then the response's row_number.
+
+    Outer joins, so an answer missing its response or its column shows with cell None.
+    """
+    a, r, ac, s = t.answer, t.response, t.answer_column, t.source
+    cell = ac.c.column_letter + sa.cast(r.c.row_number, sa.String())
+    stmt = (
+        sa.select(a.c.source_id, a.c.response_no, a.c.question_code, a.c.value, cell)
+        .select_from(a)
+        .outerjoin(s, s.c.source_id == a.c.source_id)
+        .outerjoin(
+            r,
+            sa.and_(
+                r.c.campaign_id == s.c.campaign_id,
+                r.c.source_id == a.c.source_id,
+                r.c.response_no == a.c.response_no,
+            ),
+        )
+        .outerjoin(
+            ac, sa.and_(ac.c.source_id == a.c.source_id, ac.c.question_code == a.c.question_code)
+        )
+        .order_by(a.c.source_id, a.c.response_no, a.c.question_code)
+    )
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(stmt)]
+
+
 # -- fixtures for this module ------------------------------------------------------------------
 
 SAT = Questionnaire(
@@ -316,13 +345,23 @@ def test_replace_source_writes_responses_answers_quarantine_and_ledger(registere
     ] == [(1, 2, "Câu trả lời 1", "3A", "Tốt"), (2, 3, "Câu trả lời 1", "4", None)]
     assert responses[0]["submitted_at"] == dt.datetime(2024, 10, 15, 9, 0)
 
-    answers = table_rows(registered, t.answer, exclude=["campaign_id", "source_id"])
-    assert [(a["response_no"], a["question_code"], a["value"], a["cell"]) for a in answers] == [
-        (1, "CHUNG", 4.0, "E2"),
-        (1, "MONG_DOI", 80.0, "F2"),
-        (1, "TC1", 5.0, "D2"),
-        (2, "CHUNG", 3.0, "E3"),
-        (2, "TC1", None, "D3"),  # unreadable: NULL, raw text in quarantine
+    sid = result.source_id
+    assert answer_cells(registered) == [
+        (sid, 1, "CHUNG", 4.0, "E2"),
+        (sid, 1, "MONG_DOI", 80.0, "F2"),
+        (sid, 1, "TC1", 5.0, "D2"),
+        (sid, 2, "CHUNG", 3.0, "E3"),
+        (sid, 2, "TC1", None, "D3"),  # unreadable: NULL, raw text in quarantine
+    ]
+    assert len(table_rows(registered, t.answer)) == 5
+    # one row per question answered: its column and the header the sheet gave it
+    assert table_rows(registered, t.answer_column) == [
+        {"source_id": sid, "question_code": q, "column_letter": col, "header": header}
+        for q, col, header in [
+            ("CHUNG", "E", "Hài lòng chung"),
+            ("MONG_DOI", "F", "Đáp ứng mong đợi"),
+            ("TC1", "D", "Thông tin tuyển sinh"),
+        ]
     ]
 
     (q,) = table_rows(registered, t.quarantine, exclude=["quarantine_id"])
@@ -358,12 +397,12 @@ def test_replace_source_twice_gives_the_same_rows(registered: Engine) -> None:
     replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     first = {
         tb.name: table_rows(registered, tb, exclude=["quarantine_id"])
-        for tb in (t.response, t.answer, t.quarantine)
+        for tb in (t.response, t.answer, t.answer_column, t.quarantine)
     }
     replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     second = {
         tb.name: table_rows(registered, tb, exclude=["quarantine_id"])
-        for tb in (t.response, t.answer, t.quarantine)
+        for tb in (t.response, t.answer, t.answer_column, t.quarantine)
     }
     assert second == first
     assert [r["status"] for r in table_rows(registered, t.load_ledger)] == ["loaded", "loaded"]
@@ -372,27 +411,34 @@ def test_replace_source_twice_gives_the_same_rows(registered: Engine) -> None:
 
 def test_replace_source_replaces_only_its_own_source(registered: Engine) -> None:
     other = Source(school_code="S1", questionnaire="SAT", kind="csv", location="s1-giay.csv")
-    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
-    replace_source(registered, "HCM-2024", RUN, fetched("bbb", other), V2)
+    first = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1).source_id
+    second = replace_source(registered, "HCM-2024", RUN, fetched("bbb", other), V2).source_id
     replace_source(registered, "HCM-2024", RUN, fetched("ccc"), V2)
     assert len(table_rows(registered, t.response)) == 2  # one each
     assert table_rows(registered, t.quarantine) == []
+    # V1's CHUNG and MONG_DOI went with its answers; each source keeps its own columns
+    assert answer_cells(registered) == [(first, 1, "TC1", 1.0, "D2"), (second, 1, "TC1", 1.0, "D2")]
+    columns = table_rows(registered, t.answer_column, exclude=["header"])
+    assert [(c["source_id"], c["question_code"], c["column_letter"]) for c in columns] == [
+        (first, "TC1", "D"),
+        (second, "TC1", "D"),
+    ]
 
 
+@pytest.mark.parametrize("failing", ["answer", "answer_column"])
 def test_a_failure_mid_load_leaves_the_previous_rows(
-    registered: Engine, monkeypatch: pytest.MonkeyPatch
+    registered: Engine, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
+    tables = (t.response, t.answer, t.answer_column, t.quarantine, t.load_ledger)
     replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
-    before = {
-        tb.name: table_rows(registered, tb)
-        for tb in (t.response, t.answer, t.quarantine, t.load_ledger)
-    }
+    before = {tb.name: table_rows(registered, tb) for tb in tables}
 
     real_bulk_insert = load._bulk_insert
 
     def failing_bulk_insert(conn: Any, table: sa.Table, *args: Any) -> None:
-        # By now the source's old rows are deleted and the new responses inserted.
-        if table is t.answer:
+        # By now the source's old rows are deleted and the new responses inserted (and, for
+        # answer_column, the new answers).
+        if table.name == failing:
             raise RuntimeError("disk full")
         real_bulk_insert(conn, table, *args)
 
@@ -400,23 +446,49 @@ def test_a_failure_mid_load_leaves_the_previous_rows(
     with pytest.raises(RuntimeError, match="disk full"):
         replace_source(registered, "HCM-2024", RUN, fetched("bbb"), V2)
 
-    after = {
-        tb.name: table_rows(registered, tb)
-        for tb in (t.response, t.answer, t.quarantine, t.load_ledger)
-    }
-    assert after == before
+    assert {tb.name: table_rows(registered, tb) for tb in tables} == before
+
+
+def test_a_question_read_from_two_columns_is_refused_and_loads_nothing(
+    registered: Engine,
+) -> None:
+    """parse reads one column per question; if a Parsed ever held two, storing one column
+    would point some answers at the wrong cell, so the load refuses it before writing."""
+    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    before = {tb.name: table_rows(registered, tb) for tb in (t.answer, t.answer_column)}
+    two = make_parsed(SAT, [{"TC1": 5}, {"TC1": 4}])
+    two.answers.loc[1, "col"] = 30  # response 2's TC1 from column AD instead of D
+    with pytest.raises(ValueError, match=r"TC1 in columns D, AD.*not loaded"):
+        replace_source(registered, "HCM-2024", RUN, fetched("bbb"), two)
+    assert {tb.name: table_rows(registered, tb) for tb in (t.answer, t.answer_column)} == before
+
+
+def test_answers_without_a_sheet_column_are_refused() -> None:
+    """No column means no cell address: refused like the old NOT NULL cell refused it."""
+    parsed = make_parsed(SAT, [{"TC1": 5, "CHUNG": 4}])
+    parsed.answers["col"] = parsed.answers["col"].astype("float64")
+    parsed.answers.loc[1, "col"] = math.nan
+    with pytest.raises(ValueError, match=r"answers to CHUNG have no sheet column"):
+        load._answer_rows(parsed)
+
+
+def test_a_source_without_answers_writes_no_answer_rows(registered: Engine) -> None:
+    result = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), make_parsed(SAT, [{}]))
+    assert (result.n_responses, result.n_answers) == (1, 0)
+    assert table_rows(registered, t.answer) == table_rows(registered, t.answer_column) == []
 
 
 def test_record_failure_keeps_the_last_good_rows(registered: Engine) -> None:
     replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
-    good = {tb.name: table_rows(registered, tb) for tb in (t.response, t.answer)}
+    good = {tb.name: table_rows(registered, tb) for tb in (t.response, t.answer, t.answer_column)}
 
     for _night in range(2):  # a failure repeated night after night leaves one quarantine row
         record_failure(
             registered, "HCM-2024", RUN, SOURCE, "S1 s1.xlsx: not a workbook", fetched("bad")
         )
 
-    assert {tb.name: table_rows(registered, tb) for tb in (t.response, t.answer)} == good
+    kept = {tb.name: table_rows(registered, tb) for tb in (t.response, t.answer, t.answer_column)}
+    assert kept == good
     rules = sorted((q["rule"], q["scope"]) for q in table_rows(registered, t.quarantine))
     assert rules == [("likert_label", "value"), (FAILURE_RULE, "source")]
     failure = [q for q in table_rows(registered, t.quarantine) if q["rule"] == FAILURE_RULE][0]
@@ -487,8 +559,13 @@ def test_bulk_rows_go_through_copy_on_postgresql(
     monkeypatch.setattr(load, "_copy_rows", spy)
     replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     if registered.dialect.name == "postgresql":
-        assert copied[:3] == [("response", 2), ("answer", 5), ("quarantine", 1)]
-        assert {name for name, _ in copied[3:]} == {
+        assert copied[:4] == [
+            ("response", 2),
+            ("answer", 5),
+            ("answer_column", 3),
+            ("quarantine", 1),
+        ]
+        assert {name for name, _ in copied[4:]} == {
             "figure_source_dimension",
             "figure_source_question",
         }

@@ -5,9 +5,9 @@ and a crash mid-write leaves the previous state:
 
 - ``sync_registry`` replaces a campaign's units and schools and refreshes the questionnaire and
   question dimensions;
-- ``replace_source`` replaces one source's responses, answers, quarantine rows and figures (the
-  sums the marts are built from, ``warehouse.figures``) and appends a 'loaded' ledger row, all in
-  one transaction;
+- ``replace_source`` replaces one source's responses, answers (with each question's sheet
+  column), quarantine rows and figures (the sums the marts are built from,
+  ``warehouse.figures``) and appends a 'loaded' ledger row, all in one transaction;
 - ``record_failure`` / ``record_unchanged`` / ``record_absent`` append the other ledger outcomes.
   A failure KEEPS the source's previously loaded rows: a corrupt or unreadable re-upload never
   erases last night's good data. The failure shows in the ledger, in one quarantine row, and as
@@ -30,6 +30,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -286,11 +288,14 @@ def replace_source(
 ) -> LoadResult:
     """Replace the rows of ``fetched.source`` with ``parsed`` and append a 'loaded' ledger row.
 
-    In ONE transaction: delete the source's answer, response and quarantine rows in the
-    campaign (including an earlier failure's row), bulk-insert the new responses, answers (cell
-    address such as D12 from row and col) and rejections (with school, questionnaire, file
-    name, sheet, cell, raw value, rule, reason and scope), then append the ledger row with the
-    fetched file's fingerprint, archive path and modified time and the parse counts. If
+    In ONE transaction: delete the source's answer, answer_column, response and quarantine rows
+    (including an earlier failure's row), bulk-insert the new responses, answers, the column
+    each question's answers were read from (answer_column: its letters, such as D, and the
+    header found; with the response's row_number it gives each answer's cell) and rejections
+    (with school, questionnaire, file name, sheet, cell, raw value, rule, reason and scope),
+    then append the ledger row with the fetched file's fingerprint, archive path and modified
+    time and the parse counts. A question whose answers come from more than one column is
+    refused with a ValueError before anything is written (see ``_question_columns``). If
     anything raises, nothing is written and the previous rows stay; the caller then records the
     failure with ``record_failure``. Loading the same input twice gives the same rows.
 
@@ -299,15 +304,17 @@ def replace_source(
     """
     source, entry = fetched.source, _Entry.of(fetched, started_at)
     responses = _response_rows(parsed)
-    answers = _answer_rows(parsed)
+    answers, answer_columns = _answer_rows(parsed)
     rejections = _quarantine_rows(source, entry, parsed)
     with _writing(engine) as conn:
         now = _local_now(conn, campaign_id)
         source_id = ensure_source(conn, campaign_id, source)
         _delete_source_rows(conn, campaign_id, source_id)
-        prefix = (campaign_id, source_id)
+        prefix = {"campaign_id": campaign_id, "source_id": source_id}
+        by_source = {"source_id": source_id}  # answer tables: source_id names the campaign
         _bulk_insert(conn, t.response, *_prefixed(prefix, responses))
-        _bulk_insert(conn, t.answer, *_prefixed(prefix, answers))
+        _bulk_insert(conn, t.answer, *_prefixed(by_source, answers))
+        _bulk_insert(conn, t.answer_column, *_prefixed(by_source, answer_columns))
         _bulk_insert(conn, t.quarantine, *_prefixed(prefix, rejections))
         columns, data = responses  # services as stored (None where none), by response
         services = pd.Series(
@@ -315,7 +322,7 @@ def replace_source(
         )
         write_figures(
             conn,
-            prefix,
+            (campaign_id, source_id),
             figures.source_figures(
                 parsed.answers, question_items(conn, source.questionnaire), services
             ),
@@ -785,6 +792,7 @@ def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.Sourc
     """Replace one source's figures (``key`` = (campaign_id, source_id))."""
     campaign_id, source_id = key
     _delete_source_rows(conn, campaign_id, source_id, t.FIGURE_TABLES)
+    prefix = {"campaign_id": campaign_id, "source_id": source_id}
     conn.execute(
         t.figure_source.insert().values(
             campaign_id=campaign_id, source_id=source_id, n_valid_responses=figs.n_valid_responses
@@ -797,29 +805,28 @@ def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.Sourc
         converters = {"dimension": str, "question_code": str, "service": str, "total": float}
         columns = [str(c) for c in frame.columns]
         data = [_column(frame, c, converters.get(c, int)) for c in columns]
-        _bulk_insert(conn, table, *_prefixed(key, (columns, data)))
+        _bulk_insert(conn, table, *_prefixed(prefix, (columns, data)))
 
 
 def _delete_source_rows(
     conn: sa.Connection,
     campaign_id: str,
     source_id: int,
-    # answer before response: answer rows reference their response.
-    tables: Sequence[sa.Table] = (t.answer, t.response, t.quarantine),
+    tables: Sequence[sa.Table] = (t.answer, t.answer_column, t.response, t.quarantine),
 ) -> None:
     for table in tables:
-        conn.execute(
-            sa.delete(table).where(
-                table.c.campaign_id == campaign_id, table.c.source_id == source_id
-            )
-        )
+        where = table.c.source_id == source_id
+        # The answer tables have no campaign_id: source_id alone is unique across campaigns.
+        if "campaign_id" in table.c:
+            where = sa.and_(table.c.campaign_id == campaign_id, where)
+        conn.execute(sa.delete(table).where(where))
 
 
-def _prefixed(prefix: tuple[Any, ...], rows: _Rows) -> _Rows:
-    """``rows`` with a constant column per value of ``prefix`` (campaign_id, source_id)."""
+def _prefixed(prefix: Mapping[str, Any], rows: _Rows) -> _Rows:
+    """``rows`` with a constant column per item of ``prefix`` (column name -> value), first."""
     columns, data = rows
     n = _count(rows)
-    return ["campaign_id", "source_id", *columns], [*([v] * n for v in prefix), *data]
+    return [*prefix, *columns], [*([v] * n for v in prefix.values()), *data]
 
 
 def _bulk_insert(
@@ -968,20 +975,6 @@ def cell_address(row: int | None, col: int | None) -> str | None:
     return f"{column_letters(col)}{row}"
 
 
-def _cells(df: pd.DataFrame) -> list[str | None]:
-    """Each row's A1 address from its 1-based row and col (None where either is missing)."""
-    if df.empty:
-        return []
-    if df["row"].isna().any() or df["col"].isna().any():
-        rows, cols = _column(df, "row", int), _column(df, "col", int)
-        return [cell_address(r, c) for r, c in zip(rows, cols, strict=True)]
-    # answers come a few columns by thousands of rows: letters once per column
-    cols = df["col"].to_numpy(dtype="int64").tolist()
-    letters = {c: column_letters(c) for c in set(cols)}
-    rows = df["row"].to_numpy(dtype="int64").tolist()
-    return [letters[c] + str(r) for c, r in zip(cols, rows, strict=True)]
-
-
 def _response_rows(parsed: Parsed) -> _Rows:
     df = parsed.responses
     columns = ["response_no", "sheet", "row_number", "submitted_at"]
@@ -997,16 +990,69 @@ def _response_rows(parsed: Parsed) -> _Rows:
     return columns, data
 
 
-def _answer_rows(parsed: Parsed) -> _Rows:
+def _answer_rows(parsed: Parsed) -> tuple[_Rows, _Rows]:
+    """The answer rows, and the answer_column rows: one per question, the column letters its
+    answers were read from and the header found there.
+
+    An answer's cell is its question's column and its response's row, so a cell is stored once
+    per question, not once per answer; the columns come from one pass over the column numbers
+    (a source's thousands of answers are a few dozen columns), never a string per answer.
+    """
     df = parsed.answers
-    data = [
-        _column(df, "response_no", int),
-        _column(df, "question_code", str),
-        _column(df, "value", float),
-        _cells(df),
-    ]
-    columns = ["response_no", "question_code", "value", "cell"]
-    return columns, data
+    codes = df["question_code"].to_numpy(dtype=object)
+    columns = _question_columns(parsed.sheet, codes, df["col"]) if len(df) else {}
+    found = sorted(columns)
+    answers: _Rows = (
+        ["response_no", "question_code", "value"],
+        [_column(df, "response_no", int), codes.tolist(), _column(df, "value", float)],
+    )
+    answer_columns: _Rows = (
+        ["question_code", "column_letter", "header"],
+        [
+            found,
+            [column_letters(columns[code]) for code in found],
+            [parsed.columns.get(code) for code in found],
+        ],
+    )
+    return answers, answer_columns
+
+
+def _question_columns(sheet: str, codes: npt.NDArray[Any], col: pd.Series) -> dict[str, int]:
+    """Question code -> the 1-based sheet column its answers were read from.
+
+    parse maps one column to each question (a second column with the same question is listed
+    as unknown, not read), so a question answered from two columns is a bug upstream: it is
+    refused with a ValueError, as storing one column would point some answers at the wrong
+    cell. So is an answer without a column, which has no cell at all.
+    """
+    if col.isna().any():
+        missing = sorted(set(codes[col.isna().to_numpy()].tolist()))
+        raise ValueError(
+            f"sheet {sheet!r}: answers to {', '.join(missing)} have no sheet column, so no cell "
+            "address; not loaded"
+        )
+    cols = col.to_numpy(dtype=np.int64)
+    distinct, first, which = np.unique(cols, return_index=True, return_inverse=True)
+    code_of_col = codes[first]
+    pairs: Iterable[tuple[str, int]]
+    if (codes == code_of_col[which]).all():  # each column holds one question: the usual case
+        pairs = zip(code_of_col.tolist(), distinct.tolist(), strict=True)
+    else:  # a column holding two questions (parse never does this), each pair exactly
+        pairs = sorted(set(zip(codes.tolist(), cols.tolist(), strict=True)))
+    found: dict[str, list[int]] = {}
+    for code, c in pairs:
+        found.setdefault(code, []).append(c)
+    several = {code: cs for code, cs in found.items() if len(cs) > 1}
+    if several:
+        listed = "; ".join(
+            f"{code} in columns {', '.join(column_letters(c) for c in cs)}"
+            for code, cs in sorted(several.items())
+        )
+        raise ValueError(
+            f"sheet {sheet!r}: answers to one question come from more than one column "
+            f"({listed}); the warehouse keeps one column per question, so not loaded"
+        )
+    return {code: cs[0] for code, cs in found.items()}
 
 
 def _quarantine_rows(source: Source, entry: _Entry, parsed: Parsed) -> _Rows:

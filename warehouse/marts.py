@@ -171,12 +171,13 @@ def _stored_figures(
 ) -> SourceFigures:
     """A source's figures computed from its stored answers (and its responses' services)."""
     a, r = t.answer, t.response
+    # answer has no campaign_id: source_id alone is unique across campaigns.
     answers = pd.DataFrame(
         [
             tuple(row)
             for row in conn.execute(
                 sa.select(a.c.response_no, a.c.question_code, a.c.value).where(
-                    a.c.campaign_id == campaign_id, a.c.source_id == source_id
+                    a.c.source_id == source_id
                 )
             )
         ],
