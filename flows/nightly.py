@@ -9,6 +9,7 @@ parsing and loading are deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
@@ -41,7 +42,7 @@ from flows.notify import notify_failed_sources, on_failure
 from flows.parse import ParseJob, parse_fetched
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
-from flows.runners import discard_parse_pool, parse_pool, shared_engine, task_runner
+from flows.runners import in_processes, load_pool, parse_pool, task_runner
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import validate, warm_up
 from flows.workbooks import write_workbooks
@@ -97,7 +98,7 @@ class Context:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        state["engine"] = shared_engine(state["engine"])
+        state["engine"] = db.shared_engine(state["engine"])
         state["gsheets"] = open_client(state["settings"].gsheets) if state["gsheets"] else None
         self.__dict__.update(state)
 
@@ -221,17 +222,14 @@ def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
         limits=s.limits,
         timezone=s.campaign.timezone,
     )
-    for _ in range(2):
-        pool = parse_pool(s)
-        if pool is None:
-            return parse_fetched(job)
-        try:
-            return pool.submit(parse_fetched, job).result()
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): every job in flight fails with it. Each
-            # is tried once more in a fresh pool; a file that kills that one too fails alone.
-            discard_parse_pool(pool)
-    return SourceError(f"{fetched.filename}: the parser process stopped while reading this file")
+    [got] = in_processes(lambda: parse_pool(s), parse_fetched, [(job,)])
+    if isinstance(got, BrokenProcessPool):
+        return SourceError(
+            f"{fetched.filename}: the parser process stopped while reading this file"
+        )
+    if isinstance(got, BaseException):
+        raise got
+    return got
 
 
 class Ingested:
@@ -411,11 +409,22 @@ class Tracker:
 
 @task(name="load", cache_policy=NONE)
 def load_batch(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
-    """Load a batch's sources one after another, each in its own transaction (SQLite takes one
-    writer at a time); a failed load rolls back alone and is tracked as that source's."""
-    for fetched, parsed in checked:
-        result = _tried(load_source, ctx, fetched, parsed)
-        if isinstance(result, BaseException):
+    """Load a batch's sources, each in its own transaction, in the load processes (or the
+    flow's thread); a failed load rolls back alone and is tracked as that source's."""
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    c = ctx.campaign_id, ctx.run_id
+    results: list[Any]
+    if load_pool(ctx.settings, ctx.engine) is None:  # in this thread, on the flow's Engine
+        results = [_tried(load_source, ctx, f, p) for f, p in checked]
+    else:  # the archived content stays here: loading needs the parse, not the bytes
+        jobs = [(url, *c, dataclasses.replace(f, content=b""), p) for f, p in checked]
+        results = in_processes(
+            lambda: load_pool(ctx.settings, ctx.engine), load.replace_source_at, jobs
+        )
+    for (fetched, parsed), result in zip(checked, results, strict=True):
+        if isinstance(result, BrokenProcessPool):
+            track.failed(fetched.source, SourceError("the load process stopped"), fetched)
+        elif isinstance(result, BaseException):
             track.failed(fetched.source, result, fetched)
         else:
             track.loaded(fetched, parsed)
@@ -487,13 +496,15 @@ def validate_all(
 def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
     """Load each source in its own transaction; a failed load rolls back alone.
 
-    SQLite takes one writer at a time: a batch loads in one task, in the flow's thread, while
-    the task runner's threads ingest the next batch. PostgreSQL takes concurrent writers: each
-    source loads in a task of its own, ``run.concurrency`` at a time.
+    With the threads runner a batch is one load task, whose sources go to the load processes
+    (``run.load_processes``: one on SQLite, which takes one writer at a time, several on
+    PostgreSQL), leaving the flow's process to validate and to fetch the next batch. Without
+    them (the Dask runner, or ``load_processes: 0``), SQLite loads the batch in the flow's
+    thread and PostgreSQL loads each source in a task of its own, concurrently.
     """
     if not checked:
         return
-    if ctx.engine.dialect.name == "sqlite":
+    if ctx.engine.dialect.name == "sqlite" or load_pool(ctx.settings, ctx.engine) is not None:
         load_batch(ctx, checked, track)
         return
     futures = {load_source_task.submit(ctx, f, p): (f, p) for f, p in checked}

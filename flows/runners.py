@@ -11,8 +11,13 @@ config asks for, as ``khaosat run`` and ``khaosat serve`` do.
 
 Tasks sent to Dask travel pickled, even to a worker thread in the same process, so everything a
 task receives must pickle. A SQLAlchemy Engine does not (it holds a pool and locks): the flow's
-Context ships the warehouse URL instead and a worker reconnects through ``shared_engine``, one
-Engine per process and URL, so a worker running many tasks keeps one connection pool.
+Context ships the warehouse URL instead and a worker reconnects through
+``warehouse.db.shared_engine``, one Engine per process and URL, so a worker running many tasks
+keeps one connection pool.
+
+With the threads runner, the flow's process also keeps two pools of worker processes: one that
+parses submissions and one that loads them into the warehouse (``parse_pool``, ``load_pool``),
+so that the work under the GIL spreads over the machine's cores.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect import flow
 
@@ -32,9 +39,9 @@ if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
     from sqlalchemy.engine import Engine
 
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-_pools: dict[int, Executor] = {}
+T = TypeVar("T")
+
+_pools: dict[tuple[str, int], Executor] = {}
 _pools_lock = threading.Lock()
 
 
@@ -67,48 +74,101 @@ def parse_pool(settings: Settings) -> Executor | None:
 
     Reading and parsing a submission is pure Python and numpy under the GIL: in threads, a
     province's thousand files parse on one core. The pool lets them use every core while the
-    flow's thread validates and loads. Its workers start from a clean interpreter
-    (forkserver), never forked from the flow's threads, and live as long as this process. As
-    in any program using multiprocessing, a script that calls the flow must do so under
-    ``if __name__ == "__main__":`` (workers import the main module).
+    flow's thread validates and loads. Default: one process per CPU but one.
     """
     n = settings.run.parse_processes
     if n is None:
-        # one core stays with the flow's process, which validates and loads meanwhile
+        # one core stays with the flow's process, which validates meanwhile
         n = max(1, (os.cpu_count() or 1) - 1)
     if n == 0 or settings.run.task_runner == "dask":
         return None
+    return _pool("parse", n)
+
+
+def load_pool(settings: Settings, engine: Engine) -> Executor | None:
+    """This process's pool of load processes for the warehouse ``engine`` points at, or None to
+    load in the calling thread.
+
+    Loading a source is mostly Python (rows from frames, figures, the driver's binding): in the
+    flow's process it competes for the GIL with validation and with the tasks fetching the next
+    batch. Default: one process on SQLite, which takes one writer at a time; one per CPU on
+    PostgreSQL. An in-memory SQLite database lives in the flow's process only: no pool.
+    """
+    n = settings.run.load_processes
+    sqlite = engine.dialect.name == "sqlite"
+    if n is None:
+        n = 1 if sqlite else os.cpu_count() or 1
+    if sqlite and engine.url.database in (None, "", ":memory:"):
+        return None
+    if n == 0 or settings.run.task_runner == "dask":
+        return None
+    return _pool("load", n)
+
+
+def _pool(kind: str, n: int) -> Executor:
+    """The pool of ``n`` ``kind`` processes, made on first use and kept for this process's life.
+
+    Its workers start from a clean interpreter (forkserver), never forked from the flow's
+    threads. As in any program using multiprocessing, a script that calls the flow must do so
+    under ``if __name__ == "__main__":`` (workers import the main module).
+    """
     with _pools_lock:
-        pool = _pools.get(n)
+        pool = _pools.get((kind, n))
         if pool is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["flows.parse"])
-            pool = _pools[n] = ProcessPoolExecutor(max_workers=n, mp_context=context)
+            # one forkserver serves every pool: it starts with what both kinds of job import
+            context.set_forkserver_preload(["flows.parse", "warehouse.load"])
+            pool = _pools[kind, n] = ProcessPoolExecutor(max_workers=n, mp_context=context)
         return pool
 
 
-def discard_parse_pool(pool: Executor) -> None:
-    """Forget a broken pool, so the next ``parse_pool`` starts a fresh one."""
+def discard_pool(pool: Executor) -> None:
+    """Forget a broken pool, so that the next ``parse_pool`` or ``load_pool`` starts afresh."""
     with _pools_lock:
-        for n, known in list(_pools.items()):
+        for key, known in list(_pools.items()):
             if known is pool:
-                del _pools[n]
+                del _pools[key]
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def shared_engine(url: str) -> Engine:
-    """This process's Engine for the warehouse at ``url``, made on first use.
+def in_processes(
+    pool_of: Callable[[], Executor | None],
+    fn: Callable[..., T],
+    jobs: Sequence[tuple[Any, ...]],
+) -> list[T | BaseException]:
+    """``fn(*job)`` for each job, in order: its value, or the exception it raised.
 
-    For task arguments that crossed a process boundary (Dask): they carry the URL, and every
-    task in the process shares one Engine and its pool instead of opening its own.
+    The jobs run in the processes of ``pool_of()``, or one after another in this thread when
+    it gives None. A process that dies (killed, out of memory) breaks the pool and every job
+    in flight with it: each of those is tried once more, alone, in a fresh pool, so a job that
+    kills that one too ends with BrokenProcessPool and the others are unharmed.
     """
-    with _engines_lock:
-        engine = _engines.get(url)
-        if engine is None:
-            from warehouse import db
+    pool = pool_of()
+    if pool is None:
+        return [_value(fn, *job) for job in jobs]
+    results: list[T | BaseException] = []
+    broken: list[int] = []
+    for i, future in enumerate([pool.submit(fn, *job) for job in jobs]):
+        got = _value(future.result)
+        if isinstance(got, BrokenProcessPool):
+            broken.append(i)
+        results.append(got)
+    if broken:
+        discard_pool(pool)
+    for i in broken:
+        pool = pool_of()
+        assert pool is not None  # noqa: S101 - it gave a pool a moment ago
+        results[i] = _value(pool.submit(fn, *jobs[i]).result)
+        if isinstance(results[i], BrokenProcessPool):
+            discard_pool(pool)
+    return results
 
-            engine = _engines[url] = db.connect(url)
-        return engine
+
+def _value(call: Callable[..., T], *args: Any) -> T | BaseException:
+    try:
+        return call(*args)
+    except Exception as exc:  # noqa: BLE001 - each job's outcome is its caller's to report
+        return exc
 
 
 @flow(name="khaosat-province", log_prints=False)

@@ -100,6 +100,10 @@ class Run(_Section):
     #: default: one per CPU but one). Not used with the Dask task runner (its workers are
     #: processes already).
     parse_processes: int | None = Field(default=None, ge=0)
+    #: processes that load sources into the warehouse beside the flow (0: in the flow's
+    #: thread; default: one on SQLite, which takes one writer at a time, one per CPU on
+    #: PostgreSQL). Not used with the Dask task runner.
+    load_processes: int | None = Field(default=None, ge=0)
     #: "threads" (default, in-process) or "dask" (an existing Dask cluster at dask_address).
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None

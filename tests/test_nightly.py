@@ -18,8 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from flows import nightly
+from flows.records import Fetched, Parsed
 from flows.settings import load_settings
 from warehouse import db, tables
+from warehouse.load import LoadResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
 AS_OF = dt.datetime(2024, 11, 5, 2, 0)  # after the deadline: absent means missing
@@ -354,3 +356,61 @@ def test_a_run_that_breaks_is_recorded_failed_not_running(
     assert run["status"] == "failed" and run["finished_at"] is not None
     monkeypatch.undo()
     assert nightly.run(settings, as_of=AS_OF).exit_code == 1  # S5 fails; the lock was released
+
+
+def _stop_loading_s2(
+    url: str, campaign_id: str, run_id: str, fetched: Fetched, parsed: Parsed
+) -> LoadResult:
+    from warehouse import load
+
+    if fetched.source.school_code == "S2":
+        os._exit(3)  # as a load process killed by the kernel would
+    return load.replace_source_at(url, campaign_id, run_id, fetched, parsed)
+
+
+def test_a_load_process_that_dies_fails_its_source_alone(
+    province: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from warehouse import load
+
+    settings = load_settings(province, env={})
+    # The job is pickled by reference: the load process runs this module's function.
+    monkeypatch.setattr(load, "replace_source_at", _stop_loading_s2)
+    summary = nightly.run(settings, as_of=AS_OF)
+    by_school = {o.source.school_code: o for o in summary.outcomes}
+    assert by_school["S2"].status == "failed"
+    assert by_school["S2"].message == "S2 submissions/S2_cmhs.xls: the load process stopped"
+    assert by_school["S1"].status == by_school["S3"].status == "loaded"
+    engine = db.connect(settings.warehouse_url)
+    loaded = rows(engine, "SELECT DISTINCT source_id FROM answer")
+    assert len(loaded) == 3  # S1, S3 twice; S2 has nothing half-written
+
+    monkeypatch.undo()
+    again = nightly.run(settings, as_of=AS_OF, failed_only=True)
+    assert {o.source.school_code: o.status for o in again.outcomes} == {
+        "S2": "loaded",
+        "S5": "failed",
+    }
+    engine.dispose()
+
+
+def test_loading_in_the_flow_process_gives_the_same_warehouse(
+    province: Path, tmp_path: Path
+) -> None:
+    settings = load_settings(province, env={})
+    nightly.run(settings, as_of=AS_OF)
+    engine = db.connect(settings.warehouse_url)
+    marts = [sorted_rows(engine, m) for m in ("mart_school_dimension", "mart_unit_question")]
+    answers = rows(engine, "SELECT COUNT(*) AS n FROM answer")
+    engine.dispose()
+
+    # Without load processes: SQLite loads in the flow's thread, PostgreSQL in a task per source.
+    inline = load_settings(province, env={"KHAOSAT_RUN__LOAD_PROCESSES": "0"})
+    summary = nightly.run(inline, as_of=AS_OF, force=True)
+    assert summary.count("loaded") == 4
+    engine = db.connect(settings.warehouse_url)
+    assert [
+        sorted_rows(engine, m) for m in ("mart_school_dimension", "mart_unit_question")
+    ] == marts
+    assert rows(engine, "SELECT COUNT(*) AS n FROM answer") == answers
+    engine.dispose()

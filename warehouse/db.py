@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,24 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:  # unparsable: show nothing rather than risk echoing a secret
         return "(invalid warehouse URL)"
+
+
+def shared_engine(url: str) -> Engine:
+    """This process's Engine for the warehouse at ``url``, made on first use.
+
+    For work that crossed a process boundary (a load process, a Dask worker): it carries the
+    URL, since an Engine does not pickle, and every job in the process shares one Engine and
+    its connection pool instead of opening its own.
+    """
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = connect(url)
+        return engine
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
 
 
 def connect(url: str) -> Engine:

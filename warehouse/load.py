@@ -41,7 +41,7 @@ from flows.settings import Campaign
 from schemas.questionnaire import Questionnaire
 from warehouse import figures
 from warehouse import tables as t
-from warehouse.db import digest, get_meta, insert_ignore, set_meta
+from warehouse.db import digest, get_meta, insert_ignore, set_meta, shared_engine
 
 #: quarantine.rule of the one row record_failure writes for a source that could not be used.
 FAILURE_RULE = "source_unusable"
@@ -345,6 +345,14 @@ def replace_source(
             renamed_questions=parsed.renamed_questions,
         )
     return LoadResult(load_id, source_id, _count(responses), _count(answers), _count(rejections))
+
+
+def replace_source_at(
+    url: str, campaign_id: str, run_id: str, fetched: Fetched, parsed: Parsed
+) -> LoadResult:
+    """``replace_source`` into the warehouse at ``url``: the job of a load process, which
+    receives a URL (an Engine does not pickle) and keeps one Engine for all its jobs."""
+    return replace_source(shared_engine(url), campaign_id, run_id, fetched, parsed)
 
 
 def record_failure(
