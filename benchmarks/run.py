@@ -160,6 +160,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
         ("parse", "collect_ingested"),
         ("validate", "validate_all"),
         ("load", "load_all"),
+        ("load", "finish_loads"),
         ("marts", "build_marts"),
         ("alerts", "raise_alerts"),
         ("workbooks", "publish_workbooks"),

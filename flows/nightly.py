@@ -9,6 +9,7 @@ parsing and loading are deterministic.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime as dt
 import importlib.metadata
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,26 +410,28 @@ class Tracker:
 
 
 @task(name="load", cache_policy=NONE)
-def load_batch(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
-    """Load a batch's sources, each in its own transaction, in the load processes (or the
-    flow's thread); a failed load rolls back alone and is tracked as that source's."""
-    url = ctx.engine.url.render_as_string(hide_password=False)
-    c = ctx.campaign_id, ctx.run_id
-    results: list[Any]
+def load_batch(ctx: Context, checked: list[tuple[Fetched, Parsed]]) -> list[Any]:
+    """Load a batch's sources, each in its own transaction, in the load processes (or in this
+    thread): each source's LoadResult, or the exception its load ended with (it rolled back)."""
     if load_pool(ctx.settings, ctx.engine) is None:  # in this thread, on the flow's Engine
-        results = [_tried(load_source, ctx, f, p) for f, p in checked]
-    else:  # the archived content stays here: loading needs the parse, not the bytes
-        jobs = [(url, *c, dataclasses.replace(f, content=b""), p) for f, p in checked]
-        results = in_processes(
-            lambda: load_pool(ctx.settings, ctx.engine), load.replace_source_at, jobs
-        )
-    for (fetched, parsed), result in zip(checked, results, strict=True):
-        if isinstance(result, BrokenProcessPool):
-            track.failed(fetched.source, SourceError("the load process stopped"), fetched)
-        elif isinstance(result, BaseException):
-            track.failed(fetched.source, result, fetched)
-        else:
-            track.loaded(fetched, parsed)
+        return [_tried(load_source, ctx, f, p) for f, p in checked]
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    # the archived content stays here: loading needs the parse, not the bytes
+    jobs = [
+        (url, ctx.campaign_id, ctx.run_id, dataclasses.replace(f, content=b""), p)
+        for f, p in checked
+    ]
+    return in_processes(lambda: load_pool(ctx.settings, ctx.engine), load.replace_source_at, jobs)
+
+
+class Loads:
+    """A batch's loads under way: ``results()`` waits for them and gives one per source."""
+
+    def __init__(
+        self, checked: list[tuple[Fetched, Parsed]], results: Callable[[], list[Any]]
+    ) -> None:
+        self.checked = checked
+        self.results = results
 
 
 def unchanged_files(
@@ -493,52 +497,74 @@ def validate_all(
     return checked
 
 
-def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], track: Tracker) -> None:
-    """Load each source in its own transaction; a failed load rolls back alone.
+def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], loader: Executor) -> Loads:
+    """Start loading a batch, each source in its own transaction; ``finish_loads`` waits.
 
-    With the threads runner a batch is one load task, whose sources go to the load processes
-    (``run.load_processes``: one on SQLite, which takes one writer at a time, several on
-    PostgreSQL), leaving the flow's process to validate and to fetch the next batch. Without
-    them (the Dask runner, or ``load_processes: 0``), SQLite loads the batch in the flow's
-    thread and PostgreSQL loads each source in a task of its own, concurrently.
+    With the threads runner the batch is one load task, on the ``loader`` thread, whose
+    sources go to the load processes (``run.load_processes``: one on SQLite, which takes one
+    writer at a time, several on PostgreSQL): the flow's thread meanwhile validates the next
+    batch. Without them (the Dask runner, or ``load_processes: 0``), SQLite loads the batch
+    now, in the flow's thread, and PostgreSQL loads each source in a task of its own.
     """
     if not checked:
-        return
-    if ctx.engine.dialect.name == "sqlite" or load_pool(ctx.settings, ctx.engine) is not None:
-        load_batch(ctx, checked, track)
-        return
-    futures = {load_source_task.submit(ctx, f, p): (f, p) for f, p in checked}
-    for future in as_completed(list(futures)):
-        got, parsed = futures[future]
-        result = _settled(future)
-        if isinstance(result, BaseException):
-            track.failed(got.source, result, got)
+        return Loads(checked, list)
+    if load_pool(ctx.settings, ctx.engine) is not None:
+        # A thread of its own, not the task runner's: there the load task would queue behind
+        # the next batch's ingest tasks. The copied context makes it a task of this flow run.
+        context = contextvars.copy_context()
+        future = loader.submit(context.run, _tried, load_batch, ctx, checked)
+
+        def batch_results() -> list[Any]:
+            got = future.result()  # the task itself failing fails each of its sources
+            return [got] * len(checked) if isinstance(got, BaseException) else got
+
+        return Loads(checked, batch_results)
+    if ctx.engine.dialect.name == "sqlite":
+        done = load_batch(ctx, checked)
+        return Loads(checked, lambda: done)
+    futures = [load_source_task.submit(ctx, f, p) for f, p in checked]
+    return Loads(checked, lambda: [_settled(f) for f in futures])
+
+
+def finish_loads(loads: Loads, track: Tracker) -> None:
+    """Wait for a batch's loads and track each source's outcome; a failed load rolled back
+    alone, keeping the source's earlier rows."""
+    for (fetched, parsed), result in zip(loads.checked, loads.results(), strict=True):
+        if isinstance(result, BrokenProcessPool):
+            track.failed(fetched.source, SourceError("the load process stopped"), fetched)
+        elif isinstance(result, BaseException):
+            track.failed(fetched.source, result, fetched)
         else:
-            track.loaded(got, parsed)
+            track.loaded(fetched, parsed)
 
 
 def consolidate(
     ctx: Context, chosen: list[Source], known: dict[str, load.LastLoad], track: Tracker
 ) -> None:
     """Ingest (fetch and parse), validate and load ``chosen`` in batches of
-    ``run.batch_sources``.
+    ``run.batch_sources``, as a pipeline.
 
-    Batch k+1's ingest tasks start before batch k is validated and loaded, so fetching and
-    parsing (the task runner's threads and the parse processes) overlap with validating and
-    loading (the flow's thread); at most two batches are held in memory, whatever the size of
-    the province.
+    While batch k is validated (the flow's thread), batch k+1 is ingested (the task runner's
+    threads and the parse processes) and batch k-1 loaded (the load processes); batch k's
+    loads start once k-1's are done. At most three batches are held in memory, whatever the
+    size of the province.
     """
     order = {s.key: i for i, s in enumerate(chosen)}
     size = ctx.settings.run.batch_sources
     warming = None
     in_flight: dict[PrefectFuture[Ingested], Source] = {}
-    for start in range(0, len(chosen) + size, size):  # one round past the end: the last batch
-        batch = unchanged_files(ctx, chosen[start : start + size], known, track)
-        ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
-        if batch and warming is None:  # something may need validating: GX is needed soon
-            warming = warm_up()
-        load_all(ctx, validate_all(ctx, collect_ingested(in_flight, track), order), track)
-        in_flight = ingesting
+    loading = Loads([], list)
+    with ThreadPoolExecutor(1, thread_name_prefix="khaosat-load") as loader:
+        for start in range(0, len(chosen) + size, size):  # one round past the end: the last
+            batch = unchanged_files(ctx, chosen[start : start + size], known, track)
+            ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
+            if batch and warming is None:  # something may need validating: GX is needed soon
+                warming = warm_up()
+            checked = validate_all(ctx, collect_ingested(in_flight, track), order)
+            finish_loads(loading, track)
+            loading = load_all(ctx, checked, loader)
+            in_flight = ingesting
+        finish_loads(loading, track)
     if warming is not None:  # nothing outlives the step, even when nothing was validated
         warming.join()
 
