@@ -130,7 +130,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
     t_import = time.perf_counter()
     from flows.settings import apply_prefect_defaults, load_settings
 
-    apply_prefect_defaults()
+    apply_prefect_defaults(one_run=True)  # as `khaosat run` does
     from flows import nightly
 
     imported = time.perf_counter() - t_import

@@ -40,7 +40,7 @@ def _settings(config: Path) -> Settings:
 
 
 def _run(settings: Settings, **params: object) -> int:
-    apply_prefect_defaults()
+    apply_prefect_defaults(one_run=True)
     from flows import nightly, report  # Prefect is imported only once its defaults are set
     from flows.registry import RegistryError
     from schemas import QuestionnaireError
@@ -102,7 +102,7 @@ def rerun(
 def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     """Rebuild marts and workbooks from the warehouse, without fetching any source."""
     settings = _settings(config)
-    apply_prefect_defaults()
+    apply_prefect_defaults(one_run=True)
     from flows import nightly
     from warehouse.lock import LockHeld
 

@@ -267,7 +267,24 @@ PREFECT_DEFAULTS = {
 }
 
 
-def apply_prefect_defaults() -> None:
-    """Set PREFECT_DEFAULTS where unset; call before Prefect is imported."""
-    for name, value in PREFECT_DEFAULTS.items():
+#: For one run without a Prefect server (``khaosat run``, ``rerun``, ``publish``, ``demo``):
+#: the temporary API Prefect starts stops with the run, so nobody can browse its task runs,
+#: event feed or automations; recording them took the API as much CPU as loading a
+#: 1,000-school province (benchmarks/README.md). The flow run is still recorded, and each
+#: source's outcome is in the warehouse's ledger (``khaosat status``). A Prefect server of
+#: one's own (PREFECT_API_URL) is unaffected: these settings are read only by a server this
+#: process starts. Setting any of them in the environment overrides it.
+TEMPORARY_API_DEFAULTS = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+}
+
+
+def apply_prefect_defaults(*, one_run: bool = False) -> None:
+    """Set PREFECT_DEFAULTS where unset, and TEMPORARY_API_DEFAULTS for ``one_run`` (a
+    command that runs once and exits, not ``khaosat serve``); call before Prefect is
+    imported."""
+    defaults = {**PREFECT_DEFAULTS, **(TEMPORARY_API_DEFAULTS if one_run else {})}
+    for name, value in defaults.items():
         os.environ.setdefault(name, value)

@@ -546,3 +546,22 @@ def test_prefect_yaml_deploys_every_province_to_the_work_pool_and_a_worker_runs_
     assert count(hanoi, "SELECT COUNT(*) FROM load_ledger WHERE status = 'loaded'") == 4
     hanoi.dispose()
     assert not (provinces / "hai-phong" / "khaosat.sqlite").exists()  # only the one asked for
+
+
+def test_one_run_leaves_task_run_recording_to_a_prefect_server_of_ones_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.settings import TEMPORARY_API_DEFAULTS, apply_prefect_defaults
+
+    for name in TEMPORARY_API_DEFAULTS:  # set then delete: monkeypatch restores the original
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    apply_prefect_defaults()  # khaosat serve: its local server keeps every service
+    assert not any(name in os.environ for name in TEMPORARY_API_DEFAULTS)
+
+    recorder = "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED"
+    monkeypatch.setenv(recorder, "true")  # the officer's own choice wins
+    apply_prefect_defaults(one_run=True)
+    assert os.environ[recorder] == "true"
+    assert os.environ["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
+    assert os.environ["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"] == "false"
