@@ -74,15 +74,20 @@ def parse_pool(settings: Settings) -> Executor | None:
 
     Reading and parsing a submission is pure Python and numpy under the GIL: in threads, a
     province's thousand files parse on one core. The pool lets them use every core while the
-    flow's thread validates and loads. Default: one process per CPU but one.
+    flow's thread validates. Default: one process per CPU but one. Publishing uses it too,
+    for the units' workbooks.
     """
+    n = parse_processes(settings)
+    return _pool("parse", n) if n else None
+
+
+def parse_processes(settings: Settings) -> int:
+    """How many processes ``parse_pool`` has: 0 when it is None."""
     n = settings.run.parse_processes
     if n is None:
         # one core stays with the flow's process, which validates meanwhile
         n = max(1, (os.cpu_count() or 1) - 1)
-    if n == 0 or settings.run.task_runner == "dask":
-        return None
-    return _pool("parse", n)
+    return 0 if settings.run.task_runner == "dask" else n
 
 
 def load_pool(settings: Settings, engine: Engine) -> Executor | None:

@@ -46,6 +46,7 @@ import weakref
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -2285,6 +2286,8 @@ def write_workbooks(
     *,
     run_id: str | None = None,
     thresholds: Mapping[str, float] | Thresholds | None = None,
+    pool: Executor | None = None,
+    workers: int = 1,
 ) -> list[Path]:
     """Write the province's workbook and one per reporting unit; return their paths.
 
@@ -2295,6 +2298,10 @@ def write_workbooks(
     (``Settings.thresholds``) or a ``flows.alerts.Thresholds``: the alert rules' own, so colours
     and flags agree with the alerts (an unknown key raises ``ThresholdError``). Labels and
     item wording come from ``questionnaires``.
+
+    With a process ``pool`` of ``workers`` processes, the units' workbooks are written there,
+    in ``workers`` shares, while this thread writes the province's (the largest): the files are
+    the same.
     """
     data = read_campaign(engine, campaign_id, questionnaires, run_id=run_id, thresholds=thresholds)
     province = province_scope(data)
@@ -2304,10 +2311,20 @@ def write_workbooks(
     if province_path in unit_paths:
         # A unit coded like the province must not overwrite (or be overwritten by) it.
         province_path = province_path.with_name(province_path.stem + "_toan-tinh.xlsx")
-    paths = [save_workbook(build_workbook(data, province), province_path)]
-    for scope, path in zip(units, unit_paths, strict=True):
-        paths.append(save_workbook(build_workbook(data, scope), path))
-    return paths
+    jobs = list(zip(units, unit_paths, strict=True))
+    if pool is None or not jobs:
+        return write_scopes(data, [(province, province_path), *jobs])
+    # One share per process: the campaign's data (megabytes for a province) crosses once each.
+    size = -(-len(jobs) // max(1, workers))
+    shares = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    futures = [pool.submit(write_scopes, data, share) for share in shares]
+    province_file = write_scopes(data, [(province, province_path)])
+    return [*province_file, *(path for f in futures for path in f.result())]
+
+
+def write_scopes(data: CampaignData, jobs: Sequence[tuple[Scope, Path]]) -> list[Path]:
+    """Build and save the workbook of each (scope, path); the paths written, in order."""
+    return [save_workbook(build_workbook(data, scope), path) for scope, path in jobs]
 
 
 def write_unit_workbooks(

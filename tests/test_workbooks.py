@@ -372,6 +372,20 @@ def test_one_workbook_per_unit_and_one_for_the_province(warehouse: Engine, tmp_p
     assert [p.name for p in again] == [p.name for p in paths]
 
 
+def test_units_written_in_processes_are_the_same_files(warehouse: Engine, tmp_path: Path) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    here = write_workbooks(warehouse, C, tmp_path / "here", QS, run_id="run-1")
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        there = write_workbooks(
+            warehouse, C, tmp_path / "there", QS, run_id="run-1", pool=pool, workers=2
+        )
+    assert [p.name for p in there] == [p.name for p in here]  # province first, units in order
+    assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
+
+
 def test_a_unit_coded_like_the_province_does_not_overwrite_it(
     warehouse: Engine, tmp_path: Path
 ) -> None:
