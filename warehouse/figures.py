@@ -20,9 +20,12 @@ Pure functions of DataFrames: no IO here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 #: Likert values counted as satisfied / dissatisfied (top-2 and bottom-2 boxes).
@@ -79,13 +82,241 @@ class SourceFigures:
     questions: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class FigureRows:
+    """One source's sums as plain Python values, column by column, ready to insert.
+
+    The same figures as ``SourceFigures`` (``source_figures`` builds its frames from these):
+    ``dimensions`` holds one list per DIMENSION_COLUMNS column, ``questions`` one per
+    QUESTION_COLUMNS column, with ints, floats, strings and None (n_satisfied and
+    n_dissatisfied of MONG_DOI) only.
+    """
+
+    n_valid_responses: int
+    dimensions: list[list[Any]]
+    questions: list[list[Any]]
+
+
+# Answer kinds as small integers, so validity is one table lookup per answer rather than a
+# string comparison per kind. 0 is any other kind (text, or an item the questionnaire lacks).
+_OTHER, _PERCENT = 0, 4
+_KIND_CODES = {"likert": 1, "yesno": 2, "level": 3, "percent": _PERCENT}
+#: _VALID[kind code, v] says whether the whole number v (0–100) is valid for the kind.
+_VALID = np.zeros((len(_KIND_CODES) + 1, 101), dtype=bool)
+for _kind, _allowed in VALID_VALUES.items():
+    _VALID[_KIND_CODES[_kind], list(_allowed)] = True
+#: Histogram width of the counted kinds' values (all whole numbers 0–10).
+_WIDTH = 11
+
+
+@dataclass(frozen=True)
+class Items:
+    """A questionnaire's items prepared for ``figure_rows``; build with ``prepare_items``.
+
+    Arrays are indexed by item position (items sorted by code) and have one more entry, at
+    position ``len(codes)``, for an answer whose code is not an item: it is never valid.
+    """
+
+    codes: list[str]
+    position: dict[str, int]
+    kind: npt.NDArray[np.int64]
+    #: index into ``labels`` of the item's dimension, -1 if the item belongs to none.
+    dimension: npt.NDArray[np.int64]
+    #: whether the item's counts feed the question figures (QUESTION_KINDS).
+    counted: npt.NDArray[np.bool_]
+    labels: list[str]
+    #: per label: a Likert dimension (not MONG_DOI), which has satisfied/dissatisfied counts.
+    likert: npt.NDArray[np.bool_]
+
+    def locate(self, question_code: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        """The item position of each answer's question code (``len(codes)`` if unknown)."""
+        # factorize hashes each code once; only its few distinct codes are looked up in Python.
+        # A missing code is factorized as -1, the last entry: no item.
+        code, uniques = pd.factorize(question_code)
+        missing = len(self.codes)
+        of_unique = [self.position.get(c, missing) for c in uniques]
+        return np.array([*of_unique, missing], dtype=np.int64)[code]
+
+
+def prepare_items(rows: Iterable[tuple[str, Any, Any]]) -> Items:
+    """``Items`` from (question_code, kind, dimension) rows; dimension None/NaN if none."""
+    ordered = sorted(((str(c), k, d) for c, k, d in rows), key=lambda r: r[0])
+    codes = [c for c, _, _ in ordered]
+    kinds = [k if isinstance(k, str) else None for _, k, _ in ordered]
+    # As DIMENSIONS documents: percent items form MONG_DOI; a Likert item counts in its
+    # dimension; any other item in none.
+    label: list[str | None] = [
+        EXPECTATION_DIMENSION
+        if k == "percent"
+        else (str(d) if k == "likert" and not pd.isna(d) else None)
+        for _, k, d in ordered
+    ]
+    labels = sorted({x for x in label if x is not None})
+    index = {x: i for i, x in enumerate(labels)}
+    return Items(
+        codes=codes,
+        position={c: i for i, c in enumerate(codes)},
+        kind=np.array([_KIND_CODES.get(k or "", _OTHER) for k in kinds] + [_OTHER], np.int64),
+        dimension=np.array([index[x] if x is not None else -1 for x in label] + [-1], np.int64),
+        counted=np.array([k in QUESTION_KINDS for k in kinds] + [False], dtype=bool),
+        labels=labels,
+        likert=np.array([x != EXPECTATION_DIMENSION for x in labels], dtype=bool),
+    )
+
+
 def valid_mask(kind: np.ndarray, value: np.ndarray) -> np.ndarray:
     """True where ``value`` is in the range of its answer ``kind`` (arrays of equal length)."""
-    mask = np.zeros(len(value), dtype=bool)
-    for k, allowed in VALID_VALUES.items():
-        mask |= (kind == k) & np.isin(value, allowed)
-    mask |= (kind == "percent") & (value >= 0) & (value <= 100)
-    return mask
+    codes = np.array([_KIND_CODES.get(k, _OTHER) if isinstance(k, str) else _OTHER for k in kind])
+    return _valid(codes.astype(np.int64), np.asarray(value, dtype="float64"))[0]
+
+
+def _valid(
+    kind: npt.NDArray[np.int64], value: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Validity of each answer (by kind code), and its value as a whole number 0–100 (0 where
+    it is not one), which indexes the counts of the counted kinds."""
+    in_range = (value >= 0) & (value <= 100)  # False for NaN
+    whole = in_range & (np.floor(value) == value)
+    number = np.where(whole, value, 0).astype(np.int64)
+    valid = np.where(kind == _PERCENT, in_range, whole & _VALID[kind, number])
+    return valid, number
+
+
+def service_codes(
+    response_no: npt.NDArray[np.int64], keys: npt.NDArray[np.int64], names: Sequence[Any]
+) -> tuple[npt.NDArray[np.int64], list[str]] | None:
+    """Each answer's service, as an index into the sorted service names, and those names.
+
+    ``keys`` and ``names`` give each response's service (names[i] of response keys[i]; None or
+    NaN for none); an answer whose response has none, or is not listed, has service ''. None
+    when no answer has a service (not a service review), which is the same as all ''.
+    """
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    if len(sorted_keys) > 1 and (sorted_keys[1:] == sorted_keys[:-1]).any():
+        raise ValueError("services: more than one service for the same response_no")
+    labels = ["" if pd.isna(s) else s for s in names]
+    distinct = sorted(set(labels))
+    if not distinct or distinct == [""]:
+        return None
+    at = np.minimum(np.searchsorted(sorted_keys, response_no), len(sorted_keys) - 1)
+    found = sorted_keys[at] == response_no
+    if not found.all() and "" not in distinct:
+        distinct = sorted([*distinct, ""])
+    index = {s: i for i, s in enumerate(distinct)}
+    of_response = np.array([index[s] for s in labels], dtype=np.int64)[order]
+    return np.where(found, of_response[at], index.get("", 0)), distinct
+
+
+def figure_rows(
+    items: Items,
+    code: npt.NDArray[np.int64],
+    response_no: npt.NDArray[np.int64],
+    value: npt.NDArray[np.float64],
+    services: tuple[npt.NDArray[np.int64], list[str]] | None = None,
+) -> FigureRows:
+    """The sums of one source's answers, as plain rows (the work of ``source_figures``).
+
+    ``code``: each answer's item position (``Items.locate``); ``response_no`` and ``value``
+    (NaN if unreadable) per answer; ``services``: ``service_codes`` of the answers, or None.
+    Grouping is by small integer codes with bincount: a source has a few thousand answers and
+    a province a thousand sources a night, so per-call overhead is what counts. Sums add the
+    answers in their given order, as the marts' recomputation from stored answers does.
+    """
+    valid, number = _valid(items.kind[code], value)
+    code, response, value, number = code[valid], response_no[valid], value[valid], number[valid]
+    return FigureRows(
+        n_valid_responses=_n_distinct(response),
+        dimensions=_dimension_rows(items, code, response, value),
+        questions=_question_rows(
+            items,
+            code,
+            value,
+            number,
+            None if services is None else services[0][valid],
+            [""] if services is None else services[1],
+        ),
+    )
+
+
+def _small(numbers: npt.NDArray[np.int64], size: int) -> bool:
+    """Whether distinct ``numbers`` are best counted by a bincount of ``size`` bins (all
+    non-negative, and not many more bins than numbers) rather than by sorting them."""
+    return len(numbers) > 0 and int(numbers.min()) >= 0 and size <= 8 * len(numbers) + 4096
+
+
+def _n_distinct(numbers: npt.NDArray[np.int64]) -> int:
+    """How many distinct values ``numbers`` holds (response numbers: small, non-negative)."""
+    size = int(numbers.max(initial=0)) + 1
+    if _small(numbers, size):
+        return int(np.count_nonzero(np.bincount(numbers, minlength=size)))
+    return len(np.unique(numbers))
+
+
+def _dimension_rows(
+    items: Items,
+    code: npt.NDArray[np.int64],
+    response: npt.NDArray[np.int64],
+    value: npt.NDArray[np.float64],
+) -> list[list[Any]]:
+    n = len(items.labels)
+    dim = items.dimension[code]
+    keep = dim >= 0
+    dim, response, value = dim[keep], response[keep], value[keep]
+    if not n or not len(dim):
+        return [[] for _ in DIMENSION_COLUMNS]
+    n_answers = np.bincount(dim, minlength=n)
+    width = int(response.max(initial=0)) + 1
+    if _small(response, n * width):
+        seen = np.bincount(dim * width + response, minlength=n * width).reshape(n, width)
+        n_respondents = np.count_nonzero(seen, axis=1)
+    else:
+        n_respondents = np.bincount(np.unique(dim * width + response) // width, minlength=n)
+    total = np.bincount(dim, weights=value, minlength=n)
+    sat = np.bincount(dim, weights=value >= SATISFIED_MIN, minlength=n)
+    dis = np.bincount(dim, weights=value <= DISSATISFIED_MAX, minlength=n)
+    at = np.flatnonzero(n_answers)
+    likert = items.likert[at].tolist()
+    return [
+        [items.labels[i] for i in at.tolist()],
+        n_respondents[at].tolist(),
+        n_answers[at].tolist(),
+        total[at].tolist(),
+        # none for MONG_DOI: satisfied means nothing on a 0-100 scale
+        [int(x) if ok else None for x, ok in zip(sat[at].tolist(), likert, strict=True)],
+        [int(x) if ok else None for x, ok in zip(dis[at].tolist(), likert, strict=True)],
+    ]
+
+
+def _question_rows(
+    items: Items,
+    code: npt.NDArray[np.int64],
+    value: npt.NDArray[np.float64],
+    number: npt.NDArray[np.int64],
+    service: npt.NDArray[np.int64] | None,
+    services: list[str],
+) -> list[list[Any]]:
+    counted = items.counted[code]
+    if not counted.any():
+        return [[] for _ in QUESTION_COLUMNS]
+    n_services = len(services)
+    group = code[counted] * n_services
+    if service is not None:
+        group += service[counted]
+    n = len(items.kind) * n_services
+    n_answers = np.bincount(group, minlength=n)
+    total = np.bincount(group, weights=value[counted], minlength=n)
+    # counted kinds' valid values are whole numbers 0–10: one histogram gives every n_k
+    hist = np.bincount(group * _WIDTH + number[counted], minlength=n * _WIDTH).reshape(n, _WIDTH)
+    at = np.flatnonzero(n_answers)
+    item, svc = np.divmod(at, n_services)
+    return [
+        [items.codes[i] for i in item.tolist()],
+        [services[s] for s in svc.tolist()],
+        n_answers[at].tolist(),
+        *(hist[at, k].tolist() for k in range(1, 6)),
+        total[at].tolist(),
+    ]
 
 
 def source_figures(
@@ -99,91 +330,57 @@ def source_figures(
     response (indexed by response_no, as stored in ``response.service``), for service
     reviews; None otherwise.
     """
-    # Grouping is by small integer codes with bincount rather than DataFrame.groupby: a source
-    # has a few thousand answers and a province a thousand sources, so per-call overhead counts.
-    code, codes = pd.factorize(answers["question_code"].to_numpy(dtype=object), sort=True)
-    items = questions.reindex(pd.Index(codes, dtype=object))
-    kind = items["kind"].to_numpy(dtype=object)[code] if len(code) else np.array([], dtype=object)
-    value = answers["value"].to_numpy(dtype="float64")
+    items = prepare_items(
+        zip(
+            questions.index.tolist(),
+            questions["kind"].tolist(),
+            questions["dimension"].tolist(),
+            strict=True,
+        )
+    )
     response = answers["response_no"].to_numpy(dtype="int64")
-    valid = valid_mask(kind, value)
-    service: np.ndarray | None = None
+    by_service = None
     if services is not None:
-        service = services.reindex(response).fillna("").to_numpy(dtype=object)
-    return SourceFigures(
-        n_valid_responses=len(np.unique(response[valid])),
-        dimensions=_dimensions(items, code[valid], response[valid], value[valid]),
-        questions=_questions(
-            items,
-            code[valid],
-            value[valid],
-            service[valid] if service is not None else None,
-        ),
+        keys = np.asarray(services.index.to_numpy(), dtype=np.int64)
+        by_service = service_codes(response, keys, services.tolist())
+    rows = figure_rows(
+        items,
+        items.locate(answers["question_code"].to_numpy(dtype=object)),
+        response,
+        answers["value"].to_numpy(dtype="float64"),
+        by_service,
     )
+    return SourceFigures(rows.n_valid_responses, _dimension_frame(rows), _question_frame(rows))
 
 
-def _dimensions(
-    items: pd.DataFrame, code: np.ndarray, response: np.ndarray, value: np.ndarray
-) -> pd.DataFrame:
-    item_kind = items["kind"].to_numpy(dtype=object)
-    item_dimension = items["dimension"].to_numpy(dtype=object)
-    label = np.where(item_kind == "percent", EXPECTATION_DIMENSION, item_dimension)
-    in_dimension = (item_kind == "percent") | ((item_kind == "likert") & pd.notna(item_dimension))
-    labels = sorted({str(x) for x in label[in_dimension]})
-    if not labels or not len(code):
+def _dimension_frame(rows: FigureRows) -> pd.DataFrame:
+    if not rows.dimensions[0]:
         return pd.DataFrame(columns=DIMENSION_COLUMNS)
-    index = {x: i for i, x in enumerate(labels)}
-    dim_of_item = np.array(
-        [index[str(x)] if ok else -1 for x, ok in zip(label, in_dimension, strict=True)],
-        dtype="int64",
-    )
-    dim = dim_of_item[code]
-    keep = dim >= 0
-    dim, response, value = dim[keep], response[keep], value[keep]
-    n = len(labels)
-    n_answers = np.bincount(dim, minlength=n)
-    pairs = np.unique(dim * (int(response.max(initial=0)) + 1) + response)
-    n_respondents = np.bincount(pairs // (int(response.max(initial=0)) + 1), minlength=n)
-    likert = np.array([x != EXPECTATION_DIMENSION for x in labels])
-    sat = np.bincount(dim, weights=value >= SATISFIED_MIN, minlength=n)
-    dis = np.bincount(dim, weights=value <= DISSATISFIED_MAX, minlength=n)
-    out = pd.DataFrame(
+    dimension, n_respondents, n_answers, total, sat, dis = rows.dimensions
+    return pd.DataFrame(
         {
-            "dimension": labels,
-            "n_respondents": n_respondents,
-            "n_answers": n_answers,
-            "total": np.bincount(dim, weights=value, minlength=n),
-            # none for MONG_DOI: satisfied means nothing on a 0-100 scale
-            "n_satisfied": pd.array(np.where(likert, sat, np.nan)).astype("Int64"),
-            "n_dissatisfied": pd.array(np.where(likert, dis, np.nan)).astype("Int64"),
+            "dimension": dimension,
+            "n_respondents": np.array(n_respondents, dtype="int64"),
+            "n_answers": np.array(n_answers, dtype="int64"),
+            "total": np.array(total, dtype="float64"),
+            "n_satisfied": pd.array(sat, dtype="Int64"),
+            "n_dissatisfied": pd.array(dis, dtype="Int64"),
         }
     )
-    return out[out["n_answers"] > 0].reset_index(drop=True)[DIMENSION_COLUMNS]
 
 
-def _questions(
-    items: pd.DataFrame, code: np.ndarray, value: np.ndarray, service: np.ndarray | None
-) -> pd.DataFrame:
-    counted = np.isin(items["kind"].to_numpy(dtype=object), QUESTION_KINDS)[code]
-    if not counted.any():
+def _question_frame(rows: FigureRows) -> pd.DataFrame:
+    if not rows.questions[0]:
         return pd.DataFrame(columns=QUESTION_COLUMNS)
-    code, value = code[counted], value[counted]
-    if service is None:
-        svc, services = np.zeros(len(code), dtype="int64"), np.array([""], dtype=object)
-    else:
-        svc, services = pd.factorize(service[counted], sort=True)
-    group, first = np.unique(code * len(services) + svc, return_inverse=True)
-    n = len(group)
-    out = pd.DataFrame(
+    code, service, *counts, total = rows.questions
+    return pd.DataFrame(
         {
-            "question_code": items.index.to_numpy(dtype=object)[group // len(services)],
-            "service": np.asarray(services, dtype=object)[group % len(services)],
-            "n_answers": np.bincount(first, minlength=n),
+            "question_code": np.array(code, dtype=object),
+            "service": np.array(service, dtype=object),
             **{
-                f"n_{k}": np.bincount(first, weights=value == k, minlength=n).astype("int64")
-                for k in range(1, 6)
+                name: np.array(c, dtype="int64")
+                for name, c in zip(QUESTION_COLUMNS[2:-1], counts, strict=True)
             },
-            "total": np.bincount(first, weights=value, minlength=n),
+            "total": np.array(total, dtype="float64"),
         }
     )
-    return out[QUESTION_COLUMNS]

@@ -26,7 +26,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -244,25 +244,18 @@ def ensure_source(conn: sa.Connection, campaign_id: str, source: Source) -> int:
     the same source: the insert is skipped on conflict and the row read back.
     """
     src = t.source
-    key = sa.and_(
-        src.c.campaign_id == campaign_id,
-        src.c.school_code == source.school_code,
-        src.c.questionnaire == source.questionnaire,
-        src.c.location == source.location,
-    )
-    row = conn.execute(sa.select(src.c.source_id, src.c.kind, src.c.is_active).where(key)).first()
+    key = {
+        "campaign_id": campaign_id,
+        "school_code": source.school_code,
+        "questionnaire": source.questionnaire,
+        "location": source.location,
+    }
+    row = conn.execute(_SOURCE_BY_KEY, key).first()
     if row is None:
         conn.execute(
-            insert_ignore(conn, src).values(
-                campaign_id=campaign_id,
-                school_code=source.school_code,
-                questionnaire=source.questionnaire,
-                kind=source.kind,
-                location=source.location,
-                is_active=True,
-            )
+            insert_ignore(conn, src).values(**key, kind=source.kind, is_active=True),
         )
-        return int(conn.execute(sa.select(src.c.source_id).where(key)).scalar_one())
+        return int(conn.execute(_SOURCE_BY_KEY, key).one().source_id)
     if row.kind != source.kind or not row.is_active:
         conn.execute(
             sa.update(src)
@@ -271,6 +264,14 @@ def ensure_source(conn: sa.Connection, campaign_id: str, source: Source) -> int:
         )
     return int(row.source_id)
 
+
+# Statements run for every source are built once, with bound parameters: building one costs
+# more Python than executing it (SQLAlchemy's compiled cache then serves the SQL).
+#: source's natural key: its columns, which are also the parameters of _SOURCE_BY_KEY.
+_SOURCE_KEY = ("campaign_id", "school_code", "questionnaire", "location")
+_SOURCE_BY_KEY = sa.select(t.source.c.source_id, t.source.c.kind, t.source.c.is_active).where(
+    *(t.source.c[c] == sa.bindparam(c) for c in _SOURCE_KEY)
+)
 
 # ------------------------------------------------------------------------------------------
 # One source
@@ -316,16 +317,11 @@ def replace_source(
         _bulk_insert(conn, t.answer, *_prefixed(by_source, answers))
         _bulk_insert(conn, t.answer_column, *_prefixed(by_source, answer_columns))
         _bulk_insert(conn, t.quarantine, *_prefixed(prefix, rejections))
-        columns, data = responses  # services as stored (None where none), by response
-        services = pd.Series(
-            data[columns.index("service")], index=data[columns.index("response_no")], dtype=object
-        )
-        write_figures(
+        _write_figure_rows(
             conn,
-            (campaign_id, source_id),
-            figures.source_figures(
-                parsed.answers, question_items(conn, source.questionnaire), services
-            ),
+            campaign_id,
+            source_id,
+            _figures_of(parsed, responses, _figure_items(conn, source.questionnaire)),
         )
         load_id = _append_ledger(
             conn,
@@ -693,7 +689,8 @@ def _append_ledger(
     renamed_questions: Mapping[str, str] | None = None,
 ) -> int:
     result = conn.execute(
-        t.load_ledger.insert().values(
+        t.load_ledger.insert(),
+        dict(
             run_id=run_id,
             campaign_id=campaign_id,
             source_id=source_id,
@@ -715,7 +712,7 @@ def _append_ledger(
             message=message,
             started_at=entry.started_at or now,
             finished_at=now,
-        )
+        ),
     )
     key = result.inserted_primary_key
     if key is None:  # pragma: no cover - a single-row INSERT always reports its key
@@ -749,11 +746,14 @@ def _writing(engine: Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
+_CAMPAIGN_TIMEZONE = sa.select(t.campaign.c.timezone).where(
+    t.campaign.c.campaign_id == sa.bindparam("campaign_id")
+)
+
+
 def _local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
     """Now as a naive datetime in the campaign's time zone, like every other stored time."""
-    tz = conn.execute(
-        sa.select(t.campaign.c.timezone).where(t.campaign.c.campaign_id == campaign_id)
-    ).scalar()
+    tz = conn.execute(_CAMPAIGN_TIMEZONE, {"campaign_id": campaign_id}).scalar()
     if tz is None:
         raise LookupError(f"campaign {campaign_id!r} is not in the warehouse; run sync_registry")
     return dt.datetime.now(ZoneInfo(tz)).replace(tzinfo=None)
@@ -796,24 +796,88 @@ def question_items(conn: sa.Connection, questionnaire: str) -> pd.DataFrame:
     return frame.set_index("question_code")
 
 
+def _figure_items(conn: sa.Connection, questionnaire: str) -> figures.Items:
+    """The questionnaire's items as the warehouse knows them now, prepared for figures.
+
+    The items are read in the caller's transaction every time (sync_registry may have changed
+    them since, in another process); only their preparation is cached, keyed by the rows read,
+    so a changed item is a new key and a stale entry can never be used.
+    """
+    rows = conn.execute(_ITEMS_OF_QUESTIONNAIRE, {"questionnaire": questionnaire}).all()
+    return _prepared_items(tuple(sorted(tuple(r) for r in rows)))
+
+
+_ITEMS_OF_QUESTIONNAIRE = sa.select(
+    t.question.c.question_code, t.question.c.kind, t.question.c.dimension
+).where(t.question.c.questionnaire_code == sa.bindparam("questionnaire"))
+
+
+@lru_cache(maxsize=64)
+def _prepared_items(rows: tuple[tuple[str, str, str | None], ...]) -> figures.Items:
+    return figures.prepare_items(rows)
+
+
+def _figures_of(parsed: Parsed, responses: _Rows, items: figures.Items) -> figures.FigureRows:
+    """``figures.source_figures`` of the parsed answers, as rows: the services are those of
+    ``responses`` as they are stored (text, None where none), like the marts' recomputation
+    from the stored rows sees them."""
+    df = parsed.answers
+    response_no = df["response_no"].to_numpy(dtype="int64")
+    columns, data = responses
+    services = figures.service_codes(
+        response_no,
+        np.asarray(data[columns.index("response_no")], dtype=np.int64),
+        data[columns.index("service")],
+    )
+    return figures.figure_rows(
+        items,
+        items.locate(df["question_code"].to_numpy(dtype=object)),
+        response_no,
+        df["value"].to_numpy(dtype="float64"),
+        services,
+    )
+
+
 def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.SourceFigures) -> None:
     """Replace one source's figures (``key`` = (campaign_id, source_id))."""
     campaign_id, source_id = key
-    _delete_source_rows(conn, campaign_id, source_id, t.FIGURE_TABLES)
-    prefix = {"campaign_id": campaign_id, "source_id": source_id}
-    conn.execute(
-        t.figure_source.insert().values(
-            campaign_id=campaign_id, source_id=source_id, n_valid_responses=figs.n_valid_responses
+    converters = {"dimension": str, "question_code": str, "service": str, "total": float}
+    dimensions, questions = (
+        [_values(frame, c, converters.get(c, int)) for c in names]
+        for frame, names in (
+            (figs.dimensions, figures.DIMENSION_COLUMNS),
+            (figs.questions, figures.QUESTION_COLUMNS),
         )
     )
-    for table, frame in (
-        (t.figure_source_dimension, figs.dimensions),
-        (t.figure_source_question, figs.questions),
+    rows = figures.FigureRows(int(figs.n_valid_responses), dimensions, questions)
+    _write_figure_rows(conn, campaign_id, source_id, rows)
+
+
+def _values(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any]) -> list[Any]:
+    """A small frame's column as Python values, missing as None (``_column`` for a few dozen
+    rows: its per-column pandas calls would cost more than the values)."""
+    if name not in frame.columns:
+        return [None] * len(frame)
+    return [None if _missing(v) else convert(v) for v in frame[name].tolist()]
+
+
+def _missing(value: Any) -> bool:
+    """What ``pd.isna`` says of one value, for the values a figures frame holds."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _write_figure_rows(
+    conn: sa.Connection, campaign_id: str, source_id: int, rows: figures.FigureRows
+) -> None:
+    """Replace one source's figures with ``rows``."""
+    _delete_source_rows(conn, campaign_id, source_id, t.FIGURE_TABLES)
+    prefix = {"campaign_id": campaign_id, "source_id": source_id}
+    conn.execute(t.figure_source.insert(), {**prefix, "n_valid_responses": rows.n_valid_responses})
+    for table, names, data in (
+        (t.figure_source_dimension, figures.DIMENSION_COLUMNS, rows.dimensions),
+        (t.figure_source_question, figures.QUESTION_COLUMNS, rows.questions),
     ):
-        converters = {"dimension": str, "question_code": str, "service": str, "total": float}
-        columns = [str(c) for c in frame.columns]
-        data = [_column(frame, c, converters.get(c, int)) for c in columns]
-        _bulk_insert(conn, table, *_prefixed(prefix, (columns, data)))
+        _bulk_insert(conn, table, *_prefixed(prefix, (list(names), data)))
 
 
 def _delete_source_rows(
@@ -823,11 +887,21 @@ def _delete_source_rows(
     tables: Sequence[sa.Table] = (t.answer, t.answer_column, t.response, t.quarantine),
 ) -> None:
     for table in tables:
-        where = table.c.source_id == source_id
         # The answer tables have no campaign_id: source_id alone is unique across campaigns.
         if "campaign_id" in table.c:
-            where = sa.and_(table.c.campaign_id == campaign_id, where)
-        conn.execute(sa.delete(table).where(where))
+            conn.execute(_delete_of(table), {"campaign_id": campaign_id, "source_id": source_id})
+        else:
+            conn.execute(_delete_of(table), {"source_id": source_id})
+
+
+@cache
+def _delete_of(table: sa.Table) -> sa.Delete:
+    """DELETE of one source's rows of ``table``, built once (parameters campaign_id, where
+    the table has one, and source_id)."""
+    where = table.c.source_id == sa.bindparam("source_id")
+    if "campaign_id" in table.c:
+        where = sa.and_(table.c.campaign_id == sa.bindparam("campaign_id"), where)
+    return sa.delete(table).where(where)
 
 
 def _prefixed(prefix: Mapping[str, Any], rows: _Rows) -> _Rows:
@@ -934,11 +1008,28 @@ def _upsert(
 # -- frames to row tuples ---------------------------------------------------------------------
 
 
+#: Naive datetime dtypes of at most microsecond precision (exactly a datetime.datetime).
+_NAIVE_DATETIMES = frozenset(np.dtype(f"datetime64[{unit}]") for unit in ("s", "ms", "us"))
+
+
 def _column(df: pd.DataFrame, name: str, convert: Callable[[Any], Any]) -> list[Any]:
     """A frame column as Python values, missing (NaN, NaT, None, absent column) as None."""
     if name not in df.columns:
         return [None] * len(df)
     series = df[name]
+    if convert is str or convert is _text:
+        # Both return a str unchanged, and a str is never missing, so most text cells skip
+        # the call; the rest are checked one by one by pd.isna, the test Series.isna applies
+        # to each value (a source has a few thousand text cells; a column's isna() and its
+        # array cost more than that).
+        return [
+            v if type(v) is str else None if v is None or pd.isna(v) else convert(v)
+            for v in series.tolist()
+        ]
+    if convert is _datetime and series.dtype in _NAIVE_DATETIMES:
+        # Naive datetimes of at most microsecond precision: numpy gives the same
+        # datetime.datetime values (None for NaT) without a Timestamp per value.
+        return list(series.to_numpy().astype("datetime64[us]").tolist())
     missing = series.isna().to_numpy()
     values = series.tolist()
     # int64/float64 columns already give Python ints/floats: convert would return each value
@@ -1066,6 +1157,8 @@ def _question_columns(sheet: str, codes: npt.NDArray[Any], col: pd.Series) -> di
 def _quarantine_rows(source: Source, entry: _Entry, parsed: Parsed) -> _Rows:
     df = parsed.rejections
     n = len(df)
+    if not n:  # the usual case: no column to convert
+        return list(_QUARANTINE_COLUMNS), [[] for _ in _QUARANTINE_COLUMNS]
     rows = _column(df, "row", int)
     cols = _column(df, "col", int)
     sheets = _column(df, "sheet", str)
@@ -1083,18 +1176,21 @@ def _quarantine_rows(source: Source, entry: _Entry, parsed: Parsed) -> _Rows:
         [r if r is not None else "" for r in _column(df, "reason", str)],
         [s if s is not None else "value" for s in _column(df, "scope", str)],
     ]
-    columns = [
-        "school_code",
-        "questionnaire",
-        "file",
-        "sheet",
-        "cell",
-        "row_number",
-        "response_no",
-        "question_code",
-        "raw_value",
-        "rule",
-        "reason",
-        "scope",
-    ]
-    return columns, data
+    return list(_QUARANTINE_COLUMNS), data
+
+
+#: quarantine columns _quarantine_rows gives, in order.
+_QUARANTINE_COLUMNS = [
+    "school_code",
+    "questionnaire",
+    "file",
+    "sheet",
+    "cell",
+    "row_number",
+    "response_no",
+    "question_code",
+    "raw_value",
+    "rule",
+    "reason",
+    "scope",
+]

@@ -1,0 +1,188 @@
+"""The per-source fast paths of warehouse.load and warehouse.figures against plain references.
+
+``figures.figure_rows`` (integer codes and bincounts, used by ``replace_source``) and
+``figures.source_figures`` (its frames, used when figures are recomputed from stored answers)
+are compared, case by case, with the figures computed the obvious way in pandas, straight
+from DOMAIN.md's definitions. ``load._column``'s shortcuts for text and datetime columns are
+compared with the per-value conversion they skip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from warehouse import figures
+from warehouse.load import _column, _datetime, _text
+
+NAN = math.nan
+
+#: (code, kind, dimension) of a questionnaire with every kind of item.
+ITEMS = [
+    ("A1", "likert", "D1"),
+    ("A2", "likert", "D1"),
+    ("B1", "likert", "D2"),
+    ("L0", "likert", None),  # a Likert item in no dimension
+    ("YN", "yesno", None),
+    ("LV", "level", None),
+    ("PC", "percent", None),
+    ("TX", "text", None),
+]
+
+#: name -> (answers as (response_no, question_code, value), services by response_no or None).
+CASES: dict[str, tuple[list[tuple[int, str, float]], dict[int, Any] | None]] = {
+    "likert": ([(1, "A1", 4), (1, "A2", 2), (2, "A1", 5), (2, "B1", 3), (3, "L0", 1)], None),
+    "nan values": ([(1, "A1", NAN), (1, "A2", 4), (2, "A1", NAN), (2, "YN", NAN)], None),
+    "out of range": (
+        [(1, "A1", 0), (1, "A2", 6), (2, "A1", 4.5), (2, "YN", 2), (3, "LV", 4), (3, "PC", 101)],
+        None,
+    ),
+    "no valid answer": ([(1, "A1", NAN), (2, "YN", 7), (3, "TX", 1)], None),
+    "no answer": ([], None),
+    "papi yes/no": ([(1, "YN", 1), (2, "YN", 0), (3, "YN", 1), (3, "A1", 3)], None),
+    "percent": ([(1, "PC", 0), (1, "A1", 5), (2, "PC", 55.5), (3, "PC", 100), (4, "PC", -1)], None),
+    "level": ([(1, "LV", 10), (2, "LV", 7), (3, "LV", 3), (4, "LV", 0), (5, "LV", 5)], None),
+    "unknown question": ([(1, "ZZ", 4), (1, "A1", 4)], None),
+    "service review": (
+        [(1, "LV", 10), (1, "A1", 4), (2, "LV", 7), (3, "LV", 5), (4, "LV", 3), (5, "LV", 0)],
+        {1: "Bán trú", 2: "Thư viện", 3: "Bán trú", 4: None, 5: "Y tế"},
+    ),
+    "service of a response not listed": ([(1, "LV", 10), (9, "LV", 7)], {1: "Y tế"}),
+    "services all empty": ([(1, "LV", 10), (2, "YN", 1)], {1: None, 2: None}),
+    "response numbers large": ([(10**9, "A1", 4), (7, "A1", 2), (7, "B1", 1)], None),
+}
+
+
+def reference(
+    answers: list[tuple[int, str, float]], services: dict[int, Any] | None
+) -> tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """n_valid_responses, dimension rows and question rows, computed the obvious way."""
+    kind = {code: k for code, k, _ in ITEMS}
+    dimension = {code: d for code, _, d in ITEMS}
+    allowed = {"likert": {1, 2, 3, 4, 5}, "yesno": {0, 1}, "level": {0, 3, 5, 7, 10}}
+    df = pd.DataFrame(answers, columns=["response_no", "question_code", "value"])
+
+    def valid(row: pd.Series) -> bool:
+        k, v = kind.get(row.question_code), row.value
+        if k == "percent":
+            return bool(0 <= v <= 100)
+        return k in allowed and v in allowed[k]
+
+    df = df[df.apply(valid, axis=1)] if len(df) else df
+    df = df.assign(
+        kind=df["question_code"].map(kind),
+        label=[
+            "MONG_DOI" if kind[c] == "percent" else dimension[c] if kind[c] == "likert" else None
+            for c in df["question_code"]
+        ],
+        service=[(services or {}).get(r) or "" for r in df["response_no"]],
+    )
+    dims = [
+        (
+            label,
+            g["response_no"].nunique(),
+            len(g),
+            float(g["value"].sum()),
+            None if label == "MONG_DOI" else int((g["value"] >= 4).sum()),
+            None if label == "MONG_DOI" else int((g["value"] <= 2).sum()),
+        )
+        for label, g in df[df["label"].notna()].groupby("label")
+    ]
+    questions = [
+        (
+            code,
+            service,
+            len(g),
+            *(int((g["value"] == k).sum()) for k in range(1, 6)),
+            float(g["value"].sum()),
+        )
+        for (code, service), g in df[df["kind"].isin(["likert", "yesno", "level"])].groupby(
+            ["question_code", "service"]
+        )
+    ]
+    return df["response_no"].nunique(), sorted(dims), sorted(questions)
+
+
+def rows_of(columns: list[list[Any]]) -> list[tuple[Any, ...]]:
+    return sorted(zip(*columns, strict=True)) if columns and columns[0] else []
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_figure_rows_equal_the_reference(case: str) -> None:
+    answers, services = CASES[case]
+    response = np.array([a[0] for a in answers], dtype=np.int64)
+    codes = np.array([a[1] for a in answers], dtype=object)
+    value = np.array([a[2] for a in answers], dtype=np.float64)
+    items = figures.prepare_items(ITEMS)
+    by_service = None
+    if services is not None:
+        keys = np.array(list(services), dtype=np.int64)
+        by_service = figures.service_codes(response, keys, list(services.values()))
+    got = figures.figure_rows(items, items.locate(codes), response, value, by_service)
+    n_valid, dims, questions = reference(answers, services)
+    assert got.n_valid_responses == n_valid
+    assert rows_of(got.dimensions) == dims
+    assert rows_of(got.questions) == questions
+    # rows come out sorted, as the frames did: by dimension, and by question then service
+    assert got.dimensions[0] == sorted(got.dimensions[0])
+    keys = list(zip(*got.questions[:2], strict=True))
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_source_figures_frames_equal_the_reference(case: str) -> None:
+    answers, services = CASES[case]
+    frame = pd.DataFrame(answers, columns=["response_no", "question_code", "value"]).astype(
+        {"response_no": "int64", "value": "float64"}
+    )
+    questions = pd.DataFrame(
+        ITEMS, columns=["question_code", "kind", "dimension"], dtype=object
+    ).set_index("question_code")
+    series = None if services is None else pd.Series(services, dtype=object)
+    got = figures.source_figures(frame, questions, series)
+    n_valid, dims, qs = reference(answers, services)
+
+    def plain(df: pd.DataFrame) -> list[tuple[Any, ...]]:
+        return sorted(
+            tuple(None if pd.isna(v) else v for v in row)
+            for row in df.itertuples(index=False, name=None)
+        )
+
+    assert got.n_valid_responses == n_valid
+    assert list(got.dimensions.columns) == figures.DIMENSION_COLUMNS
+    assert list(got.questions.columns) == figures.QUESTION_COLUMNS
+    assert plain(got.dimensions) == dims
+    assert plain(got.questions) == qs
+
+
+def test_valid_mask_follows_each_kind_range() -> None:
+    kind = np.array(["likert", "likert", "yesno", "yesno", "level", "level", "percent"] * 2)
+    value = np.array([1, 0, 0, 0.5, 7, 6, 100.0, NAN, 5, 1, 2, 10, 0, 55.5])
+    expected = [True, False, True, False, True, False, True]
+    expected += [False, True, True, False, True, True, True]
+    assert figures.valid_mask(kind, value).tolist() == expected
+
+
+def test_text_columns_convert_as_value_by_value() -> None:
+    values = ["a", None, NAN, 3.0, 3.5, pd.NA, "", 7]
+    df = pd.DataFrame({"x": pd.Series(values, dtype=object)})
+    assert _column(df, "x", _text) == ["a", None, None, "3", "3.5", None, "", "7"]
+    assert _column(df, "x", str) == ["a", None, None, "3.0", "3.5", None, "", "7"]
+    strings = pd.DataFrame({"x": pd.array(["a", None, "b"], dtype="str")})
+    assert _column(strings, "x", _text) == ["a", None, "b"]
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_datetime_columns_convert_as_value_by_value(unit: str) -> None:
+    stamps = [dt.datetime(2024, 10, 21, 6, 28, 2, 123456), None, dt.datetime(1969, 12, 31, 23)]
+    series = pd.Series(pd.to_datetime(stamps)).astype(f"datetime64[{unit}]")
+    df = pd.DataFrame({"t": series})
+    expected = [None if pd.isna(v) else _datetime(v) for v in series.tolist()]
+    got = _column(df, "t", _datetime)
+    assert got == expected
+    assert all(v is None or type(v) is dt.datetime for v in got)
