@@ -7,8 +7,13 @@ rejects (one answer, or a whole response), and the reason and fix shown to the s
 
 Frames (built here, vectorised, from the Parsed of all sources):
 
-- answers: row_key, question_code, kind, value, raw: one row per scored answer;
-- responses: row_key, submitted_at, and for service reviews source_idx and service.
+- answers: row_key, question_code, kind, value, raw: one row per scored answer (raw only when
+  an expectation reads it; text held as codes until GX is shown it);
+- responses: row_key, submitted_at (datetime64[ns], which GX compares vectorised), and for
+  service reviews source_idx and service.
+
+A frame whose every expectation judges each row alone is shown to GX one distinct row at a
+time, and each row gets the verdict of its distinct row.
 
 Unexpected rows come back from GX by ``row_key`` and are mapped to their Parsed and cell.
 A rejected answer is removed alone; a rejected response is removed with all its answers and
@@ -53,7 +58,9 @@ RESULT_FORMAT: dict[str, Any] = {
 #: question_code of a rejection about the response's timestamp (not an item of any form).
 TIMESTAMP_CODE = "TIMESTAMP"
 
-_ANSWER_COLUMNS = ["response_no", "question_code", "kind", "value", "raw", "row", "col"]
+#: Answer columns every validation reads; the others only for the rows it rejects.
+_ANSWER_COLUMNS = ["response_no", "question_code", "kind", "value"]
+_ANSWER_CELL_COLUMNS = ["raw", "row", "col"]
 #: As parse writes them: sheet coordinates may be absent (a whole response has no column).
 _REJECTION_DTYPES = {"row": "Int64", "col": "Int64", "response_no": "Int64"}
 
@@ -118,6 +125,21 @@ class _Compiled:
     suites: dict[str, ExpectationSuite]  # frame -> GX suite of that frame's expectations
     checks: dict[str, _Check]  # rule -> check
     row_wise: frozenset[str]  # frames whose every expectation judges each row on its own
+    kwargs_text: dict[str, str]  # frame -> its expectations' kwargs as JSON (see reads)
+
+    def reads(self, frame: str, column: str, parameters: dict[str, Any]) -> bool:
+        """Whether GX may look at ``column`` of ``frame`` given ``parameters``.
+
+        A row-wise expectation reads only the columns its kwargs name (column, row
+        condition), so a column named nowhere in them or in the parameters cannot change a
+        verdict and need not be prepared nor compared. The test is by substring: it may keep
+        a column needlessly, never drop one that is read. Other frames keep every column (a
+        table-level expectation may look at all of them).
+        """
+        if frame not in self.row_wise:
+            return True
+        named = self.kwargs_text[frame] + json.dumps(parameters, default=str, ensure_ascii=False)
+        return column in named
 
 
 #: Expectations whose verdict on a row depends on that row's values alone. A frame checked
@@ -170,28 +192,62 @@ def _compile(code: str) -> _Compiled:
         for frame, exps in by_frame.items()
     }
     row_wise = frozenset(
-        frame
-        for frame, exps in by_frame.items()
-        if all(e["type"] in ROW_WISE_EXPECTATIONS for e in exps)
+        frame for frame, exps in by_frame.items() if all(_judges_each_row(e) for e in exps)
     )
-    return _Compiled(suites, checks, row_wise)
+    kwargs_text = {
+        frame: json.dumps([e.get("kwargs", {}) for e in exps], default=str, ensure_ascii=False)
+        for frame, exps in by_frame.items()
+    }
+    return _Compiled(suites, checks, row_wise, kwargs_text)
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, int]:
+    """Each value's code 0..n-1 (missing values one code of their own) and n."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # a text column built by ``_text``: already codes, nothing to hash
+        codes = column.cat.codes.to_numpy().astype("int64")
+        n = len(column.cat.categories)
+        return np.where(codes < 0, n, codes), n + 1
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    return codes.astype("int64"), len(uniques)
+
+
+def _judges_each_row(exp: dict[str, Any]) -> bool:
+    # ``mostly`` below 1 makes a row's verdict depend on how many rows fail, which showing
+    # each distinct row once would change.
+    return exp["type"] in ROW_WISE_EXPECTATIONS and exp.get("kwargs", {}).get("mostly", 1) == 1
 
 
 def _distinct(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """The distinct rows of ``frame`` (row_key aside), keyed 0..k-1, and each row's key."""
-    codes = [
-        pd.factorize(frame[c], use_na_sentinel=False)[0].astype("int64")
-        for c in frame.columns
-        if c != "row_key"
-    ]
     combined = np.zeros(len(frame), dtype="int64")
-    for c in codes:
-        # re-factorised after each column, so the combined code never outgrows int64
-        combined = pd.factorize(combined * (int(c.max(initial=0)) + 1) + c)[0].astype("int64")
-    group, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    size = 1
+    for c in frame.columns:
+        if c == "row_key":
+            continue
+        codes, n = _codes(frame[c])
+        if size * n >= 2**62:  # renumber first, so the combined code never outgrows int64
+            combined, uniques = pd.factorize(combined)
+            size = len(uniques)
+        combined = combined * n + codes
+        size *= n
+    # factorize numbers rows in order of first appearance, so row i is the first of its group
+    # exactly when its code exceeds every code before it
+    inverse, uniques = pd.factorize(combined)
+    inverse = inverse.astype("int64")
+    seen = np.maximum.accumulate(inverse) if len(inverse) else inverse
+    first = np.flatnonzero(np.diff(seen, prepend=-1) > 0)
     distinct = frame.iloc[first].copy()
-    distinct["row_key"] = np.arange(len(group), dtype="int64")
+    distinct["row_key"] = np.arange(len(uniques), dtype="int64")
     return distinct.reset_index(drop=True), inverse
+
+
+def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as GX must see it: text columns kept as codes (``_text``) back to str."""
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return frame
+    return frame.assign(**{c: frame[c].astype(frame[c].cat.categories.dtype) for c in cats})
 
 
 # --- GX context ---------------------------------------------------------------------------
@@ -275,6 +331,7 @@ def _run_frame(
     parameters: dict[str, Any],
 ) -> pd.Series:
     """One GX validation of ``frame``: the first failing rule of each unexpected row_key."""
+    frame = _for_gx(frame)
     # One lock for the shared context: GX does not promise thread safety, and validation runs
     # once per questionnaire, so serialising it costs nothing measurable.
     with _GX_LOCK:
@@ -339,12 +396,58 @@ def _offsets(sizes: Sequence[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes, dtype="int64")])
 
 
-def _stack(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
-    """All frames one under the other, with exactly ``columns`` (absent ones as NA)."""
-    parts = [f.reindex(columns=list(columns)) for f in frames]
-    if not parts:
-        return pd.DataFrame(columns=list(columns))
-    return pd.concat(parts, ignore_index=True)
+def _column(frames: Sequence[pd.DataFrame], name: str) -> np.ndarray:
+    """Column ``name`` of all frames one under the other (NaN where a frame lacks it).
+
+    Only the columns validation reads are stacked, as plain arrays: reindexing and
+    concatenating whole frames cost more than validating them.
+    """
+    parts = [
+        f[name].to_numpy() if name in f.columns else np.full(len(f), np.nan, dtype=object)
+        for f in frames
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=object)
+
+
+def _text(values: np.ndarray) -> pd.Categorical[str]:
+    """``values`` as the str column GX checks (``astype("str")``), stored as codes.
+
+    Answers repeat a few dozen codes and kinds and a few hundred raw texts over hundreds of
+    thousands of rows: held as codes, finding the distinct rows hashes nothing more, and only
+    the distinct values are converted. When every value is a str (or missing) the distinct
+    values convert one to one; otherwise two values might share a text (1 and "1"), so the
+    whole column is converted first and equal texts share a code.
+    """
+    codes, uniques = pd.factorize(values)
+    if pd.api.types.infer_dtype(uniques, skipna=True) not in ("string", "empty"):
+        codes, uniques = pd.factorize(pd.Series(values).astype("str").to_numpy())
+    categories = pd.Index(pd.Series(uniques, dtype=object).astype("str"))
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _timestamps(frames: Sequence[pd.DataFrame]) -> pd.Series:
+    """The responses' timestamps, stacked, as GX compares them without a Python call per value.
+
+    Stacked by pandas, not numpy: numpy would turn datetime64[ns] values into integers when
+    another sheet's column is of objects.
+
+    GX's ``column_values.between`` compares a datetime64[ns] column with the window in one
+    vectorised step but maps a Python function over every value of any other unit (parse
+    gives datetime64[us]); both compare the same instants, inclusive or strict as the suite
+    says, and both skip missing values (paper forms). A timestamp outside datetime64[ns]'s
+    range (years 1677-2262) keeps its unit and the slow path.
+    """
+    parts = [
+        f["submitted_at"] if "submitted_at" in f.columns else pd.Series(np.nan, index=f.index)
+        for f in frames
+    ]
+    ts = pd.to_datetime(pd.concat(parts, ignore_index=True), errors="coerce")
+    if ts.dtype.kind == "M" and ts.dtype != "datetime64[ns]":
+        try:
+            return ts.astype("datetime64[ns]")
+        except pd.errors.OutOfBoundsDatetime:
+            pass
+    return ts
 
 
 def _service_key(names: pd.Series) -> pd.Series:
@@ -352,6 +455,11 @@ def _service_key(names: pd.Series) -> pd.Series:
     s = names.astype("str").str.normalize("NFC").str.casefold()
     s = s.str.replace(r"\s+", " ", regex=True).str.strip()
     return s.mask(s == "")
+
+
+def _int_or_minus_one(values: np.ndarray) -> np.ndarray:
+    """``values`` as int64, -1 where a value is missing or not a number."""
+    return pd.to_numeric(pd.Series(values), errors="coerce").fillna(-1).astype("int64").to_numpy()
 
 
 def _timestamp_text(ts: pd.Series) -> pd.Series:
@@ -382,73 +490,92 @@ def validate(
     if strangers:
         raise ValueError(f"validate({code}) was given sheets parsed as {', '.join(strangers)}")
     n_src = len(parsed)
-    checks = _compiled(code).checks
+    compiled = _compiled(code)
+    checks = compiled.checks
 
     # -- responses: one run, then the (source, response_no) pairs rejected whole
-    resp = _stack([p.responses for p in parsed], ["response_no", "row", "submitted_at", "service"])
-    r_off = _offsets([len(p.responses) for p in parsed])
+    responses = [p.responses for p in parsed]
+    resp = {c: _column(responses, c) for c in ("response_no", "row", "service")}
+    submitted_at = _timestamps(responses)
+    resp["submitted_at"] = submitted_at.to_numpy()
+    r_off = _offsets([len(r) for r in responses])
     r_src = np.repeat(np.arange(n_src), np.diff(r_off))
+    n_resp = int(r_off[-1])
     resp_frame = pd.DataFrame(
         {
-            "row_key": np.arange(len(resp), dtype="int64"),
-            "submitted_at": pd.to_datetime(resp["submitted_at"], errors="coerce"),
+            "row_key": np.arange(n_resp, dtype="int64"),
+            "submitted_at": submitted_at,
         }
     )
     if questionnaire.kind == "service_review":
         resp_frame["source_idx"] = r_src
-        resp_frame["service"] = _service_key(resp["service"])
+        resp_frame["service"] = _service_key(pd.Series(resp["service"]))
     opens, closes = window
     resp_failed = _run(code, RESPONSES, resp_frame, {"opens": opens, "closes": closes})
-    resp_rule = np.full(len(resp), None, dtype=object)
+    resp_rule = np.full(n_resp, None, dtype=object)
     resp_rule[resp_failed.index.to_numpy()] = resp_failed.to_numpy(dtype=object)
     resp_rejected = pd.notna(resp_rule)
     # response identity across sources: response_no restarts at 1 in every sheet
-    resp_no = pd.to_numeric(resp["response_no"], errors="coerce").fillna(-1).astype("int64")
-    rejected_ids = (r_src[resp_rejected].astype("int64") << 32) | resp_no.to_numpy()[resp_rejected]
+    resp_no = _int_or_minus_one(resp["response_no"])
+    rejected_ids = (r_src[resp_rejected].astype("int64") << 32) | resp_no[resp_rejected]
 
     # -- answers: one run over all sources
-    ans = _stack([p.answers for p in parsed], _ANSWER_COLUMNS)
-    a_off = _offsets([len(p.answers) for p in parsed])
+    answers = [p.answers for p in parsed]
+    ans = {c: _column(answers, c) for c in _ANSWER_COLUMNS}
+    a_off = _offsets([len(a) for a in answers])
     a_src = np.repeat(np.arange(n_src), np.diff(a_off))
+    n_ans = int(a_off[-1])
+    ans_params = {"question_codes": [i.code for i in questionnaire.scored_items]}
+    # raw text is read by no expectation of today's suites (it is there for the school to
+    # see): when so, it is neither converted nor part of the distinct rows.
+    columns = {
+        "question_code": lambda: _text(ans["question_code"]),
+        "kind": lambda: _text(ans["kind"]),
+        "value": lambda: pd.to_numeric(ans["value"], errors="coerce").astype("float64"),
+        "raw": lambda: _text(_column(answers, "raw")),
+    }
     ans_frame = pd.DataFrame(
         {
-            "row_key": np.arange(len(ans), dtype="int64"),
-            "question_code": ans["question_code"].astype("str"),
-            "kind": ans["kind"].astype("str"),
-            "value": pd.to_numeric(ans["value"], errors="coerce").astype("float64"),
-            "raw": ans["raw"].astype("str"),
+            "row_key": np.arange(n_ans, dtype="int64"),
+            **{
+                c: build() for c, build in columns.items() if compiled.reads(ANSWERS, c, ans_params)
+            },
         }
     )
-    codes = [i.code for i in questionnaire.scored_items]
-    ans_failed = _run(code, ANSWERS, ans_frame, {"question_codes": codes})
-    ans_no = pd.to_numeric(ans["response_no"], errors="coerce").fillna(-1).astype("int64")
-    ans_ids = (a_src.astype("int64") << 32) | ans_no.to_numpy()
+    ans_failed = _run(code, ANSWERS, ans_frame, ans_params)
+    ans_ids = (a_src.astype("int64") << 32) | _int_or_minus_one(ans["response_no"])
     # answers of a rejected response go with it (reported once, as the response)
     in_rejected_resp = np.isin(ans_ids, rejected_ids)
-    ans_rule = np.full(len(ans), None, dtype=object)
+    ans_rule = np.full(n_ans, None, dtype=object)
     ans_rule[ans_failed.index.to_numpy()] = ans_failed.to_numpy(dtype=object)
     ans_rule[in_rejected_resp] = None
     ans_rejected = pd.notna(ans_rule)
     ans_keep = ~(ans_rejected | in_rejected_resp)
 
-    sheets = np.array([p.sheet for p in parsed], dtype=object)
-    value_rej = _answer_rejections(ans, ans_rule, ans_rejected, a_src, sheets, checks)
-    resp_rej = _response_rejections(
-        resp, resp_rule, resp_rejected, r_src, sheets, checks, questionnaire
-    )
     # Sorted by source, then sheet cell, so each Parsed's rejections are one slice and read in
-    # the order the feedback workbook lists them.
-    new_rej = pd.concat([resp_rej, value_rej], ignore_index=True)
-    new_rej["_src"] = np.concatenate([r_src[resp_rejected], a_src[ans_rejected]])
-    new_rej = new_rej.sort_values(["_src", "row", "col"], kind="stable", na_position="first")
-    rej_off = np.searchsorted(new_rej["_src"].to_numpy(), np.arange(n_src + 1))
-    new_rej = new_rej.drop(columns="_src").reset_index(drop=True)
+    # the order the feedback workbook lists them. Most batches reject nothing: no frames then.
+    new_rej: pd.DataFrame | None = None
+    rej_off = np.zeros(n_src + 1, dtype="int64")
+    if resp_rejected.any() or ans_rejected.any():
+        sheets = np.array([p.sheet for p in parsed], dtype=object)
+        ans |= {c: _column(answers, c) for c in _ANSWER_CELL_COLUMNS}
+        value_rej = _answer_rejections(ans, ans_rule, ans_rejected, a_src, sheets, checks)
+        resp_rej = _response_rejections(
+            resp, resp_rule, resp_rejected, r_src, sheets, checks, questionnaire
+        )
+        new_rej = pd.concat([resp_rej, value_rej], ignore_index=True)
+        new_rej["_src"] = np.concatenate([r_src[resp_rejected], a_src[ans_rejected]])
+        new_rej = new_rej.sort_values(["_src", "row", "col"], kind="stable", na_position="first")
+        rej_off = np.searchsorted(new_rej["_src"].to_numpy(), np.arange(n_src + 1))
+        new_rej = new_rej.drop(columns="_src").reset_index(drop=True)
 
     out = []
     for i, p in enumerate(parsed):
         a_keep = ans_keep[a_off[i] : a_off[i + 1]]
         r_keep = ~resp_rejected[r_off[i] : r_off[i + 1]]
-        mine = new_rej.iloc[rej_off[i] : rej_off[i + 1]]
+        rejections = p.rejections
+        if new_rej is not None:
+            rejections = _append(p.rejections, new_rej.iloc[rej_off[i] : rej_off[i + 1]])
         out.append(
             dataclasses.replace(
                 p,
@@ -456,40 +583,40 @@ def validate(
                 responses=(
                     p.responses if r_keep.all() else p.responses[r_keep].reset_index(drop=True)
                 ),
-                rejections=_append(p.rejections, mine),
+                rejections=rejections,
             )
         )
     return out
 
 
 def _answer_rejections(
-    ans: pd.DataFrame,
+    ans: dict[str, np.ndarray],
     rule: np.ndarray,
     rejected: np.ndarray,
     src: np.ndarray,
     sheets: np.ndarray,
     checks: dict[str, _Check],
 ) -> pd.DataFrame:
-    bad = ans[rejected]
+    bad = {c: v[rejected] for c, v in ans.items()}
     rules = pd.Series(rule[rejected], dtype="str")
     return pd.DataFrame(
         {
             "scope": rules.map({r: c.scope for r, c in checks.items()}).to_numpy(),
             "sheet": sheets[src[rejected]],
-            "row": bad["row"].to_numpy(),
-            "col": bad["col"].to_numpy(),
-            "question_code": bad["question_code"].to_numpy(),
-            "raw_value": bad["raw"].to_numpy(),
+            "row": bad["row"],
+            "col": bad["col"],
+            "question_code": bad["question_code"],
+            "raw_value": bad["raw"],
             "rule": rules.to_numpy(),
             "reason": rules.map({r: c.reason for r, c in checks.items()}).to_numpy(),
-            "response_no": bad["response_no"].to_numpy(),
+            "response_no": bad["response_no"],
         },
         columns=REJECTION_COLUMNS,
     ).astype(_REJECTION_DTYPES)
 
 
 def _response_rejections(
-    resp: pd.DataFrame,
+    resp: dict[str, np.ndarray],
     rule: np.ndarray,
     rejected: np.ndarray,
     src: np.ndarray,
@@ -497,7 +624,7 @@ def _response_rejections(
     checks: dict[str, _Check],
     questionnaire: Questionnaire,
 ) -> pd.DataFrame:
-    bad = resp[rejected].reset_index(drop=True)
+    bad = {c: v[rejected] for c, v in resp.items()}
     rules = pd.Series(rule[rejected], dtype="str")
     # A response-level rule looks at the timestamp or at the service; the rejection names that
     # field (TIMESTAMP, or the service item such as DICH_VU) and shows its value.
@@ -507,20 +634,20 @@ def _response_rejections(
     service_code = questionnaire.service_item or "SERVICE"
     raw = np.where(
         about_service,
-        bad["service"].astype("str").fillna("").to_numpy(),
-        _timestamp_text(pd.to_datetime(bad["submitted_at"], errors="coerce")).to_numpy(),
+        pd.Series(bad["service"]).astype("str").fillna("").to_numpy(),
+        _timestamp_text(pd.to_datetime(pd.Series(bad["submitted_at"]), errors="coerce")).to_numpy(),
     )
     return pd.DataFrame(
         {
             "scope": rules.map({r: c.scope for r, c in checks.items()}).to_numpy(),
             "sheet": sheets[src[rejected]],
-            "row": bad["row"].to_numpy(),
+            "row": bad["row"],
             "col": pd.NA,
             "question_code": np.where(about_service, service_code, TIMESTAMP_CODE),
             "raw_value": raw,
             "rule": rules.to_numpy(),
             "reason": rules.map({r: c.reason for r, c in checks.items()}).to_numpy(),
-            "response_no": bad["response_no"].to_numpy(),
+            "response_no": bad["response_no"],
         },
         columns=REJECTION_COLUMNS,
     ).astype(_REJECTION_DTYPES)

@@ -609,3 +609,236 @@ def test_distinct_rows_give_every_copy_the_verdict_gx_gives_it(code):
     distinct = fv._run(code, fv.ANSWERS, frame, params)
     assert len(every_row) >= 7 and len(fv._distinct(frame)[0]) < len(frame) / 6
     pd.testing.assert_series_equal(distinct.sort_index(), every_row.sort_index())
+
+
+# --- frames as prepared for GX: same verdicts as GX over the rows as parsed ---------------
+
+
+def _every_row_and_prepared(
+    code: str, frame_name: str, plain: pd.DataFrame, prepared: pd.DataFrame, params: dict
+) -> tuple[pd.Series, pd.Series]:
+    """GX over every row of ``plain`` (as parse gives it), and what validate's path gives on
+    ``prepared`` (the same rows as validate hands them to GX)."""
+    compiled = fv._compiled(code)
+    every_row = fv._run_frame(code, compiled, compiled.suites[frame_name], plain, params)
+    return every_row.sort_index(), fv._run(code, frame_name, prepared, params).sort_index()
+
+
+EDGE_TIMES = [
+    None,  # paper form: kept
+    OPENS,  # inclusive bounds: kept
+    CLOSES,
+    OPENS - dt.timedelta(microseconds=1),
+    CLOSES + dt.timedelta(microseconds=1),
+    IN_WINDOW,
+    IN_WINDOW,  # a twin: the distinct-rows path
+    dt.datetime(2023, 10, 15),
+]
+
+
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("beyond_ns", [False, True])
+def test_timestamps_given_as_datetime64_ns_keep_gx_verdicts(code, beyond_ns):
+    """GX compares datetime64[ns] vectorised and other units value by value: same verdicts,
+    NaT kept and both bounds inclusive; a year beyond datetime64[ns] keeps parse's unit."""
+    times = EDGE_TIMES + ([dt.datetime(3000, 1, 1)] if beyond_ns else [])
+    submitted = pd.Series(times, dtype="datetime64[us]")
+    prepared = fv._timestamps([pd.DataFrame({"submitted_at": submitted})])
+    assert str(prepared.dtype) == ("datetime64[us]" if beyond_ns else "datetime64[ns]")
+    n = len(times)
+    plain = pd.DataFrame({"row_key": np.arange(n, dtype="int64"), "submitted_at": submitted})
+    ready = pd.DataFrame({"row_key": np.arange(n, dtype="int64"), "submitted_at": prepared})
+    if QS[code].kind == "service_review":
+        services = pd.Series([f"Dịch vụ {i % 3}" if i % 4 else None for i in range(n)])
+        for f in (plain, ready):
+            f["source_idx"] = np.arange(n) % 2
+            f["service"] = fv._service_key(services)
+    params = {"opens": OPENS, "closes": CLOSES}
+    every_row, prepared_verdicts = _every_row_and_prepared(code, fv.RESPONSES, plain, ready, params)
+    outside = every_row[every_row == "submitted_outside_window"].index
+    assert sorted(outside) == [3, 4, 7] + ([8] if beyond_ns else [])
+    pd.testing.assert_series_equal(prepared_verdicts, every_row)
+
+
+def test_timestamps_at_the_bounds_and_missing_through_validate():
+    responses = [{"response_no": i, "submitted_at": t} for i, t in enumerate(EDGE_TIMES, start=1)]
+    answers = [(i, "TC1", "likert", 4.0, "Hài lòng", 4) for i in range(1, len(EDGE_TIMES) + 1)]
+    (out,) = validate(QS["CMHS_TH"], [make_parsed("CMHS_TH", responses, answers)], WINDOW)
+    assert list(out.rejections["response_no"]) == [4, 5, 8]
+    assert list(out.responses["response_no"]) == [1, 2, 3, 6, 7]
+    assert list(out.rejections["raw_value"]) == [
+        "30/09/2024 23:59:59",
+        "01/11/2024 00:00:00",
+        "15/10/2023 00:00:00",
+    ]
+
+
+def _answers_frame(rows: list[tuple[Any, Any, float, Any]], as_text: bool) -> pd.DataFrame:
+    """The answers frame of ``rows`` (question_code, kind, value, raw): plain str columns, or
+    the text columns as ``validate`` builds them (codes)."""
+    cols = list(zip(*rows, strict=True))
+
+    def text(values: tuple) -> Any:
+        array = np.array(values, dtype=object)
+        return fv._text(array) if as_text else pd.Series(array).astype("str")
+
+    return pd.DataFrame(
+        {
+            "row_key": np.arange(len(rows), dtype="int64"),
+            "question_code": text(cols[0]),
+            "kind": text(cols[1]),
+            "value": np.array(cols[2], dtype="float64"),
+            "raw": text(cols[3]),
+        }
+    )
+
+
+ODD_ANSWERS = [
+    ("TC1", "likert", 4.0, "Hài lòng"),
+    ("TC1", "likert", 4.0, "Hài lòng"),
+    ("TC2", "likert", math.nan, "Hài lòng lắm"),
+    ("TC2", "likert", math.nan, "Hài lòng lắm"),
+    ("TC3", "likert", math.nan, None),
+    ("TC3", "likert", 6.0, math.nan),
+    (None, "likert", 3.0, "3"),
+    ("TC4", None, 3.0, "3"),
+    ("TC4", math.nan, math.nan, "?"),
+    ("MONG_DOI", "percent", 100.0, "100"),
+    ("MONG_DOI", "percent", -0.0, "-0"),
+    ("MONG_DOI", "percent", 100.5, "100,5"),
+    ("MONG_DOI", "percent", math.nan, "khá tốt"),
+    ("KHONG_CO", "likert", 4.0, "4"),
+    ("TC5", "text", 4.0, "4"),
+]
+
+
+def test_answers_held_as_codes_keep_gx_verdicts():
+    """Text columns as codes (NaN values, NaN raw text, missing codes and kinds): GX is shown
+    each distinct row once, as str, and every row gets the verdict GX gives it."""
+    params = {"question_codes": [i.code for i in QS["CMHS_TH"].scored_items]}
+    plain = _answers_frame(ODD_ANSWERS * 3, as_text=False)
+    coded = _answers_frame(ODD_ANSWERS * 3, as_text=True)
+    pd.testing.assert_frame_equal(fv._for_gx(coded), plain)
+    every_row, verdicts = _every_row_and_prepared("CMHS_TH", fv.ANSWERS, plain, coded, params)
+    assert set(every_row) == {
+        "likert_unreadable",
+        "likert_out_of_range",
+        "question_code_unknown",
+        "kind_unexpected",
+        "percent_out_of_range",
+        "percent_unreadable",
+    }
+    pd.testing.assert_series_equal(verdicts, every_row)
+    distinct, inverse = fv._distinct(coded)
+    pd.testing.assert_frame_equal(fv._for_gx(distinct), fv._distinct(plain)[0])
+    np.testing.assert_array_equal(inverse, fv._distinct(plain)[1])
+
+
+def test_text_is_astype_str_whatever_the_objects():
+    """1, 1.0 and True are equal to Python but not as text: each keeps its own text."""
+    values = np.array([1, "1", 1.0, True, None, math.nan, pd.NA, "a", "a", "b"], dtype=object)
+    got = pd.Series(fv._text(values))
+    pd.testing.assert_series_equal(
+        got.astype(got.cat.categories.dtype), pd.Series(values).astype("str")
+    )
+    assert fv._text(np.array([], dtype=object)).size == 0
+
+
+def test_service_review_with_missing_services_and_timestamps_end_to_end():
+    code = "DVGD_8TC"
+    services = ["Bán trú", None, "bán TRÚ", "Học phí", "  ", "Nước uống"]
+    times = [None, OPENS, CLOSES, CLOSES + dt.timedelta(microseconds=1), IN_WINDOW, None]
+    responses = [
+        {"response_no": n, "submitted_at": t, "service": s}
+        for n, (s, t) in enumerate(zip(services, times, strict=True), start=1)
+    ]
+    answers = [a for n in range(1, len(services) + 1) for a in full_answers(code, n)]
+    # a bad value in response 1 goes with its (duplicate) response; in response 6, alone
+    answers[0] = (*answers[0][:3], math.nan, "Tốt lắm", answers[0][5])
+    last = len(answers) - len(QS[code].scored_items)
+    answers[last] = (*answers[last][:3], math.nan, "Tốt lắm", answers[last][5])
+    (out,) = validate(QS[code], [make_parsed(code, responses, answers)], WINDOW)
+    rej = out.rejections
+    assert list(zip(rej["response_no"], rej["rule"], strict=True)) == [
+        (1, "service_duplicate"),
+        (2, "service_missing"),
+        (3, "service_duplicate"),
+        (4, "submitted_outside_window"),
+        (5, "service_missing"),
+        (6, "level_unreadable"),
+    ]
+    assert list(out.responses["response_no"]) == [6]
+    assert len(out.answers) == len(QS[code].scored_items) - 1
+
+
+def test_only_expectations_without_mostly_judge_each_row_alone():
+    exp = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "kind"}}
+    assert fv._judges_each_row(exp)
+    assert not fv._judges_each_row({**exp, "kwargs": {"column": "kind", "mostly": 0.9}})
+    assert not fv._judges_each_row({**exp, "type": "expect_compound_columns_to_be_unique"})
+
+
+def test_a_batch_without_rejections_keeps_each_sheets_rejections():
+    earlier = pd.DataFrame(
+        [["response", "S", 9, None, None, "", "duplicate_response", "Phiếu trùng", 8]],
+        columns=REJECTION_COLUMNS,
+    )
+    p = good_fixture("CMHS_TH")
+    p.rejections = earlier
+    (out,) = validate(QS["CMHS_TH"], [p], WINDOW)
+    assert out.rejections is earlier and out.answers is p.answers
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_answers_as_validate_prepares_them_keep_gx_verdicts(code):
+    """Codes for text, raw text left out when no expectation reads it, each distinct row
+    shown once: every row gets the verdict GX gives it over the full frame as parsed."""
+    p, _ = bad_fixture(code)
+    odd = [(qc, kind, value, raw) for qc, kind, value, raw in ODD_ANSWERS if kind != "likert"]
+    rows = [tuple(r) for r in p.answers[["question_code", "kind", "value", "raw"]].to_numpy()]
+    rows = (rows + odd) * 5
+    plain = _answers_frame(rows, as_text=False)
+    params = {"question_codes": [i.code for i in QS[code].scored_items]}
+    compiled = fv._compiled(code)
+    read = [c for c in plain.columns if c == "row_key" or compiled.reads(fv.ANSWERS, c, params)]
+    assert read == ["row_key", "question_code", "kind", "value"]
+    prepared = _answers_frame(rows, as_text=True)[read]
+    every_row, verdicts = _every_row_and_prepared(code, fv.ANSWERS, plain, prepared, params)
+    assert len(every_row) >= 5 * (len(BAD) // 4)
+    pd.testing.assert_series_equal(verdicts, every_row)
+
+
+def test_a_column_is_read_when_named_in_kwargs_or_parameters_or_frame_not_row_wise():
+    compiled = fv._compiled("DVGD_8TC")
+    assert not compiled.reads(fv.ANSWERS, "raw", {"question_codes": ["C1"]})
+    assert compiled.reads(fv.ANSWERS, "raw", {"column": "raw"})
+    assert compiled.reads(fv.ANSWERS, "kind", {})  # row condition and kind rule
+    assert fv.RESPONSES not in compiled.row_wise  # service_duplicate compares rows
+    assert compiled.reads(fv.RESPONSES, "anything", {})
+
+
+def test_timestamps_of_sheets_with_other_dtypes_stack_as_instants():
+    """A sheet in datetime64[ns] (a nanosecond past the window is outside) beside one whose
+    timestamps are objects: each instant is compared as it is."""
+    a = make_parsed(
+        "CMHS_TH",
+        [{"response_no": 1, "submitted_at": IN_WINDOW}, {"response_no": 2, "submitted_at": None}],
+        [(1, "TC1", "likert", 4.0, "4", 4), (2, "TC1", "likert", 4.0, "4", 4)],
+        sheet="A",
+    )
+    a.responses["submitted_at"] = pd.Series(
+        [pd.Timestamp(CLOSES) + pd.Timedelta(nanoseconds=500), pd.Timestamp(CLOSES)],
+        dtype="datetime64[ns]",
+    )
+    b = make_parsed(
+        "CMHS_TH",
+        [{"response_no": 1, "submitted_at": IN_WINDOW}, {"response_no": 2, "submitted_at": None}],
+        [(1, "TC1", "likert", 4.0, "4", 4)],
+        sheet="B",
+    )
+    b.responses["submitted_at"] = pd.Series([OPENS - dt.timedelta(seconds=1), None], dtype=object)
+    out_a, out_b = validate(QS["CMHS_TH"], [a, b], WINDOW)
+    assert list(out_a.responses["response_no"]) == [2]
+    assert list(out_a.rejections["rule"]) == ["submitted_outside_window"]
+    assert list(out_b.responses["response_no"]) == [2]
+    assert list(out_b.rejections["raw_value"]) == ["30/09/2024 23:59:59"]
