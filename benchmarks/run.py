@@ -80,26 +80,50 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]
         "wall": wall,
         "rss_mb": usage.ru_maxrss / 1024,
         "tree_rss_mb": tree.peak_mb,
+        "cpu_seconds": tree.cpu_seconds,
         "exit": proc.returncode,
         **payload,
     }
 
 
 class _TreeMemory:
-    """The peak of the summed RSS of a process and all its descendants, sampled every 0.2 s.
+    """The peak of the summed RSS of a process and all its descendants, sampled every 0.2 s,
+    and the CPU seconds each of them used, by role.
 
     ``ru_maxrss`` of a reaped child is the largest single process of its tree, not their sum:
-    with parse processes beside the flow, the machine holds the sum. Sampling can miss a peak
-    shorter than the interval.
+    with parse and load processes beside the flow, the machine holds the sum. Sampling can miss
+    a peak shorter than the interval, and the last 0.2 s of a process's CPU. On 2 cores the
+    CPU seconds say where the time goes once every core is busy: the wall time is then about
+    their sum over the cores.
     """
 
     def __init__(self, pid: int) -> None:
         import threading
 
         self.peak_mb = 0.0
+        self._cpu: dict[int, tuple[str, float]] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, args=(pid,), daemon=True)
         self._thread.start()
+
+    @property
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) by role: flow, worker processes, Prefect API, other."""
+        roles: dict[str, float] = {}
+        for role, seconds in self._cpu.values():
+            roles[role] = roles.get(role, 0.0) + seconds
+        return roles
+
+    @staticmethod
+    def _role(p: Any, root_pid: int) -> str:
+        if p.pid == root_pid:
+            return "flow process"
+        line = " ".join(p.cmdline())
+        if "uvicorn" in line or "prefect.server" in line:
+            return "Prefect API"
+        if "multiprocessing.forkserver" in line and "main(" in line and p.ppid() != root_pid:
+            return "parse and load processes"
+        return "other (forkserver, postgres, ...)"
 
     def _watch(self, pid: int) -> None:
         import psutil
@@ -114,6 +138,10 @@ class _TreeMemory:
                 for p in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
+                        times = p.cpu_times()
+                        known = self._cpu.get(p.pid)
+                        role = known[0] if known else self._role(p, pid)
+                        self._cpu[p.pid] = (role, times.user + times.system)
             except psutil.Error:
                 return
             self.peak_mb = max(self.peak_mb, total / 2**20)
@@ -583,6 +611,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  stages of the fastest {b} full run:")
         for line in _fmt_stages(best):
             print(line)
+        cpu = best.get("cpu_seconds", {})
+        print(
+            f"  CPU seconds of that run, {sum(cpu.values()):.1f} in all: "
+            + ", ".join(f"{role} {sec:.1f}" for role, sec in sorted(cpu.items()))
+        )
     if figures:
         print(f"  figures: {figures}")
     if overhead:
