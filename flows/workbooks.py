@@ -41,6 +41,7 @@ import dataclasses
 import datetime as dt
 import functools
 import io
+import pickle
 import re
 import weakref
 import zipfile
@@ -2314,10 +2315,13 @@ def write_workbooks(
     jobs = list(zip(units, unit_paths, strict=True))
     if pool is None or not jobs:
         return write_scopes(data, [(province, province_path), *jobs])
-    # One share per process: the campaign's data (megabytes for a province) crosses once each.
+    # One share per process. The data is pickled here, once, before this thread writes the
+    # province's workbook: that fills the data's lookup caches, and the pool pickles arguments
+    # in a thread of its own, which would then see the data change under it.
     size = -(-len(jobs) // max(1, workers))
     shares = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-    futures = [pool.submit(write_scopes, data, share) for share in shares]
+    pickled = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    futures = [pool.submit(_write_pickled, pickled, share) for share in shares]
     province_file = write_scopes(data, [(province, province_path)])
     return [*province_file, *(path for f in futures for path in f.result())]
 
@@ -2325,6 +2329,11 @@ def write_workbooks(
 def write_scopes(data: CampaignData, jobs: Sequence[tuple[Scope, Path]]) -> list[Path]:
     """Build and save the workbook of each (scope, path); the paths written, in order."""
     return [save_workbook(build_workbook(data, scope), path) for scope, path in jobs]
+
+
+def _write_pickled(pickled: bytes, jobs: Sequence[tuple[Scope, Path]]) -> list[Path]:
+    # A worker process's job: the campaign's data as write_workbooks pickled it.
+    return write_scopes(pickle.loads(pickled), jobs)  # noqa: S301 - our own bytes, just made
 
 
 def write_unit_workbooks(
