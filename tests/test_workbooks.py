@@ -386,6 +386,29 @@ def test_units_written_in_processes_are_the_same_files(warehouse: Engine, tmp_pa
     assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
 
 
+def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    # A pool pickles a job's arguments in a thread of its own, later: an argument this thread
+    # goes on using (the campaign's data, whose caches the province's workbook fills) can
+    # change while it is pickled. Only bytes and scopes may cross.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from flows.workbooks import CampaignData
+
+    sent: list[tuple[Any, ...]] = []
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+            sent.append(args)
+            return super().submit(fn, *args, **kwargs)
+
+    with Recording(2) as pool:
+        write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1", pool=pool, workers=2)
+    assert sent and all(isinstance(args[0], bytes) for args in sent)
+    assert not any(isinstance(a, CampaignData) for args in sent for a in args)
+
+
 def test_a_unit_coded_like_the_province_does_not_overwrite_it(
     warehouse: Engine, tmp_path: Path
 ) -> None:
