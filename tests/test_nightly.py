@@ -394,6 +394,45 @@ def test_a_load_process_that_dies_fails_its_source_alone(
     engine.dispose()
 
 
+def _die_once_after_loading_s2(
+    url: str, campaign_id: str, run_id: str, fetched: Fetched, parsed: Parsed
+) -> LoadResult:
+    from warehouse import load
+
+    result = load.replace_source_at(url, campaign_id, run_id, fetched, parsed)
+    died = Path(f"{fetched.archive_path}.died")  # whether a process died on it already
+    if fetched.source.school_code == "S2" and not died.exists():
+        died.touch()
+        os._exit(3)  # killed after the commit, before the flow heard of it
+    return result
+
+
+def test_a_load_retried_after_its_process_died_having_committed_is_recorded_once(
+    province: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from warehouse import load
+
+    settings = load_settings(province, env={})
+    monkeypatch.setattr(load, "replace_source_at", _die_once_after_loading_s2)
+    summary = nightly.run(settings, as_of=AS_OF)
+    by_school = {o.source.school_code: o for o in summary.outcomes}
+    assert by_school["S2"].status == "loaded"  # the retry found the first load committed
+    engine = db.connect(settings.warehouse_url)
+    ledger = rows(
+        engine,
+        "SELECT l.status, l.n_answers, l.archive_path FROM load_ledger l "
+        "JOIN source s USING (source_id) WHERE s.school_code = 'S2'",
+    )
+    assert [r["status"] for r in ledger] == ["loaded"]
+    assert Path(f"{ledger[0]['archive_path']}.died").exists()  # the process did die
+    (answers,) = rows(
+        engine,
+        "SELECT COUNT(*) AS n FROM answer JOIN source USING (source_id) WHERE school_code = 'S2'",
+    )
+    assert answers["n"] == ledger[0]["n_answers"] > 0
+    engine.dispose()
+
+
 def test_loading_in_the_flow_process_gives_the_same_warehouse(
     province: Path, tmp_path: Path
 ) -> None:

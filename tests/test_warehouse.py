@@ -394,19 +394,35 @@ def test_replace_source_writes_responses_answers_quarantine_and_ledger(registere
 
 
 def test_replace_source_twice_gives_the_same_rows(registered: Engine) -> None:
-    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    first_load = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     first = {
         tb.name: table_rows(registered, tb, exclude=["quarantine_id"])
         for tb in (t.response, t.answer, t.answer_column, t.quarantine)
     }
-    replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    start_run(registered, "run-2", "HCM-2024")
+    second_load = replace_source(registered, "HCM-2024", "run-2", fetched("aaa"), V1)
     second = {
         tb.name: table_rows(registered, tb, exclude=["quarantine_id"])
         for tb in (t.response, t.answer, t.answer_column, t.quarantine)
     }
     assert second == first
+    assert second_load.load_id != first_load.load_id
     assert [r["status"] for r in table_rows(registered, t.load_ledger)] == ["loaded", "loaded"]
     assert len(table_rows(registered, t.source)) == 1
+
+
+def test_replace_source_twice_in_one_run_writes_once(registered: Engine) -> None:
+    # A load retried in the same run (its process died after the commit) finds it done.
+    first = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    again = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
+    assert again == first
+    assert len(table_rows(registered, t.load_ledger)) == 1
+    # other content of the source in the same run is loaded, replacing the first
+    other = replace_source(registered, "HCM-2024", RUN, fetched("bbb"), V2)
+    assert other.load_id != first.load_id
+    ledger = table_rows(registered, t.load_ledger)
+    assert [r["fingerprint"] for r in ledger] == ["aaa", "bbb"]
+    assert len(table_rows(registered, t.response)) == other.n_responses == 1
 
 
 def test_replace_source_replaces_only_its_own_source(registered: Engine) -> None:

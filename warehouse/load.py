@@ -298,7 +298,9 @@ def replace_source(
     time and the parse counts. A question whose answers come from more than one column is
     refused with a ValueError before anything is written (see ``_question_columns``). If
     anything raises, nothing is written and the previous rows stay; the caller then records the
-    failure with ``record_failure``. Loading the same input twice gives the same rows.
+    failure with ``record_failure``. Loading the same input twice gives the same rows; twice in
+    the same run (a load retried after its process died having committed) writes nothing the
+    second time and returns the first load's result, so the ledger holds one 'loaded' row.
 
     ``started_at`` (here and in the record_* functions) is when work on the source began, for
     the ledger; it defaults to the time the row is written.
@@ -310,6 +312,9 @@ def replace_source(
     with _writing(engine) as conn:
         now = _local_now(conn, campaign_id)
         source_id = ensure_source(conn, campaign_id, source)
+        done = _loaded_in_run(conn, campaign_id, run_id, source_id, entry.fingerprint)
+        if done is not None:
+            return done
         _delete_source_rows(conn, campaign_id, source_id)
         prefix = {"campaign_id": campaign_id, "source_id": source_id}
         by_source = {"source_id": source_id}  # answer tables: source_id names the campaign
@@ -341,6 +346,34 @@ def replace_source(
             renamed_questions=parsed.renamed_questions,
         )
     return LoadResult(load_id, source_id, _count(responses), _count(answers), _count(rejections))
+
+
+def _loaded_in_run(
+    conn: sa.Connection, campaign_id: str, run_id: str, source_id: int, fingerprint: str | None
+) -> LoadResult | None:
+    """The result of this run's load of the same content of the source, if that is the
+    source's latest outcome in the run."""
+    led = t.load_ledger
+    row = conn.execute(
+        sa.select(
+            led.c.load_id,
+            led.c.status,
+            led.c.fingerprint,
+            led.c.n_responses,
+            led.c.n_answers,
+            led.c.n_rejected,
+        )
+        .where(
+            led.c.campaign_id == campaign_id,  # with source_id: the ledger's index
+            led.c.source_id == source_id,
+            led.c.run_id == run_id,
+        )
+        .order_by(led.c.load_id.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.status != "loaded" or row.fingerprint != fingerprint:
+        return None
+    return LoadResult(row.load_id, source_id, row.n_responses, row.n_answers, row.n_rejected)
 
 
 def replace_source_at(
