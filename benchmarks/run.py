@@ -220,24 +220,6 @@ def child_khaosat(config: str, profile: str | None) -> int:
         )
         Path(profile + ".html").write_text(profiler.output_html(), encoding="utf-8")
 
-    import sqlalchemy as sa
-
-    from warehouse.db import connect
-
-    engine = connect(settings.warehouse_url)
-    with engine.connect() as conn:
-        n_responses = conn.exec_driver_sql("SELECT count(*) FROM response").scalar_one()
-        n_answers = conn.exec_driver_sql("SELECT count(*) FROM answer").scalar_one()
-        mart = [
-            tuple(r)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT unit_code, level, questionnaire, dimension, n_schools, n_answers, "
-                    "mean_score, pct_satisfied, pct_dissatisfied FROM mart_unit_dimension"
-                )
-            )
-        ]
-    engine.dispose()
     print(
         json.dumps(
             {
@@ -249,9 +231,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
                 "published": summary.published,
                 "statuses": {s: summary.count(s) for s in ("loaded", "unchanged", "failed")},
                 "n_sources": len(summary.outcomes),
-                "n_responses": n_responses,
-                "n_answers": n_answers,
-                "mart_unit_dimension": mart,
+                "warehouse_url": settings.warehouse_url,
                 "exit_code": summary.exit_code,
             },
             default=str,
@@ -413,7 +393,31 @@ def _khaosat(run: Path, profile: str | None = None) -> dict[str, Any]:
         args += ["--child-profile", profile]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("KHAOSAT_WAREHOUSE_URL", None)
-    return _spawn(args, env)
+    result = _spawn(args, env)
+    result.update(_warehouse_facts(result.pop("warehouse_url")))
+    return result
+
+
+def _warehouse_facts(url: str) -> dict[str, Any]:
+    """What the run left in its warehouse: counts and the unit × dimension mart. Read here,
+    after the run's process has exited, so the reading is not part of its time."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        facts = {
+            "n_responses": conn.exec_driver_sql("SELECT count(*) FROM response").scalar_one(),
+            "n_answers": conn.exec_driver_sql("SELECT count(*) FROM answer").scalar_one(),
+            "mart_unit_dimension": [
+                tuple(r)
+                for r in conn.exec_driver_sql(
+                    "SELECT unit_code, level, questionnaire, dimension, n_schools, n_answers, "
+                    "mean_score, pct_satisfied, pct_dissatisfied FROM mart_unit_dimension"
+                )
+            ],
+        }
+    engine.dispose()
+    return facts
 
 
 def _baseline(province: Path, work: Path) -> dict[str, Any]:

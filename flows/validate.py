@@ -13,7 +13,8 @@ Frames (built here, vectorised, from the Parsed of all sources):
   service reviews source_idx and service.
 
 A frame whose every expectation judges each row alone is shown to GX one distinct row at a
-time, and each row gets the verdict of its distinct row.
+time, and each row gets the verdict of its distinct row; a distinct row already judged in an
+earlier batch of the run (same suite, same parameters) is not shown again.
 
 Unexpected rows come back from GX by ``row_key`` and are mapped to their Parsed and cell.
 A rejected answer is removed alone; a rejected response is removed with all its answers and
@@ -126,6 +127,20 @@ class _Compiled:
     checks: dict[str, _Check]  # rule -> check
     row_wise: frozenset[str]  # frames whose every expectation judges each row on its own
     kwargs_text: dict[str, str]  # frame -> its expectations' kwargs as JSON (see reads)
+    #: Verdicts of the distinct rows of row-wise frames already validated with this suite, per
+    #: (frame, parameters): the row's values -> its first failing rule, or None. A row-wise
+    #: verdict depends on the row and the parameters alone, so a row seen in an earlier batch
+    #: of the run is not shown to GX again: after the first batch, a questionnaire's answers
+    #: are nearly all seen, and their GX run (~120 ms, mostly GX's fixed cost) is skipped.
+    verdicts: dict[tuple[str, str], dict[tuple[Any, ...], str | None]] = dataclasses.field(
+        default_factory=dict, compare=False
+    )
+
+    def verdicts_of(self, frame: str, parameters: dict[str, Any]) -> dict[Any, str | None]:
+        """The verdicts of ``frame``'s rows under ``parameters`` (see ``verdicts``)."""
+        key = (frame, json.dumps(parameters, sort_keys=True, default=str))
+        with _VERDICTS_LOCK:
+            return self.verdicts.setdefault(key, {})
 
     def reads(self, frame: str, column: str, parameters: dict[str, Any]) -> bool:
         """Whether GX may look at ``column`` of ``frame`` given ``parameters``.
@@ -313,14 +328,69 @@ def _run(code: str, frame_name: str, frame: pd.DataFrame, parameters: dict[str, 
     suite = compiled.suites[frame_name]
     if frame.empty or not suite.expectations:
         return pd.Series([], index=pd.Index([], dtype="int64"), dtype="str")
-    if frame_name in compiled.row_wise:
-        distinct, inverse = _distinct(frame)
-        if len(distinct) < len(frame):
-            failed = _run_frame(code, compiled, suite, distinct, parameters)
-            hit = np.isin(inverse, failed.index.to_numpy())
-            rules = failed.reindex(inverse[hit]).to_numpy(dtype=object)
-            return pd.Series(rules, index=frame["row_key"].to_numpy()[hit], dtype="str")
-    return _run_frame(code, compiled, suite, frame, parameters)
+    if frame_name not in compiled.row_wise:
+        return _run_frame(code, compiled, suite, frame, parameters)
+    distinct, inverse = _distinct(frame)
+    if len(distinct) == len(frame):
+        return _run_frame(code, compiled, suite, frame, parameters)
+    if len(distinct) * _REPEATS > len(frame):
+        # rows hardly repeat (timestamps): nor will they in the next batch, so none is kept
+        failed = _run_frame(code, compiled, suite, distinct, parameters)
+        verdict = failed.reindex(np.arange(len(distinct))).to_numpy(dtype=object)
+    else:
+        verdict = np.array(_judged(code, compiled, frame_name, distinct, parameters), dtype=object)
+    rules = verdict[inverse]
+    hit = pd.notna(rules)
+    return pd.Series(rules[hit], index=frame["row_key"].to_numpy()[hit], dtype="str")
+
+
+def _judged(
+    code: str,
+    compiled: _Compiled,
+    frame_name: str,
+    distinct: pd.DataFrame,
+    parameters: dict[str, Any],
+) -> list[str | None]:
+    """The first failing rule (or None) of each of the ``distinct`` rows (row_key 0..k-1):
+    remembered for the rows judged in an earlier batch, from GX for the others."""
+    keys = _row_values(distinct)
+    known = compiled.verdicts_of(frame_name, parameters)
+    with _VERDICTS_LOCK:
+        verdict: list[Any] = [known.get(key, _UNSEEN) for key in keys]
+    unseen = [i for i, v in enumerate(verdict) if v is _UNSEEN]
+    if unseen:
+        suite = compiled.suites[frame_name]
+        failed = _run_frame(code, compiled, suite, distinct.iloc[unseen], parameters)
+        found = dict(zip(failed.index.tolist(), failed.tolist(), strict=True))
+        for i in unseen:
+            verdict[i] = found.get(i)
+        with _VERDICTS_LOCK:
+            if len(known) + len(unseen) > _MAX_VERDICTS:
+                known.clear()  # bounded: memory must not grow with the province
+            known.update((keys[i], verdict[i]) for i in unseen)
+    return verdict
+
+
+#: A frame's distinct rows are remembered when its rows repeat at least this many times on
+#: average (answers: a few hundred distinct rows for 150,000), not otherwise (timestamps).
+_REPEATS = 4
+_VERDICTS_LOCK = threading.Lock()
+_UNSEEN = object()
+#: Distinct rows remembered per frame and parameters: a questionnaire's answers need a few
+#: hundred; a frame with more starts again when it reaches this.
+_MAX_VERDICTS = 50_000
+
+
+def _row_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Each row's values (row_key aside) as a hashable tuple, as GX would see them; missing
+    values are None, so that equal rows give equal tuples (NaN is not equal to itself)."""
+    gx_frame = _for_gx(frame)
+    columns = [
+        [None if pd.isna(v) else v for v in gx_frame[c].tolist()]
+        for c in gx_frame.columns
+        if c != "row_key"
+    ]
+    return list(zip(*columns, strict=True)) if columns else [()] * len(frame)
 
 
 def _run_frame(
