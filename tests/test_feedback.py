@@ -213,7 +213,8 @@ def test_feedback_is_deterministic_and_stale_files_are_removed(
 
     # S1 re-submits a clean file: its workbook goes, S2's stays
     good = make_parsed(SAT, [{"A1": 4, "B1": 4, "CHUNG": 4}], sheet=SHEET)
-    replace_source(warehouse, C, "r1", fetched(S1), dataclasses.replace(good, unknown_columns=[]))
+    resubmitted = dataclasses.replace(fetched(S1), fingerprint="clean")
+    replace_source(warehouse, C, "r1", resubmitted, dataclasses.replace(good, unknown_columns=[]))
     assert write_feedback(warehouse, C, tmp_path) == [feedback_path(tmp_path, "S2")]
     assert sorted(p.name for p in (tmp_path / "feedback").iterdir()) == ["S2.xlsx"]
 
