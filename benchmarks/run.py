@@ -401,9 +401,9 @@ def _khaosat(run: Path, profile: str | None = None) -> dict[str, Any]:
 def _warehouse_facts(url: str) -> dict[str, Any]:
     """What the run left in its warehouse: counts and the unit × dimension mart. Read here,
     after the run's process has exited, so the reading is not part of its time."""
-    import sqlalchemy as sa
+    from warehouse.db import connect
 
-    engine = sa.create_engine(url)
+    engine = connect(url)
     with engine.connect() as conn:
         facts = {
             "n_responses": conn.exec_driver_sql("SELECT count(*) FROM response").scalar_one(),

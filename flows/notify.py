@@ -54,7 +54,7 @@ def secrets_of(settings: Settings) -> list[str]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    found = [settings.notify.smtp_password or ""]
+    found = [_password(settings.notify)]
     try:
         found.append(make_url(settings.warehouse_url).password or "")
     except ArgumentError:
@@ -96,8 +96,12 @@ def send_mail(notify: Notify, subject: str, body: str) -> None:
         if notify.smtp_starttls and notify.smtp_port != SMTPS_PORT:
             smtp.starttls(context=context)
         if notify.smtp_user:
-            _login(smtp, notify.smtp_user, notify.smtp_password or "")
+            _login(smtp, notify.smtp_user, _password(notify))
         smtp.send_message(msg)
+
+
+def _password(notify: Notify) -> str:
+    return notify.smtp_password.get_secret_value() if notify.smtp_password else ""
 
 
 def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -122,7 +123,8 @@ class Notify(_Section):
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_user: str | None = None
-    smtp_password: str | None = None
+    #: a SecretStr: never shown by repr, str or a settings dump (logs, errors, digests).
+    smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     sender: str = "khaosat@localhost"
     recipients: list[str] = Field(default_factory=list)

@@ -231,6 +231,22 @@ def test_secrets_are_masked_in_everything_sent(tmp_path: Path, smtp_server: SMTP
     assert PASSWORD not in body and "khaosat:***@db.example" in body
 
 
+def test_the_smtp_password_is_never_shown_by_the_settings(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    settings = load_settings(write_config(tmp_path, smtp_server), env={})
+    for shown in (repr(settings), str(settings.notify), settings.model_dump_json()):
+        assert PASSWORD not in shown
+    assert settings.notify.smtp_password is not None
+    assert settings.notify.smtp_password.get_secret_value() == PASSWORD
+    # and from the environment, as cron jobs are advised to pass it
+    env = {"KHAOSAT_NOTIFY__SMTP_PASSWORD": "từ-môi-trường"}
+    from_env = load_settings(write_config(tmp_path, smtp_server), env=env)
+    assert from_env.notify.smtp_password is not None
+    assert from_env.notify.smtp_password.get_secret_value() == "từ-môi-trường"
+    assert "từ-môi-trường" not in repr(from_env)
+
+
 def test_on_failure_hook_mails_a_failed_flow_run(
     tmp_path: Path, smtp_server: SMTPServer, prefect_harness: None
 ) -> None:
