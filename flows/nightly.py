@@ -323,6 +323,7 @@ def publish_workbooks(ctx: Context) -> list[Path]:
         ctx.questionnaires,
         run_id=ctx.run_id,
         thresholds=s.thresholds,
+        actions=s.actions,
         pool=parse_pool(s),
         workers=parse_processes(s),
     )

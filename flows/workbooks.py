@@ -15,7 +15,7 @@ order (each is one function taking the workbook, the campaign's data and the sco
 - **Dịch vụ giáo dục**: mart_service_ranking per service;
 - **PAPI**: mart_papi, the nine indicators;
 - **So sánh năm trước**: year-on-year deltas when ``campaign.previous_id`` has marts here;
-- **Cảnh báo**: the ``alerts`` rows of the scope;
+- **Cảnh báo**: the ``alerts`` rows of the scope, each with its suggested follow-up;
 - **Thông tin**: campaign, run, data cut-off, sources by ledger status, thresholds used.
 
 Figures are written unrounded (number formats show one decimal), so each cell equals its mart
@@ -77,7 +77,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.functions import tostring
 
-from flows.alerts import RULES, Thresholds
+from flows.alerts import RULES, Thresholds, action_for
 from schemas.questionnaire import DIMENSIONS, Questionnaire
 from warehouse import tables as t
 from warehouse.load import latest_loads
@@ -399,6 +399,8 @@ class CampaignData:
     previous_province_dimension: list[Row]
     questionnaires: Mapping[str, Questionnaire]
     thresholds: dict[str, float]
+    #: khaosat.yaml ``actions:``: the province's own follow-up actions (``action_for``).
+    actions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def _lookups(self) -> _Lookups:
@@ -451,6 +453,7 @@ def read_campaign(
     *,
     run_id: str | None = None,
     thresholds: Mapping[str, float] | Thresholds | None = None,
+    actions: Mapping[str, str] | None = None,
 ) -> CampaignData:
     """Read what the campaign's workbooks show: registry, marts, alerts, the run and ledger.
 
@@ -503,6 +506,7 @@ def read_campaign(
         sources=sources,
         questionnaires=questionnaires,
         thresholds=dataclasses.asdict(thresholds),
+        actions=dict(actions or {}),
         **data,
     )
 
@@ -1923,6 +1927,7 @@ ALERT_HEADERS = (
     "Lần đầu",
     "Lần gần nhất",
     "Ghi chú",
+    "Hướng xử lý đề xuất",
 )
 
 
@@ -1961,7 +1966,7 @@ def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshe
     """Sheet "Cảnh báo": the rows of ``alerts`` for the scope, unresolved and most severe first."""
     ws, hr = _new_sheet(wb, ALERT_SHEET, data, scope)
     _header(ws, hr, ALERT_HEADERS)
-    _widths(ws, [9, 22, 8, 9, 24, 34, 9, 9, 11, 15, 15, 28])
+    _widths(ws, [9, 22, 8, 9, 24, 34, 9, 9, 11, 15, 15, 28, 40])
     alerts = _scope_alerts(data, scope)
     r = hr
     for a in alerts:
@@ -1987,9 +1992,10 @@ def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshe
             (_seconds(a["first_seen_at"]), DATETIME_FORMAT),
             (_seconds(a["last_seen_at"]), DATETIME_FORMAT),
             (mask_personal(a["note"]) if a["note"] else None, None),
+            (action_for(a["rule"], a["subject"] or "", data.actions) or None, None),
         ]
         for col, (value, fmt) in enumerate(values, start=1):
-            cell = _put(ws, r, col, value, fmt, wrap=col in (2, 5, 6, 9, 12))
+            cell = _put(ws, r, col, value, fmt, wrap=col in (2, 5, 6, 9, 12, 13))
             if col == 1 and a["severity"] in ("red", "amber"):
                 fill, font = _SEVERITY_STYLE[a["severity"]]
                 _set_style(cell, fill=fill, font=font)
@@ -2287,6 +2293,7 @@ def write_workbooks(
     *,
     run_id: str | None = None,
     thresholds: Mapping[str, float] | Thresholds | None = None,
+    actions: Mapping[str, str] | None = None,
     pool: Executor | None = None,
     workers: int = 1,
 ) -> list[Path]:
@@ -2297,14 +2304,18 @@ def write_workbooks(
     in mart_unit_dimension. ``run_id`` is the run whose stamp and ledger the workbooks carry
     (default: the campaign's latest run); ``thresholds`` is khaosat.yaml ``thresholds``
     (``Settings.thresholds``) or a ``flows.alerts.Thresholds``: the alert rules' own, so colours
-    and flags agree with the alerts (an unknown key raises ``ThresholdError``). Labels and
-    item wording come from ``questionnaires``.
+    and flags agree with the alerts (an unknown key raises ``ThresholdError``); ``actions`` is
+    khaosat.yaml ``actions`` (``Settings.actions``), the follow-up the Cảnh báo sheet suggests
+    for each alert, as ``khaosat alerts list`` does. Labels and item wording come from
+    ``questionnaires``.
 
     With a process ``pool`` of ``workers`` processes, the units' workbooks are written there,
     in ``workers`` shares, while this thread writes the province's (the largest): the files are
     the same.
     """
-    data = read_campaign(engine, campaign_id, questionnaires, run_id=run_id, thresholds=thresholds)
+    data = read_campaign(
+        engine, campaign_id, questionnaires, run_id=run_id, thresholds=thresholds, actions=actions
+    )
     province = province_scope(data)
     units = [unit_scope(data, code) for code in province.unit_codes]
     province_path = province_workbook_path(output_dir, campaign_id, data.province_code)

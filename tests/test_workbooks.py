@@ -33,7 +33,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
-from flows.alerts import ThresholdError, Thresholds
+from flows.alerts import DEFAULT_ACTIONS, ThresholdError, Thresholds
 from flows.records import Fetched, School, Source
 from flows.settings import Campaign
 from flows.workbooks import (
@@ -844,6 +844,22 @@ def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
     assert province[-1][5] == "Giáo viên không ưu ái học sinh học thêm (HOC_THEM)"
     assert province[-1][8] == "Đã xử lý"
     assert alerts("U3")[0][0] == "Không có cảnh báo nào cho phạm vi này."
+    # the suggested follow-up, most specific first: the dimension's, the indicator's
+    assert amber[12] == DEFAULT_ACTIONS["TIEP_CAN"]
+    assert u2[0][12] == DEFAULT_ACTIONS["CSVC"]
+    assert province[-1][12] == DEFAULT_ACTIONS["HOC_THEM"]
+
+
+def test_alert_sheet_suggests_the_provinces_own_follow_up(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    own = {"CSVC": "Phòng CSVC của Sở kiểm tra trong tháng"}
+    paths = write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1", actions=own)
+    ws = load_workbook(next(p for p in paths if "U2" in p.name))[ALERT_SHEET]
+    assert ws.cell(_header_row(ws, "Mức"), 13).value == "Hướng xử lý đề xuất"
+    rows = _table(ws, _header_row(ws, "Mức"))
+    assert rows[0][5].endswith("(TH/CMHS_TH/CSVC)") and rows[0][12] == own["CSVC"]
+    assert rows[1][12] == DEFAULT_ACTIONS["CHUNG"]  # others keep the built-in one
 
 
 def test_info_sheet(warehouse: Engine, books: dict[str, Path]) -> None:
