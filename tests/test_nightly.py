@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from flows import nightly
-from flows.records import Fetched, Parsed
-from flows.settings import load_settings
+from flows.records import Fetched, Parsed, SourceOutcome
+from flows.settings import Settings, load_settings
 from warehouse import db, tables
 from warehouse.load import LoadResult
 
@@ -368,16 +369,23 @@ def _stop_loading_s2(
     return load.replace_source_at(url, campaign_id, run_id, fetched, parsed)
 
 
-def test_a_load_process_that_dies_fails_its_source_alone(
-    province: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _run_loading_with(
+    province: Path, monkeypatch: pytest.MonkeyPatch, job: Callable[..., LoadResult]
+) -> tuple[Settings, dict[str, SourceOutcome]]:
+    """A run whose load processes run ``job`` instead of replace_source_at; its outcomes."""
     from warehouse import load
 
     settings = load_settings(province, env={})
     # The job is pickled by reference: the load process runs this module's function.
-    monkeypatch.setattr(load, "replace_source_at", _stop_loading_s2)
+    monkeypatch.setattr(load, "replace_source_at", job)
     summary = nightly.run(settings, as_of=AS_OF)
-    by_school = {o.source.school_code: o for o in summary.outcomes}
+    return settings, {o.source.school_code: o for o in summary.outcomes}
+
+
+def test_a_load_process_that_dies_fails_its_source_alone(
+    province: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, by_school = _run_loading_with(province, monkeypatch, _stop_loading_s2)
     assert by_school["S2"].status == "failed"
     assert by_school["S2"].message == "S2 submissions/S2_cmhs.xls: the load process stopped"
     assert by_school["S1"].status == by_school["S3"].status == "loaded"
@@ -410,12 +418,7 @@ def _die_once_after_loading_s2(
 def test_a_load_retried_after_its_process_died_having_committed_is_recorded_once(
     province: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from warehouse import load
-
-    settings = load_settings(province, env={})
-    monkeypatch.setattr(load, "replace_source_at", _die_once_after_loading_s2)
-    summary = nightly.run(settings, as_of=AS_OF)
-    by_school = {o.source.school_code: o for o in summary.outcomes}
+    settings, by_school = _run_loading_with(province, monkeypatch, _die_once_after_loading_s2)
     assert by_school["S2"].status == "loaded"  # the retry found the first load committed
     engine = db.connect(settings.warehouse_url)
     ledger = rows(
