@@ -353,27 +353,28 @@ def _loaded_in_run(
 ) -> LoadResult | None:
     """The result of this run's load of the same content of the source, if that is the
     source's latest outcome in the run."""
-    led = t.load_ledger
     row = conn.execute(
-        sa.select(
-            led.c.load_id,
-            led.c.status,
-            led.c.fingerprint,
-            led.c.n_responses,
-            led.c.n_answers,
-            led.c.n_rejected,
-        )
-        .where(
-            led.c.campaign_id == campaign_id,  # with source_id: the ledger's index
-            led.c.source_id == source_id,
-            led.c.run_id == run_id,
-        )
-        .order_by(led.c.load_id.desc())
-        .limit(1)
+        _LATEST_IN_RUN, {"campaign_id": campaign_id, "source_id": source_id, "run_id": run_id}
     ).first()
     if row is None or row.status != "loaded" or row.fingerprint != fingerprint:
         return None
     return LoadResult(row.load_id, source_id, row.n_responses, row.n_answers, row.n_rejected)
+
+
+_LATEST_IN_RUN = (
+    sa.select(
+        *(
+            t.load_ledger.c[c]
+            for c in ("load_id", "status", "fingerprint", "n_responses", "n_answers", "n_rejected")
+        )
+    )
+    .where(
+        # campaign_id with source_id: the ledger's index
+        *(t.load_ledger.c[c] == sa.bindparam(c) for c in ("campaign_id", "source_id", "run_id"))
+    )
+    .order_by(t.load_ledger.c.load_id.desc())
+    .limit(1)
+)
 
 
 def replace_source_at(
