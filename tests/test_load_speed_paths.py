@@ -1,10 +1,9 @@
 """The per-source fast paths of warehouse.load and warehouse.figures against plain references.
 
-``figures.figure_rows`` (integer codes and bincounts, used by ``replace_source``) and
-``figures.source_figures`` (its frames, used when figures are recomputed from stored answers)
-are compared, case by case, with the figures computed the obvious way in pandas, straight
-from DOMAIN.md's definitions. ``load._column``'s shortcuts for text and datetime columns are
-compared with the per-value conversion they skip.
+``figures.figure_rows`` (integer codes and bincounts, used by ``replace_source`` and when
+figures are recomputed from stored answers) is compared, case by case, with the figures
+computed the obvious way in pandas, straight from DOMAIN.md's definitions. ``load._column``'s
+shortcuts for text and datetime columns are compared with the per-value conversion they skip.
 """
 
 from __future__ import annotations
@@ -132,32 +131,6 @@ def test_figure_rows_equal_the_reference(case: str) -> None:
     assert got.dimensions[0] == sorted(got.dimensions[0])
     keys = list(zip(*got.questions[:2], strict=True))
     assert keys == sorted(keys)
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_source_figures_frames_equal_the_reference(case: str) -> None:
-    answers, services = CASES[case]
-    frame = pd.DataFrame(answers, columns=["response_no", "question_code", "value"]).astype(
-        {"response_no": "int64", "value": "float64"}
-    )
-    questions = pd.DataFrame(
-        ITEMS, columns=["question_code", "kind", "dimension"], dtype=object
-    ).set_index("question_code")
-    series = None if services is None else pd.Series(services, dtype=object)
-    got = figures.source_figures(frame, questions, series)
-    n_valid, dims, qs = reference(answers, services)
-
-    def plain(df: pd.DataFrame) -> list[tuple[Any, ...]]:
-        return sorted(
-            tuple(None if pd.isna(v) else v for v in row)
-            for row in df.itertuples(index=False, name=None)
-        )
-
-    assert got.n_valid_responses == n_valid
-    assert list(got.dimensions.columns) == figures.DIMENSION_COLUMNS
-    assert list(got.questions.columns) == figures.QUESTION_COLUMNS
-    assert plain(got.dimensions) == dims
-    assert plain(got.questions) == qs
 
 
 def test_valid_mask_follows_each_kind_range() -> None:

@@ -15,7 +15,7 @@ The formulas are DOMAIN.md's "Indices", as ``warehouse.marts`` documents them:
   ``MONG_DOI`` dimension, with no satisfied/dissatisfied counts;
 - a respondent counts in a dimension when it has at least one valid answer there.
 
-Pure functions of DataFrames: no IO here.
+Pure functions: no IO here.
 """
 
 from __future__ import annotations
@@ -67,29 +67,16 @@ QUESTION_COLUMNS = [
 
 
 @dataclass(frozen=True)
-class SourceFigures:
-    """One source's sums.
-
-    n_valid_responses: responses with at least one valid answer (completeness's n_valid).
-    dimensions: DIMENSION_COLUMNS, one row per dimension with a valid answer (n_satisfied and
-        n_dissatisfied are NaN for MONG_DOI).
-    questions: QUESTION_COLUMNS, one row per (question, service) of a likert, yesno or level
-        item with a valid answer; service is '' outside service reviews; n_k counts value k.
-    """
-
-    n_valid_responses: int
-    dimensions: pd.DataFrame
-    questions: pd.DataFrame
-
-
-@dataclass(frozen=True)
 class FigureRows:
     """One source's sums as plain Python values, column by column, ready to insert.
 
-    The same figures as ``SourceFigures`` (``source_figures`` builds its frames from these):
-    ``dimensions`` holds one list per DIMENSION_COLUMNS column, ``questions`` one per
-    QUESTION_COLUMNS column, with ints, floats, strings and None (n_satisfied and
-    n_dissatisfied of MONG_DOI) only.
+    n_valid_responses: responses with at least one valid answer (completeness's n_valid).
+    dimensions: one list per DIMENSION_COLUMNS column, one entry per dimension with a valid
+        answer, sorted by dimension (n_satisfied and n_dissatisfied are None for MONG_DOI).
+    questions: one list per QUESTION_COLUMNS column, one entry per (question, service) of a
+        likert, yesno or level item with a valid answer, sorted by both; service is '' outside
+        service reviews; n_k counts value k.
+    Values are ints, floats, strings and None only.
     """
 
     n_valid_responses: int
@@ -215,13 +202,13 @@ def figure_rows(
     value: npt.NDArray[np.float64],
     services: tuple[npt.NDArray[np.int64], list[str]] | None = None,
 ) -> FigureRows:
-    """The sums of one source's answers, as plain rows (the work of ``source_figures``).
+    """The sums of one source's answers, as plain rows.
 
     ``code``: each answer's item position (``Items.locate``); ``response_no`` and ``value``
     (NaN if unreadable) per answer; ``services``: ``service_codes`` of the answers, or None.
     Grouping is by small integer codes with bincount: a source has a few thousand answers and
     a province a thousand sources a night, so per-call overhead is what counts. Sums add the
-    answers in their given order, as the marts' recomputation from stored answers does.
+    answers in their given order.
     """
     valid, number = _valid(items.kind[code], value)
     code, response, value, number = code[valid], response_no[valid], value[valid], number[valid]
@@ -317,70 +304,3 @@ def _question_rows(
         *(hist[at, k].tolist() for k in range(1, 6)),
         total[at].tolist(),
     ]
-
-
-def source_figures(
-    answers: pd.DataFrame, questions: pd.DataFrame, services: pd.Series | None = None
-) -> SourceFigures:
-    """The sums of one source's answers.
-
-    ``answers``: response_no, question_code, value (float, NaN if unreadable).
-    ``questions``: the questionnaire's items, indexed by question_code, with kind and dimension
-    (None when the item belongs to no dimension). ``services``: the service named by each
-    response (indexed by response_no, as stored in ``response.service``), for service
-    reviews; None otherwise.
-    """
-    items = prepare_items(
-        zip(
-            questions.index.tolist(),
-            questions["kind"].tolist(),
-            questions["dimension"].tolist(),
-            strict=True,
-        )
-    )
-    response = answers["response_no"].to_numpy(dtype="int64")
-    by_service = None
-    if services is not None:
-        keys = np.asarray(services.index.to_numpy(), dtype=np.int64)
-        by_service = service_codes(response, keys, services.tolist())
-    rows = figure_rows(
-        items,
-        items.locate(answers["question_code"].to_numpy(dtype=object)),
-        response,
-        answers["value"].to_numpy(dtype="float64"),
-        by_service,
-    )
-    return SourceFigures(rows.n_valid_responses, _dimension_frame(rows), _question_frame(rows))
-
-
-def _dimension_frame(rows: FigureRows) -> pd.DataFrame:
-    if not rows.dimensions[0]:
-        return pd.DataFrame(columns=DIMENSION_COLUMNS)
-    dimension, n_respondents, n_answers, total, sat, dis = rows.dimensions
-    return pd.DataFrame(
-        {
-            "dimension": dimension,
-            "n_respondents": np.array(n_respondents, dtype="int64"),
-            "n_answers": np.array(n_answers, dtype="int64"),
-            "total": np.array(total, dtype="float64"),
-            "n_satisfied": pd.array(sat, dtype="Int64"),
-            "n_dissatisfied": pd.array(dis, dtype="Int64"),
-        }
-    )
-
-
-def _question_frame(rows: FigureRows) -> pd.DataFrame:
-    if not rows.questions[0]:
-        return pd.DataFrame(columns=QUESTION_COLUMNS)
-    code, service, *counts, total = rows.questions
-    return pd.DataFrame(
-        {
-            "question_code": np.array(code, dtype=object),
-            "service": np.array(service, dtype=object),
-            **{
-                name: np.array(c, dtype="int64")
-                for name, c in zip(QUESTION_COLUMNS[2:-1], counts, strict=True)
-            },
-            "total": np.array(total, dtype="float64"),
-        }
-    )

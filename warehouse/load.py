@@ -322,11 +322,18 @@ def replace_source(
         _bulk_insert(conn, t.answer, *_prefixed(by_source, answers))
         _bulk_insert(conn, t.answer_column, *_prefixed(by_source, answer_columns))
         _bulk_insert(conn, t.quarantine, *_prefixed(prefix, rejections))
-        _write_figure_rows(
+        columns, data = responses  # services as stored (None where none), by response
+        write_figure_rows(
             conn,
             campaign_id,
             source_id,
-            _figures_of(parsed, responses, _figure_items(conn, source.questionnaire)),
+            source_figure_rows(
+                conn,
+                source.questionnaire,
+                parsed.answers,
+                data[columns.index("response_no")],
+                data[columns.index("service")],
+            ),
         )
         load_id = _append_ledger(
             conn,
@@ -816,20 +823,6 @@ def reset_stale_figures(conn: sa.Connection) -> None:
         set_meta(conn, FIGURES_ITEMS_KEY, now)
 
 
-def question_items(conn: sa.Connection, questionnaire: str) -> pd.DataFrame:
-    """The questionnaire's items as the warehouse knows them: kind and dimension by code."""
-    q = t.question
-    rows = conn.execute(
-        sa.select(q.c.question_code, q.c.kind, q.c.dimension).where(
-            q.c.questionnaire_code == questionnaire
-        )
-    ).all()
-    frame = pd.DataFrame(
-        [tuple(r) for r in rows], columns=["question_code", "kind", "dimension"], dtype=object
-    )
-    return frame.set_index("question_code")
-
-
 def _figure_items(conn: sa.Connection, questionnaire: str) -> figures.Items:
     """The questionnaire's items as the warehouse knows them now, prepared for figures.
 
@@ -851,56 +844,31 @@ def _prepared_items(rows: tuple[tuple[str, str, str | None], ...]) -> figures.It
     return figures.prepare_items(rows)
 
 
-def _figures_of(parsed: Parsed, responses: _Rows, items: figures.Items) -> figures.FigureRows:
-    """``figures.source_figures`` of the parsed answers, as rows: the services are those of
-    ``responses`` as they are stored (text, None where none), like the marts' recomputation
-    from the stored rows sees them."""
-    df = parsed.answers
-    response_no = df["response_no"].to_numpy(dtype="int64")
-    columns, data = responses
-    services = figures.service_codes(
-        response_no,
-        np.asarray(data[columns.index("response_no")], dtype=np.int64),
-        data[columns.index("service")],
-    )
+def source_figure_rows(
+    conn: sa.Connection,
+    questionnaire: str,
+    answers: pd.DataFrame,
+    response_nos: Sequence[Any],
+    services: Sequence[Any],
+) -> figures.FigureRows:
+    """``figures.figure_rows`` of one source's ``answers`` (response_no, question_code, value)
+    against the questionnaire's items as the warehouse knows them now.
+
+    ``services[i]`` is the service of response ``response_nos[i]`` as stored (text, None where
+    none): loading and the marts' recomputation from the stored rows see the same values.
+    """
+    items = _figure_items(conn, questionnaire)
+    response_no = answers["response_no"].to_numpy(dtype="int64")
     return figures.figure_rows(
         items,
-        items.locate(df["question_code"].to_numpy(dtype=object)),
+        items.locate(answers["question_code"].to_numpy(dtype=object)),
         response_no,
-        df["value"].to_numpy(dtype="float64"),
-        services,
+        answers["value"].to_numpy(dtype="float64"),
+        figures.service_codes(response_no, np.asarray(response_nos, dtype=np.int64), services),
     )
 
 
-def write_figures(conn: sa.Connection, key: tuple[str, int], figs: figures.SourceFigures) -> None:
-    """Replace one source's figures (``key`` = (campaign_id, source_id))."""
-    campaign_id, source_id = key
-    converters = {"dimension": str, "question_code": str, "service": str, "total": float}
-    dimensions, questions = (
-        [_values(frame, c, converters.get(c, int)) for c in names]
-        for frame, names in (
-            (figs.dimensions, figures.DIMENSION_COLUMNS),
-            (figs.questions, figures.QUESTION_COLUMNS),
-        )
-    )
-    rows = figures.FigureRows(int(figs.n_valid_responses), dimensions, questions)
-    _write_figure_rows(conn, campaign_id, source_id, rows)
-
-
-def _values(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any]) -> list[Any]:
-    """A small frame's column as Python values, missing as None (``_column`` for a few dozen
-    rows: its per-column pandas calls would cost more than the values)."""
-    if name not in frame.columns:
-        return [None] * len(frame)
-    return [None if _missing(v) else convert(v) for v in frame[name].tolist()]
-
-
-def _missing(value: Any) -> bool:
-    """What ``pd.isna`` says of one value, for the values a figures frame holds."""
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
-def _write_figure_rows(
+def write_figure_rows(
     conn: sa.Connection, campaign_id: str, source_id: int, rows: figures.FigureRows
 ) -> None:
     """Replace one source's figures with ``rows``."""

@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
 from warehouse.db import digest
-from warehouse.figures import EXPECTATION_DIMENSION, SourceFigures, source_figures
-from warehouse.load import items, latest_loads, question_items, write_figures
+from warehouse.figures import EXPECTATION_DIMENSION, FigureRows
+from warehouse.load import items, latest_loads, source_figure_rows, write_figure_rows
 
 __all__ = [
     "EXPECTATION_DIMENSION",
@@ -100,9 +100,10 @@ def ensure_figures(engine: Engine, campaign_id: str) -> int:
             .order_by(s.c.source_id)
         ).all()
         for source_id, questionnaire in missing:
-            write_figures(
+            write_figure_rows(
                 conn,
-                (campaign_id, source_id),
+                campaign_id,
+                source_id,
                 _stored_figures(conn, campaign_id, source_id, questionnaire),
             )
     return len(missing)
@@ -168,7 +169,7 @@ def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
 
 def _stored_figures(
     conn: sa.Connection, campaign_id: str, source_id: int, questionnaire: str
-) -> SourceFigures:
+) -> FigureRows:
     """A source's figures computed from its stored answers (and its responses' services)."""
     a, r = t.answer, t.response
     # answer has no campaign_id: source_id alone is unique across campaigns.
@@ -189,12 +190,13 @@ def _stored_figures(
             r.c.campaign_id == campaign_id, r.c.source_id == source_id
         )
     ).all()
-    services = pd.Series(
+    return source_figure_rows(
+        conn,
+        questionnaire,
+        answers,
+        [row.response_no for row in service_rows],
         [row.service for row in service_rows],
-        index=[row.response_no for row in service_rows],
-        dtype="object",
     )
-    return source_figures(answers, question_items(conn, questionnaire), services)
 
 
 #: Tables the mart queries read, whose planner statistics are refreshed before a rebuild.
