@@ -398,6 +398,13 @@ def _khaosat(run: Path, profile: str | None = None) -> dict[str, Any]:
     return result
 
 
+#: The mart both runs end with, khaosat's and the baseline's (same columns), for comparing.
+_MART_UNIT_DIMENSION = (
+    "SELECT unit_code, level, questionnaire, dimension, n_schools, n_answers, "
+    "mean_score, pct_satisfied, pct_dissatisfied FROM mart_unit_dimension"
+)
+
+
 def _warehouse_facts(url: str) -> dict[str, Any]:
     """What the run left in its warehouse: counts and the unit × dimension mart. Read here,
     after the run's process has exited, so the reading is not part of its time."""
@@ -408,13 +415,7 @@ def _warehouse_facts(url: str) -> dict[str, Any]:
         facts = {
             "n_responses": conn.exec_driver_sql("SELECT count(*) FROM response").scalar_one(),
             "n_answers": conn.exec_driver_sql("SELECT count(*) FROM answer").scalar_one(),
-            "mart_unit_dimension": [
-                tuple(r)
-                for r in conn.exec_driver_sql(
-                    "SELECT unit_code, level, questionnaire, dimension, n_schools, n_answers, "
-                    "mean_score, pct_satisfied, pct_dissatisfied FROM mart_unit_dimension"
-                )
-            ],
+            "mart_unit_dimension": [tuple(r) for r in conn.exec_driver_sql(_MART_UNIT_DIMENSION)],
         }
     engine.dispose()
     return facts
@@ -430,13 +431,7 @@ def _compare_figures(khaosat: dict[str, Any], work: Path) -> str:
     import sqlite3
 
     con = sqlite3.connect(work / "baseline.sqlite")
-    base = {
-        tuple(r[:4]): r[4:]
-        for r in con.execute(
-            "SELECT unit_code, level, questionnaire, dimension, n_schools, n_answers, "
-            "mean_score, pct_satisfied, pct_dissatisfied FROM mart_unit_dimension"
-        )
-    }
+    base = {tuple(r[:4]): r[4:] for r in con.execute(_MART_UNIT_DIMENSION)}
     con.close()
     ours = {tuple(r[:4]): r[4:] for r in khaosat["mart_unit_dimension"] if r[3] != "MONG_DOI"}
     if set(base) != set(ours):
