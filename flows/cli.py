@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 
 from flows.alerts_cli import alerts_app
+from flows.prefect_api import start_temporary_api
 from flows.schedule import serve_command
-from flows.settings import Settings, SettingsError, apply_prefect_defaults, load_settings
+from flows.settings import Settings, SettingsError, load_settings
 from flows.status import status
 
 app = typer.Typer(
@@ -40,7 +41,7 @@ def _settings(config: Path) -> Settings:
 
 
 def _run(settings: Settings, **params: object) -> int:
-    apply_prefect_defaults(one_run=True)
+    api = start_temporary_api()  # it boots while the flow's code is imported
     from flows import nightly, report  # Prefect is imported only once its defaults are set
     from flows.registry import RegistryError
     from schemas import QuestionnaireError
@@ -48,7 +49,8 @@ def _run(settings: Settings, **params: object) -> int:
 
     report.use(report.RichReporter(console))
     try:
-        summary = nightly.run(settings, **params)
+        with api.serving():
+            summary = nightly.run(settings, **params)
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
@@ -102,12 +104,13 @@ def rerun(
 def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     """Rebuild marts and workbooks from the warehouse, without fetching any source."""
     settings = _settings(config)
-    apply_prefect_defaults(one_run=True)
+    api = start_temporary_api()
     from flows import nightly
     from warehouse.lock import LockHeld
 
     try:
-        workbooks, feedback = nightly.publish(str(settings.config_path))
+        with api.serving():
+            workbooks, feedback = nightly.publish(str(settings.config_path))
     except LockHeld as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(4) from None

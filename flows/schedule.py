@@ -8,38 +8,24 @@ is 01:30 in Vietnam whatever the server's clock zone), and the config path as it
 children until interrupted.
 
 The API is ``PREFECT_API_URL`` if set (a shared ``prefect server start``, the production
-setup). Otherwise a local Prefect server is started for as long as ``khaosat serve`` runs:
-Prefect's own temporary API would not do, because it runs without the scheduler service and
-a schedule on it would never create a run.
+setup). Otherwise a local Prefect server is started for as long as ``khaosat serve`` runs
+(``flows.prefect_api.local_server``).
 
 Prefect is imported inside the functions, after ``apply_prefect_defaults``, as the CLI does.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from flows.prefect_api import local_server
 from flows.settings import Settings, SettingsError, apply_prefect_defaults, load_settings
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
-
-#: The port of a local Prefect server (Prefect's usual one) when it is free.
-LOCAL_PORT = 4200
-#: Seconds to wait for a local Prefect server to answer (it migrates its database first).
-LOCAL_STARTUP_SECONDS = 120.0
 
 
 def deployment_name(settings: Settings) -> str:
@@ -86,7 +72,7 @@ def serve(settings: Settings) -> None:
     """
     apply_prefect_defaults()
     deployment = build_deployment(settings)
-    with _prefect_api() as url:
+    with local_server() as url:
         from prefect import serve as prefect_serve
 
         print(
@@ -95,88 +81,6 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
         prefect_serve(deployment)
-
-
-def _configured_api_url() -> str | None:
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    return str(url) if url else None
-
-
-@contextlib.contextmanager
-def _prefect_api() -> Iterator[str]:
-    """The configured Prefect API, or a local server started (and stopped) around the block."""
-    url = _configured_api_url()
-    if url:
-        yield url
-        return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    port = LOCAL_PORT if _port_free(LOCAL_PORT) else _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-    )
-    try:
-        _wait_healthy(url, server)
-        print(
-            f"Started a local Prefect server (UI: http://127.0.0.1:{port}); set PREFECT_API_URL "
-            "to use a shared one instead",
-            flush=True,
-        )
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + LOCAL_STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the local Prefect server exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310 - our http://127.0.0.1 URL
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(
-        f"the local Prefect server did not answer at {url} within {LOCAL_STARTUP_SECONDS:.0f} s"
-    )
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_command(

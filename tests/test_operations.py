@@ -464,6 +464,30 @@ def test_khaosat_serve_without_a_prefect_api_starts_a_server_that_schedules(
     assert "Traceback" not in output, output[-4000:]
 
 
+def test_khaosat_run_without_a_prefect_api_records_the_flow_run_on_its_temporary_api(
+    tmp_path: Path,
+) -> None:
+    """The default for one run: no PREFECT_API_URL. The temporary API khaosat starts serves the
+    whole run, records it, and is gone when the command returns (its output pipe closes)."""
+    config = make_province(tmp_path)
+    home = tmp_path / "prefect-home"
+    done = khaosat("run", "--config", str(config), api=False, PREFECT_HOME=str(home))
+    assert done.returncode == 1, done.stdout + done.stderr  # S2's file is corrupt
+    assert "Traceback" not in done.stdout + done.stderr
+    engine = connect(load_settings(config, env={}).warehouse_url)
+    assert count(engine, "SELECT COUNT(*) FROM load_ledger WHERE status = 'loaded'") == 4
+    with engine.connect() as conn:
+        run_id = conn.execute(sa.select(t.run.c.run_id)).scalar_one()
+    engine.dispose()
+    prefect_db = sa.create_engine(f"sqlite:///{home / 'prefect.db'}")
+    with prefect_db.connect() as conn:
+        flow_run = conn.execute(
+            sa.text("SELECT state_type FROM flow_run WHERE id = :id"), {"id": run_id}
+        ).one()
+    prefect_db.dispose()
+    assert flow_run.state_type == "COMPLETED"
+
+
 # -- production: prefect.yaml on a work pool, a worker runs a province -------------------------
 
 

@@ -1,0 +1,117 @@
+"""The Prefect API of a command that runs once: a server of one's own, or the temporary API
+khaosat starts in the background (real uvicorn subprocesses, real flows against them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows import prefect_api
+from flows.prefect_api import TemporaryApi, start_temporary_api
+
+
+@pytest.fixture
+def no_prefect_server(tmp_path: Path) -> Iterator[None]:
+    """No PREFECT_API_URL (not even the session's test API), and a Prefect home of its own so
+    the temporary API's database is fresh."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    with temporary_settings(
+        {PREFECT_HOME: tmp_path / "prefect-home"}, restore_defaults={PREFECT_API_URL}
+    ):
+        yield
+
+
+def _override() -> object:
+    from prefect.events.worker import EventsWorker
+
+    return EventsWorker._client_override  # noqa: SLF001 - what emit_event consults
+
+
+def _one_flow_run() -> str:
+    """Run a flow with a task on the current API; its final state as the API recorded it."""
+    from prefect import flow, get_client, task
+    from prefect.cache_policies import NONE
+
+    @task(cache_policy=NONE)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def tiny() -> int:
+        return double.submit(21).result()
+
+    state = tiny(return_state=True)
+    assert state.result() == 42
+    assert state.state_details.flow_run_id is not None
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(state.state_details.flow_run_id)
+    assert stored.state is not None
+    return stored.state.type.value
+
+
+def test_a_prefect_server_of_ones_own_is_used_as_it_is(prefect_harness: None) -> None:
+    from prefect.settings import get_current_settings
+
+    configured = get_current_settings().api.url
+    api = start_temporary_api()
+    assert api.process is None
+    with api.serving():
+        assert get_current_settings().api.url == configured
+        assert _override() is None  # its events are recorded: they are sent
+
+
+def test_the_temporary_api_boots_in_the_background_serves_the_block_and_stops(
+    no_prefect_server: None,
+) -> None:
+    from prefect.events.clients import NullEventsClient
+    from prefect.settings import get_current_settings
+
+    api = start_temporary_api()
+    assert api.process is not None and api.url is not None
+    assert api.process.poll() is None  # started, not waited for
+    with api.serving():
+        assert get_current_settings().api.url == api.url
+        with urllib.request.urlopen(f"{api.url}/health", timeout=5) as response:  # noqa: S310
+            assert response.status == 200
+        # nothing on a temporary API keeps events: none is built or sent
+        assert _override() == (NullEventsClient, ())
+        assert _one_flow_run() == "COMPLETED"
+    assert api.process.poll() is not None  # stopped with the block
+    assert _override() is None
+    assert get_current_settings().api.url is None
+
+
+def test_events_are_sent_when_the_temporary_api_records_task_runs(
+    no_prefect_server: None,
+) -> None:
+    from prefect.settings import (
+        PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
+        temporary_settings,
+    )
+
+    with temporary_settings({PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: True}):
+        api = start_temporary_api()
+        assert api.process is not None
+        with api.serving():
+            assert _override() is None
+            assert _one_flow_run() == "COMPLETED"
+    assert api.process.poll() is not None
+
+
+def test_a_temporary_api_that_does_not_come_up_leaves_prefect_to_start_its_own(
+    no_prefect_server: None,
+) -> None:
+    from prefect.settings import get_current_settings
+
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])  # noqa: S603
+    api = TemporaryApi(dead, f"http://127.0.0.1:{prefect_api._free_port()}/api")
+    with api.serving():
+        # as without khaosat's: no URL, so Prefect starts its temporary API at the first call
+        assert get_current_settings().api.url is None
+    assert dead.poll() == 1
