@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from flows.settings import apply_prefect_defaults
 
@@ -104,8 +105,9 @@ class TemporaryApi:
     def serving(self) -> Iterator[None]:
         """The block's flows use this API. Without a server of one's own, nothing keeps their
         events once the temporary API stops, and unless its recording services were turned
-        back on none is sent: three events a task run were ~9 CPU seconds of a 1,000-school
-        run, between this process and the API (benchmarks/README.md).
+        back on none is sent, nor the flow run's heartbeats: three events a task run were ~9
+        CPU seconds of a 1,000-school run, between this process and the API
+        (benchmarks/README.md).
 
         If the API does not come up, it is stopped and Prefect starts its own temporary API as
         it would have without this one (and says why, if that fails too).
@@ -115,14 +117,23 @@ class TemporaryApi:
             return
         from prefect.events.clients import NullEventsClient
         from prefect.events.worker import EventsWorker
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            temporary_settings,
+        )
 
         mute = not events_recorded()
         try:
-            ready = self._ready()
+            updates: dict[Any, Any] = {}
+            if self._ready():
+                updates[PREFECT_API_URL] = self.url
             if mute:
                 EventsWorker.set_client_override(NullEventsClient)
-            with temporary_settings({PREFECT_API_URL: self.url} if ready else {}):
+                # A heartbeat is an event too, and its thread made the flow's end wait for
+                # its next one-second tick.
+                updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+            with temporary_settings(updates):
                 yield
         finally:
             if mute:

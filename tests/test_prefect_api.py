@@ -79,8 +79,9 @@ def test_the_temporary_api_boots_in_the_background_serves_the_block_and_stops(
         assert get_current_settings().api.url == api.url
         with urllib.request.urlopen(f"{api.url}/health", timeout=5) as response:  # noqa: S310
             assert response.status == 200
-        # nothing on a temporary API keeps events: none is built or sent
+        # nothing on a temporary API keeps events: none is built or sent, heartbeats included
         assert _override() == (NullEventsClient, ())
+        assert get_current_settings().flows.heartbeat_frequency is None
         assert _one_flow_run() == "COMPLETED"
     assert api.process.poll() is not None  # stopped with the block
     assert _override() is None
@@ -92,6 +93,7 @@ def test_events_are_sent_when_the_temporary_api_records_task_runs(
 ) -> None:
     from prefect.settings import (
         PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
+        get_current_settings,
         temporary_settings,
     )
 
@@ -100,6 +102,7 @@ def test_events_are_sent_when_the_temporary_api_records_task_runs(
         assert api.process is not None
         with api.serving():
             assert _override() is None
+            assert get_current_settings().flows.heartbeat_frequency == 180  # Prefect's default
             assert _one_flow_run() == "COMPLETED"
     assert api.process.poll() is not None
 
