@@ -43,11 +43,13 @@ import functools
 import io
 import pickle
 import re
+import uuid
 import weakref
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -2295,7 +2297,6 @@ def write_workbooks(
     thresholds: Mapping[str, float] | Thresholds | None = None,
     actions: Mapping[str, str] | None = None,
     pool: Executor | None = None,
-    workers: int = 1,
 ) -> list[Path]:
     """Write the province's workbook and one per reporting unit; return their paths.
 
@@ -2309,9 +2310,10 @@ def write_workbooks(
     for each alert, as ``khaosat alerts list`` does. Labels and item wording come from
     ``questionnaires``.
 
-    With a process ``pool`` of ``workers`` processes, the units' workbooks are written there,
-    in ``workers`` shares, while this thread writes the province's (the largest): the files are
-    the same.
+    With a process ``pool``, the units' workbooks are written there while this thread writes
+    the province's (the largest); then this thread takes the units no process has started yet,
+    from the last, so that both finish together. A unit whose process died (the pool is then
+    broken, and discarded) is written here. The files are the same either way.
     """
     data = read_campaign(
         engine, campaign_id, questionnaires, run_id=run_id, thresholds=thresholds, actions=actions
@@ -2326,25 +2328,55 @@ def write_workbooks(
     jobs = list(zip(units, unit_paths, strict=True))
     if pool is None or not jobs:
         return write_scopes(data, [(province, province_path), *jobs])
-    # One share per process. The data is pickled here, once, before this thread writes the
-    # province's workbook: that fills the data's lookup caches, and the pool pickles arguments
-    # in a thread of its own, which would then see the data change under it.
-    size = -(-len(jobs) // max(1, workers))
-    shares = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    # The data is pickled here, once, before this thread writes the province's workbook: that
+    # fills the data's lookup caches, and the pool pickles arguments in a thread of its own,
+    # which would then see the data change under it. A process unpickles it once (the token).
     pickled = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-    futures = [pool.submit(_write_pickled, pickled, share) for share in shares]
-    province_file = write_scopes(data, [(province, province_path)])
-    return [*province_file, *(path for f in futures for path in f.result())]
+    token = uuid.uuid4().hex
+    futures = [pool.submit(_write_pickled, token, pickled, job) for job in jobs]
+    written = write_scopes(data, [(province, province_path)])
+    here: dict[int, Path] = {}
+    for i in reversed(range(len(jobs))):
+        if not futures[i].cancel():  # started (or about to): so are all the ones before it
+            break
+        here[i] = write_scope(data, *jobs[i])
+    broken = False
+    for i, future in enumerate(futures):
+        if i not in here:
+            try:
+                here[i] = future.result()
+            except BrokenProcessPool:  # its process died (killed, out of memory)
+                broken = True
+                here[i] = write_scope(data, *jobs[i])
+    if broken:
+        from flows.runners import discard_pool  # the flow's pools; imports Prefect
+
+        discard_pool(pool)
+    return [*written, *(here[i] for i in range(len(jobs)))]
 
 
 def write_scopes(data: CampaignData, jobs: Sequence[tuple[Scope, Path]]) -> list[Path]:
     """Build and save the workbook of each (scope, path); the paths written, in order."""
-    return [save_workbook(build_workbook(data, scope), path) for scope, path in jobs]
+    return [write_scope(data, scope, path) for scope, path in jobs]
 
 
-def _write_pickled(pickled: bytes, jobs: Sequence[tuple[Scope, Path]]) -> list[Path]:
-    # A worker process's job: the campaign's data as write_workbooks pickled it.
-    return write_scopes(pickle.loads(pickled), jobs)  # noqa: S301 - our own bytes, just made
+def write_scope(data: CampaignData, scope: Scope, path: Path) -> Path:
+    """Build and save the workbook of ``scope`` to ``path``."""
+    return save_workbook(build_workbook(data, scope), path)
+
+
+#: In a worker process: the campaign's data of the latest token it was sent with.
+_UNPICKLED: dict[str, CampaignData] = {}
+
+
+def _write_pickled(token: str, pickled: bytes, job: tuple[Scope, Path]) -> Path:
+    # A worker process's job: the campaign's data as write_workbooks pickled it, unpickled once
+    # per process and publish (the token), not once per unit.
+    data = _UNPICKLED.get(token)
+    if data is None:
+        _UNPICKLED.clear()
+        data = _UNPICKLED[token] = pickle.loads(pickled)  # noqa: S301 - our own bytes
+    return write_scope(data, *job)
 
 
 def write_unit_workbooks(

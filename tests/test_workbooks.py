@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import random
 import zipfile
 from collections import defaultdict
@@ -379,11 +380,75 @@ def test_units_written_in_processes_are_the_same_files(warehouse: Engine, tmp_pa
     here = write_workbooks(warehouse, C, tmp_path / "here", QS, run_id="run-1")
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(2, mp_context=context) as pool:
-        there = write_workbooks(
-            warehouse, C, tmp_path / "there", QS, run_id="run-1", pool=pool, workers=2
-        )
+        there = write_workbooks(warehouse, C, tmp_path / "there", QS, run_id="run-1", pool=pool)
     assert [p.name for p in there] == [p.name for p in here]  # province first, units in order
     assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
+
+
+def test_units_no_process_has_started_are_written_here_once_the_province_is(
+    warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One busy worker: it holds the first unit until this thread has written the province's
+    # workbook and every other unit, which it takes back from the pool, last first.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows import workbooks
+
+    here = write_workbooks(warehouse, C, tmp_path / "here", QS, run_id="run-1")
+    n_units = len(here) - 1
+    assert n_units >= 2
+    saved_by: list[str] = []
+    all_but_one = threading.Event()
+    save = workbooks.save_workbook
+
+    def recording(wb: Workbook, path: Path) -> Path:
+        if threading.current_thread() is threading.main_thread():
+            saved_by.append("here")
+            if len(saved_by) == n_units:  # the province and all units but the worker's
+                all_but_one.set()
+        else:
+            assert all_but_one.wait(60), "this thread did not take the units back"
+            saved_by.append("pool")
+        return save(wb, path)
+
+    monkeypatch.setattr(workbooks, "save_workbook", recording)
+    with ThreadPoolExecutor(1) as pool:
+        there = write_workbooks(warehouse, C, tmp_path / "there", QS, run_id="run-1", pool=pool)
+    assert saved_by == ["here"] * n_units + ["pool"]
+    assert [p.name for p in there] == [p.name for p in here]  # province first, units in order
+    assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
+
+
+def _die(*args: object) -> None:
+    os._exit(3)  # as a process killed by the kernel would
+
+
+def test_units_whose_process_died_are_written_here_and_the_pool_is_discarded(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from flows import runners
+
+    class DyingOnTheFirstJob(ProcessPoolExecutor):
+        submitted = 0
+
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+            self.submitted += 1
+            return super().submit(_die if self.submitted == 1 else fn, *args, **kwargs)
+
+    here = write_workbooks(warehouse, C, tmp_path / "here", QS, run_id="run-1")
+    pool = DyingOnTheFirstJob(1, mp_context=multiprocessing.get_context("forkserver"))
+    runners._pools["workbook-test", 1] = pool  # noqa: SLF001 - as parse_pool keeps its pool
+    try:
+        there = write_workbooks(warehouse, C, tmp_path / "there", QS, run_id="run-1", pool=pool)
+    finally:
+        pool.shutdown()
+    assert [p.name for p in there] == [p.name for p in here]
+    assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
+    assert ("workbook-test", 1) not in runners._pools  # noqa: SLF001 - the next run starts afresh
 
 
 def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
@@ -391,7 +456,7 @@ def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
 ) -> None:
     # A pool pickles a job's arguments in a thread of its own, later: an argument this thread
     # goes on using (the campaign's data, whose caches the province's workbook fills) can
-    # change while it is pickled. Only bytes and scopes may cross.
+    # change while it is pickled. Only a token, bytes and scopes may cross.
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from flows.workbooks import CampaignData
@@ -404,8 +469,8 @@ def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
             return super().submit(fn, *args, **kwargs)
 
     with Recording(2) as pool:
-        write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1", pool=pool, workers=2)
-    assert sent and all(isinstance(args[0], bytes) for args in sent)
+        write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1", pool=pool)
+    assert sent and all(any(isinstance(a, bytes) for a in args) for args in sent)
     assert not any(isinstance(a, CampaignData) for args in sent for a in args)
 
 
