@@ -245,9 +245,9 @@ def child_khaosat(config: str, profile: str | None) -> int:
 
 def child_prefect_overhead(n_sources: int, concurrency: int) -> int:
     """N × 3 no-op tasks (fetch, parse, load pattern) under the flow's runner and API."""
-    from flows.settings import apply_prefect_defaults
+    from flows.prefect_api import start_temporary_api
 
-    apply_prefect_defaults()
+    api = start_temporary_api()  # as `khaosat run` does
     from prefect import flow, task
     from prefect.cache_policies import NONE
     from prefect.futures import as_completed
@@ -270,7 +270,8 @@ def child_prefect_overhead(n_sources: int, concurrency: int) -> int:
 
     runner: Any = ThreadPoolTaskRunner(max_workers=concurrency)
     t = time.perf_counter()
-    overhead.with_options(task_runner=runner)(n_sources)
+    with api.serving():
+        overhead.with_options(task_runner=runner)(n_sources)
     total = time.perf_counter() - t
     tasks = 3 * n_sources
     in_tasks = sum(timings.values())

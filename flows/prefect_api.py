@@ -17,6 +17,7 @@ Prefect is imported inside the functions, after ``apply_prefect_defaults``, as t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -191,6 +192,7 @@ def start_temporary_api() -> TemporaryApi:
         ],
         env,
     )
+    atexit.register(_stop, process)  # should the command end before ``serving()``
     return TemporaryApi(process, f"http://127.0.0.1:{port}/api")
 
 

@@ -3,6 +3,7 @@ khaosat starts in the background (real uvicorn subprocesses, real flows against 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
@@ -13,6 +14,8 @@ import pytest
 
 from flows import prefect_api
 from flows.prefect_api import TemporaryApi, start_temporary_api
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -118,3 +121,26 @@ def test_a_temporary_api_that_does_not_come_up_leaves_prefect_to_start_its_own(
         # as without khaosat's: no URL, so Prefect starts its temporary API at the first call
         assert get_current_settings().api.url is None
     assert dead.poll() == 1
+
+
+def test_a_command_that_ends_before_serving_leaves_no_api_behind(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT))
+    code = (
+        "from flows.prefect_api import start_temporary_api\n"
+        "api = start_temporary_api()\n"
+        "print(api.process.pid, flush=True)\n"
+        "raise SystemExit(2)  # as a command failing before its flow would\n"
+    )
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # not a pipe: a server left behind would hold it open
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    stat = Path(f"/proc/{int(done.stdout)}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone (or only reaped late)
