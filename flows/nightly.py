@@ -44,7 +44,7 @@ from flows.notify import notify_failed_sources, on_failure
 from flows.parse import ParseJob, parse_fetched
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
-from flows.runners import in_processes, load_pool, parse_pool, task_runner
+from flows.runners import in_processes, load_pool, parse_pool, parse_processes, task_runner
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import validate, warm_up
 from flows.workbooks import write_workbooks
@@ -325,6 +325,7 @@ def publish_workbooks(ctx: Context) -> list[Path]:
         thresholds=s.thresholds,
         actions=s.actions,
         pool=parse_pool(s),
+        workers=parse_processes(s),
     )
 
 

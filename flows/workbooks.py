@@ -46,9 +46,9 @@ import re
 import uuid
 import weakref
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -2297,6 +2297,7 @@ def write_workbooks(
     thresholds: Mapping[str, float] | Thresholds | None = None,
     actions: Mapping[str, str] | None = None,
     pool: Executor | None = None,
+    workers: int = 1,
 ) -> list[Path]:
     """Write the province's workbook and one per reporting unit; return their paths.
 
@@ -2310,10 +2311,11 @@ def write_workbooks(
     for each alert, as ``khaosat alerts list`` does. Labels and item wording come from
     ``questionnaires``.
 
-    With a process ``pool``, the units' workbooks are written there while this thread writes
-    the province's (the largest); then this thread takes the units no process has started yet,
-    from the last, so that both finish together. A unit whose process died (the pool is then
-    broken, and discarded) is written here. The files are the same either way.
+    With a process ``pool`` of ``workers`` processes, the units' workbooks are written there
+    while this thread writes the province's (the largest); then this thread writes the units
+    not yet given to a process, from the last, so that both finish together. A unit whose
+    process died (the pool is then broken, and discarded) is written here. The files are the
+    same either way.
     """
     data = read_campaign(
         engine, campaign_id, questionnaires, run_id=run_id, thresholds=thresholds, actions=actions
@@ -2333,26 +2335,40 @@ def write_workbooks(
     # which would then see the data change under it. A process unpickles it once (the token).
     pickled = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     token = uuid.uuid4().hex
-    futures = [pool.submit(_write_pickled, token, pickled, job) for job in jobs]
-    written = write_scopes(data, [(province, province_path)])
-    here: dict[int, Path] = {}
-    for i in reversed(range(len(jobs))):
-        if not futures[i].cancel():  # started (or about to): so are all the ones before it
-            break
-        here[i] = write_scope(data, *jobs[i])
+    waiting = deque(range(len(jobs)))  # the pool takes the first, this thread the last
+    running: dict[Future[Path], int] = {}
+    written: dict[int, Path] = {}
     broken = False
-    for i, future in enumerate(futures):
-        if i not in here:
+
+    def feed() -> None:
+        # Two jobs a process, one running and one queued, so that no process waits for this
+        # thread; never more, so that the rest stay here to take (a job given to a pool cannot
+        # be taken back safely: cancelling races with a pool that breaks).
+        while not broken and waiting and len(running) < 2 * workers:
+            i = waiting.popleft()
+            running[pool.submit(_write_pickled, token, pickled, jobs[i])] = i
+
+    feed()
+    paths = write_scopes(data, [(province, province_path)])
+    while waiting or running:
+        for future in [f for f in running if f.done()]:
+            i = running.pop(future)
             try:
-                here[i] = future.result()
-            except BrokenProcessPool:  # its process died (killed, out of memory)
+                written[i] = future.result()
+            except BrokenProcessPool:  # its process died (killed, out of memory): write it here
                 broken = True
-                here[i] = write_scope(data, *jobs[i])
+                waiting.append(i)
+        feed()
+        if waiting:
+            i = waiting.pop()
+            written[i] = write_scope(data, *jobs[i])
+        elif running:
+            wait(running, return_when=FIRST_COMPLETED)
     if broken:
         from flows.runners import discard_pool  # the flow's pools; imports Prefect
 
         discard_pool(pool)
-    return [*written, *(here[i] for i in range(len(jobs)))]
+    return [*paths, *(written[i] for i in range(len(jobs)))]
 
 
 def write_scopes(data: CampaignData, jobs: Sequence[tuple[Scope, Path]]) -> list[Path]:
