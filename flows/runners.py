@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from prefect import flow
 
 from flows.settings import Settings, SettingsError, load_settings
+from flows.workers import end_with
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -123,7 +124,9 @@ def _pool(kind: str, n: int) -> Executor:
             context = multiprocessing.get_context("forkserver")
             # one forkserver serves every pool: it starts with what both kinds of job import
             context.set_forkserver_preload(["flows.parse", "warehouse.load"])
-            pool = _pools[kind, n] = ProcessPoolExecutor(max_workers=n, mp_context=context)
+            pool = _pools[kind, n] = ProcessPoolExecutor(
+                max_workers=n, mp_context=context, initializer=end_with, initargs=(os.getpid(),)
+            )
         return pool
 
 

@@ -99,6 +99,31 @@ def _round(value: Any) -> Any:
     return round(value, 9) if isinstance(value, float) else value
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux /proc), its children first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while listed
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, ended but not yet reaped, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def count(engine: Engine, sql: str, **params: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.text(sql), params).scalar_one())
@@ -183,10 +208,14 @@ def test_a_sigkilled_run_then_a_new_run_gives_the_marts_of_an_undisturbed_run(
             if loaded >= 3:
                 break
             time.sleep(0.02)
+        helpers = _descendants(proc.pid)  # the temporary API, the forkserver, the pools
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    # Nothing the killed run started outlives it: its parse and load processes end by
+    # themselves (the forkserver with them), not only when their pool is shut down.
+    _wait_for(lambda: not any(_running(pid) for pid in helpers), 30, "the run's processes to end")
     with engine.connect() as conn:
         status = conn.execute(sa.select(t.run.c.status)).scalar_one()
     n_loaded = count(engine, "SELECT COUNT(*) FROM load_ledger WHERE status = 'loaded'")
