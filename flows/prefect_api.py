@@ -197,9 +197,11 @@ def start_temporary_api() -> TemporaryApi:
 
 
 def _start(module_args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``python -m MODULE_ARGS`` with this interpreter, the environment plus ``env``."""
+    """``python -m MODULE_ARGS`` with this interpreter, the environment plus ``env``; it ends
+    by itself should this process be killed (``flows.workers``)."""
     return subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-m", *module_args], env={**os.environ, **env}
+        [sys.executable, "-m", "flows.workers", str(os.getpid()), *module_args],
+        env={**os.environ, **env},
     )
 
 

@@ -4,8 +4,10 @@ khaosat starts in the background (real uvicorn subprocesses, real flows against 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +146,28 @@ def test_a_command_that_ends_before_serving_leaves_no_api_behind(tmp_path: Path)
     assert done.returncode == 2
     stat = Path(f"/proc/{int(done.stdout)}/stat")
     assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone (or only reaped late)
+
+
+def test_a_killed_command_leaves_no_api_behind(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT))
+    code = (
+        "import time\n"
+        "from flows.prefect_api import start_temporary_api\n"
+        "api = start_temporary_api()\n"
+        "print(api.process.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    command = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
+    assert command.stdout is not None
+    server = int(command.stdout.readline())
+    time.sleep(2)  # well into its boot
+    command.send_signal(signal.SIGKILL)  # no atexit, no finally
+    command.wait(timeout=30)
+    stat = Path(f"/proc/{server}/stat")
+    deadline = time.monotonic() + 30
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the temporary API outlived the killed command"
+        time.sleep(0.2)
