@@ -125,49 +125,55 @@ def test_a_temporary_api_that_does_not_come_up_leaves_prefect_to_start_its_own(
     assert dead.poll() == 1
 
 
-def test_a_command_that_ends_before_serving_leaves_no_api_behind(tmp_path: Path) -> None:
+def _command_with_a_temporary_api(tmp_path: Path, then: str) -> tuple[subprocess.Popen[str], int]:
+    """A command (``python -c``) that starts the temporary API, then runs ``then``; and the
+    server's process id."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT))
     code = (
         "from flows.prefect_api import start_temporary_api\n"
         "api = start_temporary_api()\n"
         "print(api.process.pid, flush=True)\n"
-        "raise SystemExit(2)  # as a command failing before its flow would\n"
-    )
-    done = subprocess.run(  # noqa: S603
+    ) + then
+    command = subprocess.Popen(  # noqa: S603
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # not a pipe: a server left behind would hold it open
+        stderr=subprocess.DEVNULL,
         text=True,
         env=env,
         cwd=ROOT,
-        timeout=120,
     )
-    assert done.returncode == 2
-    stat = Path(f"/proc/{int(done.stdout)}/stat")
-    assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone (or only reaped late)
+    assert command.stdout is not None
+    return command, int(command.stdout.readline())
+
+
+def _ended(pid: int, within: float = 0.0) -> bool:
+    """Whether process ``pid`` has ended (a zombie, ended but not reaped, counts) or does
+    within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def test_a_command_that_ends_before_serving_stops_its_api_first(tmp_path: Path) -> None:
+    command, server = _command_with_a_temporary_api(
+        tmp_path, "raise SystemExit(2)  # as a command failing before its flow would\n"
+    )
+    assert command.wait(timeout=120) == 2
+    assert _ended(server)  # stopped (and waited for) before the command's own end
 
 
 def test_a_killed_command_leaves_no_api_behind(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT))
-    code = (
-        "import time\n"
-        "from flows.prefect_api import start_temporary_api\n"
-        "api = start_temporary_api()\n"
-        "print(api.process.pid, flush=True)\n"
-        "time.sleep(600)\n"
-    )
-    command = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
-    )
-    assert command.stdout is not None
-    server = int(command.stdout.readline())
+    command, server = _command_with_a_temporary_api(tmp_path, "import time; time.sleep(600)\n")
     time.sleep(2)  # well into its boot
     command.send_signal(signal.SIGKILL)  # no atexit, no finally
     command.wait(timeout=30)
-    stat = Path(f"/proc/{server}/stat")
-    deadline = time.monotonic() + 30
-    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
-        assert time.monotonic() < deadline, "the temporary API outlived the killed command"
-        time.sleep(0.2)
+    assert _ended(server, within=30), "the temporary API outlived the killed command"
