@@ -116,7 +116,7 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie, ended but not yet reaped, is not)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -208,14 +208,16 @@ def test_a_sigkilled_run_then_a_new_run_gives_the_marts_of_an_undisturbed_run(
             if loaded >= 3:
                 break
             time.sleep(0.02)
-        helpers = _descendants(proc.pid)  # the temporary API, the forkserver, the pools
+        helpers = _descendants(proc.pid)  # the forkserver, the parse and load processes
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     # Nothing the killed run started outlives it: its parse and load processes end by
     # themselves (the forkserver with them), not only when their pool is shut down.
-    _wait_for(lambda: not any(_running(pid) for pid in helpers), 30, "the run's processes to end")
+    wait_for(
+        lambda: not any(process_running(pid) for pid in helpers), 30, "the run's processes to end"
+    )
     with engine.connect() as conn:
         status = conn.execute(sa.select(t.run.c.status)).scalar_one()
     n_loaded = count(engine, "SELECT COUNT(*) FROM load_ledger WHERE status = 'loaded'")
@@ -395,7 +397,7 @@ def next_runs(schedule: Any, after: dt.datetime) -> dt.datetime:
     return first.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = predicate()
@@ -439,7 +441,7 @@ def test_khaosat_serve_registers_the_deployment_and_runs_it(
                 except Exception:  # noqa: BLE001 - not there yet
                     return None
 
-        deployment = _wait_for(registered, 120, "the deployment to be registered")
+        deployment = wait_for(registered, 120, "the deployment to be registered")
         [schedule] = deployment.schedules
         assert schedule.schedule.cron == "30 1 * * *"
         assert schedule.schedule.timezone == "Asia/Ho_Chi_Minh"
@@ -483,7 +485,7 @@ def test_khaosat_serve_without_a_prefect_api_starts_a_server_that_schedules(
             return False
 
     try:
-        _wait_for(finished_run, 240, "a scheduled run to finish")
+        wait_for(finished_run, 240, "a scheduled run to finish")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; khaosat serve said:\n{_stop(proc)[-4000:]}") from None
     finally:
@@ -589,7 +591,7 @@ def test_prefect_yaml_deploys_every_province_to_the_work_pool_and_a_worker_runs_
             return state if state is not None and state.is_final() else None
 
         try:
-            state = _wait_for(finished, 300, "the worker to run the province")
+            state = wait_for(finished, 300, "the worker to run the province")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the worker said:\n{_stop(worker)[-4000:]}") from None
     finally:

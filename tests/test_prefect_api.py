@@ -16,6 +16,7 @@ import pytest
 
 from flows import prefect_api
 from flows.prefect_api import TemporaryApi, start_temporary_api
+from tests.test_operations import process_running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,28 +148,12 @@ def _command_with_a_temporary_api(tmp_path: Path, then: str) -> tuple[subprocess
     return command, int(command.stdout.readline())
 
 
-def _ended(pid: int, within: float = 0.0) -> bool:
-    """Whether process ``pid`` has ended (a zombie, ended but not reaped, counts) or does
-    within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        if state == "Z":
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
-
-
 def test_a_command_that_ends_before_serving_stops_its_api_first(tmp_path: Path) -> None:
     command, server = _command_with_a_temporary_api(
         tmp_path, "raise SystemExit(2)  # as a command failing before its flow would\n"
     )
     assert command.wait(timeout=120) == 2
-    assert _ended(server)  # stopped (and waited for) before the command's own end
+    assert not process_running(server)  # stopped (and waited for) before the command ended
 
 
 def test_a_killed_command_leaves_no_api_behind(tmp_path: Path) -> None:
@@ -176,4 +161,4 @@ def test_a_killed_command_leaves_no_api_behind(tmp_path: Path) -> None:
     time.sleep(2)  # well into its boot
     command.send_signal(signal.SIGKILL)  # no atexit, no finally
     command.wait(timeout=30)
-    assert _ended(server, within=30), "the temporary API outlived the killed command"
+    wait_for(lambda: not process_running(server), 30, "the killed command's API to end")
