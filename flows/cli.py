@@ -48,6 +48,7 @@ def _run(settings: Settings, **params: object) -> int:
     from warehouse.lock import LockHeld
 
     report.use(report.RichReporter(console))
+    nightly.read_ahead(settings, **params)  # the parse processes start while the API boots
     try:
         with api.serving():
             summary = nightly.run(settings, **params)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
+import hashlib
 import importlib.metadata
 import json
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture, as_completed
@@ -41,7 +43,7 @@ from flows.gsheets import (
     sheet_revision,
 )
 from flows.notify import notify_failed_sources, on_failure
-from flows.parse import ParseJob, parse_fetched
+from flows.parse import ParseJob, parse_fetched, read_tables_ahead
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
 from flows.runners import in_processes, load_pool, parse_pool, parse_processes, task_runner
@@ -175,6 +177,66 @@ def select_sources(
         states = load.latest_statuses(ctx.engine, ctx.settings.campaign.id)
         chosen = [s for s in chosen if states.get(s.key) == "failed"]
     return chosen
+
+
+def read_ahead(settings: Settings, **params: Any) -> None:
+    """Have the parse processes start reading the files of the run's first batch that changed
+    since their last load, before the flow starts: a command that runs once waits seconds for
+    its temporary Prefect API with a core idle (benchmarks/README.md). Takes the flow's
+    parameters; returns once the reads are queued.
+
+    Only the reading is done ahead, from the files as they are now: each source is still
+    fetched, archived and parsed by its task, which uses what was read ahead only for the very
+    same bytes. Anything in the way (a registry the flow will reject, a warehouse not made yet)
+    just means less is read ahead; a re-run of failed sources reads nothing ahead.
+    """
+    school, questionnaire = params.get("school"), params.get("questionnaire")
+    pool = parse_pool(settings)
+    if pool is None or params.get("failed_only"):
+        return
+    try:
+        questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
+        schools = {s.code: s for s in read_schools(settings.registry.schools)}
+        sources = read_sources(settings.registry.sources, schools, questionnaires)
+    except Exception:  # noqa: BLE001 - the flow reads the registry again and says what is wrong
+        return
+    chosen = [
+        s
+        for s in sources
+        if (school is None or s.school_code == school)
+        and (questionnaire is None or s.questionnaire == questionnaire)
+    ][: settings.run.batch_sources]
+    known = {} if params.get("force") or school is not None else _known_loads(settings)
+    for source in chosen:
+        path = source.path
+        if source.kind == "gsheet" or path is None:
+            continue
+        try:
+            if path.stat().st_size > settings.limits.max_file_bytes:
+                continue  # fetching refuses it
+            content = path.read_bytes()
+        except OSError:
+            continue  # fetching reports it
+        last = known.get(source.key)
+        if last is not None and hashlib.sha256(content).hexdigest() == last.fingerprint:
+            continue  # the bytes of its last load (touched or not): not parsed again
+        pool.submit(read_tables_ahead, content, path.name, settings.limits)
+
+
+def _known_loads(settings: Settings) -> dict[str, load.LastLoad]:
+    """``load.last_loads`` of the campaign, or nothing if the warehouse cannot tell yet (not
+    made, or not migrated); a SQLite file that does not exist is not created."""
+    url = sa.engine.make_url(settings.warehouse_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return {}
+    try:
+        engine = db.connect(settings.warehouse_url)
+        try:
+            return load.last_loads(engine, settings.campaign.id)
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - no tables yet, no driver, no server: the flow reports it
+        return {}
 
 
 # Expected problems with a source (SourceError) come back as values, not raised: they are

@@ -887,8 +887,38 @@ def parse_fetched(job: ParseJob) -> Parsed | SourceError:
             tables = tables_from_content(job.content, timezone=job.timezone)
             table = pick_table(tables, job.questionnaire, None)
         else:
-            tables = read_tables(job.content, job.filename, job.limits)
+            tables = _tables(job.content, job.filename, job.limits)
             table = pick_table(tables, job.questionnaire, job.worksheet)
         return parse_table(table, job.questionnaire, job.salt)
     except SourceError as exc:
         return exc
+
+
+#: Files this process read ahead (``read_tables_ahead``), by bytes and file name, with the
+#: limits they were read under: each is used by the one parse job that asks for the same.
+_READ_AHEAD: dict[tuple[bytes, str], tuple[Limits, list[Table]]] = {}
+
+
+def read_tables_ahead(content: bytes, filename: str, limits: Limits) -> None:
+    """Read a file's sheets now, for a parse job of the same bytes expected in this process
+    soon (the flow's first batch, read while the command waits for its Prefect API).
+
+    A file that cannot be read is not kept: its parse job reads it again and reports why.
+    """
+    try:
+        tables = read_tables(content, filename, limits)
+    except Exception:  # noqa: BLE001 - the parse job meets the same problem and reports it
+        return
+    _READ_AHEAD[content, filename] = (limits, tables)
+
+
+def _tables(content: bytes, filename: str, limits: Limits) -> list[Table]:
+    """``read_tables``, or what ``read_tables_ahead`` read of these bytes under these limits."""
+    ahead = _READ_AHEAD.pop((content, filename), None)
+    if ahead is None:
+        # Files are read ahead in the order the flow asks for them: once one is not there,
+        # those left were fetched with other bytes or by another process. Free them.
+        _READ_AHEAD.clear()
+    elif ahead[0] == limits:
+        return ahead[1]
+    return read_tables(content, filename, limits)

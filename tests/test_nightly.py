@@ -341,6 +341,54 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     assert not isinstance(nightly.parse_source(ctx, fetched), BaseException)
 
 
+def _take_read_ahead() -> list[str]:
+    """In a parse process: the names of the files it holds read ahead, which it then forgets."""
+    from flows.parse import _READ_AHEAD
+
+    names = sorted(name for _, name in _READ_AHEAD)
+    _READ_AHEAD.clear()
+    return names
+
+
+def test_the_first_batch_is_read_ahead_unless_unchanged(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    """``read_ahead`` (what ``khaosat run`` calls while its API boots) hands the parse process
+    the first batch's files that changed since their last load; a run uses them up."""
+    from flows.runners import parse_pool
+
+    config = make_province(tmp_path)
+    one = {"KHAOSAT_RUN__PARSE_PROCESSES": "1"}  # one process takes jobs in order: see below
+    settings = load_settings(config, env=one)
+    pool = parse_pool(settings)
+    assert pool is not None
+
+    def read_ahead(settings: Settings, **params: object) -> list[str]:
+        nightly.read_ahead(settings, **params)
+        return pool.submit(_take_read_ahead).result()  # after the reads queued before it
+
+    # a warehouse not made yet: the first batch, without creating the SQLite file
+    small = load_settings(config, env={**one, "KHAOSAT_RUN__BATCH_SOURCES": "2"})
+    assert read_ahead(small) == ["S1_cmhs.xlsx", "S2_cmhs.xls"]
+    assert not (tmp_path / "khaosat.sqlite").exists()
+    # the corrupt S5 is not kept (its parse says why) and the absent S6 is skipped
+    assert read_ahead(settings) == ["S1_cmhs.xlsx", "S2_cmhs.xls", "S3_cmhs.ods", "S3_hs.csv"]
+
+    nightly.read_ahead(settings)
+    assert nightly.run(settings, as_of=AS_OF).count("loaded") == 4
+    assert pool.submit(_take_read_ahead).result() == []  # the run used up what was read ahead
+
+    assert read_ahead(settings) == []  # nothing changed since it was loaded
+    _stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 24, 18, 0))
+    assert read_ahead(settings) == []  # touched, same bytes: fetched again but not parsed
+    csv = tmp_path / "submissions" / "S3_hs.csv"
+    csv.write_bytes(csv.read_bytes() + b"\n")
+    assert read_ahead(settings) == ["S3_hs.csv"]
+    assert read_ahead(settings, school="S1") == ["S1_cmhs.xlsx"]  # a school's re-run forces
+    assert read_ahead(settings, questionnaire="HS_THPT") == ["S3_hs.csv"]
+    assert read_ahead(settings, failed_only=True) == []
+
+
 def test_a_run_that_breaks_is_recorded_failed_not_running(
     tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

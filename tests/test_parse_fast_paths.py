@@ -3,14 +3,26 @@ scored item, the empty rejections frame) changes no result."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pandas.testing as pdt
+import pytest
 
-from flows.parse import find_header_row, parse_table, pick_table
-from flows.read import FormulaWithoutValue
-from flows.records import Cell, Parsed, Table
+from flows import parse
+from flows.parse import (
+    ParseJob,
+    find_header_row,
+    parse_fetched,
+    parse_table,
+    pick_table,
+    read_tables_ahead,
+)
+from flows.read import FormulaWithoutValue, read_tables
+from flows.records import Cell, Parsed, SourceError, Table
+from flows.settings import Limits
 from schemas.questionnaire import SCHEMAS_DIR, load_questionnaire
 
 CMHS_TH = load_questionnaire(SCHEMAS_DIR / "CMHS_TH.yaml")
@@ -77,3 +89,47 @@ def test_rejections_frame_of_one_sheet_is_its_own() -> None:
     assert len(b.rejections) == 0 and "extra" not in b.rejections.columns
     assert len(parse_table(Table("C", clean), CMHS_TH, "salt").rejections) == 0
     assert isinstance(b.rejections, pd.DataFrame)
+
+
+def test_a_file_read_ahead_is_parsed_from_what_was_read_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ``read_tables_ahead`` read serves the one parse job of the same bytes, name and
+    limits, and gives what reading then would have; anything else reads the file."""
+    submissions = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
+    content = (submissions / "S1_cmhs.xlsx").read_bytes()
+    other = (submissions / "S2_cmhs.xls").read_bytes()
+    job = ParseJob(content, "S1_cmhs.xlsx", "excel", None, CMHS_TH, "salt", Limits(), "UTC")
+    expected = parse_fetched(job)
+    assert isinstance(expected, Parsed)
+
+    reads: list[str] = []
+
+    def counted(content: bytes, filename: str, limits: Limits) -> list[Table]:
+        reads.append(filename)
+        return read_tables(content, filename, limits)
+
+    read_tables_ahead(content, "S1_cmhs.xlsx", Limits())
+    read_tables_ahead(b"not a spreadsheet", "S5_cmhs.xlsx", Limits())  # not kept
+    monkeypatch.setattr(parse, "read_tables", counted)
+    frames_equal(parse_fetched(job), expected)  # type: ignore[arg-type]
+    assert reads == []
+    frames_equal(parse_fetched(job), expected)  # type: ignore[arg-type]
+    assert reads == ["S1_cmhs.xlsx"]  # used once
+    broken = parse_fetched(dataclasses.replace(job, content=b"not a spreadsheet"))
+    assert isinstance(broken, SourceError)  # the parse job says why
+
+    # other limits, or other bytes: read again; a miss forgets what else was read ahead
+    monkeypatch.undo()
+    read_tables_ahead(content, "S1_cmhs.xlsx", Limits())
+    read_tables_ahead(other, "S2_cmhs.xls", Limits())
+    monkeypatch.setattr(parse, "read_tables", counted)
+    reads.clear()
+    smaller = parse_fetched(dataclasses.replace(job, limits=Limits(max_rows=3)))
+    assert isinstance(smaller, SourceError) and "limit of 3 rows" in str(smaller)
+    assert reads == ["S1_cmhs.xlsx"]
+    assert list(parse._READ_AHEAD) == [(other, "S2_cmhs.xls")]
+    renamed = parse_fetched(dataclasses.replace(job, filename="S1_copy.xlsx"))
+    assert isinstance(renamed, Parsed)
+    assert reads == ["S1_cmhs.xlsx", "S1_copy.xlsx"]
+    assert parse._READ_AHEAD == {}
