@@ -188,7 +188,9 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     Only the reading is done ahead, from the files as they are now: each source is still
     fetched, archived and parsed by its task, which uses what was read ahead only for the very
     same bytes. Anything in the way (a registry the flow will reject, a warehouse not made yet)
-    just means less is read ahead; a re-run of failed sources reads nothing ahead.
+    just means less is read ahead; a re-run of failed sources reads nothing ahead. When there
+    is something to read, GX is imported meanwhile too (``validate.warm_up``): once the flow
+    runs, its process is the busiest.
     """
     school, questionnaire = params.get("school"), params.get("questionnaire")
     pool = parse_pool(settings)
@@ -207,6 +209,7 @@ def read_ahead(settings: Settings, **params: Any) -> None:
         and (questionnaire is None or s.questionnaire == questionnaire)
     ][: settings.run.batch_sources]
     known = {} if params.get("force") or school is not None else _known_loads(settings)
+    reading = False
     for source in chosen:
         path = source.path
         if source.kind == "gsheet" or path is None:
@@ -221,6 +224,9 @@ def read_ahead(settings: Settings, **params: Any) -> None:
         if last is not None and hashlib.sha256(content).hexdigest() == last.fingerprint:
             continue  # the bytes of its last load (touched or not): not parsed again
         pool.submit(read_tables_ahead, content, path.name, settings.limits)
+        reading = True
+    if reading:  # something will need validating: GX's import is better done now than later
+        warm_up()
 
 
 def _known_loads(settings: Settings) -> dict[str, load.LastLoad]:

@@ -271,10 +271,10 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
 def warm_up() -> threading.Thread:
     """Create the GX context (importing GX: ~3.5 s) in a background thread and return it.
 
-    A run calls this when it starts ingesting: the flow's thread then mostly waits for the
-    first batch to be fetched and parsed, so the import costs the run nothing instead of
-    seconds before the first validation. A failure here is left to the first validation,
-    which makes the context again and reports it.
+    A run calls this when it starts ingesting, and a one-off command earlier still, while it
+    waits for its Prefect API (``nightly.read_ahead``), so the import is not seconds before
+    the first validation. Calling it again waits for the first call's context. A failure here
+    is left to the first validation, which makes the context again and reports it.
     """
 
     def create() -> None:
