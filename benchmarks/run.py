@@ -500,10 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     parser.add_argument("--child-overhead", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child_khaosat:
-        return child_khaosat(args.child_khaosat, args.child_profile)
-    if args.child_overhead:
-        return child_prefect_overhead(args.child_overhead, 4)
+    if args.child_khaosat or args.child_overhead:
+        from flows.cli import leave
+
+        if args.child_khaosat:  # and exit as the khaosat command does
+            leave(child_khaosat(args.child_khaosat, args.child_profile))
+        leave(child_prefect_overhead(args.child_overhead, 4))
 
     from benchmarks.generate import generate
 

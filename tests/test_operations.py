@@ -620,3 +620,39 @@ def test_one_run_leaves_task_run_recording_to_a_prefect_server_of_ones_own(
     assert os.environ[recorder] == "true"
     assert os.environ["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
     assert os.environ["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"] == "false"
+
+
+#: A command's last moments: a pool with a live process, an atexit handler, buffered output.
+LEAVING = """
+import atexit, multiprocessing, os, sys
+from concurrent.futures import ProcessPoolExecutor
+from flows.cli import leave
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+    print(pool.submit(os.getpid).result())
+    atexit.register(print, "atexit handler ran")
+    sys.stdout.write("buffered, no newline")
+    leave(sys.argv[1] if sys.argv[1].isalpha() else int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize(("code", "returncode"), [("0", 0), ("4", 4), ("message", 1)])
+def test_leaving_skips_only_the_teardown(tmp_path: Path, code: str, returncode: int) -> None:
+    """``flows.cli.leave``, how the ``khaosat`` command exits: its code, every byte of its
+    output, its atexit handlers, and no pool process left behind."""
+    script = tmp_path / "leaving.py"
+    script.write_text(LEAVING, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), code],
+        capture_output=True,
+        text=True,
+        env=cli_env(api=False),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == returncode, done.stderr
+    worker, rest = done.stdout.split("\n", 1)
+    assert rest == "buffered, no newline" + "atexit handler ran\n"
+    assert not process_running(int(worker))  # the pool was shut down, not abandoned
+    assert done.stderr == ("message\n" if code == "message" else "")
