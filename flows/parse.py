@@ -909,6 +909,12 @@ def read_tables_ahead(content: bytes, filename: str, limits: Limits) -> None:
         tables = read_tables(content, filename, limits)
     except Exception:  # noqa: BLE001 - the parse job meets the same problem and reports it
         return
+    # Most cells hold one of a few answer labels, each its own str from calamine: one copy of
+    # each text makes a batch of files held ahead a fraction of the memory.
+    texts: dict[str, str] = {}
+    for table in tables:
+        for row in table.rows:
+            row[:] = [texts.setdefault(v, v) if v.__class__ is str else v for v in row]
     _READ_AHEAD[content, filename] = (limits, tables)
 
 
