@@ -474,6 +474,8 @@ def _fmt_stages(result: dict[str, Any]) -> list[str]:
         lines.append(f"    {stage:<10} {s:8.2f} s {rate}")
     start = result["wall"] - accounted
     detail = f"imports {result['imports']:.1f} s"
+    if "read_ahead" in result:
+        detail += f", reading ahead {result['read_ahead']:.1f} s"
     if "api_wait" in result:
         detail += f", waiting for the temporary Prefect API {result['api_wait']:.1f} s"
     if "flow_startup" in result:
