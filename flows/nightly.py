@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture, as_completed
@@ -232,8 +231,7 @@ def read_ahead(settings: Settings, **params: Any) -> None:
 def _known_loads(settings: Settings) -> dict[str, load.LastLoad]:
     """``load.last_loads`` of the campaign, or nothing if the warehouse cannot tell yet (not
     made, or not migrated); a SQLite file that does not exist is not created."""
-    url = sa.engine.make_url(settings.warehouse_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+    if not db.exists(settings.warehouse_url):
         return {}
     try:
         engine = db.connect(settings.warehouse_url)

@@ -305,7 +305,7 @@ def status(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     url = settings.warehouse_url
-    if not _warehouse_exists(url):
+    if not db.exists(url):
         console.print(
             f"[bold red]error:[/] no warehouse at {db.safe_url(url)} yet: "
             f"run khaosat run --config {settings.config_path}"
@@ -328,16 +328,3 @@ def status(
         sys.stdout.write(status_json(current) + "\n")
     else:
         console.print(render_status(current, settings.config_path))
-
-
-def _warehouse_exists(url: str) -> bool:
-    """False for an SQLite file that is not there (connecting would create an empty one)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except sa.exc.ArgumentError:
-        return True  # let connect() report the bad URL
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return True
-    return Path(parsed.database).exists()

@@ -55,6 +55,18 @@ def safe_url(url: str) -> str:
         return "(invalid warehouse URL)"
 
 
+def exists(url: str) -> bool:
+    """False for an SQLite file that is not there (connecting would create an empty one);
+    True otherwise, an unparsable URL included, for ``connect`` to report."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        return True
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).exists()
+
+
 def shared_engine(url: str) -> Engine:
     """This process's Engine for the warehouse at ``url``, made on first use.
 
