@@ -140,10 +140,8 @@ def prepare(settings: Settings, run_id: str) -> Context:
         Thresholds.from_mapping(settings.thresholds)
     except ThresholdError as exc:
         raise SettingsError(f"{settings.config_path}: {exc}") from exc
-    questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
-    school_list = read_schools(settings.registry.schools)
+    questionnaires, school_list, sources = read_registry(settings)
     schools = {s.code: s for s in school_list}
-    sources = read_sources(settings.registry.sources, schools, questionnaires)
     engine = db.connect(settings.warehouse_url)
     db.migrate(engine)
     load.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
@@ -159,6 +157,17 @@ def prepare(settings: Settings, run_id: str) -> Context:
     )
 
 
+def read_registry(
+    settings: Settings,
+) -> tuple[dict[str, Questionnaire], list[School], list[Source]]:
+    """The questionnaires, the registered schools and their sources; raises QuestionnaireError
+    or RegistryError for files that cannot be used."""
+    questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
+    schools = read_schools(settings.registry.schools)
+    sources = read_sources(settings.registry.sources, {s.code: s for s in schools}, questionnaires)
+    return questionnaires, schools, sources
+
+
 def select_sources(
     ctx: Context,
     *,
@@ -167,15 +176,20 @@ def select_sources(
     failed_only: bool = False,
 ) -> list[Source]:
     """The sources a run (or a re-run) processes."""
-    chosen = ctx.sources
-    if school:
-        chosen = [s for s in chosen if s.school_code == school]
-    if questionnaire:
-        chosen = [s for s in chosen if s.questionnaire == questionnaire]
+    chosen = _of(ctx.sources, school, questionnaire)
     if failed_only:
         states = load.latest_statuses(ctx.engine, ctx.settings.campaign.id)
         chosen = [s for s in chosen if states.get(s.key) == "failed"]
     return chosen
+
+
+def _of(sources: list[Source], school: str | None, questionnaire: str | None) -> list[Source]:
+    """The sources of ``school`` and of ``questionnaire``, where given."""
+    if school:
+        sources = [s for s in sources if s.school_code == school]
+    if questionnaire:
+        sources = [s for s in sources if s.questionnaire == questionnaire]
+    return sources
 
 
 def read_ahead(settings: Settings, **params: Any) -> None:
@@ -196,17 +210,10 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     if pool is None or params.get("failed_only"):
         return
     try:
-        questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
-        schools = {s.code: s for s in read_schools(settings.registry.schools)}
-        sources = read_sources(settings.registry.sources, schools, questionnaires)
+        sources = read_registry(settings)[2]
     except Exception:  # noqa: BLE001 - the flow reads the registry again and says what is wrong
         return
-    chosen = [
-        s
-        for s in sources
-        if (school is None or s.school_code == school)
-        and (questionnaire is None or s.questionnaire == questionnaire)
-    ][: settings.run.batch_sources]
+    chosen = _of(sources, school, questionnaire)[: settings.run.batch_sources]
     known = {} if params.get("force") or school is not None else _known_loads(settings)
     reading = False
     for source in chosen:
