@@ -26,13 +26,19 @@ def _local(ts: float, timezone: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, ZoneInfo(timezone)).replace(tzinfo=None)
 
 
+def fingerprint_of(content: bytes) -> str:
+    """The fingerprint of a file's bytes, as the ledger records it and the archive names it:
+    their SHA-256, in hex."""
+    return hashlib.sha256(content).hexdigest()
+
+
 def archive(content: bytes, archive_dir: Path, suffix: str, sighting: dict[str, str]) -> Path:
     """Store ``content`` under its SHA-256 (once) and note where and when it was seen.
 
     The sidecar ``<sha>.json`` lists every sighting (source, file name, modified time), so the
     archive answers "which school sent this, and when" without the warehouse.
     """
-    digest = hashlib.sha256(content).hexdigest()
+    digest = fingerprint_of(content)
     folder = archive_dir / digest[:2]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest}{suffix.lower()}"
@@ -110,7 +116,7 @@ def unchanged_file(
         content = path.read_bytes()
     except OSError:
         return None
-    if hashlib.sha256(content).hexdigest() != fingerprint:
+    if fingerprint_of(content) != fingerprint:
         return None
     return Fetched(
         source=source,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
-import hashlib
 import importlib.metadata
 import json
 import time
@@ -34,7 +33,7 @@ from sqlalchemy.engine import Engine
 from flows import report
 from flows.alerts import ThresholdError, Thresholds, evaluate_alerts
 from flows.feedback import write_feedback
-from flows.fetch import SourceAbsent, fetch_file, unchanged_file
+from flows.fetch import SourceAbsent, fetch_file, fingerprint_of, unchanged_file
 from flows.gsheets import (
     GSheetsClient,
     fetch_gsheet,
@@ -227,7 +226,7 @@ def read_ahead(settings: Settings, **params: Any) -> None:
         except OSError:
             continue  # fetching reports it
         last = known.get(source.key)
-        if last is not None and hashlib.sha256(content).hexdigest() == last.fingerprint:
+        if last is not None and fingerprint_of(content) == last.fingerprint:
             continue  # the bytes of its last load (touched or not): not parsed again
         pool.submit(read_tables_ahead, content, path.name, settings.limits)
         reading = True
