@@ -3,7 +3,8 @@
 ``figures.figure_rows`` (integer codes and bincounts, used by ``replace_source`` and when
 figures are recomputed from stored answers) is compared, case by case, with the figures
 computed the obvious way in pandas, straight from DOMAIN.md's definitions. ``load._column``'s
-shortcuts for text and datetime columns are compared with the per-value conversion they skip.
+shortcuts for text and datetime columns are compared with the per-value conversion they skip,
+and its SQLite bulk insert (many rows a statement) with what ``table.insert()`` stores.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from warehouse import figures
-from warehouse.load import _column, _datetime, _text
+from warehouse import tables as t
+from warehouse.load import _SQLITE_MAX_PARAMS, _bulk_insert, _column, _datetime, _text
 
 NAN = math.nan
 
@@ -159,3 +162,41 @@ def test_datetime_columns_convert_as_value_by_value(unit: str) -> None:
     got = _column(df, "t", _datetime)
     assert got == expected
     assert all(v is None or type(v) is dt.datetime for v in got)
+
+
+def _value(column: sa.Column[Any], i: int) -> Any:
+    """A value for row ``i`` of ``column``: NULL every seventh row where the column allows it."""
+    if column.nullable and not column.primary_key and i % 7 == 3:
+        return None
+    if isinstance(column.type, sa.DateTime):
+        return dt.datetime(2024, 10, 21, 6, 28, 2, 123456) + dt.timedelta(seconds=i)
+    if isinstance(column.type, sa.Float):
+        return i / 3
+    if isinstance(column.type, sa.Integer):
+        return i
+    return f"Hài lòng {i}"
+
+
+@pytest.mark.parametrize("table", [t.answer, t.response], ids=lambda table: table.name)
+@pytest.mark.parametrize("extra", [-1, 0, 1, 5])  # rows around whole statements
+def test_sqlite_bulk_insert_stores_what_table_insert_stores(table: sa.Table, extra: int) -> None:
+    columns = [c.name for c in table.c]
+    per = _SQLITE_MAX_PARAMS // len(columns)
+    n = 2 * per + extra  # whole statements of ``per`` rows, and the rest one by one
+    data = [[_value(table.c[c], i) for i in range(n)] for c in columns]
+    stored = []
+    for bulk in (True, False):
+        engine = sa.create_engine("sqlite://")
+        table.create(engine)
+        with engine.begin() as conn:
+            if bulk:
+                _bulk_insert(conn, table, columns, data)
+            else:
+                conn.execute(table.insert(), [dict(zip(columns, r)) for r in zip(*data)])
+        with engine.connect() as conn:
+            # typeof: the storage class too, not only the value Python reads back
+            kinds = ", ".join(f"typeof({c}), {c}" for c in columns)
+            stored.append(conn.exec_driver_sql(f"SELECT {kinds} FROM {table.name}").all())
+        engine.dispose()
+    assert len(stored[0]) == n
+    assert sorted(stored[0]) == sorted(stored[1])
