@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -159,21 +160,27 @@ def start_temporary_api() -> TemporaryApi:
     a Prefect server of one's own is configured, start the temporary API now without waiting
     for it. Call before importing the flow; run the flow inside ``serving()``."""
     apply_prefect_defaults(one_run=True)
-    if configured_url():
-        return TemporaryApi(None, None)
-    from prefect.settings import get_current_settings
-
-    port = _free_port()
-    # What Prefect's own temporary API runs (prefect.server.api.server.SubprocessASGIServer):
-    # the server application without its UI, in its temporary ("ephemeral") mode, with this
-    # process's Prefect settings.
+    imported = "prefect.settings" in sys.modules
+    if os.environ.get("PREFECT_API_URL") or (imported and configured_url()):
+        return TemporaryApi(None, None)  # a server of one's own
+    # Started before this process imports Prefect (~0.8 s for its settings) where it can be:
+    # the server then reads the same environment, profile and settings files itself. Once
+    # Prefect is imported, settings may have been changed in this process (temporary_settings),
+    # so they are passed on, as Prefect's own temporary API does
+    # (prefect.server.api.server.SubprocessASGIServer), whose command line this is: the server
+    # application without its UI, in its temporary ("ephemeral") mode.
     env = {
         "PREFECT_UI_ENABLED": "0",
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
-        **get_current_settings().to_environment_variables(exclude_unset=True),
     }
-    prefect_root = Path(sys.modules["prefect"].__file__ or "").parent.parent
+    if imported:
+        from prefect.settings import get_current_settings
+
+        env.update(get_current_settings().to_environment_variables(exclude_unset=True))
+    port = _free_port()
+    spec = importlib.util.find_spec("prefect")
+    prefect_root = Path(spec.origin if spec and spec.origin else "").parent.parent
     process = _start(
         [
             "uvicorn",
@@ -193,6 +200,9 @@ def start_temporary_api() -> TemporaryApi:
         env,
     )
     atexit.register(_stop, process)  # should the command end before ``serving()``
+    if not imported and configured_url():  # a profile names a server of one's own after all
+        _stop(process)
+        return TemporaryApi(None, None)
     return TemporaryApi(process, f"http://127.0.0.1:{port}/api")
 
 

@@ -192,7 +192,8 @@ def test_sqlite_bulk_insert_stores_what_table_insert_stores(table: sa.Table, ext
             if bulk:
                 _bulk_insert(conn, table, columns, data)
             else:
-                conn.execute(table.insert(), [dict(zip(columns, r)) for r in zip(*data)])
+                rows = zip(*data, strict=True)
+                conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         with engine.connect() as conn:
             # typeof: the storage class too, not only the value Python reads back
             kinds = ", ".join(f"typeof({c}), {c}" for c in columns)

@@ -72,6 +72,31 @@ def test_a_prefect_server_of_ones_own_is_used_as_it_is(prefect_harness: None) ->
         assert _override() is None  # its events are recorded: they are sent
 
 
+def test_a_server_named_by_a_profile_is_used_and_the_early_api_stopped(tmp_path: Path) -> None:
+    # The temporary API starts before Prefect is imported, so a server named only by the active
+    # profile is known after the start: the command uses it and stops what it started.
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        'active = "own"\n[profiles.own]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_HOME=str(home), PYTHONPATH=str(ROOT))
+    code = (
+        "from flows import prefect_api\n"
+        "started = []\n"
+        "real = prefect_api._start\n"
+        "prefect_api._start = lambda *a: started.append(real(*a)) or started[-1]\n"
+        "api = prefect_api.start_temporary_api()\n"
+        "print(api.process is None, [p.poll() is not None for p in started])\n"
+    )
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert out.stdout.split("\n")[0] == "True [True]", out.stderr
+
+
 def test_the_temporary_api_boots_in_the_background_serves_the_block_and_stops(
     no_prefect_server: None,
 ) -> None:
