@@ -21,14 +21,31 @@ from tests.test_operations import process_running, wait_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def one_run_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment ``start_temporary_api`` gives a command that runs once, set before the
+    test's Prefect settings are made, and restored after it (the command's process keeps it;
+    the test session must not)."""
+    from flows.settings import TEMPORARY_API_DEFAULTS
+
+    for name, value in TEMPORARY_API_DEFAULTS.items():
+        monkeypatch.setenv(name, os.environ.get(name, value))
+
+
 @pytest.fixture
 def no_prefect_server(tmp_path: Path) -> Iterator[None]:
     """No PREFECT_API_URL (not even the session's test API), and a Prefect home of its own so
-    the temporary API's database is fresh."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    the temporary API's database is fresh (not the session test API's database either)."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
 
     with temporary_settings(
-        {PREFECT_HOME: tmp_path / "prefect-home"}, restore_defaults={PREFECT_API_URL}
+        {PREFECT_HOME: tmp_path / "prefect-home"},
+        restore_defaults={PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL},
     ):
         yield
 
@@ -100,6 +117,7 @@ def test_a_server_named_by_a_profile_is_used_and_the_early_api_stopped(tmp_path:
 def test_the_temporary_api_boots_in_the_background_serves_the_block_and_stops(
     no_prefect_server: None,
 ) -> None:
+    from prefect import get_client
     from prefect.events.clients import NullEventsClient
     from prefect.settings import get_current_settings
 
@@ -114,6 +132,8 @@ def test_the_temporary_api_boots_in_the_background_serves_the_block_and_stops(
         assert _override() == (NullEventsClient, ())
         assert get_current_settings().flows.heartbeat_frequency is None
         assert _one_flow_run() == "COMPLETED"
+        with get_client(sync_client=True) as client:  # its boot registered no block types
+            assert client.read_block_types() == []
     assert api.process.poll() is not None  # stopped with the block
     assert _override() is None
     assert get_current_settings().api.url is None
