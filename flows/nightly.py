@@ -353,6 +353,11 @@ class _ParsedAhead:
             return None
         return ahead[1], ahead[2]
 
+    def __len__(self) -> int:
+        """Jobs held, not taken yet."""
+        with self._lock:
+            return len(self._jobs)
+
     def clear(self) -> None:
         """Forget every job not taken (what ingesting did not ask for, or fetched changed)."""
         with self._lock:

@@ -121,13 +121,17 @@ def _pool(kind: str, n: int) -> Executor:
     with _pools_lock:
         pool = _pools.get((kind, n))
         if pool is None:
-            context = multiprocessing.get_context("forkserver")
-            # one forkserver serves every pool: it starts with what both kinds of job import
-            context.set_forkserver_preload(["flows.parse", "warehouse.load"])
-            pool = _pools[kind, n] = ProcessPoolExecutor(
-                max_workers=n, mp_context=context, initializer=end_with, initargs=(os.getpid(),)
-            )
+            pool = _pools[kind, n] = _new_pool(n)
         return pool
+
+
+def _new_pool(n: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("forkserver")
+    # one forkserver serves every pool: it starts with what both kinds of job import
+    context.set_forkserver_preload(["flows.parse", "warehouse.load"])
+    return ProcessPoolExecutor(
+        max_workers=n, mp_context=context, initializer=end_with, initargs=(os.getpid(),)
+    )
 
 
 def discard_pool(pool: Executor) -> None:
@@ -148,8 +152,9 @@ def in_processes(
 
     The jobs run in the processes of ``pool_of()``, or one after another in this thread when
     it gives None. A process that dies (killed, out of memory) breaks the pool and every job
-    in flight with it: each of those is tried once more, alone, in a fresh pool, so a job that
-    kills that one too ends with BrokenProcessPool and the others are unharmed.
+    in flight with it: each of those is tried once more, alone, in a process of its own, so a
+    job that kills that one too ends with BrokenProcessPool and the others are unharmed, even
+    while other threads send jobs to the pool.
     """
     pool = pool_of()
     if pool is None:
@@ -164,11 +169,8 @@ def in_processes(
     if broken:
         discard_pool(pool)
     for i in broken:
-        pool = pool_of()
-        assert pool is not None  # noqa: S101 - it gave a pool a moment ago
-        results[i] = _value(pool.submit(fn, *jobs[i]).result)
-        if isinstance(results[i], BrokenProcessPool):
-            discard_pool(pool)
+        with _new_pool(1) as alone:
+            results[i] = _value(alone.submit(fn, *jobs[i]).result)
     return results
 
 
