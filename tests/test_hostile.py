@@ -877,8 +877,8 @@ def test_sql_is_built_from_bound_parameters_only() -> None:
     assert found == {
         ("warehouse/db.py", "PRAGMA busy_timeout="),  # an int constant, formatted with :d
         ("warehouse/marts.py", "ANALYZE"),  # fixed table names, quoted by the dialect
-        # identifiers quoted by the dialect, values bound: "?" placeholders, executemany
-        ("warehouse/load.py", "INSERT INTO {} ({}) VALUES ({})"),
+        # identifiers quoted by the dialect, values bound: rows of "?" placeholders
+        ("warehouse/load.py", "INSERT INTO {} ({}) VALUES"),
     }
 
 
