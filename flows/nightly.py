@@ -14,12 +14,11 @@ import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
-import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +44,7 @@ from flows.notify import notify_failed_sources, on_failure
 from flows.parse import ParseJob, parse_fetched, read_tables_ahead
 from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
 from flows.registry import read_schools, read_sources
-from flows.runners import (
-    discard_pool,
-    in_processes,
-    load_pool,
-    parse_pool,
-    parse_processes,
-    task_runner,
-)
+from flows.runners import in_processes, load_pool, parse_pool, parse_processes, task_runner
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import validate, warm_up
 from flows.workbooks import write_workbooks
@@ -290,12 +282,13 @@ def fetch_source(ctx: Context, source: Source, last: load.LastLoad | None = None
     return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
 
 
-def parse_job(ctx: Context, source: Source, content: bytes, filename: str) -> ParseJob:
-    """The parse job of ``content``, fetched from ``source`` as ``filename``."""
-    s = ctx.settings
-    return ParseJob(
-        content=content,
-        filename=filename,
+def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
+    """Read the file's sheets and parse the right one against its questionnaire (in a parse
+    process when ``run.parse_processes`` allows)."""
+    source, s = fetched.source, ctx.settings
+    job = ParseJob(
+        content=fetched.content,
+        filename=fetched.filename,
         kind=source.kind,
         worksheet=source.worksheet,
         questionnaire=ctx.questionnaires[source.questionnaire],
@@ -303,24 +296,7 @@ def parse_job(ctx: Context, source: Source, content: bytes, filename: str) -> Pa
         limits=s.limits,
         timezone=s.campaign.timezone,
     )
-
-
-def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
-    """Read the file's sheets and parse the right one against its questionnaire (in a parse
-    process when ``run.parse_processes`` allows), or take its parse started ahead
-    (``parse_ahead``) if that was of the very same job."""
-    source, s = fetched.source, ctx.settings
-    job = parse_job(ctx, source, fetched.content, fetched.filename)
-    got: Parsed | SourceError | BaseException | None = None
-    ahead = _AHEAD.take(source.key, job)
-    if ahead is not None:
-        pool, future = ahead
-        got = _tried(future.result)
-        if isinstance(got, BrokenProcessPool):  # it died with another job: this one again
-            discard_pool(pool)
-            got = None
-    if got is None:
-        [got] = in_processes(lambda: parse_pool(s), parse_fetched, [(job,)])
+    [got] = in_processes(lambda: parse_pool(s), parse_fetched, [(job,)])
     if isinstance(got, BrokenProcessPool):
         return SourceError(
             f"{fetched.filename}: the parser process stopped while reading this file"
@@ -328,69 +304,6 @@ def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
     if isinstance(got, BaseException):
         raise got
     return got
-
-
-class _ParsedAhead:
-    """Parse jobs sent to the parse processes before their sources' ingest tasks ask for them,
-    by source: a batch's files queue there at once, so the processes keep parsing while the
-    flow's thread validates the batch before (the tasks, which share the flow's process with
-    it, then only collect what was parsed)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[ParseJob, Executor, Future[Parsed | SourceError]]] = {}
-
-    def submit(self, pool: Executor, key: str, job: ParseJob) -> None:
-        with self._lock:
-            self._jobs[key] = (job, pool, pool.submit(parse_fetched, job))
-
-    def take(self, key: str, job: ParseJob) -> tuple[Executor, Future[Parsed | SourceError]] | None:
-        """The pool and future of ``key``'s job parsed ahead, if it is ``job`` (same bytes,
-        file name, questionnaire, salt and limits); forgotten either way."""
-        with self._lock:
-            ahead = self._jobs.pop(key, None)
-        if ahead is None or ahead[0] != job:
-            return None
-        return ahead[1], ahead[2]
-
-    def __len__(self) -> int:
-        """Jobs held, not taken yet."""
-        with self._lock:
-            return len(self._jobs)
-
-    def clear(self) -> None:
-        """Forget every job not taken (what ingesting did not ask for, or fetched changed)."""
-        with self._lock:
-            self._jobs.clear()
-
-
-#: This process's parse jobs started ahead of their ingest tasks.
-_AHEAD = _ParsedAhead()
-
-
-def parse_ahead(ctx: Context, batch: list[Source], known: dict[str, load.LastLoad]) -> None:
-    """Queue the parse jobs of ``batch``'s files in the parse processes now, as they are on
-    disk, for the ingest tasks about to start (``parse_source`` takes each if the fetched bytes
-    are the same). Google Sheets, files that cannot be read or are over the size limit, and
-    files with the bytes of their last load are left to their tasks."""
-    pool = parse_pool(ctx.settings)
-    if pool is None:
-        return
-    limit = ctx.settings.limits.max_file_bytes
-    for source in batch:
-        path = source.path
-        if source.kind == "gsheet" or path is None:
-            continue
-        try:
-            if path.stat().st_size > limit:
-                continue  # fetching refuses it
-            content = path.read_bytes()
-        except OSError:
-            continue  # fetching reports it
-        last = known.get(source.key)
-        if last is not None and fingerprint_of(content) == last.fingerprint:
-            continue  # its task finds it unchanged and does not parse it
-        _AHEAD.submit(pool, source.key, parse_job(ctx, source, content, path.name))
 
 
 class Ingested:
@@ -725,33 +638,28 @@ def consolidate(
     """Ingest (fetch and parse), validate and load ``chosen`` in batches of
     ``run.batch_sources``, as a pipeline.
 
-    Batch k+1 is parsed ahead (``parse_ahead``: the parse processes) and ingested (the task
-    runner's threads), while batch k is validated (the flow's thread) and batch k-1 loaded (the
-    load processes); each questionnaire of batch k queues its loads as soon as it is
-    validated, behind k-1's. At most three batches are held in memory, whatever the size of
-    the province.
+    While batch k is validated (the flow's thread), batch k+1 is ingested (the task runner's
+    threads and the parse processes) and batch k-1 loaded (the load processes); each
+    questionnaire of batch k queues its loads as soon as it is validated, behind k-1's. At
+    most three batches are held in memory, whatever the size of the province.
     """
     order = {s.key: i for i, s in enumerate(chosen)}
     size = ctx.settings.run.batch_sources
     warming = None
     in_flight: dict[PrefectFuture[Ingested], Source] = {}
     loading: list[Loads] = []
-    try:
-        with ThreadPoolExecutor(1, thread_name_prefix="khaosat-load") as loader:
-            for start in range(0, len(chosen) + size, size):  # one round past the end
-                batch = unchanged_files(ctx, chosen[start : start + size], known, track)
-                parse_ahead(ctx, batch, known)
-                ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
-                if batch and warming is None:  # something may need validating: GX soon
-                    warming = warm_up()
-                loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
-                for done in loading:
-                    finish_loads(done, track)
-                loading, in_flight = loads, ingesting
+    with ThreadPoolExecutor(1, thread_name_prefix="khaosat-load") as loader:
+        for start in range(0, len(chosen) + size, size):  # one round past the end: the last
+            batch = unchanged_files(ctx, chosen[start : start + size], known, track)
+            ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
+            if batch and warming is None:  # something may need validating: GX is needed soon
+                warming = warm_up()
+            loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
             for done in loading:
                 finish_loads(done, track)
-    finally:
-        _AHEAD.clear()
+            loading, in_flight = loads, ingesting
+        for done in loading:
+            finish_loads(done, track)
     if warming is not None:  # nothing outlives the step, even when nothing was validated
         warming.join()
 

@@ -342,45 +342,6 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     assert not isinstance(nightly.parse_source(ctx, fetched), BaseException)
 
 
-def test_a_parse_started_ahead_serves_only_the_very_same_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from flows.records import Fetched
-
-    settings = load_settings(make_province(tmp_path), env={})
-    ctx = nightly.prepare(settings, "r1")
-    s1, s2 = ctx.sources[0], ctx.sources[1]
-    assert s1.path is not None and s2.path is not None
-    content = s1.path.read_bytes()
-    fetched = Fetched(s1, content, "x", s1.path, s1.path.name)
-
-    def not_here(*args: object) -> object:
-        raise AssertionError("parsed again, not taken from what was parsed ahead")
-
-    ahead = nightly._AHEAD  # noqa: SLF001 - the process's own, as parse_source uses it
-    with ThreadPoolExecutor(1) as pool:
-        nightly.parse_ahead(ctx, [s1, s2], {})
-        ahead.clear()  # (those went to the parse process; these to this thread's pool)
-        ahead.submit(pool, s1.key, nightly.parse_job(ctx, s1, content, s1.path.name))
-        monkeypatch.setattr(nightly, "in_processes", not_here)
-        taken = nightly.parse_source(ctx, fetched)
-        assert not isinstance(taken, BaseException) and len(taken.answers) > 0
-        monkeypatch.undo()
-        assert taken.answers.equals(nightly.parse_source(ctx, fetched).answers)  # parsed anew
-
-        job = nightly.parse_job(ctx, s1, content, s1.path.name)
-        ahead.submit(pool, s1.key, job)
-        assert ahead.take(s2.key, job) is None  # another source's
-        changed = nightly.parse_job(ctx, s1, content + b" ", s1.path.name)
-        assert ahead.take(s1.key, changed) is None  # fetched other bytes: not these
-        assert ahead.take(s1.key, job) is None  # and it is forgotten
-        ahead.submit(pool, s1.key, job)
-        assert ahead.take(s1.key, job) is not None
-        assert ahead.take(s1.key, job) is None  # taken once
-
-
 def _stop_parsing_s2(job: ParseJob) -> object:
     from flows.parse import parse_fetched
 
@@ -389,18 +350,18 @@ def _stop_parsing_s2(job: ParseJob) -> object:
     return parse_fetched(job)
 
 
-def test_a_parse_process_that_dies_parsing_ahead_fails_that_source_alone(
+def test_a_parse_process_that_dies_in_a_run_fails_that_source_alone(
     province: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings(province, env={})
-    # Pickled by reference: the parse processes run this module's function, ahead and not.
+    # Pickled by reference: the parse processes run this module's function. The task runner's
+    # threads send jobs at once, so S2's breaks theirs too: each is tried again alone.
     monkeypatch.setattr(nightly, "parse_fetched", _stop_parsing_s2)
     summary = nightly.run(settings, as_of=AS_OF)
     by_school = {o.source.school_code: o for o in summary.outcomes}
     assert by_school["S2"].status == "failed"
     assert "the parser process stopped" in (by_school["S2"].message or "")
     assert by_school["S1"].status == by_school["S3"].status == "loaded"
-    assert len(nightly._AHEAD) == 0  # noqa: SLF001 - nothing held once the run is over
     monkeypatch.undo()
     again = nightly.run(settings, as_of=AS_OF, failed_only=True)
     assert {o.source.school_code: o.status for o in again.outcomes} == {
