@@ -242,51 +242,25 @@ def _ensure_sources(conn: sa.Connection, campaign_id: str, sources: Sequence[Sou
     campaign's sources, one insert of those not registered yet (a province has a thousand,
     and three statements each made the flow's start wait), and an update for each source
     whose kind changed or that comes back."""
-    src = t.source
+    keys = [_natural_key(campaign_id, s) for s in sources]
 
-    def registered() -> dict[tuple[str, str, str], Any]:
-        rows = conn.execute(
-            sa.select(
-                src.c.source_id,
-                src.c.school_code,
-                src.c.questionnaire,
-                src.c.location,
-                src.c.kind,
-                src.c.is_active,
-            ).where(src.c.campaign_id == campaign_id)
-        )
-        return {(r.school_code, r.questionnaire, r.location): r for r in rows}
-
-    def key(source: Source) -> tuple[str, str, str]:
-        return (source.school_code, source.questionnaire, source.location)
+    def registered() -> dict[tuple[str, ...], Any]:
+        rows = conn.execute(_SOURCES_OF_CAMPAIGN, {"campaign_id": campaign_id})
+        return {tuple(r._mapping[c] for c in _SOURCE_KEY): r for r in rows}
 
     known = registered()
-    new = {key(s): s for s in sources if key(s) not in known}
+    new = {
+        tuple(k.values()): {**k, "kind": s.kind, "is_active": True}
+        for s, k in zip(sources, keys, strict=True)
+        if tuple(k.values()) not in known
+    }
     if new:
-        rows = [
-            {
-                "campaign_id": campaign_id,
-                "school_code": s.school_code,
-                "questionnaire": s.questionnaire,
-                "location": s.location,
-                "kind": s.kind,
-                "is_active": True,
-            }
-            for s in new.values()
-        ]
-        conn.execute(insert_ignore(conn, src), rows)  # a concurrent registration: skipped
+        # a source registered meanwhile by a concurrent run is skipped, then read back
+        conn.execute(insert_ignore(conn, t.source), list(new.values()))
         known = registered()
-    ids = []
-    for source in sources:
-        row = known[key(source)]
-        if row.kind != source.kind or not row.is_active:
-            conn.execute(
-                sa.update(src)
-                .where(src.c.source_id == row.source_id)
-                .values(kind=source.kind, is_active=True)
-            )
-        ids.append(int(row.source_id))
-    return ids
+    return [
+        _active_id(conn, known[tuple(k.values())], s) for s, k in zip(sources, keys, strict=True)
+    ]
 
 
 def ensure_source(conn: sa.Connection, campaign_id: str, source: Source) -> int:
@@ -295,23 +269,33 @@ def ensure_source(conn: sa.Connection, campaign_id: str, source: Source) -> int:
     Runs on the caller's connection and transaction. Safe against a concurrent registration of
     the same source: the insert is skipped on conflict and the row read back.
     """
-    src = t.source
-    key = {
+    key = _natural_key(campaign_id, source)
+    row = conn.execute(_SOURCE_BY_KEY, key).first()
+    if row is None:
+        conn.execute(
+            insert_ignore(conn, t.source).values(**key, kind=source.kind, is_active=True),
+        )
+        return int(conn.execute(_SOURCE_BY_KEY, key).one().source_id)
+    return _active_id(conn, row, source)
+
+
+def _natural_key(campaign_id: str, source: Source) -> dict[str, str]:
+    """``source``'s natural key in the campaign, by ``_SOURCE_KEY`` column."""
+    return {
         "campaign_id": campaign_id,
         "school_code": source.school_code,
         "questionnaire": source.questionnaire,
         "location": source.location,
     }
-    row = conn.execute(_SOURCE_BY_KEY, key).first()
-    if row is None:
-        conn.execute(
-            insert_ignore(conn, src).values(**key, kind=source.kind, is_active=True),
-        )
-        return int(conn.execute(_SOURCE_BY_KEY, key).one().source_id)
+
+
+def _active_id(conn: sa.Connection, row: Any, source: Source) -> int:
+    """The source_id of ``source``'s registered ``row``, its kind updated and the source
+    reactivated where they differ."""
     if row.kind != source.kind or not row.is_active:
         conn.execute(
-            sa.update(src)
-            .where(src.c.source_id == row.source_id)
+            sa.update(t.source)
+            .where(t.source.c.source_id == row.source_id)
             .values(kind=source.kind, is_active=True)
         )
     return int(row.source_id)
@@ -324,6 +308,13 @@ _SOURCE_KEY = ("campaign_id", "school_code", "questionnaire", "location")
 _SOURCE_BY_KEY = sa.select(t.source.c.source_id, t.source.c.kind, t.source.c.is_active).where(
     *(t.source.c[c] == sa.bindparam(c) for c in _SOURCE_KEY)
 )
+#: every source of a campaign, with its natural key (parameter campaign_id).
+_SOURCES_OF_CAMPAIGN = sa.select(
+    t.source.c.source_id,
+    t.source.c.kind,
+    t.source.c.is_active,
+    *(t.source.c[c] for c in _SOURCE_KEY),
+).where(t.source.c.campaign_id == sa.bindparam("campaign_id"))
 
 # ------------------------------------------------------------------------------------------
 # One source
