@@ -562,22 +562,17 @@ def validate_all(
     ctx: Context,
     staged: list[tuple[Fetched, Parsed]],
     order: dict[str, int],
-    then: Callable[[list[tuple[Fetched, Parsed]]], object] | None = None,
-) -> list[tuple[Fetched, Parsed]]:
+    then: Callable[[list[tuple[Fetched, Parsed]]], object],
+) -> None:
     """Validate once per questionnaire, in registry order so a run is reproducible; each
     questionnaire's checked sources go to ``then`` as soon as they are (to start loading them
     while the next questionnaire is validated)."""
     by_code: dict[str, list[tuple[Fetched, Parsed]]] = defaultdict(list)
     for pair in sorted(staged, key=lambda pair: order[pair[0].source.key]):
         by_code[pair[0].source.questionnaire].append(pair)
-    checked: list[tuple[Fetched, Parsed]] = []
     for code, pairs in sorted(by_code.items()):
         result = validate_questionnaire(ctx, code, [p for _, p in pairs])
-        done = list(zip([f for f, _ in pairs], result, strict=True))
-        if then is not None:
-            then(done)
-        checked.extend(done)
-    return checked
+        then(list(zip([f for f, _ in pairs], result, strict=True)))
 
 
 def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], loader: Executor) -> Loads:
