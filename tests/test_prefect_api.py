@@ -98,8 +98,7 @@ def test_a_server_named_by_a_profile_is_used_and_the_early_api_stopped(tmp_path:
         'active = "own"\n[profiles.own]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n',
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update(PREFECT_HOME=str(home), PYTHONPATH=str(ROOT))
+    env = _command_env(home)
     code = (
         "from flows import prefect_api\n"
         "started = []\n"
@@ -171,11 +170,18 @@ def test_a_temporary_api_that_does_not_come_up_leaves_prefect_to_start_its_own(
     assert dead.poll() == 1
 
 
+def _command_env(prefect_home: Path) -> dict[str, str]:
+    """The environment of a command run by a test: no Prefect API of the session's, a Prefect
+    home of its own, and this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(PREFECT_HOME=str(prefect_home), PYTHONPATH=str(ROOT))
+    return env
+
+
 def _command_with_a_temporary_api(tmp_path: Path, then: str) -> tuple[subprocess.Popen[str], int]:
     """A command (``python -c``) that starts the temporary API, then runs ``then``; and the
     server's process id."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT))
+    env = _command_env(tmp_path / "prefect-home")
     code = (
         "from flows.prefect_api import start_temporary_api\n"
         "api = start_temporary_api()\n"
