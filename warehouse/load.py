@@ -966,7 +966,7 @@ def _bulk_insert(
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, table, columns, list(zip(*data, strict=True)))
     elif conn.dialect.paramstyle == "qmark":
-        _executemany_rows(conn, table, columns, data)
+        _sqlite_insert_rows(conn, table, columns, data)
     else:  # pragma: no cover - SQLite and PostgreSQL are the supported backends
         rows = zip(*data, strict=True)
         conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
@@ -977,7 +977,7 @@ def _bulk_insert(
 _SQLITE_MAX_PARAMS = 999
 
 
-def _executemany_rows(
+def _sqlite_insert_rows(
     conn: sa.Connection, table: sa.Table, columns: list[str], data: list[list[Any]]
 ) -> None:
     """Insert positional rows (given column by column) on SQLite, many rows a statement.
