@@ -158,9 +158,11 @@ def child_khaosat(config: str, profile: str | None) -> int:
     t_import = time.perf_counter()
     from flows.prefect_api import start_temporary_api
     from flows.settings import load_settings
+    from flows.workers import long_lived_imports
 
     api = start_temporary_api()  # as `khaosat run` does
-    from flows import nightly
+    with long_lived_imports():
+        from flows import nightly
 
     imported = time.perf_counter() - t_import
     stages: dict[str, float] = {}

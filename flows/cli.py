@@ -17,6 +17,7 @@ from flows.prefect_api import start_temporary_api
 from flows.schedule import serve_command
 from flows.settings import Settings, SettingsError, load_settings
 from flows.status import status
+from flows.workers import long_lived_imports
 
 app = typer.Typer(
     help="Nightly consolidation of education satisfaction surveys.",
@@ -45,10 +46,11 @@ def _settings(config: Path) -> Settings:
 
 def _run(settings: Settings, **params: object) -> int:
     api = start_temporary_api()  # it boots while the flow's code is imported
-    from flows import nightly, report  # Prefect is imported only once its defaults are set
-    from flows.registry import RegistryError
-    from schemas import QuestionnaireError
-    from warehouse.lock import LockHeld
+    with long_lived_imports():
+        from flows import nightly, report  # Prefect is imported only once its defaults are set
+        from flows.registry import RegistryError
+        from schemas import QuestionnaireError
+        from warehouse.lock import LockHeld
 
     report.use(report.RichReporter(console))
     nightly.read_ahead(settings, **params)  # the parse processes start while the API boots

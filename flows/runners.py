@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from prefect import flow
 
 from flows.settings import Settings, SettingsError, load_settings
-from flows.workers import end_with
+from flows.workers import start_worker
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -130,7 +130,7 @@ def _new_pool(n: int) -> ProcessPoolExecutor:
     # one forkserver serves every pool: it starts with what both kinds of job import
     context.set_forkserver_preload(["flows.parse", "warehouse.load"])
     return ProcessPoolExecutor(
-        max_workers=n, mp_context=context, initializer=end_with, initargs=(os.getpid(),)
+        max_workers=n, mp_context=context, initializer=start_worker, initargs=(os.getpid(),)
     )
 
 

@@ -38,6 +38,7 @@ import pandas as pd
 
 from expectations import SUITES_DIR
 from flows.records import REJECTION_COLUMNS, Parsed
+from flows.workers import long_lived_imports
 from schemas.questionnaire import Questionnaire
 
 if TYPE_CHECKING:
@@ -302,12 +303,13 @@ def _create_batch_definition() -> BatchDefinition:
     and the Prefect logs on every run, so both are off.
     """
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
+    with long_lived_imports():
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
 
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
