@@ -427,7 +427,7 @@ def unwalked(value: T) -> T:
     """``value`` as a task parameter that Prefect hands over without walking it.
 
     Prefect walks each parameter twice as a task starts, looking for futures and states to
-    resolve, into every list, dict and dataclass: for a batch's 200 parsed sheets that took
+    resolve, into every list, dict and dataclass: for a batch's 150 parsed sheets that took
     ~70 ms a task, ~1.5 s of a 1,000-school run. Parsed sheets hold no futures. The task
     receives ``value`` itself.
     """

@@ -38,7 +38,6 @@ import pandas as pd
 
 from expectations import SUITES_DIR
 from flows.records import REJECTION_COLUMNS, Parsed
-from flows.workers import long_lived_imports
 from schemas.questionnaire import Questionnaire
 
 if TYPE_CHECKING:
@@ -303,13 +302,13 @@ def _create_batch_definition() -> BatchDefinition:
     and the Prefect logs on every run, so both are off.
     """
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    with long_lived_imports():
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import (
-            DataContextConfig,
-            InMemoryStoreBackendDefaults,
-            ProgressBarsConfig,
-        )
+    # Not frozen (flows.workers.long_lived_imports): the flow's first batch is in flight by now.
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),

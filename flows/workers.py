@@ -19,23 +19,19 @@ import threading
 import time
 from collections.abc import Iterator
 
-#: The garbage collector's thresholds in khaosat's processes, where Python's (700, 10, 10)
-#: collect the youngest objects every 700 allocations and walk everything every 100 such
-#: collections: parsing, validating and loading a batch allocate millions of objects, few of
-#: them in cycles. With its imports frozen too, the flow process of a 1,000-school run spent
-#: 0.6 s collecting, against 3.4 s before (benchmarks/README.md).
-GC_THRESHOLDS = (10_000, 10, 100)
-
 
 @contextlib.contextmanager
 def long_lived_imports() -> Iterator[None]:
     """Import, inside the block, what lives as long as the process: the cyclic garbage
-    collector is paused meanwhile; then everything made so far is frozen out of its way
-    (``gc.freeze``) and it runs at ``GC_THRESHOLDS``.
+    collector is paused meanwhile, then everything made so far is frozen out of its way
+    (``gc.freeze``).
 
-    Prefect, pandas, SQLAlchemy and GX make millions of objects as they are imported, none of
-    them garbage, and every full collection walked them all. Objects freed by reference
-    counting are freed as ever; only cycles among the frozen objects are never collected.
+    Prefect, pandas and SQLAlchemy make millions of objects as they are imported, none of them
+    garbage, and every full collection walked them all. Objects freed by reference counting
+    are freed as ever; only cycles among the frozen objects are never collected, so this is
+    for a process's start, before it holds any data: frozen while a batch was in flight, the
+    batch's cycles (Prefect's states around its results) stayed for good, +170 MB
+    (benchmarks/README.md).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -43,16 +39,14 @@ def long_lived_imports() -> Iterator[None]:
         yield
     finally:
         gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         if enabled:
             gc.enable()
 
 
 def start_worker(parent: int) -> None:
-    """A pool process's start: ``end_with(parent)``; what it inherited from the forkserver
-    (the modules imported for every job) frozen, and the collector at ``GC_THRESHOLDS``."""
+    """A pool process's start: ``end_with(parent)``, and what it inherited from the forkserver
+    (the modules imported for every job) frozen out of the garbage collector's way."""
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
     end_with(parent)
 
 

@@ -9,17 +9,15 @@ from collections.abc import Iterator
 import pytest
 
 from flows.runners import _new_pool
-from flows.workers import GC_THRESHOLDS, _app_module, long_lived_imports
+from flows.workers import _app_module, long_lived_imports
 
 
 @pytest.fixture
 def collector() -> Iterator[None]:
-    """The collector as it was (enabled, thresholds, nothing more frozen) after the test."""
+    """The collector as it was (enabled, nothing more frozen) after the test."""
     enabled = gc.isenabled()
-    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
-    gc.set_threshold(*thresholds)
     if enabled:
         gc.enable()
     else:
@@ -33,7 +31,6 @@ def test_imports_are_made_without_collections_and_then_frozen(collector: None) -
         assert not gc.isenabled()
         made = [[] for _ in range(1000)]
     assert gc.isenabled()
-    assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_freeze_count() >= len(made)
     assert not any(obj is made for obj in gc.get_objects())  # frozen: never walked again
 
@@ -55,10 +52,8 @@ def test_the_collector_comes_back_when_an_import_fails(collector: None) -> None:
 def test_a_pool_process_freezes_what_it_inherited() -> None:
     with _new_pool(1) as pool:
         frozen = pool.submit(gc.get_freeze_count).result(timeout=120)
-        thresholds = pool.submit(gc.get_threshold).result(timeout=120)
     # flows.parse and warehouse.load (pandas, SQLAlchemy) were imported by the forkserver
     assert frozen > 100_000
-    assert thresholds == GC_THRESHOLDS
 
 
 def test_a_server_application_is_imported_first() -> None:
