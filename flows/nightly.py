@@ -656,7 +656,8 @@ def consolidate(
     in_flight: dict[PrefectFuture[Ingested], Source] = {}
     loading: list[Loads] = []
     with ThreadPoolExecutor(1, thread_name_prefix="khaosat-load") as loader:
-        for start in range(0, len(chosen) + size, size):  # one round past the end: the last
+        # One round past the end, with no batch to ingest, validates and loads the last one.
+        for start in range(0, len(chosen) + size, size):
             batch = unchanged_files(ctx, chosen[start : start + size], known, track)
             ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
             if batch and warming is None:  # something may need validating: GX is needed soon

@@ -243,6 +243,7 @@ def _ensure_sources(conn: sa.Connection, campaign_id: str, sources: Sequence[Sou
     and three statements each made the flow's start wait), and an update for each source
     whose kind changed or that comes back."""
     keys = [_natural_key(campaign_id, s) for s in sources]
+    ids = [tuple(k[c] for c in _SOURCE_KEY) for k in keys]
 
     def registered() -> dict[tuple[str, ...], Any]:
         rows = conn.execute(_SOURCES_OF_CAMPAIGN, {"campaign_id": campaign_id})
@@ -250,17 +251,15 @@ def _ensure_sources(conn: sa.Connection, campaign_id: str, sources: Sequence[Sou
 
     known = registered()
     new = {
-        tuple(k.values()): {**k, "kind": s.kind, "is_active": True}
-        for s, k in zip(sources, keys, strict=True)
-        if tuple(k.values()) not in known
+        i: {**k, "kind": s.kind, "is_active": True}
+        for i, k, s in zip(ids, keys, sources, strict=True)
+        if i not in known
     }
     if new:
         # a source registered meanwhile by a concurrent run is skipped, then read back
         conn.execute(insert_ignore(conn, t.source), list(new.values()))
         known = registered()
-    return [
-        _active_id(conn, known[tuple(k.values())], s) for s, k in zip(sources, keys, strict=True)
-    ]
+    return [_active_id(conn, known[i], s) for i, s in zip(ids, sources, strict=True)]
 
 
 def ensure_source(conn: sa.Connection, campaign_id: str, source: Source) -> int:
