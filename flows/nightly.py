@@ -47,8 +47,9 @@ from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOu
 from flows.registry import read_schools, read_sources
 from flows.runners import in_processes, load_pool, parse_pool, parse_processes, task_runner
 from flows.settings import Settings, SettingsError, load_settings
-from flows.validate import validate, warm_up
+from flows.validate import create_context, validate, warm_up
 from flows.workbooks import write_workbooks
+from flows.workers import long_lived_imports
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
 from warehouse import alerts as warehouse_alerts
@@ -202,8 +203,9 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     fetched, archived and parsed by its task, which uses what was read ahead only for the very
     same bytes. Anything in the way (a registry the flow will reject, a warehouse not made yet)
     just means less is read ahead; a re-run of failed sources reads nothing ahead. When there
-    is something to read, GX is imported meanwhile too (``validate.warm_up``): once the flow
-    runs, its process is the busiest.
+    is something to read, GX is imported meanwhile too (``validate.create_context``), and
+    frozen out of the garbage collector's way (``workers.long_lived_imports``): once the flow
+    runs, its process is the busiest, and with a batch in flight freezing is no longer safe.
     """
     school, questionnaire = params.get("school"), params.get("questionnaire")
     pool = parse_pool(settings)
@@ -231,8 +233,9 @@ def read_ahead(settings: Settings, **params: Any) -> None:
             continue  # the bytes of its last load (touched or not): not parsed again
         pool.submit(read_tables_ahead, content, path.name, settings.limits)
         reading = True
-    if reading:  # something will need validating: GX's import is better done now than later
-        warm_up()
+    if reading:  # something will need validating: GX is imported now, before any data
+        with long_lived_imports():
+            create_context()
 
 
 def _known_loads(settings: Settings) -> dict[str, load.LastLoad]:

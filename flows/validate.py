@@ -271,21 +271,26 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
 def warm_up() -> threading.Thread:
     """Create the GX context (importing GX: ~3.5 s) in a background thread and return it.
 
-    A run calls this when it starts ingesting, and a one-off command earlier still, while it
-    waits for its Prefect API (``nightly.read_ahead``), so the import is not seconds before
-    the first validation. Calling it again waits for the first call's context. A failure here
-    is left to the first validation, which makes the context again and reports it.
+    A run calls this when it starts ingesting, so the import is not seconds before the first
+    validation. Calling it again, or after ``create_context``, waits for the first call's context.
     """
-
-    def create() -> None:
-        try:
-            _gx_batch_definition()
-        except Exception:  # noqa: BLE001, S110 - the first validation raises it, with context
-            pass
-
-    thread = threading.Thread(target=create, name="khaosat-gx-warm-up", daemon=True)
+    thread = threading.Thread(target=create_context, name="khaosat-gx-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def create_context() -> None:
+    """Create the GX context now, in this thread (``warm_up`` does it in the background).
+
+    A one-off command calls this before its flow starts, while it waits for its Prefect API
+    (``nightly.read_ahead``), so that what GX makes as it is imported can be frozen out of the
+    garbage collector's way with nothing in flight yet. A failure here is left to the first
+    validation, which makes the context again and reports it.
+    """
+    try:
+        _gx_batch_definition()
+    except Exception:  # noqa: BLE001, S110 - the first validation raises it, with context
+        pass
 
 
 def _gx_batch_definition() -> BatchDefinition:
@@ -302,7 +307,6 @@ def _create_batch_definition() -> BatchDefinition:
     and the Prefect logs on every run, so both are off.
     """
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    # Not frozen (flows.workers.long_lived_imports): the flow's first batch is in flight by now.
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,

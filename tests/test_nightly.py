@@ -418,6 +418,26 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
     assert read_ahead(settings, failed_only=True) == []
 
 
+def test_gx_is_imported_ahead_and_frozen_only_when_something_is_read(tmp_path: Path) -> None:
+    """With files to read ahead, GX's context is made before the flow starts and frozen out of
+    the garbage collector's way; a re-run of failed sources (nothing read) does not pay for it."""
+    import gc
+
+    from flows import validate
+
+    settings = load_settings(make_province(tmp_path), env={})
+    validate._create_batch_definition.cache_clear()
+    try:
+        nightly.read_ahead(settings, failed_only=True)
+        assert validate._create_batch_definition.cache_info().currsize == 0
+        nightly.read_ahead(settings)
+        assert validate._create_batch_definition.cache_info().currsize == 1
+        context = validate._gx_batch_definition()
+        assert not any(obj is context for obj in gc.get_objects())  # frozen: never walked
+    finally:
+        gc.unfreeze()  # the test session's objects, frozen with it, back to the collector
+
+
 def test_a_run_that_breaks_is_recorded_failed_not_running(
     tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
