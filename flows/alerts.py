@@ -3,7 +3,7 @@
 Each rule takes plain rows (``warehouse.alerts`` reads them) and a :class:`Thresholds` and
 returns :class:`AlertCandidate` values; ``evaluate_alerts`` runs them all on a campaign and hands
 the result to ``warehouse.alerts.sync_alerts``, which keeps the lifecycle (open → acknowledged →
-resolved, reopened when a condition returns).
+resolved, reopened when a condition returns or an acknowledged one gets worse).
 
 Rules (``RULES`` holds their Vietnamese titles; default severities in brackets):
 

@@ -182,7 +182,8 @@ def ack_command(
     config: ConfigOption = Path("khaosat.yaml"),
 ) -> None:
     """Acknowledge an alert: known and being handled. It stays acknowledged while its condition
-    holds, is resolved when it clears, and opens again if it returns."""
+    holds, opens again if it gets worse (amber to red), is resolved when it clears, and opens
+    again if it returns."""
     _change(config, alert_id, note, resolve_it=False)
 
 

@@ -610,32 +610,57 @@ def test_second_evaluation_adds_nothing_and_updates_last_seen(marts: Engine) -> 
     }
 
 
-def test_acknowledged_alert_survives_and_follows_its_value(marts: Engine) -> None:
+def test_acknowledged_alert_survives_follows_its_value_and_opens_when_worse(
+    marts: Engine,
+) -> None:
     evaluate_alerts(marts, C, now=T1)
     alert_id = alerts_by_key(marts)[S2_CSVC]["alert_id"]
     acked = wa.acknowledge(marts, C, alert_id, "Trường đã lập kế hoạch sửa phòng học")
     assert acked.status == "acknowledged" and acked.scope_name == "Trường 2"
+    assert alerts_by_key(marts)[S2_CSVC]["severity"] == AMBER
 
-    # the condition still holds, and worsens from amber to red: still acknowledged, updated
-    with marts.begin() as conn:
-        conn.execute(
-            sa.update(t.mart_school_dimension)
-            .where(t.mart_school_dimension.c.school_code == "S2")
-            .values(pct_satisfied=65.0)
-        )
-    evaluate_alerts(marts, C, now=T2)
+    def set_s2_csvc(pct: float) -> None:
+        with marts.begin() as conn:
+            conn.execute(
+                sa.update(t.mart_school_dimension)
+                .where(t.mart_school_dimension.c.school_code == "S2")
+                .values(pct_satisfied=pct)
+            )
+
+    # still amber, a little lower: still acknowledged, its value followed
+    set_s2_csvc(80.0)
+    assert evaluate_alerts(marts, C, now=T2) == wa.AlertSync(held=len(EXPECTED))
+    row = alerts_by_key(marts)[S2_CSVC]
+    assert (row["status"], row["severity"], row["value"]) == (
+        "acknowledged",
+        AMBER,
+        pytest.approx(80.0),
+    )
+
+    # worse, from amber to red: what was acknowledged is not what holds now, so it opens again
+    set_s2_csvc(65.0)
+    sync = evaluate_alerts(marts, C, now=T3)
+    assert sync == wa.AlertSync(held=len(EXPECTED) - 1, reopened=1)
     row = alerts_by_key(marts)[S2_CSVC]
     assert (row["alert_id"], row["status"], row["severity"], row["value"]) == (
         alert_id,
-        "acknowledged",
+        "open",
         RED,
         pytest.approx(65.0),
     )
     assert (row["note"], row["first_seen_at"], row["last_seen_at"]) == (
-        "Trường đã lập kế hoạch sửa phòng học",
+        "Trường đã lập kế hoạch sửa phòng học",  # the officer's note is kept
         T1,
-        T2,
+        T3,
     )
+
+    # acknowledged again at red: it stays so at red, and when it eases back to amber
+    wa.acknowledge(marts, C, alert_id, "Sở đã làm việc với trường")
+    for pct, severity, when in ((64.0, RED, T4), (78.0, AMBER, T5)):
+        set_s2_csvc(pct)
+        assert evaluate_alerts(marts, C, now=when) == wa.AlertSync(held=len(EXPECTED))
+        row = alerts_by_key(marts)[S2_CSVC]
+        assert (row["status"], row["severity"]) == ("acknowledged", severity)
 
 
 def test_recovered_school_is_resolved_and_a_returning_condition_reopens(marts: Engine) -> None:

@@ -14,9 +14,11 @@ Lifecycle. An alert's identity is (campaign_id, rule, scope, scope_code, subject
 unique key. For each candidate of an evaluation: a new identity is inserted ``open``; a known one
 gets its value, severity, threshold and last_seen_at updated, keeps first_seen_at and note, keeps
 status ``open`` or ``acknowledged``, and goes from ``resolved`` back to ``open`` (the condition
-returned). Every known identity that is not a candidate any more and is not resolved becomes
-``resolved``. The insert-or-update is ``INSERT … ON CONFLICT DO UPDATE`` (SQLAlchemy Core; SQLite
-and PostgreSQL spell it the same), so an evaluation never duplicates an alert.
+returned). An ``acknowledged`` alert whose severity worsens (amber to red) opens again: what an
+officer acknowledged is not what holds now. Every known identity that is not a candidate any
+more and is not resolved becomes ``resolved``. The insert-or-update is ``INSERT … ON CONFLICT DO
+UPDATE`` (SQLAlchemy Core; SQLite and PostgreSQL spell it the same), so an evaluation never
+duplicates an alert.
 """
 
 from __future__ import annotations
@@ -200,7 +202,8 @@ class Alert:
 @dataclass(frozen=True)
 class AlertSync:
     """What one evaluation changed: identities opened for the first time, reopened (resolved
-    before, holding again), still holding (open or acknowledged), and resolved."""
+    before and holding again, or acknowledged before and worse now), still holding (open or
+    acknowledged), and resolved."""
 
     opened: int = 0
     reopened: int = 0
@@ -514,6 +517,11 @@ def dedupe(candidates: Iterable[AlertCandidate]) -> dict[tuple[str, str, str, st
     return chosen
 
 
+def _severity_order(column: Any) -> Any:
+    """A severity as its place in ``SEVERITIES`` (0 the most severe), in SQL."""
+    return sa.case({s: i for i, s in enumerate(SEVERITIES)}, value=column, else_=len(SEVERITIES))
+
+
 def _upsert_statement(conn: sa.Connection) -> Any:
     """INSERT INTO alerts … ON CONFLICT (identity) DO UPDATE with the lifecycle's status rule."""
     al = t.alerts
@@ -533,8 +541,17 @@ def _upsert_statement(conn: sa.Connection) -> Any:
             "value": insert.excluded.value,
             "threshold": insert.excluded.threshold,
             "last_seen_at": insert.excluded.last_seen_at,
-            # resolved + the condition holds again = reopened; acknowledged stays acknowledged.
-            "status": sa.case((al.c.status == "resolved", "open"), else_=al.c.status),
+            # resolved + the condition holds again = reopened; acknowledged stays acknowledged
+            # unless it got worse. The old row's severity is read: SET sees the row as it was.
+            "status": sa.case(
+                (al.c.status == "resolved", "open"),
+                (
+                    (al.c.status == "acknowledged")
+                    & (_severity_order(insert.excluded.severity) < _severity_order(al.c.severity)),
+                    "open",
+                ),
+                else_=al.c.status,
+            ),
         },
     )
 
@@ -557,11 +574,11 @@ def sync_alerts(
     with engine.begin() as conn:
         when = now or local_now(conn, campaign_id)
         before = {
-            (r.rule, r.scope, r.scope_code, r.subject): (int(r.alert_id), r.status)
+            (r.rule, r.scope, r.scope_code, r.subject): (int(r.alert_id), r.status, r.severity)
             for r in conn.execute(
-                sa.select(al.c.alert_id, al.c.status, *(al.c[k] for k in IDENTITY)).where(
-                    al.c.campaign_id == campaign_id
-                )
+                sa.select(
+                    al.c.alert_id, al.c.status, al.c.severity, *(al.c[k] for k in IDENTITY)
+                ).where(al.c.campaign_id == campaign_id)
             )
         }
         rows = [
@@ -585,7 +602,7 @@ def sync_alerts(
             conn.execute(_upsert_statement(conn), rows)
         stale = [
             alert_id
-            for key, (alert_id, status) in before.items()
+            for key, (alert_id, status, _) in before.items()
             if key not in chosen and status in ACTIVE_STATUSES
         ]
         for start in range(0, len(stale), _CHUNK):
@@ -594,13 +611,22 @@ def sync_alerts(
                 .where(al.c.alert_id.in_(stale[start : start + _CHUNK]))
                 .values(status="resolved")
             )
-    statuses = [before.get(key, (0, None))[1] for key in chosen]
+    statuses = [_status_after(before.get(key), c.severity) for key, c in chosen.items()]
     return AlertSync(
-        opened=sum(s is None for s in statuses),
-        reopened=sum(s == "resolved" for s in statuses),
-        held=sum(s in ACTIVE_STATUSES for s in statuses),
+        opened=statuses.count("opened"),
+        reopened=statuses.count("reopened"),
+        held=statuses.count("held"),
         resolved=len(stale),
     )
+
+
+def _status_after(before: tuple[int, str, str] | None, severity: str) -> str:
+    """What the upsert did to a candidate's alert, as ``AlertSync`` counts it."""
+    if before is None:
+        return "opened"
+    _, status, was = before
+    worse = _severity_rank(severity) < _severity_rank(was)
+    return "reopened" if status == "resolved" or (status == "acknowledged" and worse) else "held"
 
 
 def mark_seen(engine: Engine, campaign_id: str, now: dt.datetime) -> int:
@@ -751,8 +777,9 @@ def _set_status(
 def acknowledge(engine: Engine, campaign_id: str, alert_id: int, note: str) -> Alert:
     """Mark an open (or already acknowledged) alert acknowledged, with the officer's note.
 
-    It stays acknowledged across evaluations while its condition holds; if the condition clears
-    it is resolved, and if it then returns it opens again. A resolved alert cannot be
+    It stays acknowledged across evaluations while its condition holds at the same severity or
+    a milder one; it opens again if it gets worse (amber to red). If the condition clears it is
+    resolved, and if it then returns it opens again. A resolved alert cannot be
     acknowledged (AlertError): there is nothing left to acknowledge.
     """
     return _set_status(engine, campaign_id, alert_id, "acknowledged", note, allowed=ACTIVE_STATUSES)
