@@ -75,6 +75,9 @@ Formulas = dict[str, dict[tuple[int, int], FormulaWithoutValue]]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: The smallest zip there is (an empty archive's end record alone); any workbook is larger.
+_MIN_ZIP_BYTES = 22
+_ZIP_SUFFIXES = (".xlsx", ".xlsm", ".ods")
 _ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 #: Members smaller than this are not checked for their compression ratio: tiny XML parts
 #: (styles, a one-cell sheet) legitimately compress a hundredfold.
@@ -105,11 +108,23 @@ def read_tables(content: bytes, filename: str, limits: Limits) -> list[Table]:
         tables = _read_zip(content, filename, limits)
     elif head == _OLE2_MAGIC:
         tables = _read_ole2(content, filename, limits)
+    elif _cut_off(content, filename):
+        size = f"{len(content):,} byte" + ("s" if len(content) > 1 else "")
+        raise SourceError(f"{filename}: damaged file (only {size}: cut off?)")
     else:
         tables = [_read_text(content, filename, limits)]
     if not any(t.rows for t in tables):
         raise SourceError(f"{filename}: the file holds no data (every sheet is empty)")
     return tables
+
+
+def _cut_off(content: bytes, filename: str) -> bool:
+    """Too short for what it is: the first bytes of a workbook's signature and no more, or a
+    file named like a zip workbook (.xlsx, .xlsm, .ods) smaller than any zip. Read as text it
+    would be a one-cell CSV, and its parse would blame the headers."""
+    if any(magic.startswith(content) for magic in (*_ZIP_MAGIC, _OLE2_MAGIC)):
+        return True
+    return len(content) < _MIN_ZIP_BYTES and PurePath(filename).suffix.lower() in _ZIP_SUFFIXES
 
 
 def _setting(name: str) -> str:
@@ -251,9 +266,10 @@ class _Package:
         for piece in pieces:
             produced += len(piece)
             if produced > declared:
-                raise SourceError(
-                    f"{self.filename}: part {info.filename} unpacks to more than the "
-                    f"{declared:,} bytes its header declares (a zip bomb?)"
+                # A damaged file far more often than a zip bomb (one changed byte will do);
+                # either way nothing past the declared size is ever made.
+                raise self._damaged(
+                    info, f"unpacks to more than the {declared:,} bytes its header declares"
                 )
             crc = zlib.crc32(piece, crc)
             if undecided and (head := piece.lstrip(_XML_LEADING)):

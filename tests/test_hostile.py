@@ -471,6 +471,9 @@ def corpus(limits: Limits) -> list[Case]:
         Case("jpeg_named_xlsx", "anh.xlsx", JPEG, "not a spreadsheet (a JPEG image)"),
         Case("excel_2003_xml", "bao_cao.xls", EXCEL_2003_XML, "an Excel 2003 XML spreadsheet"),
         Case("truncated_zip", "tai_do.xlsx", good[: len(good) // 2], "damaged file"),
+        Case("one_byte_xlsx", "mot_byte.xlsx", good[:1], "damaged file (only 1 byte: cut off?)"),
+        Case("cut_in_signature_xls", "cut.xls", b"\xd0\xcf\x11", "damaged file (only 3 bytes"),
+        Case("tiny_text_xlsx", "nho.xlsx", b"TC1,TC2\r\n", "damaged file (only 9 bytes"),
         Case("corrupt_zip", "hong.xlsx", bytes(corrupt), "damaged file (part xl/worksheets/"),
         Case("password_xlsx", "mat_khau.xlsx", encrypted_xlsx(), "password-protected"),
         Case("password_xls", "mat_khau.xls", encrypted_xls(), "password-protected"),
@@ -654,6 +657,28 @@ def test_unusable_upload_fails_in_one_line(case: Case) -> None:
 def test_awkward_upload_is_read(case: Case) -> None:
     tables = read_tables(case.content, case.filename, SMALL)
     assert any(t.rows for t in tables)
+
+
+def test_a_changed_byte_in_compressed_data_is_a_damaged_file_not_a_zip_bomb() -> None:
+    """Whatever one changed byte does to the sheet's deflated data (an invalid code, more or
+    less output than declared, a wrong checksum), the officer reads "damaged file"."""
+    good = xlsx(answer_rows())
+    with zipfile.ZipFile(io.BytesIO(good)) as zf:
+        info = zf.getinfo("xl/worksheets/sheet1.xml")
+    start = info.header_offset + 30 + len(info.filename)
+    seen = set()
+    for at in range(start, start + info.compress_size, max(1, info.compress_size // 60)):
+        for flip in (0x01, 0x80, 0xFF):
+            damaged = bytearray(good)
+            damaged[at] ^= flip
+            with pytest.raises(SourceError) as err:
+                read_tables(bytes(damaged), "hong.xlsx", SMALL)
+            message = str(err.value)
+            one_line_naming(message, "hong.xlsx")
+            assert message.startswith("hong.xlsx: damaged file (part xl/worksheets/sheet1.xml ")
+            assert "zip bomb" not in message
+            seen.add(message.split(" ", 6)[-1][:30])
+    assert len(seen) >= 2  # more than one way of being damaged was met
 
 
 def rows_of(name: str, sheet: int = 0) -> list[list]:
