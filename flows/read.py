@@ -108,9 +108,8 @@ def read_tables(content: bytes, filename: str, limits: Limits) -> list[Table]:
         tables = _read_zip(content, filename, limits)
     elif head == _OLE2_MAGIC:
         tables = _read_ole2(content, filename, limits)
-    elif _cut_off(content, filename):
-        size = f"{len(content):,} byte" + ("s" if len(content) > 1 else "")
-        raise SourceError(f"{filename}: damaged file (only {size}: cut off?)")
+    elif any(magic.startswith(content) for magic in (*_ZIP_MAGIC, _OLE2_MAGIC)):
+        raise _cut_off(content, filename)  # the first bytes of a workbook's signature, no more
     else:
         tables = [_read_text(content, filename, limits)]
     if not any(t.rows for t in tables):
@@ -118,13 +117,9 @@ def read_tables(content: bytes, filename: str, limits: Limits) -> list[Table]:
     return tables
 
 
-def _cut_off(content: bytes, filename: str) -> bool:
-    """Too short for what it is: the first bytes of a workbook's signature and no more, or a
-    file named like a zip workbook (.xlsx, .xlsm, .ods) smaller than any zip. Read as text it
-    would be a one-cell CSV, and its parse would blame the headers."""
-    if any(magic.startswith(content) for magic in (*_ZIP_MAGIC, _OLE2_MAGIC)):
-        return True
-    return len(content) < _MIN_ZIP_BYTES and PurePath(filename).suffix.lower() in _ZIP_SUFFIXES
+def _cut_off(content: bytes, filename: str) -> SourceError:
+    size = f"{len(content):,} byte" + ("s" if len(content) > 1 else "")
+    return SourceError(f"{filename}: damaged file (only {size}: cut off?)")
 
 
 def _setting(name: str) -> str:
@@ -1272,6 +1267,10 @@ def _read_text(content: bytes, filename: str, limits: Limits) -> Table:
     text = _decode(content, filename)
     if not text.strip():
         raise SourceError(f"{filename}: the file is empty")
+    if len(content) < _MIN_ZIP_BYTES and PurePath(filename).suffix.lower() in _ZIP_SUFFIXES:
+        # Named like a zip workbook and smaller than any zip: as a CSV it would be a cell or
+        # two, and its parse would blame the headers.
+        raise _cut_off(content, filename)
     delimiter = _sniff_delimiter(text)
     name = PurePath(filename).stem or filename
     rows: list[list[Cell]] = []
