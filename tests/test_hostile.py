@@ -157,6 +157,15 @@ def rezip(parts: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+def deflated_data(content: bytes, name: str) -> range:
+    """Where the member ``name``'s compressed bytes lie in the zip ``content`` (after its
+    30-byte local header and file name; the files written here carry no extra field)."""
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        info = zf.getinfo(name)
+    start = info.header_offset + 30 + len(info.filename)
+    return range(start, start + info.compress_size)
+
+
 def with_sheet_xml(content: bytes, edit: Callable[[bytes], bytes]) -> bytes:
     """The xlsx with its first worksheet's XML edited."""
     parts = zip_parts(content)
@@ -433,10 +442,9 @@ def corpus(limits: Limits) -> list[Case]:
     good = xlsx(rows)
     sheet_xml = zip_parts(good)["xl/worksheets/sheet1.xml"]
     # Damage inside the sheet's deflated data, where only inflating it can tell.
-    with zipfile.ZipFile(io.BytesIO(good)) as zf:
-        info = zf.getinfo("xl/worksheets/sheet1.xml")
+    deflated = deflated_data(good, "xl/worksheets/sheet1.xml")
     corrupt = bytearray(good)
-    at = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    at = deflated.start + len(deflated) // 2
     corrupt[at : at + 8] = b"\xff" * 8
     below = limits.max_rows + 1
     # Rows enough that one value at column XFD makes the rectangle exceed max_cells.
@@ -663,11 +671,9 @@ def test_a_changed_byte_in_compressed_data_is_a_damaged_file_not_a_zip_bomb() ->
     """Whatever one changed byte does to the sheet's deflated data (an invalid code, more or
     less output than declared, a wrong checksum), the officer reads "damaged file"."""
     good = xlsx(answer_rows())
-    with zipfile.ZipFile(io.BytesIO(good)) as zf:
-        info = zf.getinfo("xl/worksheets/sheet1.xml")
-    start = info.header_offset + 30 + len(info.filename)
+    deflated = deflated_data(good, "xl/worksheets/sheet1.xml")
     seen = set()
-    for at in range(start, start + info.compress_size, max(1, info.compress_size // 60)):
+    for at in deflated[:: max(1, len(deflated) // 60)]:
         for flip in (0x01, 0x80, 0xFF):
             damaged = bytearray(good)
             damaged[at] ^= flip
