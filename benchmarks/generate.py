@@ -9,11 +9,12 @@ columns and 24 scored answers per response. Schools cycle through MN, TH, THCS a
 answer their level's CMHS questionnaire; MN/TH/THCS schools report through communes of 25
 schools, THPT schools through the Sở.
 
-Answers and sheets come from ``flows.demo`` (same calibration, same headers as the demo and the
+Answers and sheets come from ``flows.cli.demo`` (same calibration, same headers as the demo and the
 end-to-end tests); only the writing differs: openpyxl's write_only mode, which streams rows
 instead of building a cell object per value. Every school has its own seed, so the files do not
-depend on how many worker processes wrote them, and ``flows.workbooks.save_workbook`` fixes the
-timestamps openpyxl would stamp: the same arguments give byte-identical files.
+depend on how many worker processes wrote them, and
+``flows.publish.workbooks.save_workbook`` fixes the timestamps openpyxl would stamp: the same
+arguments give byte-identical files.
 
 A folder already generated with the same arguments is reused (see ``stamp.json``), so repeated
 benchmark runs do not pay for generation.
@@ -39,16 +40,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows import demo  # noqa: E402 - after the path is set, for `python benchmarks/…`
+from flows.cli import demo  # noqa: E402 - after the path is set, for `python benchmarks/…`
+from flows.publish.workbooks import save_workbook  # noqa: E402
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS  # noqa: E402
 from flows.settings import DEFAULT_TIMEZONE  # noqa: E402
-from flows.workbooks import save_workbook  # noqa: E402
 from schemas import load_questionnaires  # noqa: E402
 
 LEVELS = ("MN", "TH", "THCS", "THPT")
 #: Schools per commune (MN/TH/THCS); THPT schools all report to the Sở.
 SCHOOLS_PER_UNIT = 25
-#: The Forms traps every file has (see flows.demo.TRAPS): the common case, not the messy one.
+#: The Forms traps every file has (see flows.cli.demo.TRAPS): the common case, not the messy one.
 FORMS_TRAPS = ("forms_xlsx", "timestamp_text", "email", "grid_headers", "labels_text")
 #: Every file is modified the evening the campaign closes: all on time.
 MODIFIED_AT = dt.datetime.combine(demo.CLOSES, dt.time(20, 0))

@@ -50,8 +50,8 @@ def _rss_mb() -> float:
 def child_read(path: Path) -> dict[str, object]:
     """In a child: read one file as the nightly flow would, report what happened."""
     from flows.read import read_tables
-    from flows.records import SourceError
     from flows.settings import Limits
+    from schemas.records import SourceError
 
     content = path.read_bytes()
     base = _rss_mb()

@@ -32,13 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="write OUT.txt and OUT.html (pyinstrument)")
     args = parser.parse_args(argv)
 
-    from flows.fetch import fetch_file
-    from flows.nightly import prepare
+    from flows.fetch.files import fetch_file
     from flows.parse import parse_table, pick_table
+    from flows.pipeline.nightly import prepare
+    from flows.publish.workbooks import write_unit_workbooks
     from flows.read import read_tables
     from flows.settings import load_settings
     from flows.validate import validate
-    from flows.workbooks import write_unit_workbooks
     from warehouse import load, marts
 
     settings = load_settings(args.config)

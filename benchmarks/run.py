@@ -156,13 +156,13 @@ def child_khaosat(config: str, profile: str | None) -> int:
     import threading
 
     t_import = time.perf_counter()
-    from flows.prefect_api import start_temporary_api
+    from flows.pipeline.prefect_api import start_temporary_api
+    from flows.pipeline.processes import long_lived_imports
     from flows.settings import load_settings
-    from flows.workers import long_lived_imports
 
     api = start_temporary_api()  # as `khaosat run` does
     with long_lived_imports():
-        from flows import nightly
+        from flows.pipeline import nightly
 
     imported = time.perf_counter() - t_import
     stages: dict[str, float] = {}
@@ -184,7 +184,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
         return wrapper
 
     # The flow body calls these module globals, so wrapping them times each step without
-    # touching flows/nightly.py (build_marts and publish_workbooks stay Prefect tasks).
+    # touching flows/pipeline/nightly.py (build_marts and publish_workbooks stay Prefect tasks).
     for name, attr in (
         ("prepare", "prepare"),
         ("fetch", "unchanged_files"),
@@ -250,7 +250,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
 
 def child_prefect_overhead(n_sources: int, concurrency: int) -> int:
     """N × 3 no-op tasks (fetch, parse, load pattern) under the flow's runner and API."""
-    from flows.prefect_api import start_temporary_api
+    from flows.pipeline.prefect_api import start_temporary_api
 
     api = start_temporary_api()  # as `khaosat run` does
     from prefect import flow, task
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-overhead", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_khaosat or args.child_overhead:
-        from flows.cli import leave
+        from flows.cli.app import leave
 
         if args.child_khaosat:  # and exit as the khaosat command does
             leave(child_khaosat(args.child_khaosat, args.child_profile))

@@ -10,7 +10,7 @@ import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from flows.records import School, Source
+from schemas.records import School, Source
 
 SCHOOL_COLUMNS = ("school_code", "school_name", "level", "unit_code", "unit_name", "enrollment")
 SOURCE_COLUMNS = ("school_code", "questionnaire", "kind", "location")

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 from expectations import SUITES_DIR
-from flows.records import REJECTION_COLUMNS, Parsed
 from schemas.questionnaire import Questionnaire
+from schemas.records import REJECTION_COLUMNS, Parsed
 
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition

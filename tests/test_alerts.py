@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from flows import alerts as fa
-from flows import alerts_cli
 from flows.alerts import (
     AMBER,
     INFO,
@@ -39,9 +38,10 @@ from flows.alerts import (
     wilson_interval,
     yoy_alerts,
 )
-from flows.alerts_cli import alerts_app
-from flows.records import Fetched, School, Source
+from flows.cli import alerts as alerts_cli
+from flows.cli.alerts import alerts_app
 from schemas.questionnaire import Item, Questionnaire
+from schemas.records import Fetched, School, Source
 from tests.test_warehouse import make_campaign, make_parsed
 from warehouse import alerts as wa
 from warehouse import tables as t

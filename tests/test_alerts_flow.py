@@ -14,8 +14,8 @@ import openpyxl
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from flows import nightly
-from flows.cli import app
+from flows.cli.app import app
+from flows.pipeline import nightly
 from flows.settings import load_settings
 from tests.test_nightly import AS_OF, _stamp, make_province, rows
 from warehouse import db

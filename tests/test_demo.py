@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 
-from flows import demo
+from flows.cli import demo
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS, read_schools, read_sources
 from flows.settings import load_settings
 from schemas import load_questionnaires

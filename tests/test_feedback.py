@@ -17,7 +17,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
-from flows.feedback import (
+from flows.publish.feedback import (
     FIX_HINTS,
     ISSUES_HEADERS,
     ISSUES_SHEET,
@@ -27,9 +27,9 @@ from flows.feedback import (
     mask_personal,
     write_feedback,
 )
-from flows.records import Fetched, School, Source
 from flows.validate import fix_hint
 from schemas.questionnaire import Item, Questionnaire
+from schemas.records import Fetched, School, Source
 from tests.test_warehouse import make_campaign, make_parsed
 from warehouse.load import record_failure, replace_source, start_run, sync_registry
 from warehouse.marts import rebuild_marts

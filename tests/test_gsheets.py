@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from flows.gsheets import (
+from flows.fetch.gsheets import (
     RateLimiter,
     RetryPolicy,
     fetch_gsheet,
@@ -29,8 +29,8 @@ from flows.gsheets import (
     sheet_revision,
     tables_from_content,
 )
-from flows.records import Source, SourceError
 from flows.settings import GSheets, Limits
+from schemas.records import Source, SourceError
 from tests.fake_google import FakeGoogle, Shown
 
 TZ = "Asia/Ho_Chi_Minh"

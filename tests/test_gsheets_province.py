@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flows import nightly
+from flows.pipeline import nightly
 from flows.settings import load_settings
 from tests.fake_google import FakeGoogle
 from tests.test_gsheets import SERVICE_ACCOUNT, write_key

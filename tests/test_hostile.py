@@ -28,13 +28,13 @@ import pytest
 import sqlalchemy as sa
 from python_calamine import CalamineError, CalamineWorkbook
 
-from flows import nightly
+from flows.pipeline import nightly
+from flows.publish.workbooks import write_cell
 from flows.read import FormulaWithoutValue, _DtdScan, _read_calamine, read_tables
-from flows.records import SourceError
 from flows.settings import Limits, load_settings
-from flows.workbooks import write_cell
 from schemas import load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
+from schemas.records import SourceError
 from warehouse import db
 
 Q = load_questionnaires(SCHEMAS_DIR)["CMHS_TH"]

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows.records import Fetched, School, Source
 from schemas.questionnaire import Item, Questionnaire
+from schemas.records import Fetched, School, Source
 from tests.test_warehouse import make_campaign, make_parsed, table_rows
 from warehouse import tables as t
 from warehouse.load import (

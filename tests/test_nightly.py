@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flows import nightly
 from flows.parse import ParseJob
-from flows.records import Fetched, Parsed, SourceOutcome
+from flows.pipeline import nightly
 from flows.settings import Settings, load_settings
+from schemas.records import Fetched, Parsed, SourceOutcome
 from warehouse import db, tables
 from warehouse.load import LoadResult
 
@@ -318,8 +318,8 @@ def _stop_the_process(job: object) -> None:
 def test_a_parse_process_that_dies_fails_its_source_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.records import Fetched, SourceError
-    from flows.runners import parse_pool
+    from flows.pipeline.pools import parse_pool
+    from schemas.records import Fetched, SourceError
 
     settings = load_settings(make_province(tmp_path), env={})
     ctx = nightly.prepare(settings, "r1")
@@ -384,7 +384,7 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
 ) -> None:
     """``read_ahead`` (what ``khaosat run`` calls while its API boots) hands the parse process
     the first batch's files that changed since their last load; a run uses them up."""
-    from flows.runners import parse_pool
+    from flows.pipeline.pools import parse_pool
 
     config = make_province(tmp_path)
     one = {"KHAOSAT_RUN__PARSE_PROCESSES": "1"}  # one process takes jobs in order: see below

@@ -1,4 +1,4 @@
-"""Case tables for the pure normalisers of flows/normalise.py."""
+"""Case tables for the pure normalisers of flows/parse/normalise.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from flows.normalise import (
+from flows.parse.normalise import (
     UnreadableTimestamp,
     cell_text,
     day_month_order,

@@ -10,7 +10,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from flows.normalise import (
+from flows.parse.normalise import (
     UnreadableTimestamp,
     day_month_order,
     fold,
@@ -18,7 +18,7 @@ from flows.normalise import (
     parse_timestamp,
     parse_timestamps,
 )
-from flows.records import Cell
+from schemas.records import Cell
 
 
 def one_by_one(values: list[Cell]) -> tuple[list[dt.datetime | None], list[int]]:

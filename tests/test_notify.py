@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from flows import notify
-from flows.nightly import RunSummary
-from flows.records import Source, SourceOutcome
+from flows.pipeline import notify
+from flows.pipeline.nightly import RunSummary
 from flows.settings import Notify, load_settings
+from schemas.records import Source, SourceOutcome
 
 PASSWORD = "s3cr3t-Mật-khẩu"
 

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 from sqlalchemy.engine import Engine, make_url
 
-from flows import runners
-from flows.demo import generate_province
+from flows.cli.demo import generate_province
+from flows.pipeline import pools
 from flows.settings import SettingsError, load_settings
 from schemas import load_questionnaires
 from tests.test_nightly import make_province
@@ -314,13 +314,13 @@ def test_task_runner_from_settings(tmp_path: Path) -> None:
     from prefect_dask import DaskTaskRunner
 
     config = make_province(tmp_path)
-    threads = runners.task_runner(load_settings(config, env={"KHAOSAT_RUN__CONCURRENCY": "7"}))
+    threads = pools.task_runner(load_settings(config, env={"KHAOSAT_RUN__CONCURRENCY": "7"}))
     assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 7
     dask_env = {"KHAOSAT_RUN__TASK_RUNNER": "dask", "KHAOSAT_RUN__DASK_ADDRESS": "tcp://h:8786"}
-    dask = runners.task_runner(load_settings(config, env=dask_env))
+    dask = pools.task_runner(load_settings(config, env=dask_env))
     assert isinstance(dask, DaskTaskRunner) and dask.address == "tcp://h:8786"
     with pytest.raises(SettingsError, match="run.dask_address"):
-        runners.task_runner(load_settings(config, env={"KHAOSAT_RUN__TASK_RUNNER": "dask"}))
+        pools.task_runner(load_settings(config, env={"KHAOSAT_RUN__TASK_RUNNER": "dask"}))
 
 
 def test_a_local_dask_cluster_gives_the_marts_of_the_threads_run(
@@ -363,7 +363,7 @@ def test_a_local_dask_cluster_gives_the_marts_of_the_threads_run(
 
 
 def test_build_deployment_schedules_the_nightly_flow_at_0130_in_vietnam(tmp_path: Path) -> None:
-    from flows.schedule import build_deployment
+    from flows.pipeline.deploy import build_deployment
 
     config = make_province(tmp_path)
     deployment = build_deployment(load_settings(config, env={}))
@@ -561,7 +561,7 @@ def test_prefect_yaml_deploys_every_province_to_the_work_pool_and_a_worker_runs_
             )
             assert d.parameters == {"config": str(config)}
             assert d.work_pool_name == "khaosat" and d.entrypoint == (
-                "flows/runners.py:province_night"
+                "flows/pipeline/nightly.py:province_night"
             )
 
     flow_run = run_deployment("khaosat-province/ha-noi", timeout=0)
@@ -626,7 +626,7 @@ def test_one_run_leaves_task_run_recording_to_a_prefect_server_of_ones_own(
 LEAVING = """
 import atexit, multiprocessing, os, sys
 from concurrent.futures import ProcessPoolExecutor
-from flows.cli import leave
+from flows.cli.app import leave
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))

@@ -1,4 +1,4 @@
-"""flows/parse.py: header matching, sheet choice, and parse_table on hand-made tables and on
+"""flows/parse: header matching, sheet choice, and parse_table on hand-made tables and on
 the edge-case workbook in xlsx, xls and ods."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pytest
 
 from flows.parse import (
     TIMESTAMP,
-    cell_ref,
     find_header_row,
     header_key,
     match_headers,
@@ -23,9 +22,9 @@ from flows.parse import (
     renamed_questions,
 )
 from flows.read import FormulaWithoutValue, read_tables
-from flows.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table
 from flows.settings import Limits
 from schemas.questionnaire import SCHEMAS_DIR, Item, Questionnaire, load_questionnaire
+from schemas.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table, cell_address
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMATS = ("xlsx", "xls", "ods")
@@ -62,14 +61,14 @@ def sha(email: str) -> str:
 def cells(parsed: Parsed) -> dict[str, float]:
     """answers as {"B7": value}, NaN for unreadable values."""
     a = parsed.answers
-    return {cell_ref(r, c): v for r, c, v in zip(a["row"], a["col"], a["value"], strict=True)}
+    return {cell_address(r, c): v for r, c, v in zip(a["row"], a["col"], a["value"], strict=True)}
 
 
 def rejected(parsed: Parsed) -> list[tuple[str, str | None, str, str]]:
     """rejections as (cell or row, question_code, rule, reason), in sheet order."""
     out = []
     for r in parsed.rejections.itertuples():
-        where = cell_ref(int(r.row), int(r.col)) if not pd.isna(r.col) else f"row {r.row}"
+        where = cell_address(int(r.row), int(r.col)) if not pd.isna(r.col) else f"row {r.row}"
         code = None if pd.isna(r.question_code) else r.question_code
         out.append((where, code, r.rule, r.reason))
     return out
@@ -250,8 +249,8 @@ def test_header_key(header: str, key: str) -> None:
     ("row", "col", "ref"),
     [(1, 1, "A1"), (7, 4, "D7"), (1, 26, "Z1"), (1, 27, "AA1"), (10, 703, "AAA10")],
 )
-def test_cell_ref(row: int, col: int, ref: str) -> None:
-    assert cell_ref(row, col) == ref
+def test_cell_address(row: int, col: int, ref: str) -> None:
+    assert cell_address(row, col) == ref
 
 
 # --------------------------------------------------------------------------------------------
@@ -702,7 +701,9 @@ def test_edge_label_variants(parsed: tuple[str, dict[str, Parsed]]) -> None:
     values = [None if math.isnan(v) else v for v in p.answers["value"]]
     assert values == LABEL_VALUES
     unreadable = p.answers[p.answers["value"].isna()]
-    assert [cell_ref(r, c) for r, c in zip(unreadable["row"], unreadable["col"], strict=True)] == [
+    assert [
+        cell_address(r, c) for r, c in zip(unreadable["row"], unreadable["col"], strict=True)
+    ] == [
         "B11",
         "B12",
         "B13",

@@ -1,4 +1,4 @@
-"""flows/parse.py: what the speed-ups remember between sheets (cell texts known to name no
+"""flows/parse/__init__.py: what the speed-ups remember between sheets (cell texts known to name no
 scored item, the empty rejections frame) changes no result."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from flows.parse import (
     read_tables_ahead,
 )
 from flows.read import FormulaWithoutValue, read_tables
-from flows.records import Cell, Parsed, SourceError, Table
 from flows.settings import Limits
 from schemas.questionnaire import SCHEMAS_DIR, load_questionnaire
+from schemas.records import Cell, Parsed, SourceError, Table
 
 CMHS_TH = load_questionnaire(SCHEMAS_DIR / "CMHS_TH.yaml")
 TC1 = CMHS_TH.item("TC1").text

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import prefect_api
-from flows.prefect_api import TemporaryApi, start_temporary_api
+from flows.pipeline import prefect_api
+from flows.pipeline.prefect_api import TemporaryApi, start_temporary_api
 from tests.test_operations import process_running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_a_server_named_by_a_profile_is_used_and_the_early_api_stopped(tmp_path:
     )
     env = _command_env(home)
     code = (
-        "from flows import prefect_api\n"
+        "from flows.pipeline import prefect_api\n"
         "started = []\n"
         "real = prefect_api._start\n"
         "prefect_api._start = lambda *a: started.append(real(*a)) or started[-1]\n"
@@ -183,7 +183,7 @@ def _command_with_a_temporary_api(tmp_path: Path, then: str) -> tuple[subprocess
     server's process id."""
     env = _command_env(tmp_path / "prefect-home")
     code = (
-        "from flows.prefect_api import start_temporary_api\n"
+        "from flows.pipeline.prefect_api import start_temporary_api\n"
         "api = start_temporary_api()\n"
         "print(api.process.pid, flush=True)\n"
     ) + then

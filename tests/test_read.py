@@ -1,4 +1,4 @@
-"""flows/read.py: formats by content, the edge-case workbook in xlsx/xls/ods, CSV, and every
+"""flows/read: formats by content, the edge-case workbook in xlsx/xls/ods, CSV, and every
 way a file can be unusable."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from flows.read import FormulaWithoutValue, read_tables
-from flows.records import SourceError, Table
 from flows.settings import Limits
+from schemas.records import SourceError, Table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMATS = ("xlsx", "xls", "ods")

@@ -17,8 +17,8 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from flows.records import School, Source
-from flows.status import NOT_RUN_YET, campaign_status, render_status, status, status_json
+from flows.cli.status import NOT_RUN_YET, campaign_status, render_status, status, status_json
+from schemas.records import School, Source
 from tests.test_warehouse import SAT, V1, V2, fetched, make_campaign
 from warehouse import load
 from warehouse.lock import RunLock, this_holder

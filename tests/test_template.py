@@ -12,9 +12,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.parse import parse_table, pick_table
-from flows.read import read_tables
-from flows.settings import Limits
-from flows.template import (
+from flows.publish.template import (
     CHOICES,
     DEFAULT_ROWS,
     FORM_SHEET,
@@ -25,7 +23,9 @@ from flows.template import (
     form_items,
     write_template,
 )
-from flows.workbooks import LIKERT_LABELS
+from flows.publish.workbooks import LIKERT_LABELS
+from flows.read import read_tables
+from flows.settings import Limits
 from schemas import load_questionnaires
 from schemas.questionnaire import Item, Questionnaire
 

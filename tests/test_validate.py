@@ -20,9 +20,9 @@ import pytest
 import flows.validate as fv
 from expectations import SUITES_DIR
 from expectations.generate import build_suite, dumps
-from flows.records import REJECTION_COLUMNS, Parsed
 from flows.validate import TIMESTAMP_CODE, SuiteError, fix_hint, load_suite, validate
 from schemas import load_questionnaires
+from schemas.records import REJECTION_COLUMNS, Parsed
 
 QS = load_questionnaires()
 CODES = sorted(QS)

@@ -20,15 +20,14 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from flows.records import REJECTION_COLUMNS, Fetched, Parsed, School, Source
 from flows.settings import Campaign
 from schemas.questionnaire import Item, Questionnaire
+from schemas.records import REJECTION_COLUMNS, Fetched, Parsed, School, Source, cell_address
 from warehouse import load
 from warehouse import tables as t
 from warehouse.db import alembic_config, connect, get_salt, migrate, safe_url
 from warehouse.load import (
     FAILURE_RULE,
-    cell_address,
     finish_run,
     last_loaded_fingerprints,
     latest_statuses,

@@ -35,9 +35,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
 from flows.alerts import DEFAULT_ACTIONS, ThresholdError, Thresholds
-from flows.records import Fetched, School, Source
-from flows.settings import Campaign
-from flows.workbooks import (
+from flows.publish.workbooks import (
     ALERT_SHEET,
     DIMENSION_SHEET,
     DIMENSIONS,
@@ -65,7 +63,9 @@ from flows.workbooks import (
     write_unit_workbooks,
     write_workbooks,
 )
+from flows.settings import Campaign
 from schemas import load_questionnaires
+from schemas.records import Fetched, School, Source
 from tests.test_warehouse import make_parsed
 from warehouse import tables as t
 from warehouse.load import (
@@ -393,7 +393,7 @@ def test_units_not_given_to_a_process_are_written_here_once_the_province_is(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from flows import workbooks
+    from flows.publish import workbooks
 
     here = write_workbooks(warehouse, C, tmp_path / "here", QS, run_id="run-1")
     n_units = len(here) - 1
@@ -430,7 +430,7 @@ def test_units_whose_process_died_are_written_here_and_the_pool_is_discarded(
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    from flows import runners
+    from flows.pipeline import pools
 
     class DyingOnTheFirstJob(ProcessPoolExecutor):
         submitted = 0
@@ -441,14 +441,14 @@ def test_units_whose_process_died_are_written_here_and_the_pool_is_discarded(
 
     here = write_workbooks(warehouse, C, tmp_path / "here", QS, run_id="run-1")
     pool = DyingOnTheFirstJob(1, mp_context=multiprocessing.get_context("forkserver"))
-    runners._pools["workbook-test", 1] = pool  # noqa: SLF001 - as parse_pool keeps its pool
+    pools._pools["workbook-test", 1] = pool  # noqa: SLF001 - as parse_pool keeps its pool
     try:
         there = write_workbooks(warehouse, C, tmp_path / "there", QS, run_id="run-1", pool=pool)
     finally:
         pool.shutdown()
     assert [p.name for p in there] == [p.name for p in here]
     assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
-    assert ("workbook-test", 1) not in runners._pools  # noqa: SLF001 - the next run starts afresh
+    assert ("workbook-test", 1) not in pools._pools  # noqa: SLF001 - the next run starts afresh
 
 
 def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
@@ -459,7 +459,7 @@ def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
     # change while it is pickled. Only a token, bytes and scopes may cross.
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from flows.workbooks import CampaignData
+    from flows.publish.workbooks import CampaignData
 
     sent: list[tuple[Any, ...]] = []
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from flows.runners import _new_pool
-from flows.workers import _app_module, long_lived_imports
+from flows.pipeline.pools import _new_pool
+from flows.pipeline.processes import _app_module, long_lived_imports
 
 
 @pytest.fixture

@@ -36,9 +36,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows.records import Fetched, Parsed, School, Source
-from flows.settings import Campaign
+from schemas.campaign import Campaign
 from schemas.questionnaire import Questionnaire
+from schemas.records import Fetched, Parsed, School, Source, cell_address, column_letter
 from warehouse import figures
 from warehouse import tables as t
 from warehouse.db import digest, get_meta, insert_ignore, set_meta, shared_engine
@@ -1125,23 +1125,6 @@ def _datetime(value: Any) -> dt.datetime:
     return pd.Timestamp(value).to_pydatetime()
 
 
-@lru_cache(maxsize=1024)
-def column_letters(col: int) -> str:
-    """Spreadsheet column letters of a 1-based column number: 1 -> A, 27 -> AA."""
-    letters = ""
-    while col > 0:
-        col, rem = divmod(col - 1, 26)
-        letters = chr(ord("A") + rem) + letters
-    return letters
-
-
-def cell_address(row: int | None, col: int | None) -> str | None:
-    """A1-style address of a 1-based (row, col), e.g. (12, 4) -> 'D12'; None if either is."""
-    if row is None or col is None:
-        return None
-    return f"{column_letters(col)}{row}"
-
-
 def _response_rows(parsed: Parsed) -> _Rows:
     df = parsed.responses
     columns = ["response_no", "sheet", "row_number", "submitted_at"]
@@ -1177,7 +1160,7 @@ def _answer_rows(parsed: Parsed) -> tuple[_Rows, _Rows]:
         ["question_code", "column_letter", "header"],
         [
             found,
-            [column_letters(columns[code]) for code in found],
+            [column_letter(columns[code]) for code in found],
             [parsed.columns.get(code) for code in found],
         ],
     )
@@ -1212,7 +1195,7 @@ def _question_columns(sheet: str, codes: npt.NDArray[Any], col: pd.Series) -> di
     several = {code: cs for code, cs in found.items() if len(cs) > 1}
     if several:
         listed = "; ".join(
-            f"{code} in columns {', '.join(column_letters(c) for c in cs)}"
+            f"{code} in columns {', '.join(column_letter(c) for c in cs)}"
             for code, cs in sorted(several.items())
         )
         raise ValueError(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.states import State
 
-    from flows.nightly import RunSummary
+    from schemas.records import RunSummary
 
 log = logging.getLogger(__name__)
 

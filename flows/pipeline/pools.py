@@ -4,11 +4,6 @@
 once) or ``dask`` (every fetch, parse and load task is sent to the Dask scheduler at
 ``run.dask_address``, so one province's sources spread over the cluster's workers).
 
-A task runner is fixed when a flow is called, and a work-pool deployment calls the flow its
-entrypoint names with only the parameters: ``province_night`` is that entrypoint (see
-prefect.yaml). It reads the province's config and runs the nightly flow on the task runner the
-config asks for, as ``khaosat run`` and ``khaosat serve`` do.
-
 Tasks sent to Dask travel pickled, even to a worker thread in the same process, so everything a
 task receives must pickle. A SQLAlchemy Engine does not (it holds a pool and locks): the flow's
 Context ships the warehouse URL instead and a worker reconnects through
@@ -28,13 +23,10 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from prefect import flow
-
-from flows.settings import Settings, SettingsError, load_settings
-from flows.workers import start_worker
+from flows.pipeline.processes import start_worker
+from flows.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -179,15 +171,3 @@ def _value(call: Callable[..., T], *args: Any) -> T | BaseException:
         return call(*args)
     except Exception as exc:  # noqa: BLE001 - each job's outcome is its caller's to report
         return exc
-
-
-@flow(name="khaosat-province", log_prints=False)
-def province_night(config: str) -> int:
-    """One province's night on a work pool: the nightly flow (a subflow) with the task runner
-    ``config`` asks for. Returns the run's exit code (0 all loaded or unchanged, 1 a source
-    failed, 3 only absent files), as ``khaosat run`` would exit with."""
-    from flows import nightly  # nightly imports this module
-
-    settings = load_settings(Path(config))
-    configured = nightly.nightly.with_options(task_runner=task_runner(settings))
-    return configured(config=str(settings.config_path)).exit_code

@@ -1,10 +1,11 @@
-"""What khaosat's processes run as they start: the pools' processes (``flows.runners``), the
-Prefect servers it starts (``flows.prefect_api``) and the command's own imports
+"""What khaosat's processes run as they start: the pools' processes (``flows.pipeline.pools``), the
+Prefect servers it starts (``flows.pipeline.prefect_api``) and the command's own imports
 (``long_lived_imports``). Light, since each of them imports it.
 
-``python -m flows.workers PARENT MODULE ARGS...`` runs ``python -m MODULE ARGS...`` in this
-process, ended as ``end_with(PARENT)`` says; for ``uvicorn … --factory MODULE:FUNCTION`` the
-application's MODULE is imported first, as ``long_lived_imports``.
+``python -m flows.pipeline.processes PARENT MODULE ARGS...`` runs
+``python -m MODULE ARGS...`` in this process, ended as ``end_with(PARENT)`` says; for
+``uvicorn … --factory MODULE:FUNCTION`` the application's MODULE is imported first, as
+``long_lived_imports``.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.records import SourceOutcome
+from schemas.records import SourceOutcome
 
 if TYPE_CHECKING:
-    from flows.nightly import RunSummary
+    from schemas.records import RunSummary
 
 
 class Reporter(Protocol):

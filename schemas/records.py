@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -149,3 +150,48 @@ class SourceOutcome:
             f"{len(self.missing_questions)} missing" if self.missing_questions else "",
         ]
         return ", ".join(p for p in parts if p)
+
+
+@dataclass
+class RunSummary:
+    """What a run did: one outcome per source, and where its outputs are."""
+
+    run_id: str
+    campaign_id: str
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+    workbooks: list[Path] = field(default_factory=list)
+    #: one workbook per school with something to fix (output/feedback/<school>.xlsx).
+    feedback: list[Path] = field(default_factory=list)
+    #: False when nothing the outputs depend on changed, so marts, alerts and workbooks were
+    #: left as the last run published them (workbooks and feedback are then empty).
+    published: bool = True
+    warehouse_url: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        """0: every source loaded or unchanged; 1: a source failed; 3: only absent files."""
+        if self.count("failed"):
+            return 1
+        if self.count("absent"):
+            return 3
+        return 0
+
+
+@lru_cache(maxsize=1024)
+def column_letter(col: int) -> str:
+    """Spreadsheet column letters of a 1-based column number: 1 -> A, 27 -> AA."""
+    letters = ""
+    while col > 0:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
+def cell_address(row: int | None, col: int | None) -> str | None:
+    """A1-style address of a 1-based (row, col), e.g. (12, 4) -> 'D12'; None if either is."""
+    if row is None or col is None:
+        return None
+    return f"{column_letter(col)}{row}"

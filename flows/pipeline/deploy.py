@@ -9,7 +9,7 @@ children until interrupted.
 
 The API is ``PREFECT_API_URL`` if set (a shared ``prefect server start``, the production
 setup). Otherwise a local Prefect server is started for as long as ``khaosat serve`` runs
-(``flows.prefect_api.local_server``).
+(``flows.pipeline.prefect_api.local_server``).
 
 Prefect is imported inside the functions, after ``apply_prefect_defaults``, as the CLI does.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from flows.prefect_api import local_server
+from flows.pipeline.prefect_api import local_server
 from flows.settings import Settings, SettingsError, apply_prefect_defaults, load_settings
 
 if TYPE_CHECKING:
@@ -44,10 +44,10 @@ def build_deployment(settings: Settings) -> RunnerDeployment:
     apply_prefect_defaults()
     from prefect.schedules import Cron
 
-    from flows import nightly, runners
+    from flows.pipeline import nightly, pools
 
     c = settings.campaign
-    flow = nightly.nightly.with_options(task_runner=runners.task_runner(settings))
+    flow = nightly.nightly.with_options(task_runner=pools.task_runner(settings))
     # to_deployment dispatches on the caller being async; called from sync code it returns the
     # deployment itself, which its annotation cannot say.
     return cast(

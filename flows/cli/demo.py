@@ -54,11 +54,11 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from flows.records import Cell
+from flows.publish.workbooks import save_workbook, write_cell
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS
 from flows.settings import DEFAULT_TIMEZONE
-from flows.workbooks import save_workbook, write_cell
 from schemas.questionnaire import Item, Questionnaire, load_questionnaires
+from schemas.records import Cell
 
 # ---------------------------------------------------------------------------------------------
 # The campaign
@@ -930,7 +930,7 @@ def _names(plan: _Plan, rng: random.Random) -> tuple[dict[str, str], dict[int, s
 
 def _config_text() -> str:
     return f"""\
-# Demo province written by `khaosat demo` (flows/demo.py): synthetic schools and answers.
+# Demo province written by `khaosat demo` (flows/cli/demo.py): synthetic schools and answers.
 campaign:
   id: {CAMPAIGN_ID}
   name: "{CAMPAIGN_NAME}"

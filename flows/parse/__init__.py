@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from flows.gsheets import tables_from_content
-from flows.normalise import (
+from flows.fetch.gsheets import tables_from_content
+from flows.parse.normalise import (
     cell_text,
     fold,
     is_blank,
@@ -40,9 +40,9 @@ from flows.normalise import (
     yesno_value,
 )
 from flows.read import FormulaWithoutValue, read_tables
-from flows.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table
 from flows.settings import Limits
 from schemas.questionnaire import Item, Questionnaire
+from schemas.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table
 
 #: question_code of rejections about the timestamp column.
 TIMESTAMP = "TIMESTAMP"
@@ -133,16 +133,6 @@ def header_key(header: str) -> str:
     key = fold(strip_numbering(fold(header)))
     key = key.removesuffix("(*)")
     return key.rstrip(" .:?*")
-
-
-def cell_ref(row: int, col: int) -> str:
-    """A 1-based (row, col) as the address a spreadsheet shows: (7, 4) → "D7"."""
-    letters = ""
-    n = col
-    while n:
-        n, rem = divmod(n - 1, 26)
-        letters = chr(65 + rem) + letters
-    return f"{letters}{row}"
 
 
 # --------------------------------------------------------------------------------------------

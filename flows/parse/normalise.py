@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from flows.records import Cell
+from schemas.records import Cell
 
 # --------------------------------------------------------------------------------------------
 # Text folding

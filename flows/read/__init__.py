@@ -53,8 +53,8 @@ from typing import cast
 
 from python_calamine import CalamineError, CalamineWorkbook, PasswordError, SheetTypeEnum
 
-from flows.records import Cell, SourceError, Table
 from flows.settings import Limits
+from schemas.records import Cell, SourceError, Table, column_letter
 
 
 class FormulaWithoutValue(str):
@@ -534,17 +534,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _ref(row: int, col: int) -> str:
     """0-based (row, col) as an A1 address."""
-    return f"{_col_letters(col + 1)}{row + 1}"
-
-
-def _col_letters(col: int) -> str:
-    """A 1-based column number as letters: 1 → A, 27 → AA, 16384 → XFD."""
-    letters = ""
-    n = col
-    while n:
-        n, rem = divmod(n - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+    return f"{column_letter(col + 1)}{row + 1}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -807,7 +797,7 @@ def _not_within(height: int, width: int) -> tuple[re.Pattern[bytes], re.Pattern[
     """Patterns finding a <c>, and a <row>, that calamine may place outside ``height`` rows ×
     ``width`` columns: anything not written as a plain reference inside them."""
     rows = _at_most(str(height), _DIGITS, '"')
-    cols = _at_most(_col_letters(width), _LETTERS, "(?=[1-9])")
+    cols = _at_most(column_letter(width), _LETTERS, "(?=[1-9])")
     cell = re.compile(rf'<c(?=[\s/>])(?! r="{cols}{rows})'.encode())
     row = re.compile(rf'<row(?=[\s/>])(?! r="{rows})'.encode())
     return cell, row

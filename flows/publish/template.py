@@ -23,7 +23,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.parse import match_headers
-from flows.workbooks import LIKERT_LABELS, fit_row_heights, save_workbook, write_cell
+from flows.publish.workbooks import LIKERT_LABELS, fit_row_heights, save_workbook, write_cell
 from schemas.questionnaire import Item, Questionnaire
 
 FORM_SHEET = "Nhập phiếu"

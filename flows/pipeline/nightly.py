@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -31,27 +30,35 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from sqlalchemy.engine import Engine
 
-from flows import report
 from flows.alerts import ThresholdError, Thresholds, evaluate_alerts
-from flows.feedback import write_feedback
-from flows.fetch import SourceAbsent, fetch_file, fingerprint_of, unchanged_file
-from flows.gsheets import (
+from flows.fetch.files import SourceAbsent, fetch_file, fingerprint_of, unchanged_file
+from flows.fetch.gsheets import (
     GSheetsClient,
     fetch_gsheet,
     open_client,
     sheet_revision,
 )
-from flows.notify import notify_failed_sources, on_failure
 from flows.parse import ParseJob, parse_fetched, read_tables_ahead
-from flows.records import Fetched, Parsed, School, Source, SourceError, SourceOutcome
+from flows.pipeline import progress
+from flows.pipeline.notify import notify_failed_sources, on_failure
+from flows.pipeline.pools import in_processes, load_pool, parse_pool, parse_processes, task_runner
+from flows.pipeline.processes import long_lived_imports
+from flows.publish.feedback import write_feedback
+from flows.publish.workbooks import write_workbooks
 from flows.registry import read_schools, read_sources
-from flows.runners import in_processes, load_pool, parse_pool, parse_processes, task_runner
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import create_context, validate, warm_up
-from flows.workbooks import write_workbooks
-from flows.workers import long_lived_imports
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
+from schemas.records import (
+    Fetched,
+    Parsed,
+    RunSummary,
+    School,
+    Source,
+    SourceError,
+    SourceOutcome,
+)
 from warehouse import alerts as warehouse_alerts
 from warehouse import db, load, marts
 from warehouse.lock import RunLock
@@ -105,34 +112,6 @@ class Context:
         state["engine"] = db.shared_engine(state["engine"])
         state["gsheets"] = open_client(state["settings"].gsheets) if state["gsheets"] else None
         self.__dict__.update(state)
-
-
-@dataclass
-class RunSummary:
-    """What a run did: one outcome per source, and where its outputs are."""
-
-    run_id: str
-    campaign_id: str
-    outcomes: list[SourceOutcome] = field(default_factory=list)
-    workbooks: list[Path] = field(default_factory=list)
-    #: one workbook per school with something to fix (output/feedback/<school>.xlsx).
-    feedback: list[Path] = field(default_factory=list)
-    #: False when nothing the outputs depend on changed, so marts, alerts and workbooks were
-    #: left as the last run published them (workbooks and feedback are then empty).
-    published: bool = True
-    warehouse_url: str = ""
-
-    def count(self, status: str) -> int:
-        return sum(o.status == status for o in self.outcomes)
-
-    @property
-    def exit_code(self) -> int:
-        """0: every source loaded or unchanged; 1: a source failed; 3: only absent files."""
-        if self.count("failed"):
-            return 1
-        if self.count("absent"):
-            return 3
-        return 0
 
 
 def prepare(settings: Settings, run_id: str) -> Context:
@@ -455,7 +434,7 @@ class Tracker:
 
     def __init__(self, ctx: Context, chosen: list[Source]) -> None:
         self.ctx = ctx
-        self.reporter = report.active()
+        self.reporter = progress.active()
         self.started = {s.key: time.monotonic() for s in chosen}
         self.outcomes: dict[str, SourceOutcome] = {}
         self.reporter.start(len(chosen))
@@ -795,6 +774,16 @@ def publish(config: str, as_of: dt.datetime | None = None) -> tuple[list[Path], 
         published = publish_all(ctx, as_of or _now(settings))
         assert published is not None  # noqa: S101 - publish_all skips only when asked to
         return published
+
+
+@flow(name="khaosat-province", log_prints=False)
+def province_night(config: str) -> int:
+    """One province's night on a work pool: the nightly flow (a subflow) with the task runner
+    ``config`` asks for. Returns the run's exit code (0 all loaded or unchanged, 1 a source
+    failed, 3 only absent files), as ``khaosat run`` would exit with."""
+    settings = load_settings(Path(config))
+    configured = nightly.with_options(task_runner=task_runner(settings))
+    return configured(config=str(settings.config_path)).exit_code
 
 
 def run(settings: Settings, **params: Any) -> RunSummary:

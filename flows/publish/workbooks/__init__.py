@@ -95,7 +95,7 @@ LEVEL_LABELS: dict[str, str] = {
 }
 
 #: The canonical Likert labels (DOMAIN.md), 1–5: report headers here and the blank form's
-#: dropdown (flows.template).
+#: dropdown (flows.publish.template).
 LIKERT_LABELS: dict[int, str] = {
     1: "Rất không hài lòng",
     2: "Không hài lòng",
@@ -2365,7 +2365,7 @@ def write_workbooks(
         elif running:
             wait(running, return_when=FIRST_COMPLETED)
     if broken:
-        from flows.runners import discard_pool  # the flow's pools; imports Prefect
+        from flows.pipeline.pools import discard_pool  # the flow's pools; imports Prefect
 
         discard_pool(pool)
     return [*paths, *(written[i] for i in range(len(jobs)))]

@@ -1,6 +1,6 @@
 """``khaosat alerts``: list the campaign's alerts, acknowledge or resolve one.
 
-Mounted by flows/cli.py as ``app.add_typer(alerts_app, name="alerts")``. Each command reads
+Mounted by flows/cli/__init__.py as ``app.add_typer(alerts_app, name="alerts")``. Each command reads
 khaosat.yaml (``--config/-c``), opens and upgrades the warehouse, and works on the configured
 campaign's alerts only. Alerts are raised and cleared by the nightly run; an officer only
 acknowledges (known, being handled: stays so while the condition holds) or resolves (fixed: the
@@ -37,7 +37,7 @@ alerts_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Same reasoning as flows/cli.py: logs and CI have no terminal, give tables room.
+# Same reasoning as flows/cli/__init__.py: logs and CI have no terminal, give tables room.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 ConfigOption = Annotated[

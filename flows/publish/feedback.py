@@ -10,7 +10,7 @@ and load). A second sheet gives the school's submission status per questionnaire
 
 Privacy: the warehouse holds no e-mails or names, but a respondent may have typed one into an
 answer cell; raw values that look like an e-mail address or a phone number are masked. All
-text goes through ``flows.workbooks.write_cell`` (never a formula) and files through
+text goes through ``flows.publish.workbooks.write_cell`` (never a formula) and files through
 ``save_workbook`` (the same content gives the same bytes). A school with nothing left to fix
 loses its old feedback file, so the folder always says what is wrong now.
 """
@@ -32,8 +32,8 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from flows.publish.workbooks import INT_FORMAT, safe_file_part, save_workbook, write_cell
 from flows.validate import fix_hint
-from flows.workbooks import INT_FORMAT, safe_file_part, save_workbook, write_cell
 from warehouse import tables as t
 from warehouse.load import latest_loads
 

@@ -56,9 +56,9 @@ from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
 from gspread.urls import DRIVE_FILES_API_V3_URL
 
-from flows.fetch import archive
-from flows.records import Cell, Fetched, Source, SourceError, Table
+from flows.fetch.files import archive
 from flows.settings import GSheets, Limits
+from schemas.records import Cell, Fetched, Source, SourceError, Table
 
 log = logging.getLogger(__name__)
 

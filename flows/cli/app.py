@@ -12,12 +12,12 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from flows.alerts_cli import alerts_app
-from flows.prefect_api import start_temporary_api
-from flows.schedule import serve_command
+from flows.cli.alerts import alerts_app
+from flows.cli.status import status
+from flows.pipeline.deploy import serve_command
+from flows.pipeline.prefect_api import start_temporary_api
+from flows.pipeline.processes import long_lived_imports
 from flows.settings import Settings, SettingsError, load_settings
-from flows.status import status
-from flows.workers import long_lived_imports
 
 app = typer.Typer(
     help="Nightly consolidation of education satisfaction surveys.",
@@ -47,12 +47,15 @@ def _settings(config: Path) -> Settings:
 def _run(settings: Settings, **params: object) -> int:
     api = start_temporary_api()  # it boots while the flow's code is imported
     with long_lived_imports():
-        from flows import nightly, report  # Prefect is imported only once its defaults are set
+        from flows.pipeline import (  # Prefect is imported only once its defaults are set
+            nightly,
+            progress,
+        )
         from flows.registry import RegistryError
         from schemas import QuestionnaireError
         from warehouse.lock import LockHeld
 
-    report.use(report.RichReporter(console))
+    progress.use(progress.RichReporter(console))
     nightly.read_ahead(settings, **params)  # the parse processes start while the API boots
     try:
         with api.serving():
@@ -111,7 +114,7 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     """Rebuild marts and workbooks from the warehouse, without fetching any source."""
     settings = _settings(config)
     api = start_temporary_api()
-    from flows import nightly
+    from flows.pipeline import nightly
     from warehouse.lock import LockHeld
 
     try:
@@ -140,7 +143,7 @@ def template(
 
     Uses the config's schemas_dir when a config is present, else the built-in questionnaires.
     """
-    from flows.template import write_template
+    from flows.publish.template import write_template
     from schemas import QuestionnaireError, load_questionnaires
     from schemas.questionnaire import SCHEMAS_DIR
 
@@ -167,7 +170,7 @@ def demo(
     seed: int = 2024,
 ) -> None:
     """Generate a realistic synthetic province and run the nightly consolidation on it."""
-    from flows.demo import generate_province
+    from flows.cli.demo import generate_province
 
     config = generate_province(folder, seed=seed)
     console.print(f"Demo province written to {folder.resolve()}")

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flows.records import Fetched, Source, SourceError
 from flows.settings import Limits
+from schemas.records import Fetched, Source, SourceError
 
 
 class SourceAbsent(SourceError):

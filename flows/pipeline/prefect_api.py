@@ -208,9 +208,9 @@ def start_temporary_api() -> TemporaryApi:
 
 def _start(module_args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``python -m MODULE_ARGS`` with this interpreter, the environment plus ``env``; it ends
-    by itself should this process be killed (``flows.workers``)."""
+    by itself should this process be killed (``flows.pipeline.processes``)."""
     return subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-m", "flows.workers", str(os.getpid()), *module_args],
+        [sys.executable, "-m", "flows.pipeline.processes", str(os.getpid()), *module_args],
         env={**os.environ, **env},
     )
 

@@ -1,0 +1,1 @@
+"""The ``khaosat`` command line: the typer app (``app``) and one module per command group."""
