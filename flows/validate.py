@@ -268,19 +268,8 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
 # --- GX context ---------------------------------------------------------------------------
 
 
-def warm_up() -> threading.Thread:
-    """Create the GX context (importing GX: ~3.5 s) in a background thread and return it.
-
-    A run calls this when it starts ingesting, so the import is not seconds before the first
-    validation. Calling it again, or after ``create_context``, waits for the first call's context.
-    """
-    thread = threading.Thread(target=create_context, name="khaosat-gx-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
 def create_context() -> None:
-    """Create the GX context now, in this thread (``warm_up`` does it in the background).
+    """Create the GX context now, in this thread (a run makes it in the background as it ingests).
 
     A one-off command calls this before its flow starts, while it waits for its Prefect API
     (``nightly.read_ahead``), so that what GX makes as it is imported can be frozen out of the
