@@ -301,6 +301,7 @@ class GSheetsClient:
         self._sessions_lock = threading.Lock()
 
     def __repr__(self) -> str:
+        """The account only: never the credentials."""
         return f"GSheetsClient(service_account={self.service_account!r})"
 
     def http(self, where: str) -> HTTPClient:
