@@ -300,31 +300,33 @@ def pick_table(
     Raises ``SourceError`` listing the sheet names when the configured sheet is absent or no
     sheet holds the questionnaire's headers.
     """
-    names = ", ".join(repr(t.name) for t in tables) or "none"
+    names = ", ".join(repr(table.name) for table in tables) or "none"
     if sheet is not None:
-        for t in tables:
-            if t.name == sheet:
-                return t
-        for t in tables:
-            if fold(t.name) == fold(sheet):
-                return t
+        for table in tables:
+            if table.name == sheet:
+                return table
+        for table in tables:
+            if fold(table.name) == fold(sheet):
+                return table
         raise SourceError(f"sheet {sheet!r} not found; the file has sheets {names}")
     index = _index(questionnaire)
     best: Table | None = None
     best_score = 0
-    for t in tables:
+    for table in tables:
         score = max(
             (
-                match_headers(r, questionnaire).score(questionnaire)
-                for r in t.rows[:HEADER_SCAN_ROWS]
-                if index.may_score(r)  # the others score 0
+                match_headers(row, questionnaire).score(questionnaire)
+                for row in table.rows[:HEADER_SCAN_ROWS]
+                if index.may_score(row)  # the others score 0
             ),
             default=0,
         )
         if score > best_score:
-            best, best_score = t, score
+            best, best_score = table, score
     if best is None:
-        found = "; ".join(f"{t.name!r}: {_first_cells(t, 3)}" for t in tables if t.rows)
+        found = "; ".join(
+            f"{table.name!r}: {_first_cells(table, 3)}" for table in tables if table.rows
+        )
         raise SourceError(
             f"no sheet holds the headers of {questionnaire.code} ({questionnaire.name}); "
             f"expected headers such as {_expected(questionnaire)}; sheets {names}"

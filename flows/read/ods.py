@@ -172,11 +172,11 @@ def prepare_ods(pkg: Package, filename: str, limits: Limits) -> tuple[bytes, For
     cuts: list[tuple[int, int]] = []
     starts = [m.start() for m in _ODS_TABLE.finditer(xml)] + [len(xml)]
     has_formulas = b"table:formula=" in xml
-    for t, t_start in enumerate(starts[:-1]):
-        name_m = re.search(rb'table:name="([^"]*)"', xml[t_start : t_start + 2000])
+    for n, table_start in enumerate(starts[:-1]):
+        name_m = re.search(rb'table:name="([^"]*)"', xml[table_start : table_start + 2000])
         sheet = html.unescape(name_m.group(1).decode("utf-8", "replace")) if name_m else "?"
-        rows = _ods_rows(xml, t_start, starts[t + 1])
-        covered = xml.find(b"<table:covered-table-cell", t_start, starts[t + 1]) >= 0
+        rows = _ods_rows(xml, table_start, starts[n + 1])
+        covered = xml.find(b"<table:covered-table-cell", table_start, starts[n + 1]) >= 0
         extents = [_ods_row_extent(xml, start, end, covered) for start, end, _ in rows]
         keep = len(rows)
         while keep and extents[keep - 1][0] == 0:
