@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from flows.fetch.files import fetch_file
-    from flows.parse import parse_table, pick_table
+    from flows.parse.header import pick_table
+    from flows.parse.sheet import parse_table
     from flows.pipeline.nightly import prepare
     from flows.publish.workbooks import write_unit_workbooks
     from flows.read import read_tables

@@ -1,24 +1,13 @@
 """Validate staged rows with the questionnaire's Great Expectations suite.
 
-One GX run per frame per questionnaire over every sheet staged in this run (never per file: a
-run's fixed cost is paid once, and the rules are the same for every school). The suite is
-``expectations/<CODE>.json``; each expectation's ``meta`` says which frame it checks, what it
-rejects (one answer, or a whole response), and the reason and fix shown to the school.
-
-Frames (built here, vectorised, from the Parsed of all sources):
-
-- answers: row_key, question_code, kind, value, raw: one row per scored answer (raw only when
-  an expectation reads it; text held as codes until GX is shown it);
-- responses: row_key, submitted_at (datetime64[ns], which GX compares vectorised), and for
-  service reviews source_idx and service.
-
-A frame whose every expectation judges each row alone is shown to GX one distinct row at a
-time, and each row gets the verdict of its distinct row; a distinct row already judged in an
-earlier batch of the run (same suite, same parameters) is not shown again.
-
-Unexpected rows come back from GX by ``row_key`` and are mapped to their Parsed and cell.
-A rejected answer is removed alone; a rejected response is removed with all its answers and
-reported once. Nothing disappears: every removal is a row of the Parsed's ``rejections``.
+One GX run per frame per questionnaire over every sheet staged in a batch (never per file: a
+run's fixed cost is paid once). The suite is ``expectations/<CODE>.json``; each expectation's
+``meta`` says which frame it checks (answers, or responses), what it rejects (one answer, or a
+whole response), and the reason and fix shown to the school. A frame whose every expectation
+judges each row alone is shown to GX one distinct row at a time, and a distinct row already
+judged earlier in the run (same suite, same parameters) is not shown again. Unexpected rows
+come back by ``row_key``: a rejected answer is removed alone, a rejected response with all
+its answers; every removal is a row of the Parsed's ``rejections``.
 """
 
 from __future__ import annotations
@@ -131,7 +120,7 @@ class _Compiled:
     #: (frame, parameters): the row's values -> its first failing rule, or None. A row-wise
     #: verdict depends on the row and the parameters alone, so a row seen in an earlier batch
     #: of the run is not shown to GX again: after the first batch, a questionnaire's answers
-    #: are nearly all seen, and their GX run (~120 ms, mostly GX's fixed cost) is skipped.
+    #: are nearly all seen, and their GX run (mostly GX's fixed cost) is skipped.
     verdicts: dict[tuple[str, str], dict[tuple[Any, ...], str | None]] = dataclasses.field(
         default_factory=dict, compare=False
     )
@@ -268,19 +257,8 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
 # --- GX context ---------------------------------------------------------------------------
 
 
-def warm_up() -> threading.Thread:
-    """Create the GX context (importing GX: ~3.5 s) in a background thread and return it.
-
-    A run calls this when it starts ingesting, so the import is not seconds before the first
-    validation. Calling it again, or after ``create_context``, waits for the first call's context.
-    """
-    thread = threading.Thread(target=create_context, name="khaosat-gx-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
 def create_context() -> None:
-    """Create the GX context now, in this thread (``warm_up`` does it in the background).
+    """Create the GX context now, in this thread (a run makes it in the background as it ingests).
 
     A one-off command calls this before its flow starts, while it waits for its Prefect API
     (``nightly.read_ahead``), so that what GX makes as it is imported can be frozen out of the
@@ -370,7 +348,7 @@ def _judged(
         for i in unseen:
             verdict[i] = found.get(i)
         with _VERDICTS_LOCK:
-            if len(known) + len(unseen) > _MAX_VERDICTS:
+            if len(known) + len(unseen) > MAX_VERDICTS:
                 known.clear()  # bounded: memory must not grow with the province
             known.update((keys[i], verdict[i]) for i in unseen)
     return verdict
@@ -383,7 +361,7 @@ _VERDICTS_LOCK = threading.Lock()
 _UNSEEN = object()
 #: Distinct rows remembered per frame and parameters: a questionnaire's answers need a few
 #: hundred; a frame with more starts again when it reaches this.
-_MAX_VERDICTS = 50_000
+MAX_VERDICTS = 50_000
 
 
 def _row_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
@@ -564,104 +542,146 @@ def validate(
     strangers = sorted({p.questionnaire for p in parsed} - {code})
     if strangers:
         raise ValueError(f"validate({code}) was given sheets parsed as {', '.join(strangers)}")
-    n_src = len(parsed)
-    compiled = _compiled(code)
-    checks = compiled.checks
-
-    # -- responses: one run, then the (source, response_no) pairs rejected whole
-    responses = [p.responses for p in parsed]
-    resp = {c: _column(responses, c) for c in ("response_no", "row", "service")}
-    submitted_at = _timestamps(responses)
-    resp["submitted_at"] = submitted_at.to_numpy()
-    r_off = _offsets([len(r) for r in responses])
-    r_src = np.repeat(np.arange(n_src), np.diff(r_off))
-    n_resp = int(r_off[-1])
-    resp_frame = pd.DataFrame(
-        {
-            "row_key": np.arange(n_resp, dtype="int64"),
-            "submitted_at": submitted_at,
-        }
-    )
-    if questionnaire.kind == "service_review":
-        resp_frame["source_idx"] = r_src
-        resp_frame["service"] = _service_key(pd.Series(resp["service"]))
-    opens, closes = window
-    resp_failed = _run(code, RESPONSES, resp_frame, {"opens": opens, "closes": closes})
-    resp_rule = np.full(n_resp, None, dtype=object)
-    resp_rule[resp_failed.index.to_numpy()] = resp_failed.to_numpy(dtype=object)
-    resp_rejected = pd.notna(resp_rule)
+    responses = _judge_responses(questionnaire, parsed, window)
     # response identity across sources: response_no restarts at 1 in every sheet
-    resp_no = _int_or_minus_one(resp["response_no"])
-    rejected_ids = (r_src[resp_rejected].astype("int64") << 32) | resp_no[resp_rejected]
-
-    # -- answers: one run over all sources
-    answers = [p.answers for p in parsed]
-    ans = {c: _column(answers, c) for c in _ANSWER_COLUMNS}
-    a_off = _offsets([len(a) for a in answers])
-    a_src = np.repeat(np.arange(n_src), np.diff(a_off))
-    n_ans = int(a_off[-1])
-    ans_params = {"question_codes": [i.code for i in questionnaire.scored_items]}
-    # raw text is read by no expectation of today's suites (it is there for the school to
-    # see): when so, it is neither converted nor part of the distinct rows.
-    columns = {
-        "question_code": lambda: _text(ans["question_code"]),
-        "kind": lambda: _text(ans["kind"]),
-        "value": lambda: pd.to_numeric(ans["value"], errors="coerce").astype("float64"),
-        "raw": lambda: _text(_column(answers, "raw")),
-    }
-    ans_frame = pd.DataFrame(
-        {
-            "row_key": np.arange(n_ans, dtype="int64"),
-            **{
-                c: build() for c, build in columns.items() if compiled.reads(ANSWERS, c, ans_params)
-            },
-        }
-    )
-    ans_failed = _run(code, ANSWERS, ans_frame, ans_params)
-    ans_ids = (a_src.astype("int64") << 32) | _int_or_minus_one(ans["response_no"])
-    # answers of a rejected response go with it (reported once, as the response)
-    in_rejected_resp = np.isin(ans_ids, rejected_ids)
-    ans_rule = np.full(n_ans, None, dtype=object)
-    ans_rule[ans_failed.index.to_numpy()] = ans_failed.to_numpy(dtype=object)
-    ans_rule[in_rejected_resp] = None
-    ans_rejected = pd.notna(ans_rule)
-    ans_keep = ~(ans_rejected | in_rejected_resp)
-
-    # Sorted by source, then sheet cell, so each Parsed's rejections are one slice and read in
-    # the order the feedback workbook lists them. Most batches reject nothing: no frames then.
-    new_rej: pd.DataFrame | None = None
-    rej_off = np.zeros(n_src + 1, dtype="int64")
-    if resp_rejected.any() or ans_rejected.any():
-        sheets = np.array([p.sheet for p in parsed], dtype=object)
-        ans |= {c: _column(answers, c) for c in _ANSWER_CELL_COLUMNS}
-        value_rej = _answer_rejections(ans, ans_rule, ans_rejected, a_src, sheets, checks)
-        resp_rej = _response_rejections(
-            resp, resp_rule, resp_rejected, r_src, sheets, checks, questionnaire
-        )
-        new_rej = pd.concat([resp_rej, value_rej], ignore_index=True)
-        new_rej["_src"] = np.concatenate([r_src[resp_rejected], a_src[ans_rejected]])
-        new_rej = new_rej.sort_values(["_src", "row", "col"], kind="stable", na_position="first")
-        rej_off = np.searchsorted(new_rej["_src"].to_numpy(), np.arange(n_src + 1))
-        new_rej = new_rej.drop(columns="_src").reset_index(drop=True)
-
+    rejected = responses.rejected
+    resp_no = _int_or_minus_one(responses.columns["response_no"])
+    rejected_ids = (responses.src[rejected].astype("int64") << 32) | resp_no[rejected]
+    answers = _judge_answers(questionnaire, parsed, rejected_ids)
+    new_rejections, slices = _new_rejections(questionnaire, parsed, responses, answers)
     out = []
     for i, p in enumerate(parsed):
-        a_keep = ans_keep[a_off[i] : a_off[i + 1]]
-        r_keep = ~resp_rejected[r_off[i] : r_off[i + 1]]
+        answers_kept = answers.kept[answers.offsets[i] : answers.offsets[i + 1]]
+        responses_kept = ~rejected[responses.offsets[i] : responses.offsets[i + 1]]
         rejections = p.rejections
-        if new_rej is not None:
-            rejections = _append(p.rejections, new_rej.iloc[rej_off[i] : rej_off[i + 1]])
+        if new_rejections is not None:
+            rejections = _append(p.rejections, new_rejections.iloc[slices[i] : slices[i + 1]])
         out.append(
             dataclasses.replace(
                 p,
-                answers=p.answers if a_keep.all() else p.answers[a_keep].reset_index(drop=True),
-                responses=(
-                    p.responses if r_keep.all() else p.responses[r_keep].reset_index(drop=True)
-                ),
+                answers=_kept(p.answers, answers_kept),
+                responses=_kept(p.responses, responses_kept),
                 rejections=rejections,
             )
         )
     return out
+
+
+@dataclasses.dataclass
+class _Judged:
+    """One frame of a batch judged: its columns over all sources, and per row the source, the
+    rule it failed (None if none) and whether it is rejected (and kept)."""
+
+    columns: dict[str, np.ndarray]
+    src: np.ndarray
+    offsets: np.ndarray
+    rule: np.ndarray
+    rejected: np.ndarray
+    kept: np.ndarray
+
+
+def _kept(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
+def _judge_responses(
+    questionnaire: Questionnaire, parsed: list[Parsed], window: tuple[dt.datetime, dt.datetime]
+) -> _Judged:
+    """The responses of every source in one run."""
+    responses = [p.responses for p in parsed]
+    columns = {c: _column(responses, c) for c in ("response_no", "row", "service")}
+    submitted_at = _timestamps(responses)
+    columns["submitted_at"] = submitted_at.to_numpy()
+    offsets = _offsets([len(r) for r in responses])
+    src = np.repeat(np.arange(len(parsed)), np.diff(offsets))
+    count = int(offsets[-1])
+    frame = pd.DataFrame(
+        {
+            "row_key": np.arange(count, dtype="int64"),
+            "submitted_at": submitted_at,
+        }
+    )
+    if questionnaire.kind == "service_review":
+        frame["source_idx"] = src
+        frame["service"] = _service_key(pd.Series(columns["service"]))
+    opens, closes = window
+    failed = _run(questionnaire.code, RESPONSES, frame, {"opens": opens, "closes": closes})
+    rule = np.full(count, None, dtype=object)
+    rule[failed.index.to_numpy()] = failed.to_numpy(dtype=object)
+    rejected = pd.notna(rule)
+    return _Judged(columns, src, offsets, rule, rejected, ~rejected)
+
+
+def _judge_answers(
+    questionnaire: Questionnaire, parsed: list[Parsed], rejected_ids: np.ndarray
+) -> _Judged:
+    """The answers of every source in one run; the answers of a rejected response go with it
+    (reported once, as the response)."""
+    code = questionnaire.code
+    answers = [p.answers for p in parsed]
+    columns = {c: _column(answers, c) for c in _ANSWER_COLUMNS}
+    offsets = _offsets([len(a) for a in answers])
+    src = np.repeat(np.arange(len(parsed)), np.diff(offsets))
+    count = int(offsets[-1])
+    params = {"question_codes": [i.code for i in questionnaire.scored_items]}
+    # raw text is read by no expectation of today's suites (it is there for the school to
+    # see): when so, it is neither converted nor part of the distinct rows.
+    builders = {
+        "question_code": lambda: _text(columns["question_code"]),
+        "kind": lambda: _text(columns["kind"]),
+        "value": lambda: pd.to_numeric(columns["value"], errors="coerce").astype("float64"),
+        "raw": lambda: _text(_column(answers, "raw")),
+    }
+    compiled = _compiled(code)
+    frame = pd.DataFrame(
+        {
+            "row_key": np.arange(count, dtype="int64"),
+            **{c: build() for c, build in builders.items() if compiled.reads(ANSWERS, c, params)},
+        }
+    )
+    failed = _run(code, ANSWERS, frame, params)
+    ids = (src.astype("int64") << 32) | _int_or_minus_one(columns["response_no"])
+    in_rejected_response = np.isin(ids, rejected_ids)
+    rule = np.full(count, None, dtype=object)
+    rule[failed.index.to_numpy()] = failed.to_numpy(dtype=object)
+    rule[in_rejected_response] = None
+    rejected = pd.notna(rule)
+    kept = ~(rejected | in_rejected_response)
+    return _Judged(columns, src, offsets, rule, rejected, kept)
+
+
+def _new_rejections(
+    questionnaire: Questionnaire, parsed: list[Parsed], responses: _Judged, answers: _Judged
+) -> tuple[pd.DataFrame | None, np.ndarray]:
+    """The rejections of the batch and where each source's slice of them starts.
+
+    Sorted by source, then sheet cell, so each Parsed's rejections are one slice and read in
+    the order the feedback workbook lists them. Most batches reject nothing: no frames then.
+    """
+    n_src = len(parsed)
+    if not (responses.rejected.any() or answers.rejected.any()):
+        return None, np.zeros(n_src + 1, dtype="int64")
+    checks = _compiled(questionnaire.code).checks
+    sheets = np.array([p.sheet for p in parsed], dtype=object)
+    frames = [p.answers for p in parsed]
+    answers.columns |= {c: _column(frames, c) for c in _ANSWER_CELL_COLUMNS}
+    value_rej = _answer_rejections(
+        answers.columns, answers.rule, answers.rejected, answers.src, sheets, checks
+    )
+    resp_rej = _response_rejections(
+        responses.columns,
+        responses.rule,
+        responses.rejected,
+        responses.src,
+        sheets,
+        checks,
+        questionnaire,
+    )
+    new = pd.concat([resp_rej, value_rej], ignore_index=True)
+    new["_src"] = np.concatenate([responses.src[responses.rejected], answers.src[answers.rejected]])
+    new = new.sort_values(["_src", "row", "col"], kind="stable", na_position="first")
+    slices = np.searchsorted(new["_src"].to_numpy(), np.arange(n_src + 1))
+    return new.drop(columns="_src").reset_index(drop=True), slices
 
 
 def _answer_rejections(

@@ -20,15 +20,9 @@ from typing import Any
 
 import pytest
 
-from flows.fetch.gsheets import (
-    RateLimiter,
-    RetryPolicy,
-    fetch_gsheet,
-    open_client,
-    sheet_key,
-    sheet_revision,
-    tables_from_content,
-)
+from flows.fetch.google import RateLimiter, RetryPolicy, open_client
+from flows.fetch.gsheets import fetch_gsheet, sheet_key, sheet_revision
+from flows.read.gsheet import tables_from_content
 from flows.settings import GSheets, Limits
 from schemas.records import Source, SourceError
 from tests.fake_google import FakeGoogle, Shown

@@ -30,7 +30,10 @@ from python_calamine import CalamineError, CalamineWorkbook
 
 from flows.pipeline import nightly
 from flows.publish.workbooks import write_cell
-from flows.read import FormulaWithoutValue, _DtdScan, _read_calamine, read_tables
+from flows.read import read_tables
+from flows.read.calamine import read_calamine
+from flows.read.cells import FormulaWithoutValue
+from flows.read.guards import DtdScan
 from flows.settings import Limits, load_settings
 from schemas import load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
@@ -824,7 +827,7 @@ def test_dtd_is_found_across_chunk_boundaries() -> None:
             read_tables(rezip(parts), "f.xlsx", Limits(max_compression_ratio=10_000))
     for text in (b"<!-- a comment -->", b"<![CDATA[a]]>", b"<!ENTITY x 'y'>"):
         for cut in range(1, len(text)):
-            scan = _DtdScan("f.xlsx", "p.xml", b"<")
+            scan = DtdScan("f.xlsx", "p.xml", b"<")
             try:
                 scan.feed(b"<a>" + text[:cut])
                 scan.feed(text[cut:] + b"</a>")
@@ -849,7 +852,7 @@ def test_a_panic_inside_calamine_fails_the_file_alone() -> None:
     """calamine panics on some damaged xls (this FILEPASS one, were it not caught before); the
     panic arrives as pyo3's PanicException, a BaseException, and must become a SourceError."""
     with pytest.raises(SourceError, match=r"^f.xls: damaged or unsupported spreadsheet"):
-        _read_calamine(encrypted_xls(), "f.xls", Limits(), {})
+        read_calamine(encrypted_xls(), "f.xls", Limits(), {})
 
 
 def test_duplicate_part_names_are_refused() -> None:

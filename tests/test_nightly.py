@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flows.parse import ParseJob
 from flows.pipeline import nightly
+from flows.pipeline.read_ahead import ParseJob
 from flows.settings import Settings, load_settings
 from schemas.records import Fetched, Parsed, SourceOutcome
 from warehouse import db, tables
@@ -343,7 +343,7 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
 
 
 def _stop_parsing_s2(job: ParseJob) -> object:
-    from flows.parse import parse_fetched
+    from flows.pipeline.read_ahead import parse_fetched
 
     if job.filename.startswith("S2_"):
         os._exit(3)  # as a parse process killed by the kernel, or aborted by a library, would
@@ -372,7 +372,7 @@ def test_a_parse_process_that_dies_in_a_run_fails_that_source_alone(
 
 def _take_read_ahead() -> list[str]:
     """In a parse process: the names of the files it holds read ahead, which it then forgets."""
-    from flows.parse import _READ_AHEAD
+    from flows.pipeline.read_ahead import _READ_AHEAD
 
     names = sorted(name for _, name in _READ_AHEAD)
     _READ_AHEAD.clear()

@@ -8,19 +8,16 @@ import unicodedata
 
 import pytest
 
+from flows.parse.answers import level_value, likert_value, percent_value, yesno_value
 from flows.parse.normalise import (
     UnreadableTimestamp,
     cell_text,
     day_month_order,
     fold,
     is_blank,
-    level_value,
-    likert_value,
     loose,
     parse_timestamp,
-    percent_value,
     strip_numbering,
-    yesno_value,
 )
 
 

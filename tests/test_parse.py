@@ -12,16 +12,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.parse import (
-    TIMESTAMP,
+from flows.parse.header import (
     find_header_row,
     header_key,
     match_headers,
-    parse_table,
     pick_table,
     renamed_questions,
 )
-from flows.read import FormulaWithoutValue, read_tables
+from flows.parse.sheet import TIMESTAMP, parse_table
+from flows.read import read_tables
+from flows.read.cells import FormulaWithoutValue
 from flows.settings import Limits
 from schemas.questionnaire import SCHEMAS_DIR, Item, Questionnaire, load_questionnaire
 from schemas.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table, cell_address

@@ -11,16 +11,12 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from flows import parse
-from flows.parse import (
-    ParseJob,
-    find_header_row,
-    parse_fetched,
-    parse_table,
-    pick_table,
-    read_tables_ahead,
-)
-from flows.read import FormulaWithoutValue, read_tables
+from flows.parse.header import find_header_row, pick_table
+from flows.parse.sheet import parse_table
+from flows.pipeline import read_ahead
+from flows.pipeline.read_ahead import ParseJob, parse_fetched, read_tables_ahead
+from flows.read import read_tables
+from flows.read.cells import FormulaWithoutValue
 from flows.settings import Limits
 from schemas.questionnaire import SCHEMAS_DIR, load_questionnaire
 from schemas.records import Cell, Parsed, SourceError, Table
@@ -111,7 +107,7 @@ def test_a_file_read_ahead_is_parsed_from_what_was_read_once(
 
     read_tables_ahead(content, "S1_cmhs.xlsx", Limits())
     read_tables_ahead(b"not a spreadsheet", "S5_cmhs.xlsx", Limits())  # not kept
-    monkeypatch.setattr(parse, "read_tables", counted)
+    monkeypatch.setattr(read_ahead, "read_tables", counted)
     frames_equal(parse_fetched(job), expected)  # type: ignore[arg-type]
     assert reads == []
     frames_equal(parse_fetched(job), expected)  # type: ignore[arg-type]
@@ -123,13 +119,13 @@ def test_a_file_read_ahead_is_parsed_from_what_was_read_once(
     monkeypatch.undo()
     read_tables_ahead(content, "S1_cmhs.xlsx", Limits())
     read_tables_ahead(other, "S2_cmhs.xls", Limits())
-    monkeypatch.setattr(parse, "read_tables", counted)
+    monkeypatch.setattr(read_ahead, "read_tables", counted)
     reads.clear()
     smaller = parse_fetched(dataclasses.replace(job, limits=Limits(max_rows=3)))
     assert isinstance(smaller, SourceError) and "limit of 3 rows" in str(smaller)
     assert reads == ["S1_cmhs.xlsx"]
-    assert list(parse._READ_AHEAD) == [(other, "S2_cmhs.xls")]
     renamed = parse_fetched(dataclasses.replace(job, filename="S1_copy.xlsx"))
     assert isinstance(renamed, Parsed)
     assert reads == ["S1_cmhs.xlsx", "S1_copy.xlsx"]
-    assert parse._READ_AHEAD == {}
+    parse_fetched(dataclasses.replace(job, content=other, filename="S2_cmhs.xls"))
+    assert reads == ["S1_cmhs.xlsx", "S1_copy.xlsx", "S2_cmhs.xls"]  # forgotten at the miss

@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from flows.read import FormulaWithoutValue, read_tables
+from flows.read import read_tables
+from flows.read.cells import FormulaWithoutValue
 from flows.settings import Limits
 from schemas.records import SourceError, Table
 

@@ -106,7 +106,7 @@ def test_header_texts_are_unambiguous(qs, code):
 def test_every_text_and_alias_finds_its_item_in_the_header_matcher(qs, code):
     """What the aliases are for: a header written that way maps to that item, also as a
     Google Forms grid row ("Title [Row]")."""
-    parse = pytest.importorskip("flows.parse")
+    parse = pytest.importorskip("flows.parse.header")
     q = qs[code]
     for item in q.items:
         headers = [item.text, *item.aliases]

@@ -11,7 +11,8 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from flows.parse import parse_table, pick_table
+from flows.parse.header import pick_table
+from flows.parse.sheet import parse_table
 from flows.publish.template import (
     CHOICES,
     DEFAULT_ROWS,

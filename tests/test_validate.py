@@ -687,7 +687,7 @@ def test_verdicts_are_per_window_and_survive_their_bound(monkeypatch):
     assert "submitted_outside_window" not in set(out[0].rejections["rule"])
     # with room for one verdict, the known ones are dropped as new ones come, and every row
     # still gets its own verdict
-    monkeypatch.setattr(fv, "_MAX_VERDICTS", 1)
+    monkeypatch.setattr(fv, "MAX_VERDICTS", 1)
     late = p.answers.copy()
     late.loc[0, ["value", "raw"]] = [99.0, "99"]
     changed = validate(QS["CMHS_TH"], [dataclasses.replace(p, answers=late)] * SCHOOLS, WINDOW)

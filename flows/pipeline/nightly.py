@@ -31,23 +31,20 @@ from prefect.utilities.annotations import quote
 from sqlalchemy.engine import Engine
 
 from flows.alerts import ThresholdError, Thresholds, evaluate_alerts
-from flows.fetch.files import SourceAbsent, fetch_file, fingerprint_of, unchanged_file
-from flows.fetch.gsheets import (
-    GSheetsClient,
-    fetch_gsheet,
-    open_client,
-    sheet_revision,
-)
-from flows.parse import ParseJob, parse_fetched, read_tables_ahead
+from flows.fetch import fetch, new_content, unchanged
+from flows.fetch.files import SourceAbsent
+from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline import progress
 from flows.pipeline.notify import notify_failed_sources, on_failure
 from flows.pipeline.pools import in_processes, load_pool, parse_pool, parse_processes, task_runner
 from flows.pipeline.processes import long_lived_imports
+from flows.pipeline.read_ahead import ParseJob, parse_fetched, read_tables_ahead
+from flows.pipeline.warmup import warm_up
 from flows.publish.feedback import write_feedback
 from flows.publish.workbooks import write_workbooks
 from flows.registry import read_schools, read_sources
 from flows.settings import Settings, SettingsError, load_settings
-from flows.validate import create_context, validate, warm_up
+from flows.validate import create_context, validate
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
 from schemas.records import (
@@ -198,20 +195,10 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     known = {} if params.get("force") or school is not None else _known_loads(settings)
     reading = False
     for source in chosen:
-        path = source.path
-        if source.kind == "gsheet" or path is None:
-            continue
-        try:
-            if path.stat().st_size > settings.limits.max_file_bytes:
-                continue  # fetching refuses it
-            content = path.read_bytes()
-        except OSError:
-            continue  # fetching reports it
-        last = known.get(source.key)
-        if last is not None and fingerprint_of(content) == last.fingerprint:
-            continue  # the bytes of its last load (touched or not): not parsed again
-        pool.submit(read_tables_ahead, content, path.name, settings.limits)
-        reading = True
+        content = new_content(source, settings.limits, known.get(source.key))
+        if content is not None and source.path is not None:
+            pool.submit(read_tables_ahead, content, source.path.name, settings.limits)
+            reading = True
     if reading:  # something will need validating: GX is imported now, before any data
         with long_lived_imports():
             create_context()
@@ -245,24 +232,9 @@ def fetch_source(ctx: Context, source: Source, last: load.LastLoad | None = None
     last load's fingerprint comes back, and the flow records the source unchanged.
     """
     s = ctx.settings
-    if source.kind == "gsheet":
-        assert ctx.gsheets is not None  # noqa: S101 - prepare opens it for gsheet sources
-        if last is not None and last.revision is not None:
-            modified_at, version = sheet_revision(ctx.gsheets, source, timezone=s.campaign.timezone)
-            if version == last.revision:
-                return Fetched(
-                    source=source,
-                    content=b"",
-                    fingerprint=last.fingerprint,
-                    archive_path=Path(last.archive_path or ""),
-                    filename=last.filename or source.location,
-                    modified_at=modified_at,
-                    revision=version,
-                )
-        return fetch_gsheet(
-            ctx.gsheets, source, s.archive_dir, s.campaign.timezone, limits=s.limits
-        )
-    return fetch_file(source, s.archive_dir, s.limits, s.campaign.timezone)
+    return fetch(
+        source, s.archive_dir, s.limits, s.campaign.timezone, gsheets=ctx.gsheets, last=last
+    )
 
 
 def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
@@ -513,10 +485,7 @@ def unchanged_files(
     same: list[Fetched] = []
     rest: list[Source] = []
     for source in batch:
-        last = known.get(source.key)
-        seen = None
-        if last is not None and source.kind != "gsheet":
-            seen = unchanged_file(source, last.fingerprint, last.modified_at, last.archive_path, tz)
+        seen = unchanged(source, known.get(source.key), tz)
         if seen is None:
             rest.append(source)
         else:

@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from flows.parse import match_headers
+from flows.parse.header import match_headers
 from flows.publish.workbooks import LIKERT_LABELS, fit_row_heights, save_workbook, write_cell
 from schemas.questionnaire import Item, Questionnaire
 
