@@ -27,13 +27,13 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
-from warehouse.load import latest_loads
+from warehouse.db import local_now
+from warehouse.ledger import latest_loads
 from warehouse.marts import ensure_figures
 
 #: alerts.severity values, most severe first.
@@ -643,16 +643,6 @@ def mark_seen(engine: Engine, campaign_id: str, now: dt.datetime) -> int:
             .values(last_seen_at=now)
         )
     return int(result.rowcount or 0)
-
-
-def local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
-    """Now, naive, in the campaign's time zone (like every stored time of the campaign)."""
-    tz = conn.execute(
-        sa.select(t.campaign.c.timezone).where(t.campaign.c.campaign_id == campaign_id)
-    ).scalar()
-    if tz is None:
-        raise LookupError(f"campaign {campaign_id!r} is not in the warehouse; run sync_registry")
-    return dt.datetime.now(ZoneInfo(tz)).replace(tzinfo=None)
 
 
 # ------------------------------------------------------------------------------------------

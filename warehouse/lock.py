@@ -37,6 +37,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
+from warehouse.db import has_table
+from warehouse.ledger import finish_run
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,11 @@ def holder_of(engine: Engine, campaign_id: str) -> LockInfo | None:
     """Who holds the campaign's lock now, or None (for ``khaosat status``)."""
     with engine.connect() as conn:
         return _read(conn, campaign_id)
+
+
+def has_lock_table(engine: Engine) -> bool:
+    """Whether the warehouse has the run_lock table yet (one migrated before it had none)."""
+    return has_table(engine, t.run_lock.name)
 
 
 def process_gone(pid: int) -> bool:
@@ -297,9 +304,7 @@ def _read(conn: sa.Connection, campaign_id: str) -> LockInfo | None:
 
 def _close_dead_run(engine: Engine, run_id: str) -> None:
     """Close the run row of a run that died holding the lock, so it does not stay 'running'."""
-    from warehouse import load  # load imports the flow's records; keep this module light
-
     with engine.connect() as conn:
         status = conn.execute(sa.select(t.run.c.status).where(t.run.c.run_id == run_id)).scalar()
     if status == "running":
-        load.finish_run(engine, run_id, status="failed")
+        finish_run(engine, run_id, status="failed")

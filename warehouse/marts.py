@@ -36,7 +36,9 @@ from sqlalchemy.engine import Engine
 from warehouse import tables as t
 from warehouse.db import digest
 from warehouse.figures import EXPECTATION_DIMENSION, FigureRows
-from warehouse.load import items, latest_loads, source_figure_rows, write_figure_rows
+from warehouse.ledger import latest_loads
+from warehouse.load import source_figure_rows, write_figure_rows
+from warehouse.registry import items
 
 __all__ = [
     "EXPECTATION_DIMENSION",
