@@ -137,14 +137,6 @@ def test_figure_rows_equal_the_reference(case: str) -> None:
     assert keys == sorted(keys)
 
 
-def test_valid_mask_follows_each_kind_range() -> None:
-    kind = np.array(["likert", "likert", "yesno", "yesno", "level", "level", "percent"] * 2)
-    value = np.array([1, 0, 0, 0.5, 7, 6, 100.0, NAN, 5, 1, 2, 10, 0, 55.5])
-    expected = [True, False, True, False, True, False, True]
-    expected += [False, True, True, False, True, True, True]
-    assert figures.valid_mask(kind, value).tolist() == expected
-
-
 def test_text_columns_convert_as_value_by_value() -> None:
     values = ["a", None, NAN, 3.0, 3.5, pd.NA, "", 7]
     df = pd.DataFrame({"x": pd.Series(values, dtype=object)})

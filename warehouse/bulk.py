@@ -74,7 +74,9 @@ def _sqlite_insert_rows(
     ``executemany``, whose cost is per row (reset, bind, step from Python).
     """
     dialect = conn.dialect
-    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+    # The dialect's implementation of each type (SQLite's DATETIME for DateTime, say) binds
+    # the value; the generic type's own bind_processor would skip SQLite's conversions.
+    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
     cols = [
         col if p is None else list(map(p, col)) for p, col in zip(processors, data, strict=True)
     ]

@@ -44,6 +44,8 @@ class LedgerEntry:
 
     @classmethod
     def of(cls, fetched: Fetched | None, started_at: dt.datetime | None = None) -> LedgerEntry:
+        """The entry of ``fetched`` (None: nothing was fetched), work having begun at
+        ``started_at``."""
         if fetched is None:
             return cls(started_at=started_at)
         return cls(

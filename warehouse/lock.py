@@ -3,17 +3,8 @@
 Two runs of the same campaign at once (the nightly schedule and an officer's ``khaosat rerun``,
 or two machines of a work pool) would interleave loads and rebuild the marts over each other.
 The lock is a row of ``run_lock`` keyed by campaign_id, so it works wherever the warehouse does
-(SQLite file or PostgreSQL shared by many machines) with nothing else to run:
-
-- **acquire** inserts the row in its own committed transaction; a unique violation means
-  another run holds it. The caller waits up to ``wait_seconds`` (``settings.run.
-  lock_wait_seconds``), polling, then gets ``LockHeld`` naming the run, host:pid and time;
-- **heartbeat**: while held, a daemon thread refreshes ``heartbeat_at``;
-- **stale**: a row whose holder is a process on this host that no longer exists (SIGKILL, OOM,
-  power cut), or whose heartbeat is older than ``stale_after`` seconds (a holder on another
-  machine that died), is taken over with a compare-and-set UPDATE, so two waiting runs cannot
-  both take it. The dead run's ``run`` row, if still 'running', is closed as 'failed';
-- **release** deletes the row (only if it is still ours).
+(SQLite file or PostgreSQL shared by many machines) with nothing else to run. ``RunLock``
+acquires, keeps alive (heartbeat), takes over a stale lock and releases.
 
 Hostnames must tell machines apart: two containers with the same hostname in different PID
 namespaces would see each other's PIDs as dead. Times are naive, in the campaign's time zone,
@@ -64,10 +55,12 @@ class LockInfo:
 
     @property
     def host(self) -> str:
+        """The holder's host name."""
         return self.holder.rpartition(":")[0]
 
     @property
     def pid(self) -> int | None:
+        """The holder's process id on its host, if the holder names one."""
         pid = self.holder.rpartition(":")[2]
         return int(pid) if pid.isdigit() else None
 
@@ -130,6 +123,17 @@ class RunLock:
     ...     consolidate()
 
     ``taken_over`` is the stale lock this run replaced, if any.
+
+    - **acquire** inserts the row in its own committed transaction; a unique violation means
+      another run holds it. The caller waits up to ``wait_seconds`` (``settings.run.
+      lock_wait_seconds``), polling, then gets ``LockHeld`` naming the run, host:pid and time;
+    - **heartbeat**: while held, a daemon thread refreshes ``heartbeat_at``;
+    - **stale**: a row whose holder is a process on this host that no longer exists (SIGKILL,
+      OOM, power cut), or whose heartbeat is older than ``stale_after`` seconds (a holder on
+      another machine that died), is taken over with a compare-and-set UPDATE, so two waiting
+      runs cannot both take it. The dead run's ``run`` row, if still 'running', is closed as
+      'failed';
+    - **release** deletes the row (only if it is still ours).
     """
 
     def __init__(
