@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.read import read_tables
     from flows.settings import load_settings
     from flows.validate import validate
-    from warehouse import load, marts
+    from warehouse import ledger, load, marts
 
     settings = load_settings(args.config)
     if settings.warehouse_url.startswith("sqlite:///"):
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     ctx = prepare(settings, "profile")
-    load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
+    ledger.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
     times["prepare"] = time.perf_counter() - t
     sources = ctx.sources[: args.limit] if args.limit else ctx.sources
     staged: list[Any] = []
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     write_unit_workbooks(ctx.engine, c.id, settings.output, ctx.questionnaires)
     times["workbooks"] = time.perf_counter() - t
-    load.finish_run(ctx.engine, ctx.run_id)
+    ledger.finish_run(ctx.engine, ctx.run_id)
     if profiler is not None:
         profiler.stop()
         Path(args.profile + ".txt").write_text(

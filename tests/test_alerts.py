@@ -42,7 +42,7 @@ from flows.cli import alerts as alerts_cli
 from flows.cli.alerts import alerts_app
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Fetched, School, Source
-from tests.test_warehouse import make_campaign, make_parsed
+from tests.factories import make_campaign, make_parsed
 from warehouse import alerts as wa
 from warehouse import tables as t
 from warehouse.alerts import (
@@ -57,8 +57,10 @@ from warehouse.alerts import (
     ServiceFigures,
     SourceFigures,
 )
-from warehouse.load import replace_source, start_run, sync_registry
+from warehouse.ledger import start_run
+from warehouse.load import replace_source
 from warehouse.marts import rebuild_marts
+from warehouse.registry import sync_registry
 
 TH = Thresholds()
 

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from tests.test_warehouse import answer_cells, table_rows
+from tests.factories import answer_cells, table_rows
 from warehouse import tables as t
 from warehouse.db import alembic_config, connect, migrate
 from warehouse.marts import ensure_figures

@@ -30,9 +30,11 @@ from flows.publish.feedback import (
 from flows.validate import fix_hint
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Fetched, School, Source
-from tests.test_warehouse import make_campaign, make_parsed
-from warehouse.load import record_failure, replace_source, start_run, sync_registry
+from tests.factories import make_campaign, make_parsed
+from warehouse.ledger import record_failure, start_run
+from warehouse.load import replace_source
 from warehouse.marts import rebuild_marts
+from warehouse.registry import sync_registry
 
 CAMPAIGN = make_campaign()
 C = CAMPAIGN.id

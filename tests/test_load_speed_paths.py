@@ -2,7 +2,7 @@
 
 ``figures.figure_rows`` (integer codes and bincounts, used by ``replace_source`` and when
 figures are recomputed from stored answers) is compared, case by case, with the figures
-computed the obvious way in pandas, straight from DOMAIN.md's definitions. ``load._column``'s
+computed the obvious way in pandas, straight from DOMAIN.md's definitions. ``load.column_values``'s
 shortcuts for text and datetime columns are compared with the per-value conversion they skip,
 and its SQLite bulk insert (many rows a statement) with what ``table.insert()`` stores.
 """
@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from warehouse import figures
 from warehouse import tables as t
-from warehouse.load import _SQLITE_MAX_PARAMS, _bulk_insert, _column, _datetime, _text
+from warehouse.bulk import SQLITE_MAX_PARAMS, bulk_insert
+from warehouse.load import as_datetime, as_text, column_values
 
 NAN = math.nan
 
@@ -136,21 +137,13 @@ def test_figure_rows_equal_the_reference(case: str) -> None:
     assert keys == sorted(keys)
 
 
-def test_valid_mask_follows_each_kind_range() -> None:
-    kind = np.array(["likert", "likert", "yesno", "yesno", "level", "level", "percent"] * 2)
-    value = np.array([1, 0, 0, 0.5, 7, 6, 100.0, NAN, 5, 1, 2, 10, 0, 55.5])
-    expected = [True, False, True, False, True, False, True]
-    expected += [False, True, True, False, True, True, True]
-    assert figures.valid_mask(kind, value).tolist() == expected
-
-
 def test_text_columns_convert_as_value_by_value() -> None:
     values = ["a", None, NAN, 3.0, 3.5, pd.NA, "", 7]
     df = pd.DataFrame({"x": pd.Series(values, dtype=object)})
-    assert _column(df, "x", _text) == ["a", None, None, "3", "3.5", None, "", "7"]
-    assert _column(df, "x", str) == ["a", None, None, "3.0", "3.5", None, "", "7"]
+    assert column_values(df, "x", as_text) == ["a", None, None, "3", "3.5", None, "", "7"]
+    assert column_values(df, "x", str) == ["a", None, None, "3.0", "3.5", None, "", "7"]
     strings = pd.DataFrame({"x": pd.array(["a", None, "b"], dtype="str")})
-    assert _column(strings, "x", _text) == ["a", None, "b"]
+    assert column_values(strings, "x", as_text) == ["a", None, "b"]
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
@@ -158,8 +151,8 @@ def test_datetime_columns_convert_as_value_by_value(unit: str) -> None:
     stamps = [dt.datetime(2024, 10, 21, 6, 28, 2, 123456), None, dt.datetime(1969, 12, 31, 23)]
     series = pd.Series(pd.to_datetime(stamps)).astype(f"datetime64[{unit}]")
     df = pd.DataFrame({"t": series})
-    expected = [None if pd.isna(v) else _datetime(v) for v in series.tolist()]
-    got = _column(df, "t", _datetime)
+    expected = [None if pd.isna(v) else as_datetime(v) for v in series.tolist()]
+    got = column_values(df, "t", as_datetime)
     assert got == expected
     assert all(v is None or type(v) is dt.datetime for v in got)
 
@@ -181,7 +174,7 @@ def _value(column: sa.Column[Any], i: int) -> Any:
 @pytest.mark.parametrize("extra", [-1, 0, 1, 5])  # rows around whole statements
 def test_sqlite_bulk_insert_stores_what_table_insert_stores(table: sa.Table, extra: int) -> None:
     columns = [c.name for c in table.c]
-    per = _SQLITE_MAX_PARAMS // len(columns)
+    per = SQLITE_MAX_PARAMS // len(columns)
     n = 2 * per + extra  # whole statements of ``per`` rows, and the rest one by one
     data = [[_value(table.c[c], i) for i in range(n)] for c in columns]
     stored = []
@@ -190,7 +183,7 @@ def test_sqlite_bulk_insert_stores_what_table_insert_stores(table: sa.Table, ext
         table.create(engine)
         with engine.begin() as conn:
             if bulk:
-                _bulk_insert(conn, table, columns, data)
+                bulk_insert(conn, table, columns, data)
             else:
                 rows = zip(*data, strict=True)
                 conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])

@@ -18,15 +18,12 @@ from sqlalchemy.engine import Engine
 
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Fetched, School, Source
-from tests.test_warehouse import make_campaign, make_parsed, table_rows
+from tests.factories import make_campaign, make_parsed, table_rows
 from warehouse import tables as t
-from warehouse.load import (
-    record_failure,
-    replace_source,
-    start_run,
-    sync_registry,
-)
+from warehouse.ledger import record_failure, start_run
+from warehouse.load import replace_source
 from warehouse.marts import ensure_figures, province_dimension, rebuild_marts
+from warehouse.registry import sync_registry
 
 CAMPAIGN = make_campaign()  # deadline 2024-11-30
 C = CAMPAIGN.id

@@ -1,6 +1,6 @@
 """``khaosat status`` on SQLite and PostgreSQL: states from a hand-written ledger, then rendering.
 
-The ledger is written with the load functions a run uses (warehouse.load), so the states read
+The ledger is written with the ledger functions a run uses (warehouse.ledger), so the states read
 back are those real runs leave behind. The command function is exercised through typer's
 CliRunner on an app of its own; the same command wired into ``khaosat`` is exercised in
 test_operations.
@@ -19,9 +19,11 @@ from typer.testing import CliRunner
 
 from flows.cli.status import NOT_RUN_YET, campaign_status, render_status, status, status_json
 from schemas.records import School, Source
-from tests.test_warehouse import SAT, V1, V2, fetched, make_campaign
-from warehouse import load
+from tests.factories import SAT, V1, V2, fetched, make_campaign
+from warehouse.ledger import finish_run, record_absent, record_failure, record_unchanged, start_run
+from warehouse.load import replace_source
 from warehouse.lock import RunLock, this_holder
+from warehouse.registry import sync_registry
 
 CAMPAIGN = "HCM-2024"
 SCHOOLS = [
@@ -41,18 +43,18 @@ DAMAGED = "S2 s2.xlsx: damaged file (not a readable zip)"
 def ledger(engine: Engine) -> Engine:
     """Two runs of a campaign whose five sources are in every state status can show."""
     campaign = make_campaign()
-    load.sync_registry(engine, campaign, SCHOOLS, {"SAT": SAT}, sources=[A, B, C, D, E])
-    load.start_run(engine, "run-1", CAMPAIGN)
-    load.replace_source(engine, CAMPAIGN, "run-1", fetched("aaa", A), V1)
-    load.replace_source(engine, CAMPAIGN, "run-1", fetched("bbb", B), V2)
-    load.replace_source(engine, CAMPAIGN, "run-1", fetched("eee", E), V2)
-    load.finish_run(engine, "run-1")
-    load.sync_registry(engine, campaign, SCHOOLS, {"SAT": SAT}, sources=[A, B, C, D])
-    load.start_run(engine, "run-2", CAMPAIGN)
-    load.record_unchanged(engine, CAMPAIGN, "run-2", fetched("aaa", A))
-    load.record_failure(engine, CAMPAIGN, "run-2", B, DAMAGED, fetched("ccc", B))
-    load.record_absent(engine, CAMPAIGN, "run-2", C, "S3 s3.xlsx: file s3.xlsx not found")
-    load.finish_run(engine, "run-2")
+    sync_registry(engine, campaign, SCHOOLS, {"SAT": SAT}, sources=[A, B, C, D, E])
+    start_run(engine, "run-1", CAMPAIGN)
+    replace_source(engine, CAMPAIGN, "run-1", fetched("aaa", A), V1)
+    replace_source(engine, CAMPAIGN, "run-1", fetched("bbb", B), V2)
+    replace_source(engine, CAMPAIGN, "run-1", fetched("eee", E), V2)
+    finish_run(engine, "run-1")
+    sync_registry(engine, campaign, SCHOOLS, {"SAT": SAT}, sources=[A, B, C, D])
+    start_run(engine, "run-2", CAMPAIGN)
+    record_unchanged(engine, CAMPAIGN, "run-2", fetched("aaa", A))
+    record_failure(engine, CAMPAIGN, "run-2", B, DAMAGED, fetched("ccc", B))
+    record_absent(engine, CAMPAIGN, "run-2", C, "S3 s3.xlsx: file s3.xlsx not found")
+    finish_run(engine, "run-2")
     return engine
 
 

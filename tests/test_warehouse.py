@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -20,13 +17,23 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from flows.settings import Campaign
-from schemas.questionnaire import Item, Questionnaire
-from schemas.records import REJECTION_COLUMNS, Fetched, Parsed, School, Source, cell_address
-from warehouse import load
+from schemas.records import School, Source, cell_address
+from tests.factories import (
+    SAT,
+    SCHOOL,
+    SOURCE,
+    V1,
+    V2,
+    answer_cells,
+    fetched,
+    make_campaign,
+    make_parsed,
+    table_rows,
+)
+from warehouse import bulk, load
 from warehouse import tables as t
 from warehouse.db import alembic_config, connect, get_salt, migrate, safe_url
-from warehouse.load import (
+from warehouse.ledger import (
     FAILURE_RULE,
     finish_run,
     last_loaded_fingerprints,
@@ -34,176 +41,14 @@ from warehouse.load import (
     record_absent,
     record_failure,
     record_unchanged,
-    replace_source,
     start_run,
-    sync_registry,
 )
-
-# -- builders shared with test_marts ---------------------------------------------------------
-
-#: Sheet columns before the first item (A: timestamp, B: e-mail); item i is in column 3 + i.
-FIRST_ITEM_COL = 3
-
-
-def make_campaign(**overrides: Any) -> Campaign:
-    """A campaign whose deadline is 2024-11-30."""
-    values: dict[str, Any] = {
-        "id": "HCM-2024",
-        "name": "Khảo sát hài lòng 2024",
-        "school_year": "2024-2025",
-        "opens": dt.date(2024, 10, 1),
-        "closes": dt.date(2024, 11, 30),
-        "deadline": dt.date(2024, 11, 30),
-        "province_code": "HCM",
-    }
-    values.update(overrides)
-    return Campaign(**values)
-
-
-def make_parsed(
-    questionnaire: Questionnaire,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    sheet: str = "Câu trả lời 1",
-    rejections: Sequence[Mapping[str, Any]] = (),
-    n_rows_read: int | None = None,
-) -> Parsed:
-    """A Parsed as the parse step would give it, from rows of {item code: value}.
-
-    Response i (0-based) is sheet row i + 2 (header in row 1); item j of the questionnaire is
-    column FIRST_ITEM_COL + j. A scored value that is a str is unreadable (value NaN, raw kept);
-    None or a missing key is an empty cell (no answer row). ``service`` sets the service name.
-    """
-    responses: list[dict[str, Any]] = []
-    answers: list[dict[str, Any]] = []
-    for i, values in enumerate(rows):
-        response_no, row = i + 1, i + 2
-        record: dict[str, Any] = {
-            "response_no": response_no,
-            "row": row,
-            "submitted_at": pd.Timestamp(2024, 10, 15, 9, 0) + pd.Timedelta(minutes=i),
-            "respondent_hash": f"h{response_no:03d}",
-            "service": values.get("service"),
-        }
-        for j, item in enumerate(questionnaire.items):
-            value = values.get(item.code)
-            if item.kind == "text":
-                record[item.code] = value
-                continue
-            if value is None:
-                continue
-            answers.append(
-                {
-                    "response_no": response_no,
-                    "question_code": item.code,
-                    "kind": item.kind,
-                    "value": math.nan if isinstance(value, str) else float(value),
-                    "raw": str(value),
-                    "row": row,
-                    "col": FIRST_ITEM_COL + j,
-                }
-            )
-        responses.append(record)
-    answer_columns = ["response_no", "question_code", "kind", "value", "raw", "row", "col"]
-    return Parsed(
-        questionnaire=questionnaire.code,
-        sheet=sheet,
-        header_row=1,
-        columns={item.code: item.text for item in questionnaire.items},
-        unknown_columns=["Số điện thoại"],
-        missing_questions=[],
-        responses=pd.DataFrame(responses),
-        answers=pd.DataFrame(answers, columns=answer_columns),
-        rejections=pd.DataFrame(list(rejections), columns=REJECTION_COLUMNS),
-        n_rows_read=len(rows) if n_rows_read is None else n_rows_read,
-    )
-
-
-def table_rows(
-    engine: Engine, table: sa.Table, *, exclude: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """All rows of a table as dicts, ordered by every column kept (stable across backends)."""
-    columns = [c for c in table.c if c.name not in exclude]
-    with engine.connect() as conn:
-        result = conn.execute(sa.select(*columns).order_by(*columns))
-        return [dict(r._mapping) for r in result]
-
-
-def answer_cells(engine: Engine) -> list[tuple[Any, ...]]:
-    """Every answer as (source_id, response_no, question_code, value, cell), its cell found as
-    the answer table's comment says: answer_column's letters, then the response's row_number.
-
-    Outer joins, so an answer missing its response or its column shows with cell None.
-    """
-    a, r, ac, s = t.answer, t.response, t.answer_column, t.source
-    cell = ac.c.column_letter + sa.cast(r.c.row_number, sa.String())
-    stmt = (
-        sa.select(a.c.source_id, a.c.response_no, a.c.question_code, a.c.value, cell)
-        .select_from(a)
-        .outerjoin(s, s.c.source_id == a.c.source_id)
-        .outerjoin(
-            r,
-            sa.and_(
-                r.c.campaign_id == s.c.campaign_id,
-                r.c.source_id == a.c.source_id,
-                r.c.response_no == a.c.response_no,
-            ),
-        )
-        .outerjoin(
-            ac, sa.and_(ac.c.source_id == a.c.source_id, ac.c.question_code == a.c.question_code)
-        )
-        .order_by(a.c.source_id, a.c.response_no, a.c.question_code)
-    )
-    with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(stmt)]
-
+from warehouse.load import replace_source
+from warehouse.registry import sync_registry
 
 # -- fixtures for this module ------------------------------------------------------------------
 
-SAT = Questionnaire(
-    code="SAT",
-    version="1",
-    name="Phiếu khảo sát",
-    respondent="Cha mẹ học sinh",
-    kind="satisfaction",
-    levels=("TH",),
-    dimensions={"TIEP_CAN": "Tiếp cận", "CHUNG": "Hài lòng chung"},
-    items=(
-        Item(code="LOP", text="Lớp", kind="text"),
-        Item(code="TC1", text="Thông tin tuyển sinh", kind="likert", dimension="TIEP_CAN"),
-        Item(code="CHUNG", text="Hài lòng chung", kind="likert", dimension="CHUNG"),
-        Item(code="MONG_DOI", text="Đáp ứng mong đợi", kind="percent"),
-        Item(code="Y_KIEN", text="Ý kiến", kind="text"),
-    ),
-)
-SCHOOL = School(code="S1", name="Trường A", level="TH", unit_code="U1", unit_name="Phường 1")
-SOURCE = Source(school_code="S1", questionnaire="SAT", kind="excel", location="s1.xlsx")
 RUN = "run-1"
-
-
-def _bad_value(row: int, col: int, raw: str) -> dict[str, Any]:
-    return {
-        "scope": "value",
-        "sheet": "Câu trả lời 1",
-        "row": row,
-        "col": col,
-        "question_code": "TC1",
-        "raw_value": raw,
-        "rule": "likert_label",
-        "reason": f"'{raw}' is not a satisfaction level",
-        "response_no": row - 1,
-    }
-
-
-V1 = make_parsed(
-    SAT,
-    [
-        {"LOP": "3A", "TC1": 5, "CHUNG": 4, "MONG_DOI": 80, "Y_KIEN": "Tốt"},
-        {"LOP": 4.0, "TC1": "abc", "CHUNG": 3},
-    ],
-    rejections=[_bad_value(3, 4, "abc")],
-)
-V2 = make_parsed(SAT, [{"TC1": 1}])
 
 
 @pytest.fixture
@@ -212,18 +57,6 @@ def registered(engine: Engine) -> Engine:
     sync_registry(engine, make_campaign(), [SCHOOL], {"SAT": SAT})
     start_run(engine, RUN, "HCM-2024")
     return engine
-
-
-def fetched(fingerprint: str, source: Source = SOURCE) -> Fetched:
-    """A submission of ``source`` as fetch would archive it (the bytes are not needed here)."""
-    return Fetched(
-        source=source,
-        content=b"",
-        fingerprint=fingerprint,
-        archive_path=Path(f"archive/{fingerprint}"),
-        filename=source.location,
-        modified_at=dt.datetime(2024, 11, 1, 8, 0),
-    )
 
 
 # -- migrations and connections --------------------------------------------------------------
@@ -448,7 +281,7 @@ def test_a_failure_mid_load_leaves_the_previous_rows(
     replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     before = {tb.name: table_rows(registered, tb) for tb in tables}
 
-    real_bulk_insert = load._bulk_insert
+    real_bulk_insert = bulk.bulk_insert
 
     def failing_bulk_insert(conn: Any, table: sa.Table, *args: Any) -> None:
         # By now the source's old rows are deleted and the new responses inserted (and, for
@@ -457,7 +290,7 @@ def test_a_failure_mid_load_leaves_the_previous_rows(
             raise RuntimeError("disk full")
         real_bulk_insert(conn, table, *args)
 
-    monkeypatch.setattr(load, "_bulk_insert", failing_bulk_insert)
+    monkeypatch.setattr(bulk, "bulk_insert", failing_bulk_insert)
     with pytest.raises(RuntimeError, match="disk full"):
         replace_source(registered, "HCM-2024", RUN, fetched("bbb"), V2)
 
@@ -484,7 +317,7 @@ def test_answers_without_a_sheet_column_are_refused() -> None:
     parsed.answers["col"] = parsed.answers["col"].astype("float64")
     parsed.answers.loc[1, "col"] = math.nan
     with pytest.raises(ValueError, match=r"answers to CHUNG have no sheet column"):
-        load._answer_rows(parsed)
+        load.answer_rows(parsed)
 
 
 def test_a_source_without_answers_writes_no_answer_rows(registered: Engine) -> None:
@@ -565,13 +398,13 @@ def test_bulk_rows_go_through_copy_on_postgresql(
     registered: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     copied: list[tuple[str, int]] = []
-    real_copy = load._copy_rows
+    real_copy = bulk.copy_rows
 
     def spy(conn: Any, table: sa.Table, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
         copied.append((table.name, len(rows)))
         real_copy(conn, table, columns, rows)
 
-    monkeypatch.setattr(load, "_copy_rows", spy)
+    monkeypatch.setattr(bulk, "copy_rows", spy)
     replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     if registered.dialect.name == "postgresql":
         assert copied[:4] == [

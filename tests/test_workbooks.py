@@ -66,17 +66,12 @@ from flows.publish.workbooks import (
 from flows.settings import Campaign
 from schemas import load_questionnaires
 from schemas.records import Fetched, School, Source
-from tests.test_warehouse import make_parsed
+from tests.factories import make_parsed
 from warehouse import tables as t
-from warehouse.load import (
-    finish_run,
-    record_absent,
-    record_failure,
-    replace_source,
-    start_run,
-    sync_registry,
-)
+from warehouse.ledger import finish_run, record_absent, record_failure, start_run
+from warehouse.load import replace_source
 from warehouse.marts import province_dimension, rebuild_marts
+from warehouse.registry import sync_registry
 
 QS = load_questionnaires()
 C, P = "HN-2025", "HN-2024"

@@ -9,16 +9,7 @@ The rules themselves are pure functions in ``flows.alerts``; this module is thei
 - ``sync_alerts`` applies one evaluation's candidates to the ``alerts`` table in ONE
   transaction, with the lifecycle DESIGN.md asks for (below);
 - ``list_alerts``, ``acknowledge`` and ``resolve`` are what ``khaosat alerts`` calls.
-
-Lifecycle. An alert's identity is (campaign_id, rule, scope, scope_code, subject), the table's
-unique key. For each candidate of an evaluation: a new identity is inserted ``open``; a known one
-gets its value, severity, threshold and last_seen_at updated, keeps first_seen_at and note, keeps
-status ``open`` or ``acknowledged``, and goes from ``resolved`` back to ``open`` (the condition
-returned). An ``acknowledged`` alert whose severity worsens (amber to red) opens again: what an
-officer acknowledged is not what holds now. Every known identity that is not a candidate any
-more and is not resolved becomes ``resolved``. The insert-or-update is ``INSERT … ON CONFLICT DO
-UPDATE`` (SQLAlchemy Core; SQLite and PostgreSQL spell it the same), so an evaluation never
-duplicates an alert.
+The lifecycle is ``sync_alerts``'s.
 """
 
 from __future__ import annotations
@@ -27,13 +18,13 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
-from warehouse.load import latest_loads
+from warehouse.db import local_now
+from warehouse.ledger import latest_loads
 from warehouse.marts import ensure_figures
 
 #: alerts.severity values, most severe first.
@@ -563,24 +554,26 @@ def sync_alerts(
     *,
     now: dt.datetime | None = None,
 ) -> AlertSync:
-    """Apply one evaluation's candidates to ``alerts`` in one transaction (module docstring).
+    """Apply one evaluation's candidates to ``alerts`` in one transaction.
+
+    Lifecycle. An alert's identity is (campaign_id, rule, scope, scope_code, subject), the
+    table's unique key. For each candidate of an evaluation: a new identity is inserted
+    ``open``; a known one gets its value, severity, threshold and last_seen_at updated, keeps
+    first_seen_at and note, keeps status ``open`` or ``acknowledged``, and goes from
+    ``resolved`` back to ``open`` (the condition returned). An ``acknowledged`` alert whose
+    severity worsens (amber to red) opens again: what an officer acknowledged is not what holds
+    now. Every known identity that is not a candidate any more and is not resolved becomes
+    ``resolved``. The insert-or-update is ``INSERT … ON CONFLICT DO UPDATE`` (SQLAlchemy Core;
+    SQLite and PostgreSQL spell it the same), so an evaluation never duplicates an alert.
 
     ``candidates`` must be every condition that holds for the campaign now: any active alert
     of the campaign not among them is resolved. ``now`` (naive, campaign local time) stamps
     first_seen_at and last_seen_at; default: the current time in the campaign's time zone.
     """
     chosen = dedupe(candidates)
-    al = t.alerts
     with engine.begin() as conn:
         when = now or local_now(conn, campaign_id)
-        before = {
-            (r.rule, r.scope, r.scope_code, r.subject): (int(r.alert_id), r.status, r.severity)
-            for r in conn.execute(
-                sa.select(
-                    al.c.alert_id, al.c.status, al.c.severity, *(al.c[k] for k in IDENTITY)
-                ).where(al.c.campaign_id == campaign_id)
-            )
-        }
+        before = _alerts_before(conn, campaign_id)
         rows = [
             {
                 "campaign_id": campaign_id,
@@ -605,12 +598,7 @@ def sync_alerts(
             for key, (alert_id, status, _) in before.items()
             if key not in chosen and status in ACTIVE_STATUSES
         ]
-        for start in range(0, len(stale), _CHUNK):
-            conn.execute(
-                sa.update(al)
-                .where(al.c.alert_id.in_(stale[start : start + _CHUNK]))
-                .values(status="resolved")
-            )
+        _resolve(conn, stale)
     statuses = [_status_after(before.get(key), c.severity) for key, c in chosen.items()]
     return AlertSync(
         opened=statuses.count("opened"),
@@ -618,6 +606,35 @@ def sync_alerts(
         held=statuses.count("held"),
         resolved=len(stale),
     )
+
+
+def _alerts_before(
+    conn: sa.Connection, campaign_id: str
+) -> dict[tuple[str, str, str, str], tuple[int, str, str]]:
+    """Identity -> (alert_id, status, severity) of every alert of the campaign, before a sync."""
+    alerts = t.alerts
+    stmt = sa.select(
+        alerts.c.alert_id, alerts.c.status, alerts.c.severity, *(alerts.c[k] for k in IDENTITY)
+    ).where(alerts.c.campaign_id == campaign_id)
+    return {
+        (row.rule, row.scope, row.scope_code, row.subject): (
+            int(row.alert_id),
+            row.status,
+            row.severity,
+        )
+        for row in conn.execute(stmt)
+    }
+
+
+def _resolve(conn: sa.Connection, alert_ids: list[int]) -> None:
+    """Mark the alerts ``alert_ids`` resolved (in chunks, to stay under bound-parameter limits)."""
+    alerts = t.alerts
+    for start in range(0, len(alert_ids), _CHUNK):
+        conn.execute(
+            sa.update(alerts)
+            .where(alerts.c.alert_id.in_(alert_ids[start : start + _CHUNK]))
+            .values(status="resolved")
+        )
 
 
 def _status_after(before: tuple[int, str, str] | None, severity: str) -> str:
@@ -643,16 +660,6 @@ def mark_seen(engine: Engine, campaign_id: str, now: dt.datetime) -> int:
             .values(last_seen_at=now)
         )
     return int(result.rowcount or 0)
-
-
-def local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
-    """Now, naive, in the campaign's time zone (like every stored time of the campaign)."""
-    tz = conn.execute(
-        sa.select(t.campaign.c.timezone).where(t.campaign.c.campaign_id == campaign_id)
-    ).scalar()
-    if tz is None:
-        raise LookupError(f"campaign {campaign_id!r} is not in the warehouse; run sync_registry")
-    return dt.datetime.now(ZoneInfo(tz)).replace(tzinfo=None)
 
 
 # ------------------------------------------------------------------------------------------

@@ -3,17 +3,19 @@
 ``connect`` is the one place engines are made, so every connection gets the same SQLite pragmas
 and transaction behaviour; ``migrate`` brings any warehouse to the latest schema with Alembic
 (run at the start of every ``khaosat run``); ``get_salt`` gives the secret that makes respondent
-hashes unlinkable across warehouses.
+hashes unlinkable across warehouses; ``local_now`` is the campaign's clock for stored times.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import command
@@ -197,3 +199,22 @@ def insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+_CAMPAIGN_TIMEZONE = sa.select(tables.campaign.c.timezone).where(
+    tables.campaign.c.campaign_id == sa.bindparam("campaign_id")
+)
+
+
+def local_now(conn: sa.Connection, campaign_id: str) -> dt.datetime:
+    """Now, naive, in the campaign's time zone (like every stored time of the campaign)."""
+    zone = conn.execute(_CAMPAIGN_TIMEZONE, {"campaign_id": campaign_id}).scalar()
+    if zone is None:
+        raise LookupError(f"campaign {campaign_id!r} is not in the warehouse; run sync_registry")
+    return dt.datetime.now(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def has_table(engine: Engine, name: str) -> bool:
+    """Whether the warehouse has the table ``name`` yet (an older or empty warehouse may not)."""
+    with engine.connect() as conn:
+        return sa.inspect(conn).has_table(name)

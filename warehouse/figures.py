@@ -7,15 +7,7 @@ source, so the sums per source add up: the marts are rebuilt from a few rows per
 every answer of the campaign. A source's figures are written in the same transaction as its
 answers (``warehouse.load.replace_source``), so they never disagree with them.
 
-The formulas are DOMAIN.md's "Indices", as ``warehouse.marts`` documents them:
-
-- a *valid* answer has a value in its kind's range: likert 1–5, yesno 0/1, level 0/3/5/7/10,
-  percent 0–100; an unreadable value (NaN) is never valid;
-- a dimension pools the valid Likert answers of its items; the 0–100 expectation item forms the
-  ``MONG_DOI`` dimension, with no satisfied/dissatisfied counts;
-- a respondent counts in a dimension when it has at least one valid answer there.
-
-Pure functions: no IO here.
+The formulas are DOMAIN.md's "Indices" (``figure_rows``). Pure functions: no IO here.
 """
 
 from __future__ import annotations
@@ -151,12 +143,6 @@ def prepare_items(rows: Iterable[tuple[str, Any, Any]]) -> Items:
     )
 
 
-def valid_mask(kind: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """True where ``value`` is in the range of its answer ``kind`` (arrays of equal length)."""
-    codes = np.array([_KIND_CODES.get(k, _OTHER) if isinstance(k, str) else _OTHER for k in kind])
-    return _valid(codes.astype(np.int64), np.asarray(value, dtype="float64"))[0]
-
-
 def _valid(
     kind: npt.NDArray[np.int64], value: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
@@ -208,7 +194,13 @@ def figure_rows(
     (NaN if unreadable) per answer; ``services``: ``service_codes`` of the answers, or None.
     Grouping is by small integer codes with bincount: a source has a few thousand answers and
     a province a thousand sources a night, so per-call overhead is what counts. Sums add the
-    answers in their given order.
+    answers in their given order. As DOMAIN.md's "Indices" (and ``warehouse.marts``) define:
+
+    - a *valid* answer has a value in its kind's range: likert 1–5, yesno 0/1, level 0/3/5/7/10,
+      percent 0–100; an unreadable value (NaN) is never valid;
+    - a dimension pools the valid Likert answers of its items; the 0–100 expectation item forms
+      the ``MONG_DOI`` dimension, with no satisfied/dissatisfied counts;
+    - a respondent counts in a dimension when it has at least one valid answer there.
     """
     valid, number = _valid(items.kind[code], value)
     code, response, value, number = code[valid], response_no[valid], value[valid], number[valid]

@@ -3,17 +3,8 @@
 Two runs of the same campaign at once (the nightly schedule and an officer's ``khaosat rerun``,
 or two machines of a work pool) would interleave loads and rebuild the marts over each other.
 The lock is a row of ``run_lock`` keyed by campaign_id, so it works wherever the warehouse does
-(SQLite file or PostgreSQL shared by many machines) with nothing else to run:
-
-- **acquire** inserts the row in its own committed transaction; a unique violation means
-  another run holds it. The caller waits up to ``wait_seconds`` (``settings.run.
-  lock_wait_seconds``), polling, then gets ``LockHeld`` naming the run, host:pid and time;
-- **heartbeat**: while held, a daemon thread refreshes ``heartbeat_at``;
-- **stale**: a row whose holder is a process on this host that no longer exists (SIGKILL, OOM,
-  power cut), or whose heartbeat is older than ``stale_after`` seconds (a holder on another
-  machine that died), is taken over with a compare-and-set UPDATE, so two waiting runs cannot
-  both take it. The dead run's ``run`` row, if still 'running', is closed as 'failed';
-- **release** deletes the row (only if it is still ours).
+(SQLite file or PostgreSQL shared by many machines) with nothing else to run. ``RunLock``
+acquires, keeps alive (heartbeat), takes over a stale lock and releases.
 
 Hostnames must tell machines apart: two containers with the same hostname in different PID
 namespaces would see each other's PIDs as dead. Times are naive, in the campaign's time zone,
@@ -37,6 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
+from warehouse.db import has_table
+from warehouse.ledger import finish_run
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +55,12 @@ class LockInfo:
 
     @property
     def host(self) -> str:
+        """The holder's host name."""
         return self.holder.rpartition(":")[0]
 
     @property
     def pid(self) -> int | None:
+        """The holder's process id on its host, if the holder names one."""
         pid = self.holder.rpartition(":")[2]
         return int(pid) if pid.isdigit() else None
 
@@ -99,6 +94,11 @@ def holder_of(engine: Engine, campaign_id: str) -> LockInfo | None:
         return _read(conn, campaign_id)
 
 
+def has_lock_table(engine: Engine) -> bool:
+    """Whether the warehouse has the run_lock table yet (one migrated before it had none)."""
+    return has_table(engine, t.run_lock.name)
+
+
 def process_gone(pid: int) -> bool:
     """True if no process ``pid`` runs on this host (a zombie counts as gone: it is dead, only
     not yet reaped by its parent)."""
@@ -123,6 +123,17 @@ class RunLock:
     ...     consolidate()
 
     ``taken_over`` is the stale lock this run replaced, if any.
+
+    - **acquire** inserts the row in its own committed transaction; a unique violation means
+      another run holds it. The caller waits up to ``wait_seconds`` (``settings.run.
+      lock_wait_seconds``), polling, then gets ``LockHeld`` naming the run, host:pid and time;
+    - **heartbeat**: while held, a daemon thread refreshes ``heartbeat_at``;
+    - **stale**: a row whose holder is a process on this host that no longer exists (SIGKILL,
+      OOM, power cut), or whose heartbeat is older than ``stale_after`` seconds (a holder on
+      another machine that died), is taken over with a compare-and-set UPDATE, so two waiting
+      runs cannot both take it. The dead run's ``run`` row, if still 'running', is closed as
+      'failed';
+    - **release** deletes the row (only if it is still ours).
     """
 
     def __init__(
@@ -297,9 +308,7 @@ def _read(conn: sa.Connection, campaign_id: str) -> LockInfo | None:
 
 def _close_dead_run(engine: Engine, run_id: str) -> None:
     """Close the run row of a run that died holding the lock, so it does not stay 'running'."""
-    from warehouse import load  # load imports the flow's records; keep this module light
-
     with engine.connect() as conn:
         status = conn.execute(sa.select(t.run.c.status).where(t.run.c.run_id == run_id)).scalar()
     if status == "running":
-        load.finish_run(engine, run_id, status="failed")
+        finish_run(engine, run_id, status="failed")

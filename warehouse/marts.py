@@ -6,22 +6,7 @@ is SQLAlchemy Core and runs unchanged on SQLite and PostgreSQL. It reads the per
 (``warehouse.figures``: a few rows of sums per source, written with the source's answers), not
 the answers themselves, so a rebuild costs the same whether the campaign holds a thousand
 answers or millions. Grains and column meanings are the table comments in ``warehouse.tables``;
-the formulas are DOMAIN.md's "Indices":
-
-- a *valid* answer has a value in its kind's range: likert 1–5, yesno 0/1, level 0/3/5/7/10,
-  percent 0–100 (an unreadable value is NULL and never valid);
-- pct_satisfied = 100 × (#4 + #5) / #valid, pct_dissatisfied = 100 × (#1 + #2) / #valid,
-  mean_score = mean of the values; a dimension pools the answers of all its items (not a mean
-  of item rates); CHUNG is the dimension of the overall item;
-- extension: the ``MONG_DOI`` dimension row holds the mean of the 0–100 "expectation met"
-  answers in mean_score, with pct_satisfied and pct_dissatisfied NULL (they mean nothing on a
-  0–100 scale); n_respondents and n_answers count as for the other dimensions;
-- n_respondents = responses with at least one valid answer in the row's scope and dimension;
-  n_schools = schools with at least one such respondent;
-- only active sources (still in sources.csv) and schools registered in the campaign count.
-
-All figures are unweighted and unrounded; rounding and suppression of small counts are for
-whoever publishes them.
+the formulas (DOMAIN.md's "Indices") are ``rebuild_marts``'s docstring.
 """
 
 from __future__ import annotations
@@ -36,7 +21,9 @@ from sqlalchemy.engine import Engine
 from warehouse import tables as t
 from warehouse.db import digest
 from warehouse.figures import EXPECTATION_DIMENSION, FigureRows
-from warehouse.load import items, latest_loads, source_figure_rows, write_figure_rows
+from warehouse.ledger import latest_loads
+from warehouse.load import source_figure_rows, write_figure_rows
+from warehouse.registry import items
 
 __all__ = [
     "EXPECTATION_DIMENSION",
@@ -54,7 +41,23 @@ def rebuild_marts(
 
     ``as_of`` is "now" for completeness (pending before ``deadline_at``, missing after);
     ``deadline_at`` is the campaign's deadline (``Campaign.deadline_at``), both naive in the
-    campaign's local time. Returns the number of rows written per mart table.
+    campaign's local time. Returns the number of rows written per mart table. The marts follow
+    DOMAIN.md's "Indices":
+
+    - a *valid* answer has a value in its kind's range: likert 1–5, yesno 0/1, level 0/3/5/7/10,
+      percent 0–100 (an unreadable value is NULL and never valid);
+    - pct_satisfied = 100 × (#4 + #5) / #valid, pct_dissatisfied = 100 × (#1 + #2) / #valid,
+      mean_score = mean of the values; a dimension pools the answers of all its items (not a mean
+      of item rates); CHUNG is the dimension of the overall item;
+    - extension: the ``MONG_DOI`` dimension row holds the mean of the 0–100 "expectation met"
+      answers in mean_score, with pct_satisfied and pct_dissatisfied NULL (they mean nothing on a
+      0–100 scale); n_respondents and n_answers count as for the other dimensions;
+    - n_respondents = responses with at least one valid answer in the row's scope and dimension;
+      n_schools = schools with at least one such respondent;
+    - only active sources (still in sources.csv) and schools registered in the campaign count.
+
+    All figures are unweighted and unrounded; rounding and suppression of small counts are for
+    whoever publishes them.
     """
     ensure_figures(engine, campaign_id)
     refresh_statistics(engine)
@@ -214,9 +217,8 @@ def refresh_statistics(engine: Engine) -> None:
     """ANALYZE the tables the marts read, so the planner knows tonight's row counts.
 
     After a night of bulk loads into fresh tables the statistics are stale or absent (autovacuum
-    has not caught up), and PostgreSQL then picks nested loops over hash joins: measured here, a
-    rebuild over 60,000 answers took 4.0 s before ANALYZE and 0.7 s after. On SQLite the sample
-    is capped (analysis_limit) so the cost does not grow with the warehouse.
+    has not caught up), and PostgreSQL then picks nested loops over hash joins. On SQLite the
+    sample is capped (analysis_limit) so the cost does not grow with the warehouse.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
@@ -462,115 +464,138 @@ def _completeness(campaign_id: str, as_of: dt.datetime, deadline_at: dt.datetime
     was modified after the deadline, by the modified_at of its current load) | submitted
     (valid data) | pending (none, as_of ≤ deadline) | missing (none, as_of > deadline).
     """
-    s, led, sc, q, cq, qu = (
-        t.source,
-        t.load_ledger,
-        t.school,
-        t.questionnaire,
-        t.campaign_questionnaire,
-        t.quarantine,
-    )
-    active = sa.and_(s.c.campaign_id == campaign_id, s.c.is_active.is_(sa.true()))
-
-    fs = t.figure_source
-    valid_per_source = (
-        sa.select(fs.c.source_id, fs.c.n_valid_responses.label("n_valid"))
-        .where(fs.c.campaign_id == campaign_id)
-        .subquery("valid_per_source")
-    )
-
-    latest_any = latest_loads(campaign_id, name="latest_any")
-    latest_loaded = latest_loads(campaign_id, led.c.status == "loaded", name="latest_loaded")
-    last = led.alias("last_row")
-    loaded = led.alias("loaded_row")
-    n_valid = sa.func.coalesce(valid_per_source.c.n_valid, 0)
-    per_source = (
-        sa.select(
-            s.c.school_code,
-            s.c.questionnaire,
-            n_valid.label("n_valid"),
-            sa.case((last.c.status == "failed", 1), else_=0).label("is_failed"),
-            sa.case(
-                (
-                    sa.and_(
-                        n_valid > 0,
-                        sa.or_(loaded.c.modified_at.is_(None), loaded.c.modified_at <= deadline_at),
-                    ),
-                    1,
-                ),
-                else_=0,
-            ).label("is_on_time"),
-            loaded.c.finished_at.label("loaded_at"),
-        )
-        .select_from(
-            s.outerjoin(valid_per_source, valid_per_source.c.source_id == s.c.source_id)
-            .outerjoin(latest_any, latest_any.c.source_id == s.c.source_id)
-            .outerjoin(last, last.c.load_id == latest_any.c.load_id)
-            .outerjoin(latest_loaded, latest_loaded.c.source_id == s.c.source_id)
-            .outerjoin(loaded, loaded.c.load_id == latest_loaded.c.load_id)
-        )
-        .where(active)
-        .subquery("per_source")
-    )
-    ps = per_source.c
-    per_pair = (
-        sa.select(
-            ps.school_code,
-            ps.questionnaire,
-            sa.func.sum(ps.n_valid).label("n_valid"),
-            sa.func.sum(ps.is_failed).label("n_failed"),
-            sa.func.sum(ps.is_on_time).label("n_on_time"),
-            sa.func.max(ps.loaded_at).label("last_loaded_at"),
-        )
-        .group_by(ps.school_code, ps.questionnaire)
-        .subquery("per_pair")
-    )
-    rejected = (
-        sa.select(qu.c.school_code, qu.c.questionnaire, sa.func.count().label("n_rejected"))
-        .select_from(qu.join(s, s.c.source_id == qu.c.source_id))
-        .where(qu.c.campaign_id == campaign_id, active)
-        .group_by(qu.c.school_code, qu.c.questionnaire)
-        .subquery("rejected")
-    )
-    # Levels are stored comma-separated; wrapping both sides in commas matches whole codes only
-    # (TH must not match THCS).
-    level_matches = (sa.literal(",", sa.String) + q.c.levels + ",").like(
-        sa.literal("%,", sa.String) + sc.c.level + ",%"
-    )
-    expected = sa.union(
-        sa.select(s.c.school_code, s.c.questionnaire).where(active),
-        sa.select(sc.c.school_code, q.c.questionnaire_code.label("questionnaire"))
-        .select_from(
-            sc.join(cq, cq.c.campaign_id == sc.c.campaign_id).join(
-                q, q.c.questionnaire_code == cq.c.questionnaire_code
-            )
-        )
-        .where(sc.c.campaign_id == campaign_id, q.c.required.is_(sa.true()), level_matches),
-    ).subquery("expected")
-
-    e, pp, rj = expected.c, per_pair.c, rejected.c
-    pair_valid = sa.func.coalesce(pp.n_valid, 0)
+    expected_pairs = _expected_pairs(campaign_id)
+    pairs = _completeness_per_pair(_completeness_per_source(campaign_id, deadline_at))
+    rejections = _rejected_per_pair(campaign_id)
+    expected, per_pair, rejected = expected_pairs.c, pairs.c, rejections.c
+    pair_valid = sa.func.coalesce(per_pair.n_valid, 0)
     absent = "pending" if as_of <= deadline_at else "missing"
     status = sa.case(
-        (sa.func.coalesce(pp.n_failed, 0) > 0, "failed"),
-        (sa.and_(pair_valid > 0, sa.func.coalesce(pp.n_on_time, 0) == 0), "late"),
+        (sa.func.coalesce(per_pair.n_failed, 0) > 0, "failed"),
+        (sa.and_(pair_valid > 0, sa.func.coalesce(per_pair.n_on_time, 0) == 0), "late"),
         (pair_valid > 0, "submitted"),
         else_=sa.literal(absent, sa.String),
     )
+
+    def same_pair(other: Any) -> Any:
+        return sa.and_(
+            other.school_code == expected.school_code,
+            other.questionnaire == expected.questionnaire,
+        )
+
     return sa.select(
         sa.literal(campaign_id, sa.String).label("campaign_id"),
-        e.school_code,
-        e.questionnaire,
+        expected.school_code,
+        expected.questionnaire,
         status.label("status"),
         pair_valid.label("n_valid"),
-        sa.func.coalesce(rj.n_rejected, 0).label("n_rejected"),
-        pp.last_loaded_at,
+        sa.func.coalesce(rejected.n_rejected, 0).label("n_rejected"),
+        per_pair.last_loaded_at,
     ).select_from(
-        expected.outerjoin(
-            per_pair,
-            sa.and_(pp.school_code == e.school_code, pp.questionnaire == e.questionnaire),
-        ).outerjoin(
-            rejected,
-            sa.and_(rj.school_code == e.school_code, rj.questionnaire == e.questionnaire),
+        expected_pairs.outerjoin(pairs, same_pair(per_pair)).outerjoin(
+            rejections, same_pair(rejected)
         )
     )
+
+
+def _active_source(campaign_id: str) -> Any:
+    """The condition on ``source`` of the campaign's active sources."""
+    return sa.and_(t.source.c.campaign_id == campaign_id, t.source.c.is_active.is_(sa.true()))
+
+
+def _completeness_per_source(campaign_id: str, deadline_at: dt.datetime) -> sa.Subquery:
+    """Per active source: its valid responses, whether its latest ledger row failed, whether
+    its current load has valid data modified by the deadline, and when that load was."""
+    source, ledger, figures = t.source, t.load_ledger, t.figure_source
+    valid_per_source = (
+        sa.select(figures.c.source_id, figures.c.n_valid_responses.label("n_valid"))
+        .where(figures.c.campaign_id == campaign_id)
+        .subquery("valid_per_source")
+    )
+    latest_any = latest_loads(campaign_id, name="latest_any")
+    latest_loaded = latest_loads(campaign_id, ledger.c.status == "loaded", name="latest_loaded")
+    last = ledger.alias("last_row")
+    loaded = ledger.alias("loaded_row")
+    n_valid = sa.func.coalesce(valid_per_source.c.n_valid, 0)
+    on_time = sa.and_(
+        n_valid > 0,
+        sa.or_(loaded.c.modified_at.is_(None), loaded.c.modified_at <= deadline_at),
+    )
+    return (
+        sa.select(
+            source.c.school_code,
+            source.c.questionnaire,
+            n_valid.label("n_valid"),
+            sa.case((last.c.status == "failed", 1), else_=0).label("is_failed"),
+            sa.case((on_time, 1), else_=0).label("is_on_time"),
+            loaded.c.finished_at.label("loaded_at"),
+        )
+        .select_from(
+            source.outerjoin(valid_per_source, valid_per_source.c.source_id == source.c.source_id)
+            .outerjoin(latest_any, latest_any.c.source_id == source.c.source_id)
+            .outerjoin(last, last.c.load_id == latest_any.c.load_id)
+            .outerjoin(latest_loaded, latest_loaded.c.source_id == source.c.source_id)
+            .outerjoin(loaded, loaded.c.load_id == latest_loaded.c.load_id)
+        )
+        .where(_active_source(campaign_id))
+        .subquery("per_source")
+    )
+
+
+def _completeness_per_pair(per_source: sa.Subquery) -> sa.Subquery:
+    """``per_source`` summed by (school, questionnaire)."""
+    columns = per_source.c
+    return (
+        sa.select(
+            columns.school_code,
+            columns.questionnaire,
+            sa.func.sum(columns.n_valid).label("n_valid"),
+            sa.func.sum(columns.is_failed).label("n_failed"),
+            sa.func.sum(columns.is_on_time).label("n_on_time"),
+            sa.func.max(columns.loaded_at).label("last_loaded_at"),
+        )
+        .group_by(columns.school_code, columns.questionnaire)
+        .subquery("per_pair")
+    )
+
+
+def _rejected_per_pair(campaign_id: str) -> sa.Subquery:
+    """Quarantine rows of the campaign's active sources, counted by (school, questionnaire)."""
+    quarantine, source = t.quarantine, t.source
+    return (
+        sa.select(
+            quarantine.c.school_code,
+            quarantine.c.questionnaire,
+            sa.func.count().label("n_rejected"),
+        )
+        .select_from(quarantine.join(source, source.c.source_id == quarantine.c.source_id))
+        .where(quarantine.c.campaign_id == campaign_id, _active_source(campaign_id))
+        .group_by(quarantine.c.school_code, quarantine.c.questionnaire)
+        .subquery("rejected")
+    )
+
+
+def _expected_pairs(campaign_id: str) -> sa.Subquery:
+    """Every (school, questionnaire) the campaign expects: each active source's, and each
+    registered school's with each required questionnaire of its level."""
+    source, school, questionnaire = t.source, t.school, t.questionnaire
+    used = t.campaign_questionnaire
+    # Levels are stored comma-separated; wrapping both sides in commas matches whole codes only
+    # (TH must not match THCS).
+    level_matches = (sa.literal(",", sa.String) + questionnaire.c.levels + ",").like(
+        sa.literal("%,", sa.String) + school.c.level + ",%"
+    )
+    return sa.union(
+        sa.select(source.c.school_code, source.c.questionnaire).where(_active_source(campaign_id)),
+        sa.select(school.c.school_code, questionnaire.c.questionnaire_code.label("questionnaire"))
+        .select_from(
+            school.join(used, used.c.campaign_id == school.c.campaign_id).join(
+                questionnaire, questionnaire.c.questionnaire_code == used.c.questionnaire_code
+            )
+        )
+        .where(
+            school.c.campaign_id == campaign_id,
+            questionnaire.c.required.is_(sa.true()),
+            level_matches,
+        ),
+    ).subquery("expected")

@@ -8,21 +8,6 @@ that publishes or logs can check ``column.info.get("pii")``.
 
 Changing a table here needs a new Alembic migration in ``warehouse/migrations/versions``; the
 test suite compares the migrated database with this metadata.
-
-Types are chosen to be portable between SQLite and PostgreSQL: ``String`` without a length for
-codes, ``Text`` for free text, ``Float`` (double precision) for scores, naive ``DateTime`` in
-the campaign's local time (``campaign.timezone``), ``Boolean`` without a CHECK constraint.
-
-Groups:
-- dimensions: campaign, campaign_questionnaire, unit, school, questionnaire, question, source;
-- facts: response, answer, answer_column (where each question's answers were read);
-  quarantine (rejected values, with where and why);
-- per-source figures (``warehouse.figures``): figure_source, figure_source_dimension,
-  figure_source_question, the sums the marts are rebuilt from;
-- operations: run, load_ledger, meta;
-- marts (rebuilt by ``warehouse.marts``): mart_school_dimension, mart_unit_dimension,
-  mart_unit_question, mart_papi, mart_service_ranking, mart_completeness; and alerts (kept
-  across runs with a lifecycle, never rebuilt).
 """
 
 from __future__ import annotations
@@ -31,6 +16,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
+# Types are chosen to be portable between SQLite and PostgreSQL: ``String`` without a length for
+# codes, ``Text`` for free text, ``Float`` (double precision) for scores, naive ``DateTime`` in
+# the campaign's local time (``campaign.timezone``), ``Boolean`` without a CHECK constraint.
+#
+# Groups:
+# - dimensions: campaign, campaign_questionnaire, unit, school, questionnaire, question, source;
+# - facts: response, answer, answer_column (where each question's answers were read);
+#   quarantine (rejected values, with where and why);
+# - per-source figures (``warehouse.figures``): figure_source, figure_source_dimension,
+#   figure_source_question, the sums the marts are rebuilt from;
+# - operations: run, load_ledger, meta;
+# - marts (rebuilt by ``warehouse.marts``): mart_school_dimension, mart_unit_dimension,
+#   mart_unit_question, mart_papi, mart_service_ranking, mart_completeness; and alerts (kept
+#   across runs with a lifecycle, never rebuilt).
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -277,9 +276,8 @@ response = sa.Table(
     comment="One row per response (a data row of a sheet) kept from a source.",
 )
 
-# answer is the one table with millions of rows, so it holds only what a value needs: a
-# source's answers insert in about half the time (measured on SQLite for a 6,000-answer source:
-# 15 -> 8 ms, and 273 -> 99 KB with the old table's separate primary-key index). No campaign_id
+# answer is the one table with millions of rows, so it holds only what a value needs, which
+# makes a source's answers smaller and faster to insert (benchmarks/README.md). No campaign_id
 # (source_id is unique across campaigns and the source row names the campaign); no cell (its
 # row is the response's row_number, its column the same for every answer to a question, kept
 # once in answer_column); no foreign key to response (checked on every row; replace_source

@@ -17,16 +17,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from flows.settings import SettingsError, load_settings
-from warehouse import tables as t
-from warehouse.load import latest_loads
-from warehouse.lock import LockInfo
+from warehouse import db
+from warehouse.ledger import RunRecord, has_ledger, last_run, source_ledgers
+from warehouse.lock import LockInfo, has_lock_table, holder_of
 
 #: States of a source, in the order a data officer should look at them.
 STATE_ORDER = {"failed": 0, "absent": 1, "loaded": 2, "unchanged": 3}
@@ -57,32 +56,18 @@ class SourceState:
     checked_at: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class LastRun:
-    """The campaign's latest run (the run table's row)."""
-
-    run_id: str
-    status: str
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    n_sources: int
-    n_loaded: int
-    n_unchanged: int
-    n_failed: int
-    n_absent: int
-
-
 @dataclass
 class CampaignStatus:
     """Everything ``khaosat status`` shows for one campaign."""
 
     campaign_id: str
     sources: list[SourceState] = field(default_factory=list)
-    last_run: LastRun | None = None
+    last_run: RunRecord | None = None
     #: the run holding the campaign's lock right now, if any.
     running: LockInfo | None = None
 
     def count(self, state: str) -> int:
+        """How many sources are in ``state``."""
         return sum(s.state == state for s in self.sources)
 
 
@@ -96,46 +81,6 @@ def _reason(school_code: str, location: str, message: str | None) -> str | None:
 def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
     """Every active registered source of the campaign with its state, failed first, then
     absent, then the rest (each group by school, questionnaire, location)."""
-    src, led, sch, resp = t.source, t.load_ledger, t.school, t.response
-    latest = latest_loads(campaign_id)
-    loaded = (
-        sa.select(led.c.source_id, sa.func.max(led.c.finished_at).label("at"))
-        .where(led.c.campaign_id == campaign_id, led.c.status == "loaded")
-        .group_by(led.c.source_id)
-        .subquery("loaded")
-    )
-    counts = (
-        sa.select(resp.c.source_id, sa.func.count().label("n"))
-        .where(resp.c.campaign_id == campaign_id)
-        .group_by(resp.c.source_id)
-        .subquery("counts")
-    )
-    last = led.alias("last")
-    stmt = (
-        sa.select(
-            src.c.school_code,
-            sch.c.school_name,
-            src.c.questionnaire,
-            src.c.location,
-            last.c.status,
-            last.c.message,
-            last.c.finished_at,
-            loaded.c.at,
-            counts.c.n,
-        )
-        .select_from(src)
-        .outerjoin(latest, latest.c.source_id == src.c.source_id)
-        .outerjoin(last, last.c.load_id == latest.c.load_id)
-        .outerjoin(loaded, loaded.c.source_id == src.c.source_id)
-        .outerjoin(counts, counts.c.source_id == src.c.source_id)
-        .outerjoin(
-            sch,
-            sa.and_(sch.c.campaign_id == src.c.campaign_id, sch.c.school_code == src.c.school_code),
-        )
-        .where(src.c.campaign_id == campaign_id, src.c.is_active.is_(True))
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
     states = [
         SourceState(
             school_code=r.school_code,
@@ -144,11 +89,11 @@ def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
             location=r.location,
             state=r.status or "absent",
             reason=_reason(r.school_code, r.location, r.message) if r.status else NOT_RUN_YET,
-            rows=int(r.n or 0),
-            last_loaded_at=r.at,
-            checked_at=r.finished_at,
+            rows=r.n_responses,
+            last_loaded_at=r.last_loaded_at,
+            checked_at=r.checked_at,
         )
-        for r in rows
+        for r in source_ledgers(engine, campaign_id)
     ]
     return sorted(
         states,
@@ -156,42 +101,13 @@ def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
     )
 
 
-def last_run(engine: Engine, campaign_id: str) -> LastRun | None:
-    """The campaign's most recently started run, or None if it never ran."""
-    r = t.run
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(r)
-            .where(r.c.campaign_id == campaign_id)
-            .order_by(r.c.started_at.desc(), r.c.run_id.desc())
-            .limit(1)
-        ).first()
-    if row is None:
-        return None
-    return LastRun(
-        run_id=row.run_id,
-        status=row.status,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        n_sources=row.n_sources,
-        n_loaded=row.n_loaded,
-        n_unchanged=row.n_unchanged,
-        n_failed=row.n_failed,
-        n_absent=row.n_absent,
-    )
-
-
 def campaign_status(engine: Engine, campaign_id: str) -> CampaignStatus:
     """Sources, last run and the run in progress (if any) of one campaign."""
-    from warehouse.lock import holder_of
-
-    with engine.connect() as conn:
-        has_lock_table = sa.inspect(conn).has_table(t.run_lock.name)
     return CampaignStatus(
         campaign_id=campaign_id,
         sources=source_states(engine, campaign_id),
         last_run=last_run(engine, campaign_id),
-        running=holder_of(engine, campaign_id) if has_lock_table else None,
+        running=holder_of(engine, campaign_id) if has_lock_table(engine) else None,
     )
 
 
@@ -264,6 +180,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    # The JSON's last_run names no campaign: the document's campaign_id already does.
+    data = asdict(run)
+    del data["campaign_id"]
+    return data
+
+
 def status_json(status: CampaignStatus) -> str:
     """The status as JSON text for scripts and monitoring (``khaosat status --json``).
 
@@ -274,7 +197,7 @@ def status_json(status: CampaignStatus) -> str:
         "campaign_id": status.campaign_id,
         "counts": {s: status.count(s) for s in STATE_ORDER},
         "sources": [asdict(s) for s in status.sources],
-        "last_run": asdict(status.last_run) if status.last_run else None,
+        "last_run": _run_json(status.last_run) if status.last_run else None,
         "running": asdict(status.running) if status.running else None,
     }
     return json.dumps(_jsonable(data), ensure_ascii=False, indent=2)
@@ -293,8 +216,6 @@ def status(
     Reads the warehouse only; safe to run while a run is going on. Exit code 2 when the config
     is unusable or the warehouse has no khaosat tables yet.
     """
-    from warehouse import db
-
     # As the other commands: logs and CI have no terminal, give the table room (160 columns)
     # unless COLUMNS says how wide (rich reads it when no width is forced).
     wide = sys.stdout.isatty() or "COLUMNS" in os.environ
@@ -313,9 +234,7 @@ def status(
         raise typer.Exit(2)
     engine = db.connect(url)
     try:
-        with engine.connect() as conn:
-            ready = sa.inspect(conn).has_table(t.load_ledger.name)
-        if not ready:
+        if not has_ledger(engine):
             console.print(
                 f"[bold red]error:[/] the warehouse at {db.safe_url(url)} has no khaosat tables "
                 f"yet: run khaosat run --config {settings.config_path}"

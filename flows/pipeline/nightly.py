@@ -57,7 +57,7 @@ from schemas.records import (
     SourceOutcome,
 )
 from warehouse import alerts as warehouse_alerts
-from warehouse import db, load, marts
+from warehouse import db, ledger, load, marts, registry
 from warehouse.lock import RunLock
 
 
@@ -121,7 +121,7 @@ def prepare(settings: Settings, run_id: str) -> Context:
     schools = {s.code: s for s in school_list}
     engine = db.connect(settings.warehouse_url)
     db.migrate(engine)
-    load.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
+    registry.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
     return Context(
         settings=settings,
         questionnaires=questionnaires,
@@ -155,7 +155,7 @@ def select_sources(
     """The sources a run (or a re-run) processes."""
     chosen = _of(ctx.sources, school, questionnaire)
     if failed_only:
-        states = load.latest_statuses(ctx.engine, ctx.settings.campaign.id)
+        states = ledger.latest_statuses(ctx.engine, ctx.settings.campaign.id)
         chosen = [s for s in chosen if states.get(s.key) == "failed"]
     return chosen
 
@@ -204,15 +204,15 @@ def read_ahead(settings: Settings, **params: Any) -> None:
             create_context()
 
 
-def _known_loads(settings: Settings) -> dict[str, load.LastLoad]:
-    """``load.last_loads`` of the campaign, or nothing if the warehouse cannot tell yet (not
+def _known_loads(settings: Settings) -> dict[str, ledger.LastLoad]:
+    """``ledger.last_loads`` of the campaign, or nothing if the warehouse cannot tell yet (not
     made, or not migrated); a SQLite file that does not exist is not created."""
     if not db.exists(settings.warehouse_url):
         return {}
     try:
         engine = db.connect(settings.warehouse_url)
         try:
-            return load.last_loads(engine, settings.campaign.id)
+            return ledger.last_loads(engine, settings.campaign.id)
         finally:
             engine.dispose()
     except Exception:  # noqa: BLE001 - no tables yet, no driver, no server: the flow reports it
@@ -224,7 +224,7 @@ def _known_loads(settings: Settings) -> dict[str, load.LastLoad]:
 # raised is a transient IO error (fetch retries it) or a bug.
 
 
-def fetch_source(ctx: Context, source: Source, last: load.LastLoad | None = None) -> Fetched:
+def fetch_source(ctx: Context, source: Source, last: ledger.LastLoad | None = None) -> Fetched:
     """Fetch and archive one source (IO). Raises SourceError for a source that cannot be used,
     and any other exception for what may pass on a retry (network, file system).
 
@@ -285,7 +285,7 @@ class Ingested:
 # flow process's time (benchmarks/README.md), as much as the fetch itself, and a province has
 # a thousand sources a night.
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def ingest_source(ctx: Context, source: Source, last: load.LastLoad | None = None) -> Ingested:
+def ingest_source(ctx: Context, source: Source, last: ledger.LastLoad | None = None) -> Ingested:
     """Fetch and archive one source, then parse it unless its content is that of its last load.
 
     Only fetching is retried (an exception it raises may pass); a problem with the content
@@ -418,19 +418,19 @@ class Tracker:
 
     def absent(self, source: Source, exc: BaseException) -> None:
         msg = failure_message(source, exc)
-        load.record_absent(self.ctx.engine, self.ctx.campaign_id, self.ctx.run_id, source, msg)
+        ledger.record_absent(self.ctx.engine, self.ctx.campaign_id, self.ctx.run_id, source, msg)
         self._done(SourceOutcome(source, "absent", message=msg))
 
     def failed(self, source: Source, exc: BaseException, fetched: Fetched | None = None) -> None:
         msg = failure_message(source, exc)
         c = self.ctx
-        load.record_failure(c.engine, c.campaign_id, c.run_id, source, msg, fetched)
+        ledger.record_failure(c.engine, c.campaign_id, c.run_id, source, msg, fetched)
         name = fetched.filename if fetched else ""
         self._done(SourceOutcome(source, "failed", message=msg, filename=name))
 
     def unchanged(self, fetched: list[Fetched]) -> None:
         c = self.ctx
-        load.record_unchanged_many(c.engine, c.campaign_id, c.run_id, fetched)
+        ledger.record_unchanged_many(c.engine, c.campaign_id, c.run_id, fetched)
         for f in fetched:
             self._done(SourceOutcome(f.source, "unchanged", filename=f.filename))
 
@@ -476,7 +476,7 @@ class Loads:
 
 
 def unchanged_files(
-    ctx: Context, batch: list[Source], known: dict[str, load.LastLoad], track: Tracker
+    ctx: Context, batch: list[Source], known: dict[str, ledger.LastLoad], track: Tracker
 ) -> list[Source]:
     """The sources of ``batch`` to ingest: a local file whose modified time and bytes are those
     of its last load is recognised here with a stat and a hash, and recorded unchanged without
@@ -591,7 +591,7 @@ def finish_loads(loads: Loads, track: Tracker) -> None:
 
 
 def consolidate(
-    ctx: Context, chosen: list[Source], known: dict[str, load.LastLoad], track: Tracker
+    ctx: Context, chosen: list[Source], known: dict[str, ledger.LastLoad], track: Tracker
 ) -> None:
     """Ingest (fetch and parse), validate and load ``chosen`` in batches of
     ``run.batch_sources``, as a pipeline.
@@ -643,21 +643,21 @@ def nightly(
         ctx, school=school, questionnaire=questionnaire, failed_only=failed_only
     )
     force = force or failed_only or school is not None
-    known = {} if force else load.last_loads(ctx.engine, ctx.campaign_id)
+    known = {} if force else ledger.last_loads(ctx.engine, ctx.campaign_id)
     # one run of a campaign at a time: a second waits (run.lock_wait_seconds) or exits clearly
     with run_lock(ctx):
-        load.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
+        ledger.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
         track = Tracker(ctx, chosen)
         try:
             consolidate(ctx, chosen, known, track)
             published = publish_all(ctx, as_of or _now(settings), skip_unchanged=not force)
         except BaseException:
             # the run row says so, rather than 'running' until another run takes the lock
-            load.finish_run(ctx.engine, ctx.run_id, status="failed")
+            ledger.finish_run(ctx.engine, ctx.run_id, status="failed")
             raise
         workbooks, feedback = published or ([], [])
 
-        load.finish_run(ctx.engine, ctx.run_id)
+        ledger.finish_run(ctx.engine, ctx.run_id)
         if ctx.gsheets is not None:
             ctx.gsheets.close()
         summary = RunSummary(

@@ -35,7 +35,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from flows.publish.workbooks import INT_FORMAT, safe_file_part, save_workbook, write_cell
 from flows.validate import fix_hint
 from warehouse import tables as t
-from warehouse.load import latest_loads
+from warehouse.ledger import latest_loads
 
 #: Folder under the output folder that holds the feedback workbooks.
 FEEDBACK_DIR = "feedback"

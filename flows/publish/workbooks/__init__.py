@@ -82,7 +82,7 @@ from openpyxl.xml.functions import tostring
 from flows.alerts import RULES, Thresholds, action_for
 from schemas.questionnaire import DIMENSIONS, Questionnaire
 from warehouse import tables as t
-from warehouse.load import latest_loads
+from warehouse.ledger import latest_loads
 from warehouse.marts import province_dimension
 
 #: Level codes (schools.csv) in report order, with the names leadership reads.
