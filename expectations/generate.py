@@ -60,9 +60,171 @@ def _expectation(
     }
 
 
+def _likert_rules() -> list[dict[str, Any]]:
+    """Rules on Likert-5 answers: unreadable first, then out of range."""
+    return [
+        _expectation(
+            "expect_column_values_to_not_be_null",
+            {"column": "value", "row_condition": _when_kind("likert")},
+            rule="likert_unreadable",
+            frame="answers",
+            scope="value",
+            reason="Ô này không phải một mức hài lòng của thang 1-5",
+            fix=(
+                "Chọn một trong 5 mức: Rất không hài lòng, Không hài lòng, Bình thường, "
+                "Hài lòng, Rất hài lòng (hoặc số 1 đến 5); để trống nếu người trả lời bỏ qua."
+            ),
+            notes=(
+                "Parse keeps a label it cannot read (a typo, a free-text answer, a number "
+                "outside 1-5) as NaN with its raw text; such an answer must not count as "
+                "any level, and the school needs to see which cell it was."
+            ),
+        ),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            {
+                "column": "value",
+                "value_set": LIKERT_VALUES,
+                "row_condition": _when_kind("likert"),
+            },
+            rule="likert_out_of_range",
+            frame="answers",
+            scope="value",
+            reason="Mức hài lòng phải là số nguyên từ 1 đến 5",
+            fix=(
+                "Sửa thành số từ 1 đến 5 hoặc nhãn tương ứng; kiểm tra câu hỏi trên biểu mẫu "
+                "dùng thang 1-5 (không phải 0-10)."
+            ),
+            notes=(
+                "A linear-scale question set to 0-10, or a typed 6 or 3.5, gives a number "
+                "outside the Likert scale. A set rather than 'between 1 and 5': a fraction "
+                "would fall into none of the n_1..n_5 counts of mart_unit_question."
+            ),
+        ),
+    ]
+
+
+def _percent_rules() -> list[dict[str, Any]]:
+    """Rules on MONG_DOI, the % of expectations met: unreadable first, then out of range."""
+    return [
+        _expectation(
+            "expect_column_values_to_not_be_null",
+            {"column": "value", "row_condition": _when_kind("percent")},
+            rule="percent_unreadable",
+            frame="answers",
+            scope="value",
+            reason="Không đọc được tỷ lệ % nhà trường đáp ứng mong đợi",
+            fix="Ghi một số từ 0 đến 100 (có thể kèm dấu %), ví dụ 80 hoặc 80%.",
+            notes="MONG_DOI is averaged as a number; text such as 'khá tốt' cannot be.",
+        ),
+        _expectation(
+            "expect_column_values_to_be_between",
+            {
+                "column": "value",
+                "min_value": 0,
+                "max_value": 100,
+                "row_condition": _when_kind("percent"),
+            },
+            rule="percent_out_of_range",
+            frame="answers",
+            scope="value",
+            reason="Tỷ lệ % đáp ứng mong đợi phải từ 0 đến 100",
+            fix=(
+                "Sửa thành số từ 0 đến 100; trên Google Forms, đặt xác thực câu trả lời là "
+                "số từ 0 đến 100 để tránh lỗi này."
+            ),
+            notes="A share of expectations met cannot exceed 100% or be negative.",
+        ),
+    ]
+
+
+def _yesno_rules() -> list[dict[str, Any]]:
+    """Rules on Có/Không answers: unreadable first, then out of range."""
+    return [
+        _expectation(
+            "expect_column_values_to_not_be_null",
+            {"column": "value", "row_condition": _when_kind("yesno")},
+            rule="yesno_unreadable",
+            frame="answers",
+            scope="value",
+            reason="Ô này không phải câu trả lời Có hoặc Không",
+            fix="Ghi Có hoặc Không (đánh dấu x được hiểu là Có); để trống nếu không trả lời.",
+            notes=(
+                "pct_yes counts Có over answered; an unreadable answer is neither and must "
+                "not change the denominator silently."
+            ),
+        ),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            {
+                "column": "value",
+                "value_set": YESNO_VALUES,
+                "row_condition": _when_kind("yesno"),
+            },
+            rule="yesno_invalid",
+            frame="answers",
+            scope="value",
+            reason="Câu hỏi Có/Không chỉ nhận hai câu trả lời: Có hoặc Không",
+            fix="Sửa ô này thành Có hoặc Không.",
+            notes="A number typed into a Có/Không column (e.g. 2) is not an answer to it.",
+        ),
+    ]
+
+
+def _level_rules() -> list[dict[str, Any]]:
+    """Rules on service review levels: unreadable first, then out of range."""
+    return [
+        _expectation(
+            "expect_column_values_to_not_be_null",
+            {"column": "value", "row_condition": _when_kind("level")},
+            rule="level_unreadable",
+            frame="answers",
+            scope="value",
+            reason="Ô này không phải một trong 5 mức Tốt, Khá, Trung bình, Yếu, Kém",
+            fix=(
+                "Ghi một trong 5 mức: Tốt, Khá, Trung bình, Yếu, Kém "
+                "(hoặc điểm tương ứng 10, 7, 5, 3, 0)."
+            ),
+            notes=(
+                "A service's total is the sum of its eight criteria; an unreadable level "
+                "must be shown to the school rather than summed as nothing."
+            ),
+        ),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            {
+                "column": "value",
+                "value_set": LEVEL_VALUES,
+                "row_condition": _when_kind("level"),
+            },
+            rule="level_invalid",
+            frame="answers",
+            scope="value",
+            reason="Điểm tiêu chí chỉ nhận 10, 7, 5, 3 hoặc 0",
+            fix=(
+                "Sửa thành Tốt (10), Khá (7), Trung bình (5), Yếu (3) hoặc Kém (0); không ghi "
+                "điểm lẻ như 8 hay 6."
+            ),
+            notes=(
+                "The review scale has five levels only; a typed 8 would inflate the 0-80 "
+                "total and the ranking."
+            ),
+        ),
+    ]
+
+
+#: Per answer kind, its rules, in the order they are checked.
+_KIND_RULES = {
+    "likert": _likert_rules,
+    "percent": _percent_rules,
+    "yesno": _yesno_rules,
+    "level": _level_rules,
+}
+
+
 def _answer_rules(kinds: Sequence[str]) -> list[dict[str, Any]]:
     """Rules on the answers frame, in precedence order (an answer is reported by the first)."""
-    rules = [
+    common = [
         _expectation(
             "expect_column_values_to_be_in_set",
             {"column": "question_code", "value_set": {"$PARAMETER": "question_codes"}},
@@ -95,148 +257,8 @@ def _answer_rules(kinds: Sequence[str]) -> list[dict[str, Any]]:
             ),
         ),
     ]
-    if "likert" in kinds:
-        rules += [
-            _expectation(
-                "expect_column_values_to_not_be_null",
-                {"column": "value", "row_condition": _when_kind("likert")},
-                rule="likert_unreadable",
-                frame="answers",
-                scope="value",
-                reason="Ô này không phải một mức hài lòng của thang 1-5",
-                fix=(
-                    "Chọn một trong 5 mức: Rất không hài lòng, Không hài lòng, Bình thường, "
-                    "Hài lòng, Rất hài lòng (hoặc số 1 đến 5); để trống nếu người trả lời bỏ qua."
-                ),
-                notes=(
-                    "Parse keeps a label it cannot read (a typo, a free-text answer, a number "
-                    "outside 1-5) as NaN with its raw text; such an answer must not count as "
-                    "any level, and the school needs to see which cell it was."
-                ),
-            ),
-            _expectation(
-                "expect_column_values_to_be_in_set",
-                {
-                    "column": "value",
-                    "value_set": LIKERT_VALUES,
-                    "row_condition": _when_kind("likert"),
-                },
-                rule="likert_out_of_range",
-                frame="answers",
-                scope="value",
-                reason="Mức hài lòng phải là số nguyên từ 1 đến 5",
-                fix=(
-                    "Sửa thành số từ 1 đến 5 hoặc nhãn tương ứng; kiểm tra câu hỏi trên biểu mẫu "
-                    "dùng thang 1-5 (không phải 0-10)."
-                ),
-                notes=(
-                    "A linear-scale question set to 0-10, or a typed 6 or 3.5, gives a number "
-                    "outside the Likert scale. A set rather than 'between 1 and 5': a fraction "
-                    "would fall into none of the n_1..n_5 counts of mart_unit_question."
-                ),
-            ),
-        ]
-    if "percent" in kinds:
-        rules += [
-            _expectation(
-                "expect_column_values_to_not_be_null",
-                {"column": "value", "row_condition": _when_kind("percent")},
-                rule="percent_unreadable",
-                frame="answers",
-                scope="value",
-                reason="Không đọc được tỷ lệ % nhà trường đáp ứng mong đợi",
-                fix="Ghi một số từ 0 đến 100 (có thể kèm dấu %), ví dụ 80 hoặc 80%.",
-                notes="MONG_DOI is averaged as a number; text such as 'khá tốt' cannot be.",
-            ),
-            _expectation(
-                "expect_column_values_to_be_between",
-                {
-                    "column": "value",
-                    "min_value": 0,
-                    "max_value": 100,
-                    "row_condition": _when_kind("percent"),
-                },
-                rule="percent_out_of_range",
-                frame="answers",
-                scope="value",
-                reason="Tỷ lệ % đáp ứng mong đợi phải từ 0 đến 100",
-                fix=(
-                    "Sửa thành số từ 0 đến 100; trên Google Forms, đặt xác thực câu trả lời là "
-                    "số từ 0 đến 100 để tránh lỗi này."
-                ),
-                notes="A share of expectations met cannot exceed 100% or be negative.",
-            ),
-        ]
-    if "yesno" in kinds:
-        rules += [
-            _expectation(
-                "expect_column_values_to_not_be_null",
-                {"column": "value", "row_condition": _when_kind("yesno")},
-                rule="yesno_unreadable",
-                frame="answers",
-                scope="value",
-                reason="Ô này không phải câu trả lời Có hoặc Không",
-                fix="Ghi Có hoặc Không (đánh dấu x được hiểu là Có); để trống nếu không trả lời.",
-                notes=(
-                    "pct_yes counts Có over answered; an unreadable answer is neither and must "
-                    "not change the denominator silently."
-                ),
-            ),
-            _expectation(
-                "expect_column_values_to_be_in_set",
-                {
-                    "column": "value",
-                    "value_set": YESNO_VALUES,
-                    "row_condition": _when_kind("yesno"),
-                },
-                rule="yesno_invalid",
-                frame="answers",
-                scope="value",
-                reason="Câu hỏi Có/Không chỉ nhận hai câu trả lời: Có hoặc Không",
-                fix="Sửa ô này thành Có hoặc Không.",
-                notes="A number typed into a Có/Không column (e.g. 2) is not an answer to it.",
-            ),
-        ]
-    if "level" in kinds:
-        rules += [
-            _expectation(
-                "expect_column_values_to_not_be_null",
-                {"column": "value", "row_condition": _when_kind("level")},
-                rule="level_unreadable",
-                frame="answers",
-                scope="value",
-                reason="Ô này không phải một trong 5 mức Tốt, Khá, Trung bình, Yếu, Kém",
-                fix=(
-                    "Ghi một trong 5 mức: Tốt, Khá, Trung bình, Yếu, Kém "
-                    "(hoặc điểm tương ứng 10, 7, 5, 3, 0)."
-                ),
-                notes=(
-                    "A service's total is the sum of its eight criteria; an unreadable level "
-                    "must be shown to the school rather than summed as nothing."
-                ),
-            ),
-            _expectation(
-                "expect_column_values_to_be_in_set",
-                {
-                    "column": "value",
-                    "value_set": LEVEL_VALUES,
-                    "row_condition": _when_kind("level"),
-                },
-                rule="level_invalid",
-                frame="answers",
-                scope="value",
-                reason="Điểm tiêu chí chỉ nhận 10, 7, 5, 3 hoặc 0",
-                fix=(
-                    "Sửa thành Tốt (10), Khá (7), Trung bình (5), Yếu (3) hoặc Kém (0); không ghi "
-                    "điểm lẻ như 8 hay 6."
-                ),
-                notes=(
-                    "The review scale has five levels only; a typed 8 would inflate the 0-80 "
-                    "total and the ranking."
-                ),
-            ),
-        ]
-    return rules
+    by_kind = [rule for kind, rules in _KIND_RULES.items() if kind in kinds for rule in rules()]
+    return common + by_kind
 
 
 def _response_rules(q: Questionnaire) -> list[dict[str, Any]]:
