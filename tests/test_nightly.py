@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from flows.parse import ParseJob
-from flows.pipeline import nightly
+from flows.pipeline import batches, nightly, tasks
+from flows.pipeline import context as run_context
 from flows.settings import Settings, load_settings
 from schemas.records import Fetched, Parsed, SourceOutcome
 from warehouse import db, tables
@@ -322,7 +323,7 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     from schemas.records import Fetched, SourceError
 
     settings = load_settings(make_province(tmp_path), env={})
-    ctx = nightly.prepare(settings, "r1")
+    ctx = run_context.prepare(settings, "r1")
     source = ctx.sources[0]
     assert source.path is not None
     fetched = Fetched(
@@ -334,12 +335,12 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     )
     assert parse_pool(settings) is not None  # the default: parse processes beside the flow
     monkeypatch.setattr(nightly, "parse_fetched", _stop_the_process)
-    got = nightly.parse_source(ctx, fetched)
+    got = tasks.parse_source(ctx, fetched)
     assert isinstance(got, SourceError)
     assert "parser process stopped" in str(got) and source.path.name in str(got)
     # the broken pool was replaced: the next source parses as usual
     monkeypatch.undo()
-    assert not isinstance(nightly.parse_source(ctx, fetched), BaseException)
+    assert not isinstance(tasks.parse_source(ctx, fetched), BaseException)
 
 
 def _stop_parsing_s2(job: ParseJob) -> object:
@@ -393,7 +394,7 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
     assert pool is not None
 
     def read_ahead(settings: Settings, **params: object) -> list[str]:
-        nightly.read_ahead(settings, **params)
+        run_context.read_ahead(settings, **params)
         return pool.submit(_take_read_ahead).result()  # after the reads queued before it
 
     # a warehouse not made yet: the first batch, without creating the SQLite file
@@ -403,7 +404,7 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
     # the corrupt S5 is not kept (its parse says why) and the absent S6 is skipped
     assert read_ahead(settings) == ["S1_cmhs.xlsx", "S2_cmhs.xls", "S3_cmhs.ods", "S3_hs.csv"]
 
-    nightly.read_ahead(settings)
+    run_context.read_ahead(settings)
     assert nightly.run(settings, as_of=AS_OF).count("loaded") == 4
     assert pool.submit(_take_read_ahead).result() == []  # the run used up what was read ahead
 
@@ -428,9 +429,9 @@ def test_gx_is_imported_ahead_and_frozen_only_when_something_is_read(tmp_path: P
     settings = load_settings(make_province(tmp_path), env={})
     validate._create_batch_definition.cache_clear()
     try:
-        nightly.read_ahead(settings, failed_only=True)
+        run_context.read_ahead(settings, failed_only=True)
         assert validate._create_batch_definition.cache_info().currsize == 0
-        nightly.read_ahead(settings)
+        run_context.read_ahead(settings)
         assert validate._create_batch_definition.cache_info().currsize == 1
         context = validate._gx_batch_definition()
         assert not any(obj is context for obj in gc.get_objects())  # frozen: never walked
@@ -570,7 +571,7 @@ def test_a_batch_reaches_its_task_unwalked(prefect_harness: None) -> None:
 
     @flow
     def hand_over() -> tuple[list[object], list[object]]:
-        return echo([state]), echo(nightly.unwalked([state]))
+        return echo([state]), echo(batches.unwalked([state]))
 
     walked, unwalked = hand_over()
     assert walked == [7]

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from flows.pipeline import notify
-from flows.pipeline.nightly import RunSummary
 from flows.settings import Notify, load_settings
-from schemas.records import Source, SourceOutcome
+from schemas.records import RunSummary, Source, SourceOutcome
 
 PASSWORD = "s3cr3t-Mật-khẩu"
 

@@ -626,7 +626,7 @@ def test_one_run_leaves_task_run_recording_to_a_prefect_server_of_ones_own(
 LEAVING = """
 import atexit, multiprocessing, os, sys
 from concurrent.futures import ProcessPoolExecutor
-from flows.cli.app import leave
+from flows.pipeline.processes import leave
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
