@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,70 +22,9 @@ from flows.pipeline import batches, nightly, tasks
 from flows.pipeline import context as run_context
 from flows.settings import Settings, load_settings
 from schemas.records import Fetched, Parsed, SourceOutcome
+from tests.pipeline_factories import AS_OF, make_province, rows, stamp
 from warehouse import db, tables
 from warehouse.load import LoadResult
-
-FIXTURES = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
-AS_OF = dt.datetime(2024, 11, 5, 2, 0)  # after the deadline: absent means missing
-
-CONFIG = """\
-campaign:
-  id: T-2024
-  name: Khảo sát thử nghiệm
-  school_year: 2024-2025
-  opens: 2024-10-01
-  closes: 2024-10-31
-  deadline: 2024-10-25
-  province_code: TM
-registry:
-  schools: schools.csv
-  sources: sources.csv
-output: output
-"""
-
-SCHOOLS = """\
-school_code,school_name,level,unit_code,unit_name,enrollment
-S1,Trường Tiểu học A,TH,U1,Phường Một,300
-S2,Trường Tiểu học B,TH,U1,Phường Một,250
-S3,Trường THPT C,THPT,U2,Sở GDĐT (THPT),900
-S4,Trường Tiểu học D,TH,U1,Phường Một,
-S5,Trường THCS E,THCS,U1,Phường Một,400
-S6,Trường THCS G,THCS,U1,Phường Một,350
-"""
-
-SOURCES = """\
-school_code,questionnaire,kind,location
-S1,CMHS_TH,excel,submissions/S1_cmhs.xlsx
-S2,CMHS_TH,excel,submissions/S2_cmhs.xls
-S3,CMHS_THPT,excel,submissions/S3_cmhs.ods
-S3,HS_THPT,csv,submissions/S3_hs.csv
-S5,CMHS_THCS,excel,submissions/S5_cmhs.xlsx
-S6,CMHS_THCS,excel,submissions/S6_missing.xlsx
-"""
-
-
-def _stamp(path: Path, when: dt.datetime) -> None:
-    # git checkouts stamp files with the checkout time; fix them so "late" is deterministic
-    ts = when.replace(tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
-    os.utime(path, (ts, ts))
-
-
-def make_province(folder: Path, warehouse_url: str | None = None) -> Path:
-    """Write the test province into ``folder``; return its config path."""
-    shutil.copytree(FIXTURES, folder / "submissions")
-    config = CONFIG + (f"warehouse:\n  url: {warehouse_url}\n" if warehouse_url else "")
-    (folder / "khaosat.yaml").write_text(config, encoding="utf-8")
-    (folder / "schools.csv").write_text(SCHOOLS, encoding="utf-8")
-    (folder / "sources.csv").write_text(SOURCES, encoding="utf-8")
-    for f in (folder / "submissions").iterdir():
-        _stamp(f, dt.datetime(2024, 10, 24, 17, 0))
-    _stamp(folder / "submissions" / "S3_cmhs.ods", dt.datetime(2024, 10, 27, 9, 0))  # late
-    return folder / "khaosat.yaml"
-
-
-def rows(engine: sa.Engine, sql: str, **params: object) -> list[dict[str, object]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
 
 
 def sorted_rows(engine: sa.Engine, table: str) -> list[dict[str, object]]:
@@ -289,7 +227,7 @@ def test_a_quiet_night_publishes_only_what_changed(province: Path) -> None:
 
     # a file touched but not changed is fetched again (its new sighting archived), not reloaded
     s1 = province.parent / "submissions" / "S1_cmhs.xlsx"
-    _stamp(s1, dt.datetime(2024, 10, 24, 18, 0))
+    stamp(s1, dt.datetime(2024, 10, 24, 18, 0))
     touched = nightly.run(settings, as_of=AS_OF)
     assert not touched.published
     assert next(o for o in touched.outcomes if o.source.school_code == "S1").status == "unchanged"
@@ -409,7 +347,7 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
     assert pool.submit(_take_read_ahead).result() == []  # the run used up what was read ahead
 
     assert read_ahead(settings) == []  # nothing changed since it was loaded
-    _stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 24, 18, 0))
+    stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 24, 18, 0))
     assert read_ahead(settings) == []  # touched, same bytes: fetched again but not parsed
     csv = tmp_path / "submissions" / "S3_hs.csv"
     csv.write_bytes(csv.read_bytes() + b"\n")
