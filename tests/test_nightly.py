@@ -272,7 +272,7 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
         filename=source.path.name,
     )
     assert parse_pool(settings) is not None  # the default: parse processes beside the flow
-    monkeypatch.setattr(nightly, "parse_fetched", _stop_the_process)
+    monkeypatch.setattr(tasks, "parse_fetched", _stop_the_process)
     got = tasks.parse_source(ctx, fetched)
     assert isinstance(got, SourceError)
     assert "parser process stopped" in str(got) and source.path.name in str(got)
@@ -295,7 +295,7 @@ def test_a_parse_process_that_dies_in_a_run_fails_that_source_alone(
     settings = load_settings(province, env={})
     # Pickled by reference: the parse processes run this module's function. The task runner's
     # threads send jobs at once, so S2's breaks theirs too: each is tried again alone.
-    monkeypatch.setattr(nightly, "parse_fetched", _stop_parsing_s2)
+    monkeypatch.setattr(tasks, "parse_fetched", _stop_parsing_s2)
     summary = nightly.run(settings, as_of=AS_OF)
     by_school = {o.source.school_code: o for o in summary.outcomes}
     assert by_school["S2"].status == "failed"
