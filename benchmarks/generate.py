@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows.cli import demo  # noqa: E402 - after the path is set, for `python benchmarks/…`
+from flows.cli.demo import answers, province, traps  # noqa: E402 - after the path is set
 from flows.publish.workbooks import save_workbook  # noqa: E402
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS  # noqa: E402
 from flows.settings import DEFAULT_TIMEZONE  # noqa: E402
@@ -49,10 +49,10 @@ from schemas import load_questionnaires  # noqa: E402
 LEVELS = ("MN", "TH", "THCS", "THPT")
 #: Schools per commune (MN/TH/THCS); THPT schools all report to the Sở.
 SCHOOLS_PER_UNIT = 25
-#: The Forms traps every file has (see flows.cli.demo.TRAPS): the common case, not the messy one.
+#: The Forms traps every file has (flows.cli.demo.province.TRAPS): the common case, not the mess.
 FORMS_TRAPS = ("forms_xlsx", "timestamp_text", "email", "grid_headers", "labels_text")
 #: Every file is modified the evening the campaign closes: all on time.
-MODIFIED_AT = dt.datetime.combine(demo.CLOSES, dt.time(20, 0))
+MODIFIED_AT = dt.datetime.combine(province.CLOSES, dt.time(20, 0))
 GENERATOR_VERSION = 1
 
 
@@ -64,7 +64,7 @@ def school_plan(n_schools: int) -> list[dict[str, str | int]]:
         level = LEVELS[i % len(LEVELS)]
         code = f"{level}{i + 1:05d}"
         if level == "THPT":
-            unit_code, unit_name = demo.SO_UNIT_CODE, demo.SO_UNIT_NAME
+            unit_code, unit_name = province.SO_UNIT_CODE, province.SO_UNIT_NAME
         else:
             u = commune_schools // SCHOOLS_PER_UNIT
             commune_schools += 1
@@ -83,7 +83,7 @@ def school_plan(n_schools: int) -> list[dict[str, str | int]]:
     return rows
 
 
-def _write_forms_xlsx(path: Path, sheet: demo._Sheet) -> None:  # noqa: SLF001
+def _write_forms_xlsx(path: Path, sheet: traps.Sheet) -> None:
     """A Forms download written in write_only mode (rows streamed, no cell objects)."""
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet.name)
@@ -101,10 +101,10 @@ def _write_school(job: tuple[Path, dict[str, str | int], int, int, int]) -> int:
     # One seed per school: the files do not depend on the number of worker processes.
     rng = random.Random(seed * 1_000_003 + index)  # noqa: S311 - synthetic data
     low = index % 17 == 5  # a few schools below target, so alerts and red cells have content
-    responses = demo._satisfaction_responses(  # noqa: SLF001 - the demo's calibrated answers
+    responses = answers.satisfaction_responses(  # the demo's calibrated answers
         q, str(school["level"]), n_responses, low, rng
     )
-    sheet = demo._forms_sheet(q, responses, FORMS_TRAPS, csv_file=False)  # noqa: SLF001
+    sheet = traps.forms_sheet(q, responses, FORMS_TRAPS, csv_file=False)
     path = folder / "submissions" / f"{school['school_code']}_{q.code}.xlsx"
     _write_forms_xlsx(path, sheet)
     ts = MODIFIED_AT.replace(tzinfo=ZoneInfo(DEFAULT_TIMEZONE)).timestamp()
@@ -126,13 +126,13 @@ def config_text(warehouse_url: str | None = None) -> str:
     text = f"""\
 # Benchmark province written by benchmarks/generate.py: synthetic schools and answers.
 campaign:
-  id: {demo.CAMPAIGN_ID}
-  name: "{demo.CAMPAIGN_NAME}"
-  school_year: "{demo.SCHOOL_YEAR}"
-  opens: {demo.OPENS.isoformat()}
-  closes: {demo.CLOSES.isoformat()}
-  deadline: {demo.DEADLINE.isoformat()}
-  province_code: "{demo.PROVINCE_CODE}"
+  id: {province.CAMPAIGN_ID}
+  name: "{province.CAMPAIGN_NAME}"
+  school_year: "{province.SCHOOL_YEAR}"
+  opens: {province.OPENS.isoformat()}
+  closes: {province.CLOSES.isoformat()}
+  deadline: {province.DEADLINE.isoformat()}
+  province_code: "{province.PROVINCE_CODE}"
 registry:
   schools: schools.csv
   sources: sources.csv

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.fetch.files import fetch_file
     from flows.parse.header import pick_table
     from flows.parse.sheet import parse_table
-    from flows.pipeline.nightly import prepare
+    from flows.pipeline.context import prepare
     from flows.publish.workbooks import write_unit_workbooks
     from flows.read import read_tables
     from flows.settings import load_settings

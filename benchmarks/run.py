@@ -162,7 +162,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
 
     api = start_temporary_api()  # as `khaosat run` does
     with long_lived_imports():
-        from flows.pipeline import nightly
+        from flows.pipeline import batches, context, nightly, publishing
 
     imported = time.perf_counter() - t_import
     stages: dict[str, float] = {}
@@ -183,8 +183,8 @@ def child_khaosat(config: str, profile: str | None) -> int:
 
         return wrapper
 
-    # The flow body calls these module globals, so wrapping them times each step without
-    # touching flows/pipeline/nightly.py (build_marts and publish_workbooks stay Prefect tasks).
+    # The flows call these module globals (nightly, batches, publishing), so wrapping them times
+    # each step without touching flows/pipeline (build_marts and publish_workbooks stay tasks).
     for name, attr in (
         ("prepare", "prepare"),
         ("fetch", "unchanged_files"),
@@ -197,8 +197,9 @@ def child_khaosat(config: str, profile: str | None) -> int:
         ("workbooks", "publish_workbooks"),
         ("feedback", "publish_feedback"),
     ):
-        if hasattr(nightly, attr):  # steps appear as the flow grows
-            setattr(nightly, attr, timed(name, getattr(nightly, attr)))
+        for module in (nightly, batches, publishing):
+            if hasattr(module, attr):  # steps appear as the flow grows
+                setattr(module, attr, timed(name, getattr(module, attr)))
 
     settings = load_settings(Path(config))
     profiler = None
@@ -208,7 +209,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
         profiler = Profiler(interval=0.005, async_mode="disabled")
         profiler.start()
     ahead = time.perf_counter()
-    nightly.read_ahead(settings)  # as `khaosat run` does, while the API boots
+    context.read_ahead(settings)  # as `khaosat run` does, while the API boots
     waiting = time.perf_counter()
     with api.serving():
         t = time.perf_counter()
@@ -505,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-overhead", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_khaosat or args.child_overhead:
-        from flows.cli.app import leave
+        from flows.pipeline.processes import leave
 
         if args.child_khaosat:  # and exit as the khaosat command does
             leave(child_khaosat(args.child_khaosat, args.child_profile))

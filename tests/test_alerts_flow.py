@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from flows.cli.app import app
 from flows.pipeline import nightly
 from flows.settings import load_settings
-from tests.test_nightly import AS_OF, _stamp, make_province, rows
+from tests.pipeline_factories import AS_OF, make_province, rows, stamp
 from warehouse import db
 
 CSVC_LOW = ("pct_satisfied_low", "school", "S1", "CMHS_TH/CSVC")
@@ -75,7 +75,7 @@ def test_alert_lifecycle_and_feedback_over_three_nights(
         if cell.value is not None:
             cell.value = "Rất hài lòng"
     wb.save(path)
-    _stamp(path, dt.datetime(2024, 10, 24, 18, 0))
+    stamp(path, dt.datetime(2024, 10, 24, 18, 0))
     nightly.run(settings, as_of=AS_OF + dt.timedelta(days=2))
     third = alert_rows(engine)
     assert third[CSVC_LOW]["status"] == "resolved"

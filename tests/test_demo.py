@@ -16,12 +16,14 @@ import pytest
 from openpyxl import load_workbook
 
 from flows.cli import demo
+from flows.cli.demo import answers as demo_answers
+from flows.cli.demo import province as demo_province
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS, read_schools, read_sources
 from flows.settings import load_settings
 from schemas import load_questionnaires
 
 QS = load_questionnaires()
-LIKERT_TEXT = set(demo.LIKERT_LABELS.values())
+LIKERT_TEXT = set(demo_answers.LIKERT_LABELS.values())
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def traps() -> dict[str, list[tuple[str, str]]]:
-    return demo.trap_locations()
+    return demo_province.trap_locations()
 
 
 def _files(folder: Path) -> Iterator[Path]:
@@ -152,7 +154,7 @@ def test_every_required_questionnaire_has_a_source_except_the_traps(
 
 
 def test_every_trap_is_placed(traps: dict[str, list[tuple[str, str]]]) -> None:
-    assert set(traps) == set(demo.TRAPS)
+    assert set(traps) == set(demo_province.TRAPS)
     assert [t for t, where in traps.items() if not where] == []
 
 
@@ -165,9 +167,9 @@ def test_a_larger_province_keeps_the_traps(tmp_path: Path) -> None:
     config = demo.generate_province(tmp_path, n_units=6, schools_per_unit=7, respondents=(8, 10))
     schools = read_schools(config.parent / "schools.csv")
     assert len(schools) == 42
-    where = demo.trap_locations(n_units=6, schools_per_unit=7)
+    where = demo_province.trap_locations(n_units=6, schools_per_unit=7)
     assert [t for t, w in where.items() if not w] == []
-    assert where["corrupt"] == demo.trap_locations()["corrupt"]
+    assert where["corrupt"] == demo_province.trap_locations()["corrupt"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +192,7 @@ def test_forms_timestamps_as_serial_numbers(
     province: Path, traps: dict[str, list[tuple[str, str]]]
 ) -> None:
     serials = _column(_rows(_one(traps, "serial_timestamps", province)), "Dấu thời gian")
-    first = float(_serial(demo.OPENS))
+    first = float(_serial(demo_province.OPENS))
     assert all(isinstance(v, float) and first <= v < first + 40 for v in serials)
     assert any(v != int(v) for v in serials)  # the time of day is the fraction
 
@@ -251,7 +253,7 @@ def test_typed_paper_workbook(province: Path, traps: dict[str, list[tuple[str, s
     assert totals[0] == "Tổng cộng"
     assert any(isinstance(v, str) and v.startswith("=COUNTA(") for v in totals)
     dates = _column(rows, "Ngày khảo sát")[:-1]
-    window = range(_serial(demo.OPENS), _serial(demo.CLOSES) + 1)
+    window = range(_serial(demo_province.OPENS), _serial(demo_province.CLOSES) + 1)
     assert all(isinstance(d, int) and d in window for d in dates)
     cells = set(_cells(body))
     assert {"Chưa hài lòng", "Phân vân", "4 - Hài lòng", "(5)"} <= cells
@@ -322,7 +324,7 @@ def test_response_before_opens_and_exact_duplicate(
 ) -> None:
     stamps = _column(_rows(_one(traps, "before_opens", province)), "Dấu thời gian")
     days = [dt.datetime.strptime(s, "%d/%m/%Y %H:%M:%S").date() for s in stamps]
-    assert sum(d < demo.OPENS for d in days) == 1
+    assert sum(d < demo_province.OPENS for d in days) == 1
     lines = _one(traps, "duplicate", province).read_text(encoding="utf-8-sig").splitlines()
     assert len(lines) - len(set(lines)) == 1
 
@@ -343,12 +345,14 @@ def test_broken_files(province: Path, traps: dict[str, list[tuple[str, str]]]) -
 def test_only_the_late_file_is_modified_after_the_deadline(
     province: Path, traps: dict[str, list[tuple[str, str]]]
 ) -> None:
-    deadline = dt.datetime.combine(demo.DEADLINE, dt.time.max, ZoneInfo("Asia/Ho_Chi_Minh"))
+    deadline = dt.datetime.combine(
+        demo_province.DEADLINE, dt.time.max, ZoneInfo("Asia/Ho_Chi_Minh")
+    )
     late = {province / loc for _, loc in traps["late"]}
     for path in (province / "submissions").iterdir():
         modified = dt.datetime.fromtimestamp(path.stat().st_mtime, ZoneInfo("Asia/Ho_Chi_Minh"))
         assert (modified > deadline) == (path in late), path.name
-        assert modified.date() >= demo.OPENS
+        assert modified.date() >= demo_province.OPENS
 
 
 def _pct_satisfied(path: Path) -> float:
@@ -375,7 +379,7 @@ def test_papi_indicator_and_service_below_thresholds(
     hoc_them = _column(rows, QS["PAPI_TH"].item("HOC_THEM").text)
     assert set(hoc_them) == {"Có", "Không"}
     assert hoc_them.count("Có") / len(hoc_them) < 0.8
-    points = {v: k for k, v in demo.LEVEL_LABELS.items()}
+    points = {v: k for k, v in demo_answers.LEVEL_LABELS.items()}
     review = _rows(_one(traps, "service_low", province))
     services = review[_header_index(review) + 1 :]
     totals = [sum(points[v] for v in r if v in points) for r in services]

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from flows.pipeline import nightly
 from flows.settings import load_settings
 from tests.fake_google import FakeGoogle
+from tests.pipeline_factories import FIXTURES, rows, stamp
 from tests.test_gsheets import SERVICE_ACCOUNT, write_key
-from tests.test_nightly import FIXTURES, _stamp, rows
 from warehouse import db
 
 GRID = "Tiếp cận dịch vụ giáo dục"
@@ -82,7 +82,7 @@ def test_gsheet_and_excel_province(
     key_file = write_key(tmp_path / "sa.json", google.token_uri, pem)
     (tmp_path / "submissions").mkdir()
     shutil.copy(FIXTURES / "S1_cmhs.xlsx", tmp_path / "submissions")
-    _stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 20, 9, 0))
+    stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 20, 9, 0))
     (tmp_path / "schools.csv").write_text(SCHOOLS, encoding="utf-8")
     (tmp_path / "sources.csv").write_text(SOURCES, encoding="utf-8")
     (tmp_path / "khaosat.yaml").write_text(

@@ -11,81 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from flows.pipeline import nightly
+from flows.pipeline import batches, nightly, tasks
+from flows.pipeline import context as run_context
 from flows.pipeline.read_ahead import ParseJob
 from flows.settings import Settings, load_settings
 from schemas.records import Fetched, Parsed, SourceOutcome
+from tests.pipeline_factories import AS_OF, make_province, rows, stamp
 from warehouse import db, tables
 from warehouse.load import LoadResult
-
-FIXTURES = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
-AS_OF = dt.datetime(2024, 11, 5, 2, 0)  # after the deadline: absent means missing
-
-CONFIG = """\
-campaign:
-  id: T-2024
-  name: Khảo sát thử nghiệm
-  school_year: 2024-2025
-  opens: 2024-10-01
-  closes: 2024-10-31
-  deadline: 2024-10-25
-  province_code: TM
-registry:
-  schools: schools.csv
-  sources: sources.csv
-output: output
-"""
-
-SCHOOLS = """\
-school_code,school_name,level,unit_code,unit_name,enrollment
-S1,Trường Tiểu học A,TH,U1,Phường Một,300
-S2,Trường Tiểu học B,TH,U1,Phường Một,250
-S3,Trường THPT C,THPT,U2,Sở GDĐT (THPT),900
-S4,Trường Tiểu học D,TH,U1,Phường Một,
-S5,Trường THCS E,THCS,U1,Phường Một,400
-S6,Trường THCS G,THCS,U1,Phường Một,350
-"""
-
-SOURCES = """\
-school_code,questionnaire,kind,location
-S1,CMHS_TH,excel,submissions/S1_cmhs.xlsx
-S2,CMHS_TH,excel,submissions/S2_cmhs.xls
-S3,CMHS_THPT,excel,submissions/S3_cmhs.ods
-S3,HS_THPT,csv,submissions/S3_hs.csv
-S5,CMHS_THCS,excel,submissions/S5_cmhs.xlsx
-S6,CMHS_THCS,excel,submissions/S6_missing.xlsx
-"""
-
-
-def _stamp(path: Path, when: dt.datetime) -> None:
-    # git checkouts stamp files with the checkout time; fix them so "late" is deterministic
-    ts = when.replace(tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
-    os.utime(path, (ts, ts))
-
-
-def make_province(folder: Path, warehouse_url: str | None = None) -> Path:
-    """Write the test province into ``folder``; return its config path."""
-    shutil.copytree(FIXTURES, folder / "submissions")
-    config = CONFIG + (f"warehouse:\n  url: {warehouse_url}\n" if warehouse_url else "")
-    (folder / "khaosat.yaml").write_text(config, encoding="utf-8")
-    (folder / "schools.csv").write_text(SCHOOLS, encoding="utf-8")
-    (folder / "sources.csv").write_text(SOURCES, encoding="utf-8")
-    for f in (folder / "submissions").iterdir():
-        _stamp(f, dt.datetime(2024, 10, 24, 17, 0))
-    _stamp(folder / "submissions" / "S3_cmhs.ods", dt.datetime(2024, 10, 27, 9, 0))  # late
-    return folder / "khaosat.yaml"
-
-
-def rows(engine: sa.Engine, sql: str, **params: object) -> list[dict[str, object]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
 
 
 def sorted_rows(engine: sa.Engine, table: str) -> list[dict[str, object]]:
@@ -288,7 +227,7 @@ def test_a_quiet_night_publishes_only_what_changed(province: Path) -> None:
 
     # a file touched but not changed is fetched again (its new sighting archived), not reloaded
     s1 = province.parent / "submissions" / "S1_cmhs.xlsx"
-    _stamp(s1, dt.datetime(2024, 10, 24, 18, 0))
+    stamp(s1, dt.datetime(2024, 10, 24, 18, 0))
     touched = nightly.run(settings, as_of=AS_OF)
     assert not touched.published
     assert next(o for o in touched.outcomes if o.source.school_code == "S1").status == "unchanged"
@@ -322,7 +261,7 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     from schemas.records import Fetched, SourceError
 
     settings = load_settings(make_province(tmp_path), env={})
-    ctx = nightly.prepare(settings, "r1")
+    ctx = run_context.prepare(settings, "r1")
     source = ctx.sources[0]
     assert source.path is not None
     fetched = Fetched(
@@ -333,13 +272,13 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
         filename=source.path.name,
     )
     assert parse_pool(settings) is not None  # the default: parse processes beside the flow
-    monkeypatch.setattr(nightly, "parse_fetched", _stop_the_process)
-    got = nightly.parse_source(ctx, fetched)
+    monkeypatch.setattr(tasks, "parse_fetched", _stop_the_process)
+    got = tasks.parse_source(ctx, fetched)
     assert isinstance(got, SourceError)
     assert "parser process stopped" in str(got) and source.path.name in str(got)
     # the broken pool was replaced: the next source parses as usual
     monkeypatch.undo()
-    assert not isinstance(nightly.parse_source(ctx, fetched), BaseException)
+    assert not isinstance(tasks.parse_source(ctx, fetched), BaseException)
 
 
 def _stop_parsing_s2(job: ParseJob) -> object:
@@ -356,7 +295,7 @@ def test_a_parse_process_that_dies_in_a_run_fails_that_source_alone(
     settings = load_settings(province, env={})
     # Pickled by reference: the parse processes run this module's function. The task runner's
     # threads send jobs at once, so S2's breaks theirs too: each is tried again alone.
-    monkeypatch.setattr(nightly, "parse_fetched", _stop_parsing_s2)
+    monkeypatch.setattr(tasks, "parse_fetched", _stop_parsing_s2)
     summary = nightly.run(settings, as_of=AS_OF)
     by_school = {o.source.school_code: o for o in summary.outcomes}
     assert by_school["S2"].status == "failed"
@@ -393,7 +332,7 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
     assert pool is not None
 
     def read_ahead(settings: Settings, **params: object) -> list[str]:
-        nightly.read_ahead(settings, **params)
+        run_context.read_ahead(settings, **params)
         return pool.submit(_take_read_ahead).result()  # after the reads queued before it
 
     # a warehouse not made yet: the first batch, without creating the SQLite file
@@ -403,12 +342,12 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
     # the corrupt S5 is not kept (its parse says why) and the absent S6 is skipped
     assert read_ahead(settings) == ["S1_cmhs.xlsx", "S2_cmhs.xls", "S3_cmhs.ods", "S3_hs.csv"]
 
-    nightly.read_ahead(settings)
+    run_context.read_ahead(settings)
     assert nightly.run(settings, as_of=AS_OF).count("loaded") == 4
     assert pool.submit(_take_read_ahead).result() == []  # the run used up what was read ahead
 
     assert read_ahead(settings) == []  # nothing changed since it was loaded
-    _stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 24, 18, 0))
+    stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 24, 18, 0))
     assert read_ahead(settings) == []  # touched, same bytes: fetched again but not parsed
     csv = tmp_path / "submissions" / "S3_hs.csv"
     csv.write_bytes(csv.read_bytes() + b"\n")
@@ -428,9 +367,9 @@ def test_gx_is_imported_ahead_and_frozen_only_when_something_is_read(tmp_path: P
     settings = load_settings(make_province(tmp_path), env={})
     validate._create_batch_definition.cache_clear()
     try:
-        nightly.read_ahead(settings, failed_only=True)
+        run_context.read_ahead(settings, failed_only=True)
         assert validate._create_batch_definition.cache_info().currsize == 0
-        nightly.read_ahead(settings)
+        run_context.read_ahead(settings)
         assert validate._create_batch_definition.cache_info().currsize == 1
         context = validate._gx_batch_definition()
         assert not any(obj is context for obj in gc.get_objects())  # frozen: never walked
@@ -570,7 +509,7 @@ def test_a_batch_reaches_its_task_unwalked(prefect_harness: None) -> None:
 
     @flow
     def hand_over() -> tuple[list[object], list[object]]:
-        return echo([state]), echo(nightly.unwalked([state]))
+        return echo([state]), echo(batches.unwalked([state]))
 
     walked, unwalked = hand_over()
     assert walked == [7]

@@ -36,46 +36,20 @@ from flows.cli.demo import generate_province
 from flows.pipeline import pools
 from flows.settings import SettingsError, load_settings
 from schemas import load_questionnaires
-from tests.test_nightly import make_province
+from tests.pipeline_factories import (
+    KHAOSAT,
+    ROOT,
+    cli_env,
+    khaosat,
+    make_province,
+    process_running,
+    wait_for,
+)
 from warehouse import tables as t
 from warehouse.db import connect
 
-ROOT = Path(__file__).resolve().parents[1]
-KHAOSAT = Path(sys.executable).with_name("khaosat")
-
 #: Columns that record when something happened rather than what the figures are.
 VOLATILE = {"last_loaded_at", "alert_id", "first_seen_at", "last_seen_at"}
-
-
-def prefect_api_url() -> str:
-    from prefect.settings import PREFECT_API_URL
-
-    url = PREFECT_API_URL.value()
-    assert url, "needs the prefect_harness fixture"
-    return str(url)
-
-
-def cli_env(*, api: bool = True, **extra: str) -> dict[str, str]:
-    """The environment of a ``khaosat`` subprocess: this checkout, the test Prefect API (unless
-    ``api`` is false), and ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KHAOSAT_", "PREFECT_API_"))}
-    env.update(PYTHONPATH=str(ROOT), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    if api:
-        env["PREFECT_API_URL"] = prefect_api_url()
-    env.update(extra)
-    return env
-
-
-def khaosat(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``khaosat ARGS`` as a user would; ``env`` adds KHAOSAT_* and other variables."""
-    return subprocess.run(
-        [str(KHAOSAT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(**env),
-        cwd=ROOT,
-    )
 
 
 def mart_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -114,14 +88,6 @@ def _descendants(pid: int) -> list[int]:
         found += below
         todo += below
     return found
-
-
-def process_running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie, ended but not yet reaped, is not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def count(engine: Engine, sql: str, **params: Any) -> int:
@@ -397,16 +363,6 @@ def next_runs(schedule: Any, after: dt.datetime) -> dt.datetime:
     return first.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
     try:
@@ -626,7 +582,7 @@ def test_one_run_leaves_task_run_recording_to_a_prefect_server_of_ones_own(
 LEAVING = """
 import atexit, multiprocessing, os, sys
 from concurrent.futures import ProcessPoolExecutor
-from flows.cli.app import leave
+from flows.pipeline.processes import leave
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))

@@ -1,6 +1,6 @@
 """``khaosat alerts``: list the campaign's alerts, acknowledge or resolve one.
 
-Mounted by flows/cli/__init__.py as ``app.add_typer(alerts_app, name="alerts")``. Each command reads
+Mounted by flows/cli/app.py as ``app.add_typer(alerts_app, name="alerts")``. Each command reads
 khaosat.yaml (``--config/-c``), opens and upgrades the warehouse, and works on the configured
 campaign's alerts only. Alerts are raised and cleared by the nightly run; an officer only
 acknowledges (known, being handled: stays so while the condition holds) or resolves (fixed: the
@@ -9,18 +9,17 @@ next run reopens it if the condition still holds).
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from flows.alerts import action_for, format_value, rule_title
-from flows.settings import Settings, SettingsError, load_settings
+from flows.cli.common import ConfigOption, console, read_config
+from flows.settings import Settings
 from warehouse import db
 from warehouse.alerts import (
     ACTIVE_STATUSES,
@@ -37,12 +36,6 @@ alerts_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Same reasoning as flows/cli/__init__.py: logs and CI have no terminal, give tables room.
-console = Console(width=None if sys.stdout.isatty() else 160)
-
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
-]
 NoteOption = Annotated[
     str, typer.Option("--note", "-n", help="Why (kept with the alert, shown by list).")
 ]
@@ -67,14 +60,6 @@ class SeverityChoice(StrEnum):
 
 
 SEVERITY_STYLE = {"red": "bold red", "amber": "yellow", "info": "dim"}
-
-
-def _settings(config: Path) -> Settings:
-    try:
-        return load_settings(config)
-    except SettingsError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
 
 
 def _engine(settings: Settings) -> Engine:
@@ -142,7 +127,7 @@ def list_command(
     ] = None,
 ) -> None:
     """List the campaign's alerts, most severe first, with the suggested follow-up."""
-    settings = _settings(config)
+    settings = read_config(config)
     engine = _engine(settings)
     try:
         found = list_alerts(
@@ -162,7 +147,7 @@ def list_command(
 
 
 def _change(config: Path, alert_id: int, note: str, *, resolve_it: bool) -> None:
-    settings = _settings(config)
+    settings = read_config(config)
     engine = _engine(settings)
     try:
         change = resolve if resolve_it else acknowledge

@@ -1,18 +1,13 @@
-"""Where the nightly flow's tasks run: threads in the flow's process, or an existing Dask cluster.
+"""Where the nightly flow's tasks run, and the process pools that spread its work over the cores.
 
-``settings.run.task_runner`` chooses: ``threads`` (the default; ``run.concurrency`` sources at
-once) or ``dask`` (every fetch, parse and load task is sent to the Dask scheduler at
-``run.dask_address``, so one province's sources spread over the cluster's workers).
+``task_runner``: threads in the flow's process (``run.concurrency``), or an existing Dask
+cluster (``run.dask_address``); tasks sent to Dask travel pickled, so the flow's Context ships
+the warehouse URL rather than its Engine (``flows.pipeline.context``).
 
-Tasks sent to Dask travel pickled, even to a worker thread in the same process, so everything a
-task receives must pickle. A SQLAlchemy Engine does not (it holds a pool and locks): the flow's
-Context ships the warehouse URL instead and a worker reconnects through
-``warehouse.db.shared_engine``, one Engine per process and URL, so a worker running many tasks
-keeps one connection pool.
-
-With the threads runner, the flow's process also keeps two pools of worker processes: one that
-parses submissions and one that loads them into the warehouse (``parse_pool``, ``load_pool``),
-so that the work under the GIL spreads over the machine's cores.
+With the threads runner the flow's process also keeps two pools of worker processes, one that
+parses submissions and one that loads them (``parse_pool``, ``load_pool``), because the work
+under the GIL would otherwise run on one core. ``in_processes`` runs jobs on them and survives
+a worker that dies.
 """
 
 from __future__ import annotations
@@ -150,11 +145,11 @@ def in_processes(
     """
     pool = pool_of()
     if pool is None:
-        return [_value(fn, *job) for job in jobs]
+        return [tried(fn, *job) for job in jobs]
     results: list[T | BaseException] = []
     broken: list[int] = []
     for i, future in enumerate([pool.submit(fn, *job) for job in jobs]):
-        got = _value(future.result)
+        got = tried(future.result)
         if isinstance(got, BrokenProcessPool):
             broken.append(i)
         results.append(got)
@@ -162,11 +157,13 @@ def in_processes(
         discard_pool(pool)
     for i in broken:
         with _new_pool(1) as alone:
-            results[i] = _value(alone.submit(fn, *jobs[i]).result)
+            results[i] = tried(alone.submit(fn, *jobs[i]).result)
     return results
 
 
-def _value(call: Callable[..., T], *args: Any) -> T | BaseException:
+def tried(call: Callable[..., T], *args: Any) -> T | BaseException:
+    """``call(*args)``'s value, or the exception it raised: each job's or source's outcome is
+    its caller's to report."""
     try:
         return call(*args)
     except Exception as exc:  # noqa: BLE001 - each job's outcome is its caller's to report

@@ -1,16 +1,12 @@
 """The Prefect API a command talks to.
 
-- ``PREFECT_API_URL`` (in the environment or a Prefect profile): a Prefect server of one's own,
-  used as it is, by every command.
+- ``PREFECT_API_URL`` (environment or Prefect profile): a server of one's own, used as it is.
 - ``khaosat serve`` without one: ``local_server()``, a full ``prefect server start`` (scheduler,
-  UI) for as long as it serves. Prefect's temporary API would not do: it runs without the
-  scheduler, and a schedule on it would never create a run.
+  UI) for as long as it serves; a temporary API runs no scheduler, so no run would be created.
 - A command that runs once (``run``, ``rerun``, ``publish``, ``demo``) without one:
-  ``start_temporary_api()``, the API Prefect itself would start at the flow's first call (uvicorn
-  on 127.0.0.1, no UI, only the services a temporary API runs), but started when the command
-  begins, so that it boots on the other core while the command imports its code and reads its
-  inputs, and started as a command line, so that this process never imports Prefect's server
-  code. A 1,000-school run saves ~3 s and a no-change re-run ~4 s (benchmarks/README.md).
+  ``start_temporary_api()``, the API Prefect would start at the flow's first call, but started
+  as a command line when the command begins, so that it boots on another core while the command
+  imports its code, and this process never imports Prefect's server code (benchmarks/README.md).
 
 Prefect is imported inside the functions, after ``apply_prefect_defaults``, as the CLI does.
 """
@@ -107,9 +103,8 @@ class TemporaryApi:
     def serving(self) -> Iterator[None]:
         """The block's flows use this API. Without a server of one's own, nothing keeps their
         events once the temporary API stops, and unless its recording services were turned
-        back on none is sent, nor the flow run's heartbeats: three events a task run were ~9
-        CPU seconds of a 1,000-school run, between this process and the API
-        (benchmarks/README.md).
+        back on none is sent, nor the flow run's heartbeats: a task run's events cost both this
+        process and the API CPU time for nothing (benchmarks/README.md).
 
         If the API does not come up, it is stopped and Prefect starts its own temporary API as
         it would have without this one (and says why, if that fails too).
@@ -163,7 +158,7 @@ def start_temporary_api() -> TemporaryApi:
     imported = "prefect.settings" in sys.modules
     if os.environ.get("PREFECT_API_URL") or (imported and configured_url()):
         return TemporaryApi(None, None)  # a server of one's own
-    # Started before this process imports Prefect (~0.8 s for its settings) where it can be:
+    # Started before this process imports Prefect (its settings are slow to import) where it can be:
     # the server then reads the same environment, profile and settings files itself. Once
     # Prefect is imported, settings may have been changed in this process (temporary_settings),
     # so they are passed on, as Prefect's own temporary API does

@@ -1,6 +1,7 @@
-"""What khaosat's processes run as they start: the pools' processes (``flows.pipeline.pools``), the
-Prefect servers it starts (``flows.pipeline.prefect_api``) and the command's own imports
-(``long_lived_imports``). Light, since each of them imports it.
+"""How khaosat's processes start and end: the garbage collector kept off long-lived imports
+(``long_lived_imports``, ``start_worker``), helpers that end with the process they serve
+(``end_with``), and a command's exit without the interpreter's teardown (``leave``). Light,
+since each of them imports it.
 
 ``python -m flows.pipeline.processes PARENT MODULE ARGS...`` runs
 ``python -m MODULE ARGS...`` in this process, ended as ``end_with(PARENT)`` says; for
@@ -10,6 +11,7 @@ Prefect servers it starts (``flows.pipeline.prefect_api``) and the command's own
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import importlib
@@ -19,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import NoReturn
 
 
 @contextlib.contextmanager
@@ -30,9 +33,8 @@ def long_lived_imports() -> Iterator[None]:
     Prefect, pandas and SQLAlchemy make millions of objects as they are imported, none of them
     garbage, and every full collection walked them all. Objects freed by reference counting
     are freed as ever; only cycles among the frozen objects are never collected, so this is
-    for a process's start, before it holds any data: frozen while a batch was in flight, the
-    batch's cycles (Prefect's states around its results) stayed for good, +170 MB
-    (benchmarks/README.md).
+    for a process's start, before it holds any data: frozen while a batch is in flight, the
+    batch's cycles (Prefect's states around its results) would stay for good.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -70,6 +72,25 @@ def end_with(parent: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="khaosat-end-with-parent", daemon=True).start()
+
+
+def leave(code: str | int | None) -> NoReturn:
+    """Exit as the interpreter would, less its teardown.
+
+    First what Python does at exit: wait for the threads (where concurrent.futures shuts its
+    pools down, so no parse or load process outlives the command), run the atexit handlers
+    (the temporary Prefect API, logging), flush output. Then ``os._exit``: the teardown would
+    free, object by object, a heap holding Prefect, Great Expectations and pandas, which the
+    operating system does at once.
+    """
+    if isinstance(code, str):  # sys.exit("message"), as the interpreter would print it
+        print(code, file=sys.stderr)
+        code = 1
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def _app_module(argv: list[str]) -> str | None:

@@ -19,22 +19,29 @@ if TYPE_CHECKING:
 
 
 class Reporter(Protocol):
-    def start(self, total: int) -> None: ...
-    def advance(self, outcome: SourceOutcome) -> None: ...
-    def finish(self, summary: RunSummary) -> None: ...
+    """What the flow tells as a run goes: how many sources, each one's outcome, the summary."""
+
+    def start(self, total: int) -> None:
+        """The run has ``total`` sources to process."""
+
+    def advance(self, outcome: SourceOutcome) -> None:
+        """One source is done."""
+
+    def finish(self, summary: RunSummary) -> None:
+        """The run is over."""
 
 
 class Silent:
     """Reports nothing (scheduled runs log through Prefect instead)."""
 
     def start(self, total: int) -> None:
-        pass
+        """Nothing to show."""
 
     def advance(self, outcome: SourceOutcome) -> None:
-        pass
+        """Nothing to show."""
 
     def finish(self, summary: RunSummary) -> None:
-        pass
+        """Nothing to show."""
 
 
 _active: list[Reporter] = [Silent()]
@@ -106,13 +113,16 @@ class RichReporter:
         self.task = self.progress.add_task("", total=0)
 
     def start(self, total: int) -> None:
+        """Show the bar, over ``total`` sources."""
         self.progress.update(self.task, total=total)
         self.progress.start()
 
     def advance(self, outcome: SourceOutcome) -> None:
+        """Advance the bar by one source."""
         self.progress.update(self.task, advance=1, description=outcome.source.school_code)
 
     def finish(self, summary: RunSummary) -> None:
+        """Replace the bar with the per-source table and a one-line count."""
         self.progress.stop()
         self.console.print(outcomes_table(summary.outcomes, title=f"Run {summary.run_id}"))
         counts = ", ".join(

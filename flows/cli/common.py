@@ -1,0 +1,28 @@
+"""What every command group shares: the console, the ``--config`` option, reading the config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from flows.settings import Settings, SettingsError, load_settings
+
+# Logs and CI capture output without a terminal: give tables room instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
+]
+
+
+def read_config(config: Path) -> Settings:
+    """The settings of ``config``; an unusable config is reported and the command exits 2."""
+    try:
+        return load_settings(config)
+    except SettingsError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None

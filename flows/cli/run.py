@@ -1,0 +1,122 @@
+"""``khaosat run``, ``rerun``, ``publish`` and ``demo``: the commands that run a flow once.
+
+Each starts Prefect's temporary API first (``start_temporary_api``), so that it boots while
+the flow's code is imported, and prints where the warehouse, workbooks and feedback are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli.common import ConfigOption, console, read_config
+from flows.pipeline.prefect_api import start_temporary_api
+from flows.pipeline.processes import long_lived_imports
+from flows.settings import Settings, SettingsError
+
+
+def run_flow(settings: Settings, **params: object) -> int:
+    """Run the nightly flow with a progress bar and report it; returns the exit code."""
+    api = start_temporary_api()  # it boots while the flow's code is imported
+    with long_lived_imports():
+        from flows.pipeline import (  # Prefect is imported only once its defaults are set
+            context,
+            nightly,
+            progress,
+        )
+        from flows.registry import RegistryError
+        from schemas import QuestionnaireError
+        from warehouse.lock import LockHeld
+
+    progress.use(progress.RichReporter(console))
+    context.read_ahead(settings, **params)  # the parse processes start while the API boots
+    try:
+        with api.serving():
+            summary = nightly.run(settings, **params)
+    except (RegistryError, QuestionnaireError, SettingsError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    except LockHeld as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 4
+    console.print(f"Warehouse: {summary.warehouse_url}")
+    if not summary.published:
+        console.print(
+            "Nothing changed since the last publish: marts, alerts and workbooks left as they "
+            "are (khaosat publish rebuilds them)"
+        )
+    for path in summary.workbooks:
+        console.print(f"Workbook: {path}")
+    if summary.feedback:
+        folder = summary.feedback[0].parent
+        console.print(f"Feedback for {len(summary.feedback)} school(s) in {folder}")
+    return summary.exit_code
+
+
+def run(config: ConfigOption = Path("khaosat.yaml"), force: bool = False) -> None:
+    """Consolidate every source of the campaign, then rebuild marts and workbooks.
+
+    Exit code 0 when every source loaded or was unchanged, 1 when a source failed (the others
+    still loaded), 2 for an unusable config or registry, 3 when only registered files are absent,
+    4 when another run of the campaign holds it.
+    """
+    raise typer.Exit(run_flow(read_config(config), force=force))
+
+
+def rerun(
+    config: ConfigOption = Path("khaosat.yaml"),
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Sources whose last load failed.")
+    ] = False,
+    school: Annotated[str | None, typer.Option(help="Force one school's sources.")] = None,
+    questionnaire: Annotated[str | None, typer.Option(help="With --school: only this one.")] = None,
+) -> None:
+    """Re-process what failed, or one school, then refresh marts and workbooks."""
+    if failed == bool(school):
+        console.print("[bold red]error:[/] give exactly one of --failed or --school CODE")
+        raise typer.Exit(2)
+    raise typer.Exit(
+        run_flow(
+            read_config(config), failed_only=failed, school=school, questionnaire=questionnaire
+        )
+    )
+
+
+def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
+    """Rebuild marts and workbooks from the warehouse, without fetching any source."""
+    settings = read_config(config)
+    api = start_temporary_api()
+    from flows.pipeline import nightly
+    from warehouse.lock import LockHeld
+
+    try:
+        with api.serving():
+            workbooks, feedback = nightly.publish(str(settings.config_path))
+    except LockHeld as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(4) from None
+    for path in workbooks:
+        console.print(f"Workbook: {path}")
+    if feedback:
+        console.print(f"Feedback for {len(feedback)} school(s) in {feedback[0].parent}")
+
+
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Where to write the demo province.")] = Path(
+        "khaosat-demo"
+    ),
+    seed: int = 2024,
+) -> None:
+    """Generate a realistic synthetic province and run the nightly consolidation on it."""
+    from flows.cli.demo import generate_province
+
+    config = generate_province(folder, seed=seed)
+    console.print(f"Demo province written to {folder.resolve()}")
+    code = run_flow(read_config(config))
+    console.print(
+        f"\nConfig: {config.resolve()}\nRe-run with: khaosat run --config {config.resolve()}"
+    )
+    # The demo deliberately includes broken and absent files: that is its point, not a failure.
+    raise typer.Exit(0 if code in (0, 1, 3) else code)

@@ -1,0 +1,283 @@
+"""Consolidating a run's sources in batches: ingest, validate, load, as a pipeline.
+
+``consolidate`` keeps three batches in flight (one ingested, one validated, one loaded);
+``Tracker`` records each source's outcome once, in the ledger, for the reporter and the
+summary; ``unwalked`` hands a batch to a task without Prefect walking it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar, cast
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.utilities.annotations import quote
+
+from flows.fetch import unchanged
+from flows.fetch.files import SourceAbsent
+from flows.pipeline import progress
+from flows.pipeline.context import Context
+from flows.pipeline.pools import in_processes, load_pool, tried
+from flows.pipeline.tasks import (
+    Ingested,
+    failure_message,
+    ingest_source,
+    load_source,
+    load_source_task,
+    validate_questionnaire,
+)
+from flows.pipeline.warmup import warm_up
+from schemas.records import Fetched, Parsed, Source, SourceError, SourceOutcome
+from warehouse import ledger, load
+
+T = TypeVar("T")
+
+
+def unwalked(value: T) -> T:
+    """``value`` as a task parameter that Prefect hands over without walking it.
+
+    Prefect walks each parameter twice as a task starts, looking for futures and states to
+    resolve, into every list, dict and dataclass: a batch's parsed sheets are large and hold no
+    futures, so walking them is pure cost (benchmarks/README.md). The task receives ``value``
+    itself.
+    """
+    return cast(T, quote(value))
+
+
+def _settled(future: PrefectFuture[T]) -> T | BaseException:
+    """A task's value, or the exception it ended with (a source's problem is its own)."""
+    return tried(future.result)
+
+
+class Tracker:
+    """Records each source's outcome once: in the ledger, for the reporter, for the summary."""
+
+    def __init__(self, ctx: Context, chosen: list[Source]) -> None:
+        self.ctx = ctx
+        self.reporter = progress.active()
+        self.started = {s.key: time.monotonic() for s in chosen}
+        self.outcomes: dict[str, SourceOutcome] = {}
+        self.reporter.start(len(chosen))
+
+    def _done(self, outcome: SourceOutcome) -> None:
+        outcome.seconds = time.monotonic() - self.started[outcome.source.key]
+        self.outcomes[outcome.source.key] = outcome
+        self.reporter.advance(outcome)
+
+    def absent(self, source: Source, exc: BaseException) -> None:
+        """``source``'s file is not there."""
+        msg = failure_message(source, exc)
+        ledger.record_absent(self.ctx.engine, self.ctx.campaign_id, self.ctx.run_id, source, msg)
+        self._done(SourceOutcome(source, "absent", message=msg))
+
+    def failed(self, source: Source, exc: BaseException, fetched: Fetched | None = None) -> None:
+        """``source`` cannot be used, for the reason ``exc`` gives."""
+        msg = failure_message(source, exc)
+        ctx = self.ctx
+        ledger.record_failure(ctx.engine, ctx.campaign_id, ctx.run_id, source, msg, fetched)
+        name = fetched.filename if fetched else ""
+        self._done(SourceOutcome(source, "failed", message=msg, filename=name))
+
+    def unchanged(self, fetched: list[Fetched]) -> None:
+        """These sources' content is that of their last load."""
+        ctx = self.ctx
+        ledger.record_unchanged_many(ctx.engine, ctx.campaign_id, ctx.run_id, fetched)
+        for f in fetched:
+            self._done(SourceOutcome(f.source, "unchanged", filename=f.filename))
+
+    def loaded(self, fetched: Fetched, parsed: Parsed) -> None:
+        """``fetched``'s source was loaded with ``parsed``."""
+        self._done(
+            SourceOutcome(
+                fetched.source,
+                "loaded",
+                filename=fetched.filename,
+                n_rows_read=parsed.n_rows_read,
+                n_responses=len(parsed.responses),
+                n_rejected=len(parsed.rejections),
+                unknown_columns=list(parsed.unknown_columns),
+                missing_questions=list(parsed.missing_questions),
+                renamed_questions=dict(parsed.renamed_questions),
+            )
+        )
+
+
+@task(name="load", cache_policy=NONE)
+def load_batch(ctx: Context, checked: list[tuple[Fetched, Parsed]]) -> list[Any]:
+    """Load a batch's sources, each in its own transaction, in the load processes (or in this
+    thread): each source's LoadResult, or the exception its load ended with (it rolled back)."""
+    if load_pool(ctx.settings, ctx.engine) is None:  # in this thread, on the flow's Engine
+        return [tried(load_source, ctx, f, p) for f, p in checked]
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    # the archived content stays here: loading needs the parse, not the bytes
+    jobs = [
+        (url, ctx.campaign_id, ctx.run_id, dataclasses.replace(f, content=b""), p)
+        for f, p in checked
+    ]
+    return in_processes(lambda: load_pool(ctx.settings, ctx.engine), load.replace_source_at, jobs)
+
+
+class Loads:
+    """A batch's loads under way: ``results()`` waits for them and gives one per source."""
+
+    def __init__(
+        self, checked: list[tuple[Fetched, Parsed]], results: Callable[[], list[Any]]
+    ) -> None:
+        self.checked = checked
+        self.results = results
+
+
+def unchanged_files(
+    ctx: Context, batch: list[Source], known: dict[str, ledger.LastLoad], track: Tracker
+) -> list[Source]:
+    """The sources of ``batch`` to ingest: a local file whose modified time and bytes are those
+    of its last load is recognised here with a stat and a hash, and recorded unchanged without
+    a task."""
+    tz = ctx.settings.campaign.timezone
+    same: list[Fetched] = []
+    rest: list[Source] = []
+    for source in batch:
+        seen = unchanged(source, known.get(source.key), tz)
+        if seen is None:
+            rest.append(source)
+        else:
+            same.append(seen)
+    if same:
+        track.unchanged(same)
+    return rest
+
+
+def collect_ingested(
+    ingesting: dict[PrefectFuture[Ingested], Source], track: Tracker
+) -> list[tuple[Fetched, Parsed]]:
+    """Wait for a batch's ingest tasks; track what is absent, failed or unchanged, and return
+    what was parsed."""
+    staged: list[tuple[Fetched, Parsed]] = []
+    same: list[Fetched] = []
+    for future in as_completed(list(ingesting)):
+        got = _settled(future)
+        if isinstance(got, BaseException):  # fetching raised, retries included
+            track.failed(ingesting[future], got)
+        elif isinstance(got.error, SourceAbsent):
+            track.absent(got.source, got.error)
+        elif got.error is not None:
+            track.failed(got.source, got.error, got.fetched)
+        elif got.parsed is None:
+            assert got.fetched is not None  # noqa: S101 - Ingested without parse: unchanged
+            same.append(got.fetched)
+        else:
+            assert got.fetched is not None  # noqa: S101 - parsed content was fetched
+            staged.append((got.fetched, got.parsed))
+    if same:
+        track.unchanged(same)
+    return staged
+
+
+def validate_all(
+    ctx: Context,
+    staged: list[tuple[Fetched, Parsed]],
+    order: dict[str, int],
+    then: Callable[[list[tuple[Fetched, Parsed]]], object],
+) -> None:
+    """Validate once per questionnaire, in registry order so a run is reproducible; each
+    questionnaire's checked sources go to ``then`` as soon as they are (to start loading them
+    while the next questionnaire is validated)."""
+    by_code: dict[str, list[tuple[Fetched, Parsed]]] = defaultdict(list)
+    for pair in sorted(staged, key=lambda pair: order[pair[0].source.key]):
+        by_code[pair[0].source.questionnaire].append(pair)
+    for code, pairs in sorted(by_code.items()):
+        result = validate_questionnaire(ctx, code, unwalked([p for _, p in pairs]))
+        then(list(zip([f for f, _ in pairs], result, strict=True)))
+
+
+def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], loader: Executor) -> Loads:
+    """Start loading a batch, each source in its own transaction; ``finish_loads`` waits.
+
+    With the threads runner the batch is one load task, on the ``loader`` thread, whose
+    sources go to the load processes (``run.load_processes``: one on SQLite, which takes one
+    writer at a time, several on PostgreSQL): the flow's thread meanwhile validates the next
+    batch. Without them (the Dask runner, or ``load_processes: 0``), SQLite loads the batch
+    now, in the flow's thread, and PostgreSQL loads each source in a task of its own.
+    """
+    if not checked:
+        return Loads(checked, list)
+    if load_pool(ctx.settings, ctx.engine) is not None:
+        # A thread of its own, not the task runner's: there the load task would queue behind
+        # the next batch's ingest tasks. The copied context makes it a task of this flow run.
+        context = contextvars.copy_context()
+        future = loader.submit(context.run, tried, load_batch, ctx, unwalked(checked))
+
+        def batch_results() -> list[Any]:
+            got = future.result()  # the task itself failing fails each of its sources
+            return [got] * len(checked) if isinstance(got, BaseException) else got
+
+        return Loads(checked, batch_results)
+    if ctx.engine.dialect.name == "sqlite":
+        done = load_batch(ctx, unwalked(checked))
+        return Loads(checked, lambda: done)
+    futures = [load_source_task.submit(ctx, f, p) for f, p in checked]
+    return Loads(checked, lambda: [_settled(f) for f in futures])
+
+
+def validate_and_load(
+    ctx: Context, staged: list[tuple[Fetched, Parsed]], order: dict[str, int], loader: Executor
+) -> list[Loads]:
+    """Validate a batch (``validate_all``) and start loading each questionnaire's sources as soon
+    as they are checked, behind the loads under way: the load processes need not wait for the
+    whole batch."""
+    loads: list[Loads] = []
+    validate_all(ctx, staged, order, lambda checked: loads.append(load_all(ctx, checked, loader)))
+    return loads
+
+
+def finish_loads(loads: Loads, track: Tracker) -> None:
+    """Wait for a batch's loads and track each source's outcome; a failed load rolled back
+    alone, keeping the source's earlier rows."""
+    for (fetched, parsed), result in zip(loads.checked, loads.results(), strict=True):
+        if isinstance(result, BrokenProcessPool):
+            track.failed(fetched.source, SourceError("the load process stopped"), fetched)
+        elif isinstance(result, BaseException):
+            track.failed(fetched.source, result, fetched)
+        else:
+            track.loaded(fetched, parsed)
+
+
+def consolidate(
+    ctx: Context, chosen: list[Source], known: dict[str, ledger.LastLoad], track: Tracker
+) -> None:
+    """Ingest (fetch and parse), validate and load ``chosen`` in batches of
+    ``run.batch_sources``, as a pipeline.
+
+    While batch k is validated (the flow's thread), batch k+1 is ingested (the task runner's
+    threads and the parse processes) and batch k-1 loaded (the load processes); each
+    questionnaire of batch k queues its loads as soon as it is validated, behind k-1's. At
+    most three batches are held in memory, whatever the size of the province.
+    """
+    order = {s.key: i for i, s in enumerate(chosen)}
+    size = ctx.settings.run.batch_sources
+    warming = None
+    in_flight: dict[PrefectFuture[Ingested], Source] = {}
+    loading: list[Loads] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="khaosat-load") as loader:
+        # One round past the end, with no batch to ingest, validates and loads the last one.
+        for start in range(0, len(chosen) + size, size):
+            batch = unchanged_files(ctx, chosen[start : start + size], known, track)
+            ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
+            if batch and warming is None:  # something may need validating: GX is needed soon
+                warming = warm_up()
+            loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
+            for done in loading:
+                finish_loads(done, track)
+            loading, in_flight = loads, ingesting
+        for done in loading:
+            finish_loads(done, track)
+    if warming is not None:  # nothing outlives the step, even when nothing was validated
+        warming.join()

@@ -1,0 +1,205 @@
+"""One run's context: the settings, questionnaires, registry and warehouse every task needs.
+
+``prepare`` reads and syncs them once per flow run; ``select_sources`` picks what a run (or a
+re-run) processes; ``run_lock`` is the campaign's lock; ``read_ahead`` lets the parse processes
+start on the first batch before the flow does; ``local_now`` is the flow's clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from flows.alerts import ThresholdError, Thresholds
+from flows.fetch import new_content
+from flows.fetch.google import GSheetsClient, open_client
+from flows.pipeline.pools import parse_pool
+from flows.pipeline.processes import long_lived_imports
+from flows.pipeline.read_ahead import read_tables_ahead
+from flows.registry import read_schools, read_sources
+from flows.settings import Settings, SettingsError
+from flows.validate import create_context
+from schemas import Questionnaire, load_questionnaires
+from schemas.questionnaire import SCHEMAS_DIR
+from schemas.records import School, Source
+from warehouse import db, ledger, registry
+from warehouse.lock import RunLock
+
+
+class Context:
+    """What every task of one run needs, prepared once by the flow.
+
+    Deliberately not a dataclass: Prefect walks every dataclass, list and dict a task receives
+    (looking for futures) each time a task starts, and the Context holds the whole registry,
+    which made a run quadratic in its sources (benchmarks/README.md). A plain object is passed
+    through as it is, and pickles for Dask.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        questionnaires: dict[str, Questionnaire],
+        schools: dict[str, School],
+        sources: list[Source],
+        engine: Engine,
+        salt: str,
+        run_id: str,
+        gsheets: GSheetsClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.questionnaires = questionnaires
+        self.schools = schools
+        self.sources = sources
+        self.engine = engine
+        self.salt = salt
+        self.run_id = run_id
+        #: the Google Sheets client, opened only when the registry has gsheet sources.
+        self.gsheets = gsheets
+
+    @property
+    def campaign_id(self) -> str:
+        """The id of the run's campaign."""
+        return self.settings.campaign.id
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What Dask pickles: an Engine (pool, locks) and an open Sheets client do not pickle,
+        so the warehouse URL and whether Sheets were open go instead."""
+        state = dict(self.__dict__)
+        state["engine"] = self.engine.url.render_as_string(hide_password=False)
+        state["gsheets"] = self.gsheets is not None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """On the worker: the warehouse and the Sheets client reopened."""
+        state = dict(state)
+        state["engine"] = db.shared_engine(state["engine"])
+        state["gsheets"] = open_client(state["settings"].gsheets) if state["gsheets"] else None
+        self.__dict__.update(state)
+
+
+def prepare(settings: Settings, run_id: str) -> Context:
+    """Read schemas and registry, open and upgrade the warehouse, sync the registry into it."""
+    try:  # a typo in thresholds fails before anything is fetched
+        Thresholds.from_mapping(settings.thresholds)
+    except ThresholdError as exc:
+        raise SettingsError(f"{settings.config_path}: {exc}") from exc
+    questionnaires, school_list, sources = read_registry(settings)
+    schools = {school.code: school for school in school_list}
+    engine = db.connect(settings.warehouse_url)
+    db.migrate(engine)
+    registry.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
+    return Context(
+        settings=settings,
+        questionnaires=questionnaires,
+        schools=schools,
+        sources=sources,
+        engine=engine,
+        salt=db.get_salt(engine),
+        run_id=run_id,
+        gsheets=open_client(settings.gsheets) if any(s.kind == "gsheet" for s in sources) else None,
+    )
+
+
+def read_registry(
+    settings: Settings,
+) -> tuple[dict[str, Questionnaire], list[School], list[Source]]:
+    """The questionnaires, the registered schools and their sources; raises QuestionnaireError
+    or RegistryError for files that cannot be used."""
+    questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
+    schools = read_schools(settings.registry.schools)
+    sources = read_sources(settings.registry.sources, {s.code: s for s in schools}, questionnaires)
+    return questionnaires, schools, sources
+
+
+def select_sources(
+    ctx: Context,
+    *,
+    school: str | None = None,
+    questionnaire: str | None = None,
+    failed_only: bool = False,
+) -> list[Source]:
+    """The sources a run (or a re-run) processes."""
+    chosen = _of(ctx.sources, school, questionnaire)
+    if failed_only:
+        states = ledger.latest_statuses(ctx.engine, ctx.settings.campaign.id)
+        chosen = [s for s in chosen if states.get(s.key) == "failed"]
+    return chosen
+
+
+def _of(sources: list[Source], school: str | None, questionnaire: str | None) -> list[Source]:
+    """The sources of ``school`` and of ``questionnaire``, where given."""
+    if school:
+        sources = [s for s in sources if s.school_code == school]
+    if questionnaire:
+        sources = [s for s in sources if s.questionnaire == questionnaire]
+    return sources
+
+
+def read_ahead(settings: Settings, **params: Any) -> None:
+    """Have the parse processes start reading the files of the run's first batch that changed
+    since their last load, before the flow starts: a command that runs once waits seconds for
+    its temporary Prefect API with a core idle (benchmarks/README.md). Takes the flow's
+    parameters; returns once the reads are queued.
+
+    Only the reading is done ahead, from the files as they are now: each source is still
+    fetched, archived and parsed by its task, which uses what was read ahead only for the very
+    same bytes. Anything in the way (a registry the flow will reject, a warehouse not made yet)
+    just means less is read ahead; a re-run of failed sources reads nothing ahead. When there
+    is something to read, GX is imported meanwhile too (``validate.create_context``), and
+    frozen out of the garbage collector's way (``workers.long_lived_imports``): once the flow
+    runs, its process is the busiest, and with a batch in flight freezing is no longer safe.
+    """
+    school, questionnaire = params.get("school"), params.get("questionnaire")
+    pool = parse_pool(settings)
+    if pool is None or params.get("failed_only"):
+        return
+    try:
+        sources = read_registry(settings)[2]
+    except Exception:  # noqa: BLE001 - the flow reads the registry again and says what is wrong
+        return
+    chosen = _of(sources, school, questionnaire)[: settings.run.batch_sources]
+    known = {} if params.get("force") or school is not None else _known_loads(settings)
+    reading = False
+    for source in chosen:
+        content = new_content(source, settings.limits, known.get(source.key))
+        if content is not None and source.path is not None:
+            pool.submit(read_tables_ahead, content, source.path.name, settings.limits)
+            reading = True
+    if reading:  # something will need validating: GX is imported now, before any data
+        with long_lived_imports():
+            create_context()
+
+
+def _known_loads(settings: Settings) -> dict[str, ledger.LastLoad]:
+    """``ledger.last_loads`` of the campaign, or nothing if the warehouse cannot tell yet (not
+    made, or not migrated); a SQLite file that does not exist is not created."""
+    if not db.exists(settings.warehouse_url):
+        return {}
+    try:
+        engine = db.connect(settings.warehouse_url)
+        try:
+            return ledger.last_loads(engine, settings.campaign.id)
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - no tables yet, no driver, no server: the flow reports it
+        return {}
+
+
+def run_lock(ctx: Context) -> RunLock:
+    """The campaign's lock for this run: one run or publish per campaign at a time."""
+    return RunLock(
+        ctx.engine,
+        ctx.campaign_id,
+        ctx.run_id,
+        wait_seconds=ctx.settings.run.lock_wait_seconds,
+        timezone=ctx.settings.campaign.timezone,
+    )
+
+
+def local_now(settings: Settings) -> dt.datetime:
+    """The flow's clock: now in the campaign's time zone, naive as the warehouse stores it."""
+    return dt.datetime.now(ZoneInfo(settings.campaign.timezone)).replace(tzinfo=None)

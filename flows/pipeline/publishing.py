@@ -1,0 +1,66 @@
+"""Publishing a campaign: marts, alerts, the leadership workbooks and the schools' feedback.
+
+``publish_all`` skips the whole step when nothing it depends on changed since the last publish
+(``_publish_inputs``, stored in the warehouse's meta under ``published:<campaign id>``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+from pathlib import Path
+
+from flows.pipeline.context import Context
+from flows.pipeline.tasks import build_marts, publish_feedback, publish_workbooks, raise_alerts
+from warehouse import alerts as warehouse_alerts
+from warehouse import db, marts
+
+
+def publish_all(
+    ctx: Context, now: dt.datetime, *, skip_unchanged: bool = False
+) -> tuple[list[Path], list[Path]] | None:
+    """Marts, then alerts on them, then the workbooks and the schools' feedback.
+
+    With ``skip_unchanged`` nothing is rebuilt when the warehouse, the settings and the side of
+    the deadline are what the last publish saw and its files are still there: a quiet night
+    then rebuilds nothing. Returns None when it skipped.
+    """
+    key = f"published:{ctx.campaign_id}"
+    if skip_unchanged:
+        with ctx.engine.connect() as conn:
+            stored = json.loads(db.get_meta(conn, key) or "{}")
+        files = [Path(p) for p in stored.get("workbooks", []) + stored.get("feedback", [])]
+        if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
+            warehouse_alerts.mark_seen(ctx.engine, ctx.campaign_id, now)
+            return None
+    build_marts(ctx, now)
+    raise_alerts(ctx, now)
+    workbooks, feedback = publish_workbooks(ctx), publish_feedback(ctx)
+    state = {
+        "inputs": _publish_inputs(ctx, now),
+        "workbooks": [str(p) for p in workbooks],
+        "feedback": [str(p) for p in feedback],
+    }
+    with ctx.engine.begin() as conn:
+        db.set_meta(conn, key, json.dumps(state, ensure_ascii=False))
+    return workbooks, feedback
+
+
+def _publish_inputs(ctx: Context, now: dt.datetime) -> str:
+    """What the published outputs depend on: the warehouse's inputs (``published_inputs``),
+    the settings, the side of the deadline ``now`` is on, and the previous campaign's publish
+    (year-on-year figures)."""
+    campaign = ctx.settings.campaign
+    previous = ""
+    if campaign.previous:
+        with ctx.engine.connect() as conn:
+            previous = db.get_meta(conn, f"published:{campaign.previous}") or ""
+    return marts.published_inputs(
+        ctx.engine,
+        ctx.campaign_id,
+        ctx.settings.model_dump(mode="json"),
+        now > campaign.deadline_at,
+        previous,
+        importlib.metadata.version("khaosat"),
+    )
