@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.fetch.files import fetch_file
     from flows.parse import parse_table, pick_table
     from flows.pipeline.nightly import prepare
-    from flows.publish.workbooks import write_unit_workbooks
+    from flows.pipeline.workbook_pool import write_workbooks
     from flows.read import read_tables
     from flows.settings import load_settings
     from flows.validate import validate
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     marts.rebuild_marts(ctx.engine, c.id, as_of=dt.datetime(2024, 12, 1), deadline_at=c.deadline_at)
     times["marts"] = time.perf_counter() - t
     t = time.perf_counter()
-    write_unit_workbooks(ctx.engine, c.id, settings.output, ctx.questionnaires)
+    write_workbooks(ctx.engine, c.id, settings.output, ctx.questionnaires)
     times["workbooks"] = time.perf_counter() - t
     load.finish_run(ctx.engine, ctx.run_id)
     if profiler is not None:

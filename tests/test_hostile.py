@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from python_calamine import CalamineError, CalamineWorkbook
 
 from flows.pipeline import nightly
-from flows.publish.workbooks import write_cell
+from flows.publish.xlsx import write_cell
 from flows.read import FormulaWithoutValue, _DtdScan, _read_calamine, read_tables
 from flows.settings import Limits, load_settings
 from schemas import load_questionnaires

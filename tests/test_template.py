@@ -12,6 +12,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.parse import parse_table, pick_table
+from flows.publish.labels import LIKERT_LABELS
 from flows.publish.template import (
     CHOICES,
     DEFAULT_ROWS,
@@ -23,7 +24,6 @@ from flows.publish.template import (
     form_items,
     write_template,
 )
-from flows.publish.workbooks import LIKERT_LABELS
 from flows.read import read_tables
 from flows.settings import Limits
 from schemas import load_questionnaires

@@ -54,7 +54,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from flows.publish.workbooks import save_workbook, write_cell
+from flows.publish.xlsx import save_workbook, write_cell
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS
 from flows.settings import DEFAULT_TIMEZONE
 from schemas.questionnaire import Item, Questionnaire, load_questionnaires

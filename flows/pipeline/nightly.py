@@ -43,8 +43,8 @@ from flows.pipeline import progress
 from flows.pipeline.notify import notify_failed_sources, on_failure
 from flows.pipeline.pools import in_processes, load_pool, parse_pool, parse_processes, task_runner
 from flows.pipeline.processes import long_lived_imports
+from flows.pipeline.workbook_pool import write_workbooks
 from flows.publish.feedback import write_feedback
-from flows.publish.workbooks import write_workbooks
 from flows.registry import read_schools, read_sources
 from flows.settings import Settings, SettingsError, load_settings
 from flows.validate import create_context, validate, warm_up
