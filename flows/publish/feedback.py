@@ -211,7 +211,9 @@ def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
     for r in rows.quarantine:
         issues[r["school_code"]].append(_rejected_issue(r))
     for r in rows.loads:
-        issues[r["school_code"]].extend(_load_issues(r, rows.question_texts))
+        found = _load_issues(r, rows.question_texts)
+        if found:  # a school with nothing to fix gets no workbook
+            issues[r["school_code"]].extend(found)
     if not issues:
         return []
     schools = read_feedback_schools(engine, campaign_id, list(issues))

@@ -118,9 +118,8 @@ def write_cell(
 
 # Per workbook: (style list, id of a Font/PatternFill/Border/Alignment) -> (the object, its
 # index in the workbook's list). Assigning ``cell.border = x`` makes openpyxl hash ``x`` to find
-# its index, and hashing a Border walks its Sides and Colors: the largest share of the time
-# spent writing a province's workbooks went there. The object is kept in the entry so its id
-# cannot be reused.
+# its index, and hashing a Border walks its Sides and Colors, on every cell. The object is kept
+# in the entry so its id cannot be reused.
 _STYLE_IDS: weakref.WeakKeyDictionary[Workbook, dict[tuple[str, int], tuple[Any, int]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -224,9 +223,7 @@ def merge_cells(
     """Merge a range of cells: the same as ``ws.merge_cells(...)``, faster.
 
     openpyxl gives every cell on the edge of the range the top-left cell's border on that
-    edge by adding two Border objects and hashing the sum, once per cell: about a third of the
-    time spent building a province's workbooks once cells were styled by index. This does
-    what ``Worksheet.merge_cells`` does (openpyxl 3.1, ``MergedCellRange.format``) with each
+    edge by adding two Border objects and hashing the sum, once per cell. This does what ``Worksheet.merge_cells`` does (openpyxl 3.1, ``MergedCellRange.format``) with each
     sum worked out once per workbook; tests/test_workbooks.py checks the two give the same
     file.
     """
