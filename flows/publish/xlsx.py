@@ -223,9 +223,9 @@ def merge_cells(
     """Merge a range of cells: the same as ``ws.merge_cells(...)``, faster.
 
     openpyxl gives every cell on the edge of the range the top-left cell's border on that
-    edge by adding two Border objects and hashing the sum, once per cell. This does what ``Worksheet.merge_cells`` does (openpyxl 3.1, ``MergedCellRange.format``) with each
-    sum worked out once per workbook; tests/test_workbooks.py checks the two give the same
-    file.
+    edge by adding two Border objects and hashing the sum, once per cell. This does what
+    ``Worksheet.merge_cells`` does (openpyxl 3.1, ``MergedCellRange.format``) with each sum
+    worked out once per workbook; tests/test_workbooks.py checks the two give the same file.
     """
     wb = ws.parent
     merged = MergedCellRange(
