@@ -13,7 +13,7 @@ Answers and sheets come from ``flows.cli.demo`` (same calibration, same headers 
 end-to-end tests); only the writing differs: openpyxl's write_only mode, which streams rows
 instead of building a cell object per value. Every school has its own seed, so the files do not
 depend on how many worker processes wrote them, and
-``flows.publish.workbooks.save_workbook`` fixes the timestamps openpyxl would stamp: the same
+``flows.publish.xlsx.save_workbook`` fixes the timestamps openpyxl would stamp: the same
 arguments give byte-identical files.
 
 A folder already generated with the same arguments is reused (see ``stamp.json``), so repeated
@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from flows.cli.demo import answers, province, traps  # noqa: E402 - after the path is set
-from flows.publish.workbooks import save_workbook  # noqa: E402
+from flows.publish.xlsx import save_workbook  # noqa: E402
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS  # noqa: E402
 from flows.settings import DEFAULT_TIMEZONE  # noqa: E402
 from schemas import load_questionnaires  # noqa: E402

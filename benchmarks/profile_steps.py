@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.parse.header import pick_table
     from flows.parse.sheet import parse_table
     from flows.pipeline.context import prepare
-    from flows.publish.workbooks import write_unit_workbooks
+    from flows.pipeline.workbook_pool import write_workbooks
     from flows.read import read_tables
     from flows.settings import load_settings
     from flows.validate import validate
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     marts.rebuild_marts(ctx.engine, c.id, as_of=dt.datetime(2024, 12, 1), deadline_at=c.deadline_at)
     times["marts"] = time.perf_counter() - t
     t = time.perf_counter()
-    write_unit_workbooks(ctx.engine, c.id, settings.output, ctx.questionnaires)
+    write_workbooks(ctx.engine, c.id, settings.output, ctx.questionnaires)
     times["workbooks"] = time.perf_counter() - t
     ledger.finish_run(ctx.engine, ctx.run_id)
     if profiler is not None:

@@ -17,6 +17,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
+from flows.privacy import mask_personal
 from flows.publish.feedback import (
     FIX_HINTS,
     ISSUES_HEADERS,
@@ -24,7 +25,6 @@ from flows.publish.feedback import (
     STATUS_HEADERS,
     STATUS_SHEET,
     feedback_path,
-    mask_personal,
     write_feedback,
 )
 from flows.validate import fix_hint

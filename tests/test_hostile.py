@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from python_calamine import CalamineError, CalamineWorkbook
 
 from flows.pipeline import nightly
-from flows.publish.workbooks import write_cell
+from flows.publish.xlsx import write_cell
 from flows.read import read_tables
 from flows.read.calamine import read_calamine
 from flows.read.cells import FormulaWithoutValue

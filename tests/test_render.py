@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from flows.pipeline.workbook_pool import write_workbooks
 from flows.publish.template import write_template
-from flows.publish.workbooks import write_workbooks
 from schemas import load_questionnaires
 from tests.test_workbooks import (
     ABSENT,

@@ -13,6 +13,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.parse.header import pick_table
 from flows.parse.sheet import parse_table
+from flows.publish.labels import LIKERT_LABELS
 from flows.publish.template import (
     CHOICES,
     DEFAULT_ROWS,
@@ -24,7 +25,6 @@ from flows.publish.template import (
     form_items,
     write_template,
 )
-from flows.publish.workbooks import LIKERT_LABELS
 from flows.read import read_tables
 from flows.settings import Limits
 from schemas import load_questionnaires

@@ -35,36 +35,36 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
 from flows.alerts import DEFAULT_ACTIONS, ThresholdError, Thresholds
-from flows.publish.workbooks import (
+from flows.pipeline.workbook_pool import write_workbooks
+from flows.privacy import mask_personal
+from flows.publish.labels import (
     ALERT_SHEET,
     DIMENSION_SHEET,
-    DIMENSIONS,
     FIVE_MEAN_LABEL,
     INFO_SHEET,
     LEVEL_LABELS,
     PAPI_SHEET,
-    PCT_FORMAT,
     QUESTION_SHEET,
     SCHOOL_SHEET,
     SERVICE_SHEET,
     STAMP_LABELS,
-    SUMMARY_HEADER_ROW,
-    SUMMARY_HEADERS,
     SUMMARY_SHEET,
     SUPPRESSED,
     YOY_SHEET,
-    _set_style,
+)
+from flows.publish.workbooks.summary import SUMMARY_HEADER_ROW, SUMMARY_HEADERS
+from flows.publish.xlsx import (
+    PCT_FORMAT,
     fit_row_heights,
-    mask_personal,
     merge_cells,
     safe_file_part,
     save_workbook,
+    set_style,
     write_cell,
-    write_unit_workbooks,
-    write_workbooks,
 )
 from flows.settings import Campaign
 from schemas import load_questionnaires
+from schemas.questionnaire import DIMENSIONS
 from schemas.records import Fetched, School, Source
 from tests.factories import make_parsed
 from warehouse import tables as t
@@ -363,9 +363,6 @@ def test_one_workbook_per_unit_and_one_for_the_province(warehouse: Engine, tmp_p
         wb = load_workbook(path)
         assert wb.sheetnames == SHEETS
         assert wb.active is not None and wb.active.title == SUMMARY_SHEET
-    # The earlier entry point still works and writes the same set.
-    again = write_unit_workbooks(warehouse, C, tmp_path / "old", QS)
-    assert [p.name for p in again] == [p.name for p in paths]
 
 
 def test_units_written_in_processes_are_the_same_files(warehouse: Engine, tmp_path: Path) -> None:
@@ -454,7 +451,7 @@ def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
     # change while it is pickled. Only a token, bytes and scopes may cross.
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from flows.publish.workbooks import CampaignData
+    from flows.publish.workbooks.data import CampaignData
 
     sent: list[tuple[Any, ...]] = []
 
@@ -792,7 +789,7 @@ def test_service_sheet_equals_the_mart_and_masks_phone_numbers(
         if m["unit_code"] == "U2"
     )
     assert sorted((r[0], r[1], r[2], r[4]) for r in got) == expected
-    assert any("[đã ẩn]" in r[0] for r in got)
+    assert any("[số điện thoại]" in r[0] for r in got)
     low = next(r for r in got if r[0] == "Bán trú")
     assert low[4] == 24.0 and low[5] == "Cần rà soát"
     # The province ranks each service across units; the mart's unit rank is kept beside it.
@@ -887,7 +884,7 @@ def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
         "Đã ghi nhận",
     )
     assert amber[9] == dt.datetime(2025, 12, 1, 1, 35, 10) and amber[10] == amber[9]
-    assert amber[11] == "=cmd|' /C calc'!A0 gọi cô Lan [đã ẩn]"  # text, phone masked
+    assert amber[11] == "=cmd|' /C calc'!A0 gọi cô Lan [số điện thoại]"  # text, phone masked
     u2 = alerts("U2")
     assert [(r[0], r[3], r[5]) for r in u2] == [
         (
@@ -1078,7 +1075,7 @@ def _styled_sheet(fast: bool) -> Workbook:
             if col == 1:
                 style["fill"] = fill
             if fast:
-                _set_style(ws.cell(row, col), **style)  # type: ignore[arg-type]
+                set_style(ws.cell(row, col), **style)  # type: ignore[arg-type]
             else:
                 for name, value in style.items():
                     setattr(ws.cell(row, col), name, value)
@@ -1103,7 +1100,7 @@ def _styled_sheet(fast: bool) -> Workbook:
 
 
 def test_fast_styling_and_merging_write_what_openpyxl_writes(tmp_path: Path) -> None:
-    # merge_cells and _set_style stand in for openpyxl's own (much slower) code paths; the
+    # merge_cells and set_style stand in for openpyxl's own (much slower) code paths; the
     # files must not differ by a byte.
     fast = save_workbook(_styled_sheet(True), tmp_path / "fast.xlsx")
     plain = save_workbook(_styled_sheet(False), tmp_path / "plain.xlsx")
@@ -1113,8 +1110,8 @@ def test_fast_styling_and_merging_write_what_openpyxl_writes(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Liên hệ a.b@truong.edu.vn ngay", "Liên hệ [đã ẩn] ngay"),
-        ("Gọi 0912 345 678 hoặc +84912345678", "Gọi [đã ẩn] hoặc [đã ẩn]"),
+        ("Liên hệ a.b@truong.edu.vn ngay", "Liên hệ [email] ngay"),
+        ("Gọi 0912 345 678 hoặc +84912345678", "Gọi [số điện thoại] hoặc [số điện thoại]"),
         ("Bán trú 2024-2025, 35 học sinh", "Bán trú 2024-2025, 35 học sinh"),
     ],
 )

@@ -18,8 +18,8 @@ from flows.fetch import fetch
 from flows.pipeline.context import Context
 from flows.pipeline.pools import in_processes, parse_pool, parse_processes, tried
 from flows.pipeline.read_ahead import ParseJob, parse_fetched
+from flows.pipeline.workbook_pool import write_workbooks
 from flows.publish.feedback import write_feedback
-from flows.publish.workbooks import write_workbooks
 from flows.validate import validate
 from schemas.records import Fetched, Parsed, Source, SourceError
 from warehouse import ledger, load, marts

@@ -1,0 +1,1 @@
+"""Publish: the workbooks and files the project writes for people (xlsx)."""

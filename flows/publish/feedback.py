@@ -9,8 +9,9 @@ and load). A second sheet gives the school's submission status per questionnaire
 (mart_completeness). Headers are Vietnamese, for the school's data officer.
 
 Privacy: the warehouse holds no e-mails or names, but a respondent may have typed one into an
-answer cell; raw values that look like an e-mail address or a phone number are masked. All
-text goes through ``flows.publish.workbooks.write_cell`` (never a formula) and files through
+answer cell; raw values that look like an e-mail address or a phone number are masked
+(``flows.privacy.mask_personal``). All
+text goes through ``flows.publish.xlsx.write_cell`` (never a formula) and files through
 ``save_workbook`` (the same content gives the same bytes). A school with nothing left to fix
 loses its old feedback file, so the folder always says what is wrong now.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,14 +28,26 @@ from typing import Any
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import column_index_from_string, get_column_letter
+from openpyxl.utils import column_index_from_string
 from openpyxl.worksheet.worksheet import Worksheet
 
-from flows.publish.workbooks import INT_FORMAT, safe_file_part, save_workbook, write_cell
+from flows.privacy import mask_personal
+from flows.publish.xlsx import (
+    BOLD,
+    BOX,
+    DATETIME_FORMAT,
+    FEEDBACK_HEADER_FILL,
+    INT_FORMAT,
+    TITLE,
+    WRAP,
+    WRAP_CENTER,
+    safe_file_part,
+    save_workbook,
+    write_cell,
+)
 from flows.validate import fix_hint
-from warehouse import tables as t
-from warehouse.ledger import latest_loads
+from schemas.records import column_letter
+from warehouse.read_models import Row, read_feedback_rows, read_feedback_schools
 
 #: Folder under the output folder that holds the feedback workbooks.
 FEEDBACK_DIR = "feedback"
@@ -98,20 +110,6 @@ STATUS_LABELS = {
     "failed": "Tệp lỗi, cần nộp lại",
 }
 
-DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-# 9–11 digits, optionally +84 and separators: Vietnamese mobile and landline numbers.
-_PHONE = re.compile(r"(?<!\d)(\+?84|0)(?:[\s.-]?\d){8,10}(?!\d)")
-
-_BOLD = Font(bold=True)
-_TITLE = Font(bold=True, size=14)
-_HEADER_FILL = PatternFill("solid", start_color="FCE4D6")
-_THIN = Side(style="thin", color="A6A6A6")
-_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_HEADER_ALIGN = Alignment(horizontal="center", vertical="center", wrap_text=True)
-_WRAP = Alignment(vertical="top", wrap_text=True)
-
 
 @dataclass(frozen=True)
 class Issue:
@@ -133,6 +131,7 @@ class Issue:
         return fix_hint(self.rule) or FIX_HINTS.get(self.rule, "")
 
     def sort_key(self) -> tuple[Any, ...]:
+        """Where the school meets the issue in its file."""
         # Sheet order, as the school will walk through its file: rows, then columns; rows of
         # the whole file (unknown or missing columns, unusable file) after the cells.
         column = _column_number(self.cell)
@@ -184,18 +183,6 @@ def _column_number(cell: str | None) -> int | None:
         return None
 
 
-def mask_personal(text: str | None) -> str | None:
-    """``text`` with e-mail addresses and phone numbers replaced by a placeholder.
-
-    The warehouse never stores the e-mail or name columns of a form, but a respondent can type
-    either into any cell; the feedback file may be forwarded, so such text is not repeated.
-    """
-    if text is None:
-        return None
-    text = _EMAIL.sub("[email]", text)
-    return _PHONE.sub("[số điện thoại]", text)
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading
 
@@ -219,130 +206,91 @@ def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
     Issues: every quarantine row (values, rows, unusable files) and, from each source's latest
     successful load, its unknown columns and missing questions.
     """
-    q, s, led, sc, mc = t.quarantine, t.source, t.load_ledger, t.school, t.mart_completeness
-    qn, qu, camp = t.questionnaire, t.question, t.campaign
-    active = sa.and_(s.c.campaign_id == campaign_id, s.c.is_active.is_(sa.true()))
+    rows = read_feedback_rows(engine, campaign_id)
     issues: dict[str, list[Issue]] = defaultdict(list)
-    with engine.connect() as conn:
-        for r in conn.execute(
-            sa.select(q, s.c.location)
-            .join(s, s.c.source_id == q.c.source_id)
-            .where(q.c.campaign_id == campaign_id, active)
-        ):
-            # A failure's message starts with "<school> <location>: " for the run log; the
-            # workbook has its own columns for those.
-            issues[r.school_code].append(
-                Issue(
-                    questionnaire=r.questionnaire,
-                    file=r.file or "",
-                    sheet=r.sheet,
-                    cell=r.cell,
-                    row_number=r.row_number,
-                    question_code=r.question_code,
-                    raw_value=mask_personal(r.raw_value),
-                    rule=r.rule,
-                    reason=r.reason.removeprefix(f"{r.school_code} {r.location}: "),
-                )
+    for r in rows.quarantine:
+        issues[r["school_code"]].append(_rejected_issue(r))
+    for r in rows.loads:
+        found = _load_issues(r, rows.question_texts)
+        if found:  # a school with nothing to fix gets no workbook
+            issues[r["school_code"]].extend(found)
+    if not issues:
+        return []
+    schools = read_feedback_schools(engine, campaign_id, list(issues))
+    submissions: dict[str, list[Submission]] = defaultdict(list)
+    for r in schools.completeness:
+        submissions[r["school_code"]].append(
+            Submission(
+                questionnaire=r["questionnaire"],
+                questionnaire_name=r["questionnaire_name"] or r["questionnaire"],
+                status=r["status"],
+                n_valid=int(r["n_valid"]),
+                n_rejected=int(r["n_rejected"]),
+                last_loaded_at=r["last_loaded_at"],
             )
-
-        latest_loaded = latest_loads(campaign_id, led.c.status == "loaded", name="latest_loaded")
-        sheets = (
-            sa.select(t.response.c.source_id, sa.func.min(t.response.c.sheet).label("sheet"))
-            .where(t.response.c.campaign_id == campaign_id)
-            .group_by(t.response.c.source_id)
-            .subquery("sheets")
         )
-        texts = {
-            (r.questionnaire_code, r.question_code): r.text
-            for r in conn.execute(sa.select(qu.c.questionnaire_code, qu.c.question_code, qu.c.text))
-        }
-        ledger = conn.execute(
-            sa.select(
-                s.c.school_code,
-                s.c.questionnaire,
-                s.c.kind,
-                s.c.location,
-                led.c.unknown_columns,
-                led.c.missing_questions,
-                sheets.c.sheet,
-            )
-            .select_from(
-                led.join(latest_loaded, latest_loaded.c.load_id == led.c.load_id)
-                .join(s, s.c.source_id == led.c.source_id)
-                .outerjoin(sheets, sheets.c.source_id == led.c.source_id)
-            )
-            .where(active)
-        )
-        for r in ledger:
-            name = _file_name(r.kind, r.location)
-            for header in _json_list(r.unknown_columns):
-                issues[r.school_code].append(
-                    Issue(
-                        questionnaire=r.questionnaire,
-                        file=name,
-                        sheet=r.sheet,
-                        cell=None,
-                        row_number=None,
-                        question_code=None,
-                        raw_value=mask_personal(header),
-                        rule=RULE_UNKNOWN_COLUMN,
-                        reason=REASON_UNKNOWN_COLUMN,
-                    )
-                )
-            for code in _json_list(r.missing_questions):
-                issues[r.school_code].append(
-                    Issue(
-                        questionnaire=r.questionnaire,
-                        file=name,
-                        sheet=r.sheet,
-                        cell=None,
-                        row_number=None,
-                        question_code=code,
-                        raw_value=texts.get((r.questionnaire, code)),
-                        rule=RULE_MISSING_QUESTION,
-                        reason=REASON_MISSING_QUESTION,
-                    )
-                )
-
-        if not issues:
-            return []
-        campaign_name = conn.execute(
-            sa.select(camp.c.name).where(camp.c.campaign_id == campaign_id)
-        ).scalar()
-        names = {
-            r.school_code: r.school_name
-            for r in conn.execute(
-                sa.select(sc.c.school_code, sc.c.school_name).where(sc.c.campaign_id == campaign_id)
-            )
-        }
-        submissions: dict[str, list[Submission]] = defaultdict(list)
-        for r in conn.execute(
-            sa.select(mc, qn.c.name.label("questionnaire_name"))
-            .select_from(mc.outerjoin(qn, qn.c.questionnaire_code == mc.c.questionnaire))
-            .where(mc.c.campaign_id == campaign_id, mc.c.school_code.in_(list(issues)))
-        ):
-            submissions[r.school_code].append(
-                Submission(
-                    questionnaire=r.questionnaire,
-                    questionnaire_name=r.questionnaire_name or r.questionnaire,
-                    status=r.status,
-                    n_valid=int(r.n_valid),
-                    n_rejected=int(r.n_rejected),
-                    last_loaded_at=r.last_loaded_at,
-                )
-            )
-
     return [
         SchoolFeedback(
             school_code=code,
-            school_name=names.get(code) or code,
+            school_name=schools.school_names.get(code) or code,
             campaign_id=campaign_id,
-            campaign_name=campaign_name or campaign_id,
+            campaign_name=schools.campaign_name or campaign_id,
             issues=sorted(issues[code], key=Issue.sort_key),
             submissions=sorted(submissions.get(code, []), key=lambda x: x.questionnaire),
         )
         for code in sorted(issues)
     ]
+
+
+def _rejected_issue(r: Row) -> Issue:
+    """A quarantine row as an issue."""
+    # A failure's message starts with "<school> <location>: " for the run log; the workbook
+    # has its own columns for those.
+    return Issue(
+        questionnaire=r["questionnaire"],
+        file=r["file"] or "",
+        sheet=r["sheet"],
+        cell=r["cell"],
+        row_number=r["row_number"],
+        question_code=r["question_code"],
+        raw_value=mask_personal(r["raw_value"]),
+        rule=r["rule"],
+        reason=r["reason"].removeprefix(f"{r['school_code']} {r['location']}: "),
+    )
+
+
+def _load_issues(r: Row, texts: dict[tuple[str, str], str]) -> list[Issue]:
+    """The unknown columns and missing questions of a source's latest successful load."""
+    name = _file_name(r["kind"], r["location"])
+    found = [
+        Issue(
+            questionnaire=r["questionnaire"],
+            file=name,
+            sheet=r["sheet"],
+            cell=None,
+            row_number=None,
+            question_code=None,
+            raw_value=mask_personal(header),
+            rule=RULE_UNKNOWN_COLUMN,
+            reason=REASON_UNKNOWN_COLUMN,
+        )
+        for header in _json_list(r["unknown_columns"])
+    ]
+    found += [
+        Issue(
+            questionnaire=r["questionnaire"],
+            file=name,
+            sheet=r["sheet"],
+            cell=None,
+            row_number=None,
+            question_code=code,
+            raw_value=texts.get((r["questionnaire"], code)),
+            rule=RULE_MISSING_QUESTION,
+            reason=REASON_MISSING_QUESTION,
+        )
+        for code in _json_list(r["missing_questions"])
+    ]
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,8 +299,8 @@ def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
 
 def _title(ws: Worksheet, feedback: SchoolFeedback, subtitle: str, width: int) -> int:
     """Title block; returns the header row."""
-    write_cell(ws, 1, 1, f"{feedback.school_name} ({feedback.school_code})", font=_TITLE)
-    write_cell(ws, 2, 1, feedback.campaign_name, font=_BOLD)
+    write_cell(ws, 1, 1, f"{feedback.school_name} ({feedback.school_code})", font=TITLE)
+    write_cell(ws, 2, 1, feedback.campaign_name, font=BOLD)
     write_cell(ws, 3, 1, subtitle)
     for r in (1, 2, 3):
         ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
@@ -361,11 +309,11 @@ def _title(ws: Worksheet, feedback: SchoolFeedback, subtitle: str, width: int) -
 
 def _header(ws: Worksheet, row: int, headers: Sequence[str], widths: Sequence[int]) -> None:
     for col, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
-        cell = write_cell(ws, row, col, text, font=_BOLD)
-        cell.fill = _HEADER_FILL
-        cell.alignment = _HEADER_ALIGN
-        cell.border = _BOX
-        ws.column_dimensions[get_column_letter(col)].width = width
+        cell = write_cell(ws, row, col, text, font=BOLD)
+        cell.fill = FEEDBACK_HEADER_FILL
+        cell.alignment = WRAP_CENTER
+        cell.border = BOX
+        ws.column_dimensions[column_letter(col)].width = width
     ws.freeze_panes = ws.cell(row=row + 1, column=1)
 
 
@@ -398,10 +346,10 @@ def write_issues_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
         )
         for col, value in enumerate(values, start=1):
             cell = write_cell(ws, row, col, value)
-            cell.border = _BOX
-            cell.alignment = _WRAP
+            cell.border = BOX
+            cell.alignment = WRAP
     if feedback.issues:
-        ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(ISSUES_HEADERS))}{row}"
+        ws.auto_filter.ref = f"A{header_row}:{column_letter(len(ISSUES_HEADERS))}{row}"
     ws.page_setup.orientation = "landscape"
     ws.print_title_rows = f"{header_row}:{header_row}"
     return ws
@@ -424,7 +372,7 @@ def write_status_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
             (sub.last_loaded_at, DATETIME_FORMAT),
         )
         for col, (value, fmt) in enumerate(values, start=1):
-            write_cell(ws, row, col, value, number_format=fmt).border = _BOX
+            write_cell(ws, row, col, value, number_format=fmt).border = BOX
     if not feedback.submissions:
         write_cell(ws, header_row + 1, 1, "Chưa có thông tin nộp của trường trong đợt này.")
     return ws

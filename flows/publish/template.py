@@ -17,14 +17,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.parse.header import match_headers
-from flows.publish.workbooks import LIKERT_LABELS, fit_row_heights, save_workbook, write_cell
+from flows.publish.labels import LIKERT_LABELS
+from flows.publish.xlsx import (
+    BOLD,
+    BOX,
+    GROUP_FILL,
+    HEADER_FILL,
+    TITLE,
+    WRAP,
+    WRAP_CENTER,
+    fit_row_heights,
+    save_workbook,
+    write_cell,
+)
 from schemas.questionnaire import Item, Questionnaire
+from schemas.records import column_letter
 
 FORM_SHEET = "Nhập phiếu"
 GUIDE_SHEET = "Hướng dẫn"
@@ -63,15 +74,6 @@ SERVICE_EXAMPLES = (
 
 #: Forms up to this many columns print fitted to the page width.
 _FIT_COLUMNS = 14
-
-_BOLD = Font(bold=True)
-_TITLE = Font(bold=True, size=14)
-_HEADER_FILL = PatternFill("solid", start_color="DDEBF7")
-_GROUP_FILL = PatternFill("solid", start_color="F2F2F2")
-_THIN = Side(style="thin", color="A6A6A6")
-_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_WRAP_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
-_WRAP = Alignment(vertical="top", wrap_text=True)
 
 
 def form_items(questionnaire: Questionnaire) -> list[Item]:
@@ -119,11 +121,11 @@ def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
     headers = form_headers(q)
     width = 1 + len(items)
     unit = "dịch vụ" if q.kind == "service_review" else "phiếu"
-    write_cell(ws, 1, 1, q.name.upper(), font=_TITLE)
+    write_cell(ws, 1, 1, q.name.upper(), font=TITLE)
     write_cell(
         ws, 2, 1, f"Mã phiếu: {q.code} · phiên bản {q.version} · người trả lời: {q.respondent}"
     )
-    write_cell(ws, 3, 1, "Trường: ……………………………………    Mã trường: ……………", font=_BOLD)
+    write_cell(ws, 3, 1, "Trường: ……………………………………    Mã trường: ……………", font=BOLD)
     write_cell(
         ws,
         4,
@@ -145,11 +147,11 @@ def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
             while end + 1 <= width and items[end - 1].dimension == item.dimension:
                 end += 1
             title = q.dimensions.get(item.dimension, item.dimension)
-            cell = write_cell(ws, HEADER_ROW - 1, col, title, font=_BOLD)
-            cell.alignment = _WRAP_CENTER
+            cell = write_cell(ws, HEADER_ROW - 1, col, title, font=BOLD)
+            cell.alignment = WRAP_CENTER
             for c in range(col, end + 1):
-                ws.cell(row=HEADER_ROW - 1, column=c).fill = _GROUP_FILL
-                ws.cell(row=HEADER_ROW - 1, column=c).border = _BOX
+                ws.cell(row=HEADER_ROW - 1, column=c).fill = GROUP_FILL
+                ws.cell(row=HEADER_ROW - 1, column=c).border = BOX
             if end > col:
                 ws.merge_cells(
                     start_row=HEADER_ROW - 1,
@@ -161,21 +163,21 @@ def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
     ws.row_dimensions[HEADER_ROW - 1].height = 30
 
     for c, text in enumerate(["STT", *headers], start=1):
-        cell = write_cell(ws, HEADER_ROW, c, text, font=_BOLD)
-        cell.fill = _HEADER_FILL
-        cell.alignment = _WRAP_CENTER
-        cell.border = _BOX
+        cell = write_cell(ws, HEADER_ROW, c, text, font=BOLD)
+        cell.fill = HEADER_FILL
+        cell.alignment = WRAP_CENTER
+        cell.border = BOX
     ws.row_dimensions[HEADER_ROW].height = 120
     first, last = HEADER_ROW + 1, HEADER_ROW + n_rows
     ws.column_dimensions["A"].width = 6
     for r in range(first, last + 1):
         # A numbered row holds no answer until someone types one: parse skips it ("STT" is a
         # column it knows to ignore), so unused rows cost nothing.
-        write_cell(ws, r, 1, r - HEADER_ROW).border = _BOX
+        write_cell(ws, r, 1, r - HEADER_ROW).border = BOX
 
     validations: dict[str, DataValidation] = {}
     for c, item in enumerate(items, start=2):
-        letter = get_column_letter(c)
+        letter = column_letter(c)
         ws.column_dimensions[letter].width = _width(item)
         ref = f"{letter}{first}:{letter}{last}"
         dv = validations.get(item.kind)
@@ -186,7 +188,7 @@ def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
             dv.add(ref)
         for r in range(first, last + 1):
             cell = ws.cell(row=r, column=c)
-            cell.border = _BOX
+            cell.border = BOX
             # Text answers stay text ("6A", "01"), never a number or a date.
             cell.number_format = "@" if item.kind == "text" else "General"
     ws.freeze_panes = ws.cell(row=first, column=2)
@@ -233,7 +235,7 @@ def _validation(kind: str) -> DataValidation:
 
 def _write_guide(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
     review = q.kind == "service_review"
-    write_cell(ws, 1, 1, f"HƯỚNG DẪN NHẬP {q.name.upper()}", font=_TITLE)
+    write_cell(ws, 1, 1, f"HƯỚNG DẪN NHẬP {q.name.upper()}", font=TITLE)
     ws.row_dimensions[1].height = 24
     steps = [
         f"Nhập trên trang “{FORM_SHEET}”; không sửa, không xóa, không đổi thứ tự dòng tiêu đề "
@@ -256,28 +258,28 @@ def _write_guide(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
         r += 1
         write_cell(ws, r, 1, f"{n}. {text}")
         ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=5)
-        ws.cell(row=r, column=1).alignment = _WRAP
+        ws.cell(row=r, column=1).alignment = WRAP
         ws.row_dimensions[r].height = 30
     if review:
         r += 2
-        write_cell(ws, r, 1, "Điểm của mỗi mức", font=_BOLD)
+        write_cell(ws, r, 1, "Điểm của mỗi mức", font=BOLD)
         for label, points in REVIEW_LEVELS.items():
             r += 1
             write_cell(ws, r, 1, label)
             write_cell(ws, r, 2, points)
         r += 2
-        write_cell(ws, r, 1, "Ví dụ dịch vụ theo nhóm", font=_BOLD)
+        write_cell(ws, r, 1, "Ví dụ dịch vụ theo nhóm", font=BOLD)
         for group, examples in SERVICE_EXAMPLES:
             r += 1
             write_cell(ws, r, 1, group)
             write_cell(ws, r, 2, examples)
     r += 2
-    write_cell(ws, r, 1, "Các cột của biểu mẫu", font=_BOLD)
+    write_cell(ws, r, 1, "Các cột của biểu mẫu", font=BOLD)
     r += 1
     for c, text in enumerate(("Cột", "Mã", "Nội dung", "Cách trả lời", "Giá trị hợp lệ"), start=1):
-        cell = write_cell(ws, r, c, text, font=_BOLD)
-        cell.fill = _HEADER_FILL
-        cell.border = _BOX
+        cell = write_cell(ws, r, c, text, font=BOLD)
+        cell.fill = HEADER_FILL
+        cell.border = BOX
     for c, item in enumerate(form_items(q), start=2):
         r += 1
         choices = CHOICES.get(item.kind)
@@ -285,11 +287,11 @@ def _write_guide(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
         if item.kind == "likert":
             valid = "; ".join(f"{k} {label}" for k, label in LIKERT_LABELS.items())
         for col, value in enumerate(
-            (get_column_letter(c), item.code, item.text, KIND_LABELS[item.kind], valid), start=1
+            (column_letter(c), item.code, item.text, KIND_LABELS[item.kind], valid), start=1
         ):
             cell = write_cell(ws, r, col, value)
-            cell.border = _BOX
-            cell.alignment = _WRAP
+            cell.border = BOX
+            cell.alignment = WRAP
     for letter, w in zip("ABCDE", (8, 14, 60, 28, 78), strict=True):
         ws.column_dimensions[letter].width = w
     ws.page_setup.paperSize = ws.PAPERSIZE_A4

@@ -1,0 +1,257 @@
+"""Sheet "Cảnh báo": the scope's alerts, each subject in words and its suggested follow-up.
+Free text (subjects, notes) has e-mails and phone numbers masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+from flows.alerts import RULES, action_for
+from flows.privacy import mask_personal
+from flows.publish.labels import (
+    ALERT_SHEET,
+    ALERT_STATUS_LABELS,
+    EXPECTATION,
+    LEVEL_LABELS,
+    SCOPE_LABELS,
+    SEVERITY_LABELS,
+)
+from flows.publish.workbooks.data import (
+    CampaignData,
+    Scope,
+    Subject,
+)
+from flows.publish.workbooks.figures import (
+    dimension_label,
+    questionnaire_label,
+    shown_value,
+    to_seconds,
+)
+from flows.publish.workbooks.sheet import (
+    new_sheet,
+    put,
+    set_widths,
+    write_empty,
+    write_header,
+)
+from flows.publish.xlsx import (
+    DATETIME_FORMAT,
+    INT_FORMAT,
+    MEAN_FORMAT,
+    PCT_FORMAT,
+    POINTS_FORMAT,
+    SEVERITY_STYLE,
+    VALUE_FORMAT,
+    print_setup,
+    set_style,
+)
+from schemas.questionnaire import DIMENSIONS
+from schemas.records import column_letter
+from warehouse.read_models import Row
+
+ALERT_HEADERS = (
+    "Mức",
+    "Quy tắc",
+    "Phạm vi",
+    "Mã",
+    "Tên",
+    "Nội dung",
+    "Giá trị",
+    "Ngưỡng",
+    "Trạng thái",
+    "Lần đầu",
+    "Lần gần nhất",
+    "Ghi chú",
+    "Hướng xử lý đề xuất",
+)
+
+
+def scope_alerts(data: CampaignData, scope: Scope) -> list[Row]:
+    """The alerts of the scope: everything for the province; a unit's own and its schools'."""
+    if scope.is_province:
+        chosen = list(data.alerts)
+    else:
+        chosen = [
+            a
+            for a in data.alerts
+            if (a["scope"] == "unit" and a["scope_code"] == scope.code)
+            or (a["scope"] == "school" and scope.has_school(a["scope_code"]))
+        ]
+    status_order = list(ALERT_STATUS_LABELS)
+    severity_order = list(SEVERITY_LABELS)
+    scope_order = ["province", "unit", "school"]
+
+    def key(a: Row) -> tuple[Any, ...]:
+        def pos(order: list[str], v: str) -> int:
+            return order.index(v) if v in order else len(order)
+
+        return (
+            pos(status_order, a["status"]),
+            pos(severity_order, a["severity"]),
+            pos(scope_order, a["scope"]),
+            a["scope_code"],
+            a["subject"] or "",
+            a["rule"],
+        )
+
+    return sorted(chosen, key=key)
+
+
+def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
+    """Sheet "Cảnh báo": the rows of ``alerts`` for the scope, unresolved and most severe first."""
+    ws, hr = new_sheet(wb, ALERT_SHEET, data, scope)
+    write_header(ws, hr, ALERT_HEADERS)
+    set_widths(ws, [9, 22, 8, 9, 24, 34, 9, 9, 11, 15, 15, 28, 40])
+    alerts = scope_alerts(data, scope)
+    r = hr
+    for a in alerts:
+        r += 1
+        if a["scope"] == "school":
+            name = data.schools.get(a["scope_code"], {}).get("school_name") or a["scope_code"]
+        elif a["scope"] == "unit":
+            name = data.units.get(a["scope_code"], a["scope_code"])
+        else:
+            name = "Toàn tỉnh"
+        rule = RULES.get(a["rule"])
+        unit_fmt = UNIT_FORMATS.get(rule.unit, VALUE_FORMAT) if rule else VALUE_FORMAT
+        values: list[tuple[Any, str | None]] = [
+            (SEVERITY_LABELS.get(a["severity"], a["severity"]), None),
+            (rule.title if rule else a["rule"], None),
+            (SCOPE_LABELS.get(a["scope"], a["scope"]), None),
+            (a["scope_code"], None),
+            (name, None),
+            (_subject_text(data, mask_personal(a["subject"] or "")), None),
+            (shown_value(a["value"], _alert_respondents(data, a)), unit_fmt),
+            (a["threshold"], unit_fmt),
+            (ALERT_STATUS_LABELS.get(a["status"], a["status"]), None),
+            (to_seconds(a["first_seen_at"]), DATETIME_FORMAT),
+            (to_seconds(a["last_seen_at"]), DATETIME_FORMAT),
+            (mask_personal(a["note"]) if a["note"] else None, None),
+            (action_for(a["rule"], a["subject"] or "", data.actions) or None, None),
+        ]
+        for col, (value, fmt) in enumerate(values, start=1):
+            cell = put(ws, r, col, value, fmt, wrap=col in (2, 5, 6, 9, 12, 13))
+            if col == 1 and a["severity"] in ("red", "amber"):
+                fill, font = SEVERITY_STYLE[a["severity"]]
+                set_style(cell, fill=fill, font=font)
+    if not alerts:
+        write_empty(ws, hr + 1, "Không có cảnh báo nào cho phạm vi này.")
+    else:
+        ws.auto_filter.ref = f"A{hr}:{column_letter(len(ALERT_HEADERS))}{r}"
+    print_setup(ws, (hr, hr), f"A{hr + 1}")
+    return ws
+
+
+def _parse_subject(data: CampaignData, subject: str) -> Subject:
+    # Each alert's subject is taken apart for its text and again for its respondents.
+    parsed = data.lookups.subjects.get(subject)
+    if parsed is None:
+        parsed = data.lookups.subjects[subject] = _split_subject(data, subject)
+    return parsed
+
+
+def _split_subject(data: CampaignData, subject: str) -> Subject:
+    level = questionnaire = dimension = item = None
+    rest: list[str] = []
+    known_items = data.lookups.known_items
+    for part in (p for p in subject.split("/") if p):
+        if level is None and part in LEVEL_LABELS:
+            level = part
+        elif questionnaire is None and part in data.questionnaires:
+            questionnaire = part
+        elif dimension is None and part in (*DIMENSIONS, "CHUNG", EXPECTATION):
+            dimension = part
+        elif item is None and part in known_items:
+            item = part
+        else:
+            rest.append(part)
+    return Subject(level, questionnaire, dimension, item, tuple(rest))
+
+
+def _item_text(data: CampaignData, questionnaire: str | None, code: str) -> str:
+    """An item's wording: from its questionnaire, else the first questionnaire that has it."""
+    first = data.questionnaires.get(questionnaire) if questionnaire else None
+    ordered = [first] if first is not None else []
+    for q in [*ordered, *data.questionnaires.values()]:
+        for item in q.items:
+            if item.code == code:
+                return item.text
+    return code
+
+
+def _subject_text(data: CampaignData, subject: str) -> str:
+    """An alert subject in words ("Tiểu học · Cha mẹ học sinh · Cơ sở vật chất, …"), with the
+    subject itself kept in brackets for the officer who acknowledges it."""
+    texts = data.lookups.subject_texts
+    if subject not in texts:
+        texts[subject] = _describe_subject(data, subject)
+    return texts[subject]
+
+
+def _describe_subject(data: CampaignData, subject: str) -> str:
+    parts = _parse_subject(data, subject)
+    words = list(parts.rest)
+    if parts.level:
+        words.append(LEVEL_LABELS[parts.level])
+    if parts.questionnaire:
+        words.append(questionnaire_label(data, parts.questionnaire))
+    if parts.dimension:
+        words.append(dimension_label(data, parts.questionnaire or "", parts.dimension))
+    if parts.item:
+        words.append(_item_text(data, parts.questionnaire, parts.item))
+    text = " · ".join(words)
+    return text if text == subject else f"{text} ({subject})"
+
+
+def _alert_respondents(data: CampaignData, alert: Row) -> int | None:
+    """How many respondents the alert's value was computed from, where it is an opinion
+    figure (None otherwise: services are scored by a board, completeness has no answers).
+
+    The alert rules raise small-sample alerts too (amber, on a Wilson bound), so their value
+    may be a figure the privacy rule hides; this finds the count to decide.
+    """
+    rule, scope, code = alert["rule"], alert["scope"], alert["scope_code"]
+    if rule.startswith(("service_", "submission_")) or rule in ("rejected_share_high",):
+        return None
+    s = _parse_subject(data, alert["subject"] or "")
+    lookups = data.lookups
+    if rule == "papi_low" or (s.item and not s.questionnaire and not s.dimension):
+        indicator = s.item or (s.rest[0] if s.rest else "")
+        papi = lookups.papi.get((scope, code, indicator))
+        return int(papi[0]["n_answers"]) if papi else None
+    if s.questionnaire is None:
+        return None
+    if scope == "school":
+        dims = lookups.school_dimension_q.get((code, s.questionnaire), [])
+    elif scope == "unit":
+        dims = [
+            r
+            for r in lookups.unit_dimension_q.get((code, s.questionnaire), [])
+            if s.level is None or r["level"] == s.level
+        ]
+        if s.item:
+            item = lookups.unit_question_item.get((code, s.level, s.questionnaire, s.item))
+            if item:
+                return int(item[0]["n_answers"])
+    else:
+        return None
+    if s.dimension:
+        dims = [r for r in dims if r["dimension"] == s.dimension]
+    counts = [int(r["n_respondents"]) for r in dims]
+    if scope == "school" and s.item is None and s.dimension is None:
+        for r in lookups.completeness.get((code, s.questionnaire), []):
+            counts.append(int(r["n_valid"] or 0))
+    return max(counts) if counts else None
+
+
+#: Number formats of an alert's value and threshold, by the rule's unit (flows.alerts.RULES).
+UNIT_FORMATS = {
+    "pct": PCT_FORMAT,
+    "score": MEAN_FORMAT,
+    "points": POINTS_FORMAT,
+    "share": "0.0%",
+    "count": INT_FORMAT,
+}

@@ -1,0 +1,165 @@
+"""Sheet "Thông tin": campaign, run stamp, data cut-off, sources by ledger status, thresholds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+from flows.publish.labels import (
+    INFO_SHEET,
+    LEDGER_LABELS,
+    MIN_RESPONDENTS,
+    STAMP_LABELS,
+    SUPPRESSED,
+    THRESHOLD_LABELS,
+)
+from flows.publish.workbooks.data import (
+    CampaignData,
+    Scope,
+)
+from flows.publish.workbooks.figures import (
+    to_seconds,
+)
+from flows.publish.workbooks.sheet import (
+    new_sheet,
+    put,
+    set_widths,
+    write_header,
+    write_section,
+)
+from flows.publish.xlsx import (
+    BOLD,
+    DATE_FORMAT,
+    DATETIME_FORMAT,
+    INT_FORMAT,
+    LEFT,
+    WRAP,
+    merge_cells,
+    print_setup,
+    set_style,
+    write_cell,
+)
+
+
+def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
+    """Sheet "Thông tin": campaign, run stamp, data cut-off, sources by status from the ledger
+    (failures listed without their messages, which may quote sheet contents), thresholds."""
+    ws, r = new_sheet(wb, INFO_SHEET, data, scope)
+    set_widths(ws, [34, 36, 22, 40, 26])
+    r = _write_facts(ws, r, data, scope)
+    r = _write_sources(ws, r, data, scope)
+    r = _write_thresholds(ws, r, data)
+    _write_notes(ws, r)
+    print_setup(ws, None, None)
+    return ws
+
+
+def _write_facts(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int:
+    """The campaign and the run stamp; returns the last row written."""
+    run = data.run or {}
+    started = to_seconds(run.get("started_at"))
+    facts: list[tuple[str, Any, str | None]] = [
+        ("Mã đợt khảo sát", data.campaign_id, None),
+        ("Tên đợt khảo sát", data.name, None),
+        ("Năm học", data.school_year, None),
+        ("Mở nhận phiếu", data.opens, DATE_FORMAT),
+        ("Đóng nhận phiếu", data.closes, DATE_FORMAT),
+        ("Hạn nộp", data.deadline, DATE_FORMAT),
+        ("Mã tỉnh", data.province_code, None),
+        ("Đợt năm trước để so sánh", data.previous_id or "—", None),
+        ("Phạm vi", scope.name if scope.is_province else f"{scope.name} ({scope.code})", None),
+        (STAMP_LABELS[0], run.get("run_id") or "—", None),
+        (STAMP_LABELS[1], started, DATETIME_FORMAT),
+        # The marts are rebuilt from what was fetched when the run started.
+        (STAMP_LABELS[2], started, DATETIME_FORMAT),
+    ]
+    write_section(ws, r, "Đợt khảo sát và lần chạy")
+    for label, value, fmt in facts:
+        r += 1
+        write_cell(ws, r, 1, label, font=BOLD)
+        cell = write_cell(ws, r, 2, value if value is not None else "—", number_format=fmt)
+        set_style(cell, alignment=LEFT)
+    return r
+
+
+def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int:
+    """Sources by ledger status, and those not in the figures; returns the last row written."""
+    sources = [s for s in data.sources if scope.has_school(s["school_code"])]
+    counts = Counter(s["status"] for s in sources)
+    r += 2
+    write_section(ws, r, "Nguồn dữ liệu (theo sổ nạp của lần chạy)")
+    for status in ("loaded", "unchanged", "failed", "absent", None):
+        r += 1
+        write_cell(ws, r, 1, LEDGER_LABELS[status], font=BOLD)
+        cell = write_cell(ws, r, 2, counts.get(status, 0), number_format=INT_FORMAT)
+        set_style(cell, alignment=LEFT)
+    r += 1
+    write_cell(ws, r, 1, "Tổng số nguồn", font=BOLD)
+    set_style(write_cell(ws, r, 2, len(sources), number_format=INT_FORMAT), alignment=LEFT)
+    problems = [s for s in sources if s["status"] not in ("loaded", "unchanged")]
+    if problems:
+        r += 2
+        write_section(ws, r, "Nguồn chưa đưa được vào số liệu")
+        r += 1
+        write_header(
+            ws, r, ["Mã trường", "Tên trường", "Phiếu", "Nguồn (tệp, bảng tính)", "Tình trạng"]
+        )
+        for s in problems:
+            r += 1
+            name = data.schools.get(s["school_code"], {}).get("school_name") or s["school_code"]
+            for col, value in enumerate(
+                (
+                    s["school_code"],
+                    name,
+                    s["questionnaire"],
+                    s["location"],
+                    LEDGER_LABELS.get(s["status"], s["status"]),
+                ),
+                start=1,
+            ):
+                put(ws, r, col, value, wrap=True)
+    return r
+
+
+def _write_thresholds(ws: Worksheet, r: int, data: CampaignData) -> int:
+    """The thresholds used and the anonymity promise; returns the last row written."""
+    r += 2
+    write_section(ws, r, "Ngưỡng sử dụng")
+    r += 1
+    write_header(ws, r, ["Ngưỡng", "Ý nghĩa", "Giá trị"])
+    for key, value in data.thresholds.items():
+        r += 1
+        put(ws, r, 1, key)
+        put(ws, r, 2, THRESHOLD_LABELS.get(key, ""), wrap=True)
+        put(ws, r, 3, value, "General")
+    r += 1
+    # Not a threshold: the anonymity promise, the same in every province.
+    put(ws, r, 1, "(ẩn danh)")
+    put(ws, r, 2, "Ẩn số liệu tính từ ít hơn số người trả lời này (cam kết ẩn danh)", wrap=True)
+    put(ws, r, 3, MIN_RESPONDENTS, "0")
+    return r
+
+
+def _write_notes(ws: Worksheet, r: int) -> None:
+    """How the figures are computed."""
+    r += 2
+    write_section(ws, r, "Cách tính")
+    notes = (
+        "Tỷ lệ hài lòng = (số ý kiến Hài lòng + Rất hài lòng) / số ý kiến hợp lệ × 100.",
+        "Tỷ lệ hài lòng bình quân 5 tiêu chí = trung bình cộng tỷ lệ của 5 tiêu chí (cách các "
+        "báo cáo công bố sử dụng); tỷ lệ hài lòng chung lấy từ câu hỏi chung.",
+        "Mỗi tiêu chí gộp mọi ý kiến của các câu hỏi thuộc tiêu chí đó, không lấy trung bình "
+        "tỷ lệ từng câu.",
+        "Mức đáp ứng mong đợi = trung bình các câu trả lời 0–100%.",
+        f"Số liệu tính từ ít hơn {MIN_RESPONDENTS} người trả lời được ẩn ({SUPPRESSED}). "
+        "Không có họ tên, thư điện tử hay số điện thoại của người trả lời trong tệp này.",
+    )
+    for text in notes:
+        r += 1
+        write_cell(ws, r, 1, text)
+        merge_cells(ws, r, 1, r, 5)
+        set_style(ws.cell(row=r, column=1), alignment=WRAP)
+        ws.row_dimensions[r].height = 30
