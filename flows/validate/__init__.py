@@ -42,7 +42,7 @@ def validate(
     if not parsed:
         return []
     code = questionnaire.code
-    strangers = sorted({p.questionnaire for p in parsed} - {code})
+    strangers = sorted({sheet.questionnaire for sheet in parsed} - {code})
     if strangers:
         raise ValueError(f"validate({code}) was given sheets parsed as {', '.join(strangers)}")
     responses = judge_responses(questionnaire, parsed, window)
@@ -51,17 +51,19 @@ def validate(
     answers = judge_answers(questionnaire, parsed, rejected_ids)
     rejections, slices = new_rejections(questionnaire, parsed, responses, answers)
     out = []
-    for i, p in enumerate(parsed):
+    for i, sheet in enumerate(parsed):
         answers_kept = answers.kept[answers.offsets[i] : answers.offsets[i + 1]]
         responses_kept = ~rejected[responses.offsets[i] : responses.offsets[i + 1]]
-        sheet_rejections = p.rejections
+        sheet_rejections = sheet.rejections
         if rejections is not None:
-            sheet_rejections = appended(p.rejections, rejections.iloc[slices[i] : slices[i + 1]])
+            sheet_rejections = appended(
+                sheet.rejections, rejections.iloc[slices[i] : slices[i + 1]]
+            )
         out.append(
             dataclasses.replace(
-                p,
-                answers=_kept(p.answers, answers_kept),
-                responses=_kept(p.responses, responses_kept),
+                sheet,
+                answers=_kept(sheet.answers, answers_kept),
+                responses=_kept(sheet.responses, responses_kept),
                 rejections=sheet_rejections,
             )
         )

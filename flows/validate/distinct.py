@@ -98,9 +98,9 @@ def _row_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     values are None, so that equal rows give equal tuples (NaN is not equal to itself)."""
     gx_frame = for_gx(frame)
     columns = [
-        [None if pd.isna(v) else v for v in gx_frame[c].tolist()]
-        for c in gx_frame.columns
-        if c != "row_key"
+        [None if pd.isna(value) else value for value in gx_frame[column].tolist()]
+        for column in gx_frame.columns
+        if column != "row_key"
     ]
     return list(zip(*columns, strict=True)) if columns else [()] * len(frame)
 

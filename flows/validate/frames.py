@@ -23,8 +23,10 @@ def stacked(frames: Sequence[pd.DataFrame], name: str) -> np.ndarray:
     Plain arrays: reindexing and concatenating whole frames cost more than validating them.
     """
     parts = [
-        f[name].to_numpy() if name in f.columns else np.full(len(f), np.nan, dtype=object)
-        for f in frames
+        frame[name].to_numpy()
+        if name in frame.columns
+        else np.full(len(frame), np.nan, dtype=object)
+        for frame in frames
     ]
     return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
@@ -47,10 +49,12 @@ def text_column(values: np.ndarray) -> pd.Categorical[str]:
 
 def for_gx(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` as GX must see it: text columns kept as codes (``text_column``) back to str."""
-    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    if not cats:
+    coded = [name for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)]
+    if not coded:
         return frame
-    return frame.assign(**{c: frame[c].astype(frame[c].cat.categories.dtype) for c in cats})
+    return frame.assign(
+        **{name: frame[name].astype(frame[name].cat.categories.dtype) for name in coded}
+    )
 
 
 def stacked_timestamps(frames: Sequence[pd.DataFrame]) -> pd.Series:
@@ -66,8 +70,10 @@ def stacked_timestamps(frames: Sequence[pd.DataFrame]) -> pd.Series:
     range (years 1677-2262) keeps its unit and the slow path.
     """
     parts = [
-        f["submitted_at"] if "submitted_at" in f.columns else pd.Series(np.nan, index=f.index)
-        for f in frames
+        frame["submitted_at"]
+        if "submitted_at" in frame.columns
+        else pd.Series(np.nan, index=frame.index)
+        for frame in frames
     ]
     timestamps = pd.to_datetime(pd.concat(parts, ignore_index=True), errors="coerce")
     if timestamps.dtype.kind == "M" and timestamps.dtype != "datetime64[ns]":

@@ -52,11 +52,11 @@ def judge_responses(
     questionnaire: Questionnaire, parsed: list[Parsed], window: tuple[dt.datetime, dt.datetime]
 ) -> Judged:
     """The responses of every source in one run."""
-    responses = [p.responses for p in parsed]
-    columns = {c: stacked(responses, c) for c in ("response_no", "row", "service")}
+    responses = [sheet.responses for sheet in parsed]
+    columns = {name: stacked(responses, name) for name in ("response_no", "row", "service")}
     submitted_at = stacked_timestamps(responses)
     columns["submitted_at"] = submitted_at.to_numpy()
-    starts = offsets([len(r) for r in responses])
+    starts = offsets([len(frame) for frame in responses])
     src = np.repeat(np.arange(len(parsed)), np.diff(starts))
     count = int(starts[-1])
     frame = pd.DataFrame(
@@ -82,9 +82,9 @@ def judge_answers(
     """The answers of every source in one run; the answers of a rejected response (by
     ``response_ids``) go with it (reported once, as the response)."""
     code = questionnaire.code
-    answers = [p.answers for p in parsed]
-    columns = {c: stacked(answers, c) for c in _ANSWER_COLUMNS}
-    starts = offsets([len(a) for a in answers])
+    answers = [sheet.answers for sheet in parsed]
+    columns = {name: stacked(answers, name) for name in _ANSWER_COLUMNS}
+    starts = offsets([len(frame) for frame in answers])
     src = np.repeat(np.arange(len(parsed)), np.diff(starts))
     count = int(starts[-1])
     params = {"question_codes": [i.code for i in questionnaire.scored_items]}
@@ -100,7 +100,11 @@ def judge_answers(
     frame = pd.DataFrame(
         {
             "row_key": np.arange(count, dtype="int64"),
-            **{c: build() for c, build in builders.items() if compiled.reads(ANSWERS, c, params)},
+            **{
+                name: build()
+                for name, build in builders.items()
+                if compiled.reads(ANSWERS, name, params)
+            },
         }
     )
     failed = failed_rules(code, ANSWERS, frame, params)

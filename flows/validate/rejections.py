@@ -36,9 +36,9 @@ def new_rejections(
     if not (responses.rejected.any() or answers.rejected.any()):
         return None, np.zeros(n_src + 1, dtype="int64")
     checks = compiled_suite(questionnaire.code).checks
-    sheets = np.array([p.sheet for p in parsed], dtype=object)
-    frames = [p.answers for p in parsed]
-    answers.columns |= {c: stacked(frames, c) for c in _ANSWER_CELL_COLUMNS}
+    sheets = np.array([source.sheet for source in parsed], dtype=object)
+    frames = [source.answers for source in parsed]
+    answers.columns |= {name: stacked(frames, name) for name in _ANSWER_CELL_COLUMNS}
     value_rej = _answer_rejections(answers, sheets, checks)
     resp_rej = _response_rejections(responses, sheets, checks, questionnaire)
     new = pd.concat([resp_rej, value_rej], ignore_index=True)
@@ -52,18 +52,18 @@ def _answer_rejections(
     answers: Judged, sheets: np.ndarray, checks: dict[str, Check]
 ) -> pd.DataFrame:
     rejected = answers.rejected
-    bad = {c: v[rejected] for c, v in answers.columns.items()}
+    bad = {name: values[rejected] for name, values in answers.columns.items()}
     rules = pd.Series(answers.rule[rejected], dtype="str")
     return pd.DataFrame(
         {
-            "scope": rules.map({r: c.scope for r, c in checks.items()}).to_numpy(),
+            "scope": rules.map({rule: check.scope for rule, check in checks.items()}).to_numpy(),
             "sheet": sheets[answers.src[rejected]],
             "row": bad["row"],
             "col": bad["col"],
             "question_code": bad["question_code"],
             "raw_value": bad["raw"],
             "rule": rules.to_numpy(),
-            "reason": rules.map({r: c.reason for r, c in checks.items()}).to_numpy(),
+            "reason": rules.map({rule: check.reason for rule, check in checks.items()}).to_numpy(),
             "response_no": bad["response_no"],
         },
         columns=REJECTION_COLUMNS,
@@ -74,12 +74,14 @@ def _response_rejections(
     responses: Judged, sheets: np.ndarray, checks: dict[str, Check], questionnaire: Questionnaire
 ) -> pd.DataFrame:
     rejected = responses.rejected
-    bad = {c: v[rejected] for c, v in responses.columns.items()}
+    bad = {name: values[rejected] for name, values in responses.columns.items()}
     rules = pd.Series(responses.rule[rejected], dtype="str")
     # A response-level rule looks at the timestamp or at the service; the rejection names that
     # field (TIMESTAMP, or the service item such as DICH_VU) and shows its value.
     about_service = (
-        rules.map({r: "service" in c.columns for r, c in checks.items()}).astype(bool).to_numpy()
+        rules.map({rule: "service" in check.columns for rule, check in checks.items()})
+        .astype(bool)
+        .to_numpy()
     )
     service_code = questionnaire.service_item or "SERVICE"
     raw = np.where(
@@ -89,14 +91,14 @@ def _response_rejections(
     )
     return pd.DataFrame(
         {
-            "scope": rules.map({r: c.scope for r, c in checks.items()}).to_numpy(),
+            "scope": rules.map({rule: check.scope for rule, check in checks.items()}).to_numpy(),
             "sheet": sheets[responses.src[rejected]],
             "row": bad["row"],
             "col": pd.NA,
             "question_code": np.where(about_service, service_code, TIMESTAMP_CODE),
             "raw_value": raw,
             "rule": rules.to_numpy(),
-            "reason": rules.map({r: c.reason for r, c in checks.items()}).to_numpy(),
+            "reason": rules.map({rule: check.reason for rule, check in checks.items()}).to_numpy(),
             "response_no": bad["response_no"],
         },
         columns=REJECTION_COLUMNS,
