@@ -17,10 +17,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import flows.validate as fv
 from expectations import SUITES_DIR
 from expectations.generate import build_suite, dumps
-from flows.validate import TIMESTAMP_CODE, SuiteError, fix_hint, load_suite, validate
+from flows.validate import fix_hint, validate
+from flows.validate.distinct import distinct_rows, failed_rules
+from flows.validate.frames import for_gx, service_key, stacked_timestamps, text_column
+from flows.validate.gx import RESULT_FORMAT, SuiteError
+from flows.validate.rejections import TIMESTAMP_CODE
+from flows.validate.suites import (
+    ANSWERS,
+    RESPONSES,
+    compiled_suite,
+    judges_each_row,
+    load_suite,
+    run_frame,
+)
 from schemas import load_questionnaires
 from schemas.records import REJECTION_COLUMNS, Parsed
 
@@ -507,13 +518,13 @@ def test_two_sources_in_one_call_come_back_separately():
 
 def test_one_gx_run_per_frame_whatever_the_number_of_sources(monkeypatch):
     calls: list[tuple[str, int]] = []
-    real = fv._run
+    real = failed_rules
 
     def spy(code, frame_name, frame, parameters):
         calls.append((frame_name, len(frame)))
         return real(code, frame_name, frame, parameters)
 
-    monkeypatch.setattr(fv, "_run", spy)
+    monkeypatch.setattr("flows.validate.judge.failed_rules", spy)
     sheets = [good_fixture("CMHS_TH", sheet=f"S{i}") for i in range(5)]
     out = validate(QS["CMHS_TH"], sheets, WINDOW)
     assert len(out) == 5
@@ -556,18 +567,18 @@ def test_many_rows_vectorised():
 def test_an_expectation_that_cannot_run_stops_the_run(monkeypatch):
     data = json.loads(json.dumps(load_suite("CMHS_TH")))
     data["expectations"][0]["kwargs"]["column"] = "no_such_column"
-    monkeypatch.setattr(fv, "load_suite", lambda code, folder=SUITES_DIR: data)
-    fv._compiled.cache_clear()
+    monkeypatch.setattr("flows.validate.suites.load_suite", lambda code, folder=SUITES_DIR: data)
+    compiled_suite.cache_clear()
     try:
         with pytest.raises(SuiteError, match="question_code_unknown"):
             validate(QS["CMHS_TH"], [good_fixture("CMHS_TH")], WINDOW)
     finally:
-        fv._compiled.cache_clear()
+        compiled_suite.cache_clear()
 
 
 def test_result_format_lists_every_unexpected_row_by_row_key():
-    assert fv.RESULT_FORMAT["result_format"] == "COMPLETE"
-    assert fv.RESULT_FORMAT["unexpected_index_column_names"] == ["row_key"]
+    assert RESULT_FORMAT["result_format"] == "COMPLETE"
+    assert RESULT_FORMAT["unexpected_index_column_names"] == ["row_key"]
 
 
 def test_sheets_of_another_questionnaire_are_refused():
@@ -603,46 +614,46 @@ def test_distinct_rows_give_every_copy_the_verdict_gx_gives_it(code):
             "raw": answers["raw"].astype("str"),
         }
     )
-    compiled = fv._compiled(code)
-    assert fv.ANSWERS in compiled.row_wise
+    compiled = compiled_suite(code)
+    assert ANSWERS in compiled.row_wise
     params = {"question_codes": [i.code for i in QS[code].scored_items]}
-    every_row = fv._run_frame(code, compiled, compiled.suites[fv.ANSWERS], frame, params)
-    distinct = fv._run(code, fv.ANSWERS, frame, params)
-    assert len(every_row) >= 7 and len(fv._distinct(frame)[0]) < len(frame) / 6
+    every_row = run_frame(code, compiled, compiled.suites[ANSWERS], frame, params)
+    distinct = failed_rules(code, ANSWERS, frame, params)
+    assert len(every_row) >= 7 and len(distinct_rows(frame)[0]) < len(frame) / 6
     pd.testing.assert_series_equal(distinct.sort_index(), every_row.sort_index())
 
 
 def _frames_shown_to_gx(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     shown: list[tuple[str, int]] = []
-    real = fv._run_frame
+    real = run_frame
 
     def spy(code, compiled, suite, frame, parameters):
         shown.append((suite.name.rsplit(".", 1)[1], len(frame)))
         return real(code, compiled, suite, frame, parameters)
 
-    monkeypatch.setattr(fv, "_run_frame", spy)
+    monkeypatch.setattr("flows.validate.distinct.run_frame", spy)
     return shown
 
 
 #: Schools in a batch sending the same sheet: each distinct row then repeats often enough to
-#: be remembered (flows.validate._REPEATS).
+#: be remembered (flows.validate.distinct._REPEATS).
 SCHOOLS = 5
 
 
 @pytest.mark.parametrize("code", CODES)
 def test_rows_seen_in_an_earlier_batch_are_not_shown_to_gx_again(code, monkeypatch):
-    fv._compiled.cache_clear()  # a suite of its own: no verdicts from other tests
+    compiled_suite.cache_clear()  # a suite of its own: no verdicts from other tests
     shown = _frames_shown_to_gx(monkeypatch)
     p, _ = bad_fixture(code)
     first = validate(QS[code], [p] * SCHOOLS, WINDOW)
-    assert {frame for frame, _ in shown} == {fv.ANSWERS, fv.RESPONSES}
+    assert {frame for frame, _ in shown} == {ANSWERS, RESPONSES}
     shown.clear()
     # the next batch: the same rows again, from other schools' sheets
     other = dataclasses.replace(p, sheet="Trường khác")
     again = validate(QS[code], [other] * SCHOOLS, WINDOW)
     # every distinct row's verdict was known (a frame with a rule across rows, such as a
     # service listed twice, is always validated whole)
-    whole = [(f, n) for f, n in shown if f not in fv._compiled(code).row_wise]
+    whole = [(f, n) for f, n in shown if f not in compiled_suite(code).row_wise]
     assert shown == whole and len(whole) <= 1
     for a, b in zip(again, first, strict=True):
         pd.testing.assert_frame_equal(
@@ -655,12 +666,12 @@ def test_rows_seen_in_an_earlier_batch_are_not_shown_to_gx_again(code, monkeypat
     late.loc[0, ["value", "raw"]] = [99.0, "99"]
     shown.clear()
     changed = validate(QS[code], [dataclasses.replace(p, answers=late)] * SCHOOLS, WINDOW)
-    assert shown == [*whole, (fv.ANSWERS, 1)]
+    assert shown == [*whole, (ANSWERS, 1)]
     assert len(changed[0].rejections) == len(first[0].rejections) + 1
 
 
 def test_rows_that_hardly_repeat_are_not_remembered(monkeypatch):
-    fv._compiled.cache_clear()
+    compiled_suite.cache_clear()
     shown = _frames_shown_to_gx(monkeypatch)
     # every response at its own time, twice (two schools): each timestamp repeats only twice
     responses = [
@@ -670,14 +681,14 @@ def test_rows_that_hardly_repeat_are_not_remembered(monkeypatch):
     p = make_parsed("CMHS_TH", responses, answers)
     for _ in range(2):
         validate(QS["CMHS_TH"], [p, p], WINDOW)
-    assert [f for f, _ in shown].count(fv.RESPONSES) == 2  # shown again: nothing remembered
-    assert [f for f, _ in shown].count(fv.ANSWERS) == 1  # answers repeat: remembered
-    assert [frame for frame, _ in fv._compiled("CMHS_TH").verdicts] == [fv.ANSWERS]
-    fv._compiled.cache_clear()
+    assert [f for f, _ in shown].count(RESPONSES) == 2  # shown again: nothing remembered
+    assert [f for f, _ in shown].count(ANSWERS) == 1  # answers repeat: remembered
+    assert [frame for frame, _ in compiled_suite("CMHS_TH").verdicts] == [ANSWERS]
+    compiled_suite.cache_clear()
 
 
 def test_verdicts_are_per_window_and_survive_their_bound(monkeypatch):
-    fv._compiled.cache_clear()
+    compiled_suite.cache_clear()
     p, where = bad_fixture("CMHS_TH")
     first = validate(QS["CMHS_TH"], [p] * SCHOOLS, WINDOW)
     assert "submitted_outside_window" in set(first[0].rejections["rule"])
@@ -687,13 +698,13 @@ def test_verdicts_are_per_window_and_survive_their_bound(monkeypatch):
     assert "submitted_outside_window" not in set(out[0].rejections["rule"])
     # with room for one verdict, the known ones are dropped as new ones come, and every row
     # still gets its own verdict
-    monkeypatch.setattr(fv, "MAX_VERDICTS", 1)
+    monkeypatch.setattr("flows.validate.distinct.MAX_VERDICTS", 1)
     late = p.answers.copy()
     late.loc[0, ["value", "raw"]] = [99.0, "99"]
     changed = validate(QS["CMHS_TH"], [dataclasses.replace(p, answers=late)] * SCHOOLS, WINDOW)
     assert set(changed[0].rejections["rule"]) == set(where)
     assert len(changed[0].rejections) == len(first[0].rejections) + 1
-    fv._compiled.cache_clear()
+    compiled_suite.cache_clear()
 
 
 # --- frames as prepared for GX: same verdicts as GX over the rows as parsed ---------------
@@ -704,9 +715,9 @@ def _every_row_and_prepared(
 ) -> tuple[pd.Series, pd.Series]:
     """GX over every row of ``plain`` (as parse gives it), and what validate's path gives on
     ``prepared`` (the same rows as validate hands them to GX)."""
-    compiled = fv._compiled(code)
-    every_row = fv._run_frame(code, compiled, compiled.suites[frame_name], plain, params)
-    return every_row.sort_index(), fv._run(code, frame_name, prepared, params).sort_index()
+    compiled = compiled_suite(code)
+    every_row = run_frame(code, compiled, compiled.suites[frame_name], plain, params)
+    return every_row.sort_index(), failed_rules(code, frame_name, prepared, params).sort_index()
 
 
 EDGE_TIMES = [
@@ -728,7 +739,7 @@ def test_timestamps_given_as_datetime64_ns_keep_gx_verdicts(code, beyond_ns):
     NaT kept and both bounds inclusive; a year beyond datetime64[ns] keeps parse's unit."""
     times = EDGE_TIMES + ([dt.datetime(3000, 1, 1)] if beyond_ns else [])
     submitted = pd.Series(times, dtype="datetime64[us]")
-    prepared = fv._timestamps([pd.DataFrame({"submitted_at": submitted})])
+    prepared = stacked_timestamps([pd.DataFrame({"submitted_at": submitted})])
     assert str(prepared.dtype) == ("datetime64[us]" if beyond_ns else "datetime64[ns]")
     n = len(times)
     plain = pd.DataFrame({"row_key": np.arange(n, dtype="int64"), "submitted_at": submitted})
@@ -737,9 +748,9 @@ def test_timestamps_given_as_datetime64_ns_keep_gx_verdicts(code, beyond_ns):
         services = pd.Series([f"Dịch vụ {i % 3}" if i % 4 else None for i in range(n)])
         for f in (plain, ready):
             f["source_idx"] = np.arange(n) % 2
-            f["service"] = fv._service_key(services)
+            f["service"] = service_key(services)
     params = {"opens": OPENS, "closes": CLOSES}
-    every_row, prepared_verdicts = _every_row_and_prepared(code, fv.RESPONSES, plain, ready, params)
+    every_row, prepared_verdicts = _every_row_and_prepared(code, RESPONSES, plain, ready, params)
     outside = every_row[every_row == "submitted_outside_window"].index
     assert sorted(outside) == [3, 4, 7] + ([8] if beyond_ns else [])
     pd.testing.assert_series_equal(prepared_verdicts, every_row)
@@ -765,7 +776,7 @@ def _answers_frame(rows: list[tuple[Any, Any, float, Any]], as_text: bool) -> pd
 
     def text(values: tuple) -> Any:
         array = np.array(values, dtype=object)
-        return fv._text(array) if as_text else pd.Series(array).astype("str")
+        return text_column(array) if as_text else pd.Series(array).astype("str")
 
     return pd.DataFrame(
         {
@@ -803,8 +814,8 @@ def test_answers_held_as_codes_keep_gx_verdicts():
     params = {"question_codes": [i.code for i in QS["CMHS_TH"].scored_items]}
     plain = _answers_frame(ODD_ANSWERS * 3, as_text=False)
     coded = _answers_frame(ODD_ANSWERS * 3, as_text=True)
-    pd.testing.assert_frame_equal(fv._for_gx(coded), plain)
-    every_row, verdicts = _every_row_and_prepared("CMHS_TH", fv.ANSWERS, plain, coded, params)
+    pd.testing.assert_frame_equal(for_gx(coded), plain)
+    every_row, verdicts = _every_row_and_prepared("CMHS_TH", ANSWERS, plain, coded, params)
     assert set(every_row) == {
         "likert_unreadable",
         "likert_out_of_range",
@@ -814,19 +825,19 @@ def test_answers_held_as_codes_keep_gx_verdicts():
         "percent_unreadable",
     }
     pd.testing.assert_series_equal(verdicts, every_row)
-    distinct, inverse = fv._distinct(coded)
-    pd.testing.assert_frame_equal(fv._for_gx(distinct), fv._distinct(plain)[0])
-    np.testing.assert_array_equal(inverse, fv._distinct(plain)[1])
+    distinct, inverse = distinct_rows(coded)
+    pd.testing.assert_frame_equal(for_gx(distinct), distinct_rows(plain)[0])
+    np.testing.assert_array_equal(inverse, distinct_rows(plain)[1])
 
 
 def test_text_is_astype_str_whatever_the_objects():
     """1, 1.0 and True are equal to Python but not as text: each keeps its own text."""
     values = np.array([1, "1", 1.0, True, None, math.nan, pd.NA, "a", "a", "b"], dtype=object)
-    got = pd.Series(fv._text(values))
+    got = pd.Series(text_column(values))
     pd.testing.assert_series_equal(
         got.astype(got.cat.categories.dtype), pd.Series(values).astype("str")
     )
-    assert fv._text(np.array([], dtype=object)).size == 0
+    assert text_column(np.array([], dtype=object)).size == 0
 
 
 def test_service_review_with_missing_services_and_timestamps_end_to_end():
@@ -858,9 +869,9 @@ def test_service_review_with_missing_services_and_timestamps_end_to_end():
 
 def test_only_expectations_without_mostly_judge_each_row_alone():
     exp = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "kind"}}
-    assert fv._judges_each_row(exp)
-    assert not fv._judges_each_row({**exp, "kwargs": {"column": "kind", "mostly": 0.9}})
-    assert not fv._judges_each_row({**exp, "type": "expect_compound_columns_to_be_unique"})
+    assert judges_each_row(exp)
+    assert not judges_each_row({**exp, "kwargs": {"column": "kind", "mostly": 0.9}})
+    assert not judges_each_row({**exp, "type": "expect_compound_columns_to_be_unique"})
 
 
 def test_a_batch_without_rejections_keeps_each_sheets_rejections():
@@ -884,22 +895,22 @@ def test_answers_as_validate_prepares_them_keep_gx_verdicts(code):
     rows = (rows + odd) * 5
     plain = _answers_frame(rows, as_text=False)
     params = {"question_codes": [i.code for i in QS[code].scored_items]}
-    compiled = fv._compiled(code)
-    read = [c for c in plain.columns if c == "row_key" or compiled.reads(fv.ANSWERS, c, params)]
+    compiled = compiled_suite(code)
+    read = [c for c in plain.columns if c == "row_key" or compiled.reads(ANSWERS, c, params)]
     assert read == ["row_key", "question_code", "kind", "value"]
     prepared = _answers_frame(rows, as_text=True)[read]
-    every_row, verdicts = _every_row_and_prepared(code, fv.ANSWERS, plain, prepared, params)
+    every_row, verdicts = _every_row_and_prepared(code, ANSWERS, plain, prepared, params)
     assert len(every_row) >= 5 * (len(BAD) // 4)
     pd.testing.assert_series_equal(verdicts, every_row)
 
 
 def test_a_column_is_read_when_named_in_kwargs_or_parameters_or_frame_not_row_wise():
-    compiled = fv._compiled("DVGD_8TC")
-    assert not compiled.reads(fv.ANSWERS, "raw", {"question_codes": ["C1"]})
-    assert compiled.reads(fv.ANSWERS, "raw", {"column": "raw"})
-    assert compiled.reads(fv.ANSWERS, "kind", {})  # row condition and kind rule
-    assert fv.RESPONSES not in compiled.row_wise  # service_duplicate compares rows
-    assert compiled.reads(fv.RESPONSES, "anything", {})
+    compiled = compiled_suite("DVGD_8TC")
+    assert not compiled.reads(ANSWERS, "raw", {"question_codes": ["C1"]})
+    assert compiled.reads(ANSWERS, "raw", {"column": "raw"})
+    assert compiled.reads(ANSWERS, "kind", {})  # row condition and kind rule
+    assert RESPONSES not in compiled.row_wise  # service_duplicate compares rows
+    assert compiled.reads(RESPONSES, "anything", {})
 
 
 def test_timestamps_of_sheets_with_other_dtypes_stack_as_instants():
