@@ -362,16 +362,16 @@ def test_gx_is_imported_ahead_and_frozen_only_when_something_is_read(tmp_path: P
     the garbage collector's way; a re-run of failed sources (nothing read) does not pay for it."""
     import gc
 
-    from flows import validate
+    from flows.validate import gx
 
     settings = load_settings(make_province(tmp_path), env={})
-    validate._create_batch_definition.cache_clear()
+    gx.create_batch_definition.cache_clear()
     try:
         run_context.read_ahead(settings, failed_only=True)
-        assert validate._create_batch_definition.cache_info().currsize == 0
+        assert gx.create_batch_definition.cache_info().currsize == 0
         run_context.read_ahead(settings)
-        assert validate._create_batch_definition.cache_info().currsize == 1
-        context = validate._gx_batch_definition()
+        assert gx.create_batch_definition.cache_info().currsize == 1
+        context = gx.batch_definition()
         assert not any(obj is context for obj in gc.get_objects())  # frozen: never walked
     finally:
         gc.unfreeze()  # the test session's objects, frozen with it, back to the collector
