@@ -99,7 +99,7 @@ def write_corpus(folder: Path) -> list[tuple[str, Path]]:
     import openpyxl
 
     from flows.settings import Limits
-    from tests.test_hostile import corpus, with_sheet_xml
+    from tests.hostile_files import corpus, with_sheet_xml
 
     cases = [(c.name, c.filename, c.content) for c in corpus(Limits())]
     wb = openpyxl.Workbook(write_only=True)
@@ -198,7 +198,7 @@ def main() -> int:
         lines = [f"{name}\t{path}" for name, path in written]
         (args.child_corpus / "cases.tsv").write_text("\n".join(lines), encoding="utf-8")
         if args.flow:
-            from tests.test_hostile import make_hostile_province
+            from tests.hostile_files import make_hostile_province
 
             (args.child_corpus / "province").mkdir(exist_ok=True)
             make_hostile_province(args.child_corpus / "province")

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from flows.cli.app import app
 from flows.pipeline import nightly
 from flows.settings import load_settings
-from tests.pipeline_factories import AS_OF, make_province, rows, stamp
+from tests.factories import AS_OF, make_province, rows, stamp
 from warehouse import db
 
 CSVC_LOW = ("pct_satisfied_low", "school", "S1", "CMHS_TH/CSVC")

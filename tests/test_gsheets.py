@@ -25,10 +25,10 @@ from flows.fetch.gsheets import fetch_gsheet, sheet_key, sheet_revision
 from flows.read.gsheet import tables_from_content
 from flows.settings import GSheets, Limits
 from schemas.records import Source, SourceError
+from tests.factories import SERVICE_ACCOUNT, write_key
 from tests.fake_google import FakeGoogle, Shown
 
 TZ = "Asia/Ho_Chi_Minh"
-SERVICE_ACCOUNT = "khaosat-etl@khaosat-test.iam.gserviceaccount.com"
 KEY = "1FormsResponsesKey_abc-123"
 SCHOOL = "TH_HOA_BINH"
 RESPONSES = "Câu trả lời biểu mẫu 1"
@@ -119,26 +119,6 @@ def google() -> Iterator[FakeGoogle]:
             modified_time="2024-10-29T02:05:31.250Z",
         )
         yield fake
-
-
-def write_key(path: Path, token_uri: str, pem: str) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "khaosat-test",
-                "private_key_id": "0123456789abcdef",
-                "private_key": pem,
-                "client_email": SERVICE_ACCOUNT,
-                "client_id": "112233445566778899",
-                "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-                "token_uri": token_uri,
-                "universe_domain": "googleapis.com",
-            }
-        ),
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ import sqlalchemy as sa
 
 from flows.pipeline import nightly
 from flows.settings import load_settings
+from tests.factories import FIXTURES, SERVICE_ACCOUNT, rows, stamp, write_key
 from tests.fake_google import FakeGoogle
-from tests.pipeline_factories import FIXTURES, rows, stamp
-from tests.test_gsheets import SERVICE_ACCOUNT, write_key
 from warehouse import db
 
 GRID = "Tiếp cận dịch vụ giáo dục"

@@ -22,7 +22,7 @@ from flows.pipeline import context as run_context
 from flows.pipeline.read_ahead import ParseJob
 from flows.settings import Settings, load_settings
 from schemas.records import Fetched, Parsed, SourceOutcome
-from tests.pipeline_factories import AS_OF, make_province, rows, stamp
+from tests.factories import AS_OF, make_province, rows, stamp
 from warehouse import db, tables
 from warehouse.load import LoadResult
 

@@ -287,7 +287,7 @@ def test_on_failure_hook_without_usable_config_sends_nothing(
 def test_khaosat_run_mails_its_failed_sources_and_keeps_the_password_out_of_its_output(
     tmp_path: Path, smtp_server: SMTPServer, prefect_harness: None
 ) -> None:
-    from tests.pipeline_factories import khaosat, make_province
+    from tests.factories import khaosat, make_province
 
     config = make_province(tmp_path / "p")
     with config.open("a", encoding="utf-8") as f:
@@ -306,7 +306,7 @@ def test_a_run_that_cannot_start_mails_why(
     tmp_path: Path, smtp_server: SMTPServer, prefect_harness: None
 ) -> None:
     """A campaign locked by a live run: the second run fails, and says so by e-mail."""
-    from tests.pipeline_factories import khaosat, make_province
+    from tests.factories import khaosat, make_province
     from warehouse.db import connect, migrate
     from warehouse.lock import RunLock
 

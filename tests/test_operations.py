@@ -36,7 +36,7 @@ from flows.cli.demo import generate_province
 from flows.pipeline import pools
 from flows.settings import SettingsError, load_settings
 from schemas import load_questionnaires
-from tests.pipeline_factories import (
+from tests.factories import (
     KHAOSAT,
     ROOT,
     cli_env,

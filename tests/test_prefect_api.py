@@ -16,7 +16,7 @@ import pytest
 
 from flows.pipeline import prefect_api
 from flows.pipeline.prefect_api import TemporaryApi, start_temporary_api
-from tests.pipeline_factories import process_running, wait_for
+from tests.factories import process_running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
