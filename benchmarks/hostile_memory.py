@@ -1,8 +1,8 @@
-"""Peak memory of reading hostile uploads: tests/test_hostile.py's corpus at the default limits.
+"""Peak memory of reading hostile uploads: tests/hostile_files.py's corpus at the default limits.
 
     python benchmarks/hostile_memory.py [--bound-mb 512] [--calamine] [--flow] [--keep DIR]
 
-Writes every case of ``tests.test_hostile.corpus(Limits())`` (plus two large honest sheets: 20,000
+Writes every case of ``tests.hostile_files.corpus(Limits())`` (plus two large honest sheets: 20,000
 rows × 30 columns, alone and with a blank cell at XFD1) to a folder, then reads each file with
 ``flows.read.read_tables`` in a child process of its own, one after the other, and prints a
 table: what came of it (loaded, or the start of the one-line reason), seconds, the child's
@@ -13,7 +13,7 @@ checked against ``--bound-mb``. A case growing beyond the bound makes the exit c
 read.py would without its checks), in a child limited to 4 GB of address space so a cell bomb
 fails there instead of taking the machine: it shows what the checks are for (an abort of the
 whole process, gigabytes for a stray blank cell). ``--flow`` also runs ``khaosat run`` over a
-province holding every case beside good schools (tests/test_hostile.py's end-to-end province,
+province holding every case beside good schools (tests/read/test_hostile.py's end-to-end province,
 at its small limits) and reports that child's peak memory, the temporary Prefect API included.
 
 Memory is the only claim here; the seconds are indicative (one run each, on whatever else the

@@ -2,8 +2,9 @@
 
 The JSON files are what runs; this script is how they are made, so that a rule reads the same in
 every suite and a new questionnaire gets its suite without copy-paste. Edit the catalogue here,
-then run ``python -m expectations.generate`` and commit the JSON; ``tests/test_validate.py``
-fails while a JSON file differs from what this script would write.
+then run ``python -m expectations.generate`` and commit the JSON;
+``tests/validate/test_validate.py`` fails while a JSON file differs from what this script
+would write.
 
 Every expectation validates one of two frames that ``flows.validate`` builds per questionnaire
 and run (all sources together):

@@ -5,7 +5,7 @@ becomes a formula) and :func:`save_workbook` gives the same bytes for the same c
 styles are one set of named constants. Styling goes through :func:`set_style` and
 :func:`merge_cells`, which reach into openpyxl's private style arrays and cell map: openpyxl's
 own path hashes every Border and Font on each assignment and costs publishing more than it is
-worth (benchmarks/README.md); tests/test_workbooks.py checks both give the same file.
+worth (benchmarks/README.md); tests/publish/test_workbooks.py checks both give the same file.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def merge_cells(
     openpyxl gives every cell on the edge of the range the top-left cell's border on that
     edge by adding two Border objects and hashing the sum, once per cell. This does what
     ``Worksheet.merge_cells`` does (openpyxl 3.1, ``MergedCellRange.format``) with each sum
-    worked out once per workbook; tests/test_workbooks.py checks the two give the same file.
+    worked out once per workbook; tests/publish/test_workbooks.py checks the two give the same file.
     """
     wb = ws.parent
     merged = MergedCellRange(

@@ -26,7 +26,7 @@ from flows.settings import Limits
 from schemas.questionnaire import SCHEMAS_DIR, Item, Questionnaire, load_questionnaire
 from schemas.records import REJECTION_COLUMNS, Cell, Parsed, SourceError, Table, cell_address
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 FORMATS = ("xlsx", "xls", "ods")
 SALT = "muối-thử"
 

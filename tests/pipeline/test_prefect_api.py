@@ -18,7 +18,7 @@ from flows.pipeline import prefect_api
 from flows.pipeline.prefect_api import TemporaryApi, start_temporary_api
 from tests.factories import process_running, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

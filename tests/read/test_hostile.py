@@ -297,7 +297,7 @@ def test_sql_is_built_from_bound_parameters_only() -> None:
     until it is looked at and listed."""
     import ast
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     keyword = re.compile(
         r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|ANALYZE|PRAGMA|COPY|WHERE|VALUES)\b"
     )

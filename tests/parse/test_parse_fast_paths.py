@@ -92,7 +92,7 @@ def test_a_file_read_ahead_is_parsed_from_what_was_read_once(
 ) -> None:
     """What ``read_tables_ahead`` read serves the one parse job of the same bytes, name and
     limits, and gives what reading then would have; anything else reads the file."""
-    submissions = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
+    submissions = Path(__file__).parents[1] / "fixtures" / "e2e" / "submissions"
     content = (submissions / "S1_cmhs.xlsx").read_bytes()
     other = (submissions / "S2_cmhs.xls").read_bytes()
     job = ParseJob(content, "S1_cmhs.xlsx", "excel", None, CMHS_TH, "salt", Limits(), "UTC")

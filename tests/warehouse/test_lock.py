@@ -25,7 +25,7 @@ from warehouse import tables as t
 from warehouse.db import connect
 from warehouse.lock import LockHeld, LockInfo, RunLock, holder_of, process_gone, this_holder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAMPAIGN = "T-LOCK"
 
 

@@ -17,7 +17,7 @@ import pytest
 from flows.pipeline.workbook_pool import write_workbooks
 from flows.publish.template import write_template
 from schemas import load_questionnaires
-from tests.test_workbooks import (
+from tests.publish.test_workbooks import (
     ABSENT,
     CAMPAIGN,
     FAILED,
@@ -76,8 +76,8 @@ def pages(pdf: Path) -> int:
 
 @pytest.fixture(scope="module")
 def workbooks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The test province's workbooks (see tests/test_workbooks.py), from an SQLite warehouse:
-    rendering does not depend on the backend."""
+    """The test province's workbooks (see tests/publish/test_workbooks.py), from an SQLite
+    warehouse: rendering does not depend on the backend."""
     folder = tmp_path_factory.mktemp("render")
     engine = connect(f"sqlite:///{folder / 'warehouse.sqlite'}")
     migrate(engine)

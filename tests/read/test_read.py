@@ -18,7 +18,7 @@ from flows.read.cells import FormulaWithoutValue
 from flows.settings import Limits
 from schemas.records import SourceError, Table
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 FORMATS = ("xlsx", "xls", "ods")
 LIMITS = Limits()
 
@@ -392,7 +392,7 @@ _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
         (_OLE2 + "EncryptedPackage".encode("utf-16-le"), "the file is password-protected"),
         (_OLE2 + "WordDocument".encode("utf-16-le"), "not a spreadsheet (an old Office"),
         (_OLE2 + "Workbook".encode("utf-16-le"), "damaged or unsupported spreadsheet"),
-        # cp1258 is decoded now (tests/test_hostile.py); 0x81 is undefined in it.
+        # cp1258 is decoded now (tests/read/test_hostile.py); 0x81 is undefined in it.
         (b"L\x81c,\x81ng\n", "unknown encoding (not UTF-8, UTF-16 or Windows-1258; byte 1)"),
         (_zip({"xl/workbook.xml": b"<workbook/>"}), "damaged or unsupported spreadsheet"),
         (handmade_xlsx(""), "the file holds no data (every sheet is empty)"),

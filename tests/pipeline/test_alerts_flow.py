@@ -1,6 +1,6 @@
 """Alerts and school feedback across nightly runs, as a data officer lives them.
 
-The province of tests/test_nightly.py: S1's CSVC answers are 2 and 1 (0% satisfied, two
+The province of tests/pipeline/test_nightly.py: S1's CSVC answers are 2 and 1 (0% satisfied, two
 respondents: Wilson's upper bound 65.8% is below 70, so an amber low-score alert despite the
 small sample), S4 never submits, S5's file is corrupt.
 """
