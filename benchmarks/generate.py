@@ -187,6 +187,7 @@ def generate(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Generate (or reuse) the province the options describe."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to write the province into")
     parser.add_argument("--schools", type=int, default=100)
