@@ -3,17 +3,12 @@
     python benchmarks/baseline.py CONFIG_FOLDER --db OUT.sqlite
 
 For every row of sources.csv: ``pandas.read_excel(engine="openpyxl")``, headers mapped to item
-codes (the form's question texts and Google Forms grid headers "Title [Row]", as a hand-written
-dict would), melt to one row per answer, labels mapped to 1-5 ("Hài lòng" → 4; bare numbers
-kept), then one ``DataFrame.to_sql`` of all answers into SQLite and a ``groupby`` by reporting
-unit × questionnaire × dimension (n_answers, mean score, % satisfied, % dissatisfied), written
-back with ``to_sql``. This is the same consolidation khaosat's run does for a clean province,
-minus what the baseline does not attempt at all (validation and quarantine, archives, the run
-ledger, per-school marts, completeness, workbooks, re-runs that skip unchanged files).
-
-It is meant to be fair, not a strawman: vectorised pandas throughout, one bulk ``to_sql``, the
-header and label dicts built once. The mapping tables are read from the questionnaire YAML
-because that is where the question texts are; an analyst would paste the same texts.
+codes (question texts and Google Forms grid headers "Title [Row]"), melt to one row per answer,
+labels mapped to 1-5, one ``to_sql`` of all answers into SQLite, then a ``groupby`` by unit ×
+questionnaire × dimension written back with ``to_sql``: khaosat's consolidation of a clean
+province, minus validation, archives, the ledger, per-school marts, workbooks and re-runs. Fair,
+not a strawman: vectorised pandas, one bulk ``to_sql``, the mapping dicts built once (from the
+questionnaire YAML, where the question texts are; an analyst would paste the same texts).
 """
 
 from __future__ import annotations

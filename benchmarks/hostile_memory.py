@@ -2,22 +2,13 @@
 
     python benchmarks/hostile_memory.py [--bound-mb 512] [--calamine] [--flow] [--keep DIR]
 
-Writes every case of ``tests.test_hostile.corpus(Limits())`` (plus two large honest sheets: 20,000
-rows × 30 columns, alone and with a blank cell at XFD1) to a folder, then reads each file with
-``flows.read.read_tables`` in a child process of its own, one after the other, and prints a
-table: what came of it (loaded, or the start of the one-line reason), seconds, the child's
-resident memory after its imports, its peak (``ru_maxrss``) and the growth between the two,
-checked against ``--bound-mb``. A case growing beyond the bound makes the exit code 1.
-
-``--calamine`` adds, per case, what python-calamine alone does with the same bytes (the way
-read.py would without its checks), in a child limited to 4 GB of address space so a cell bomb
-fails there instead of taking the machine: it shows what the checks are for (an abort of the
-whole process, gigabytes for a stray blank cell). ``--flow`` also runs ``khaosat run`` over a
-province holding every case beside good schools (tests/test_hostile.py's end-to-end province,
-at its small limits) and reports that child's peak memory, the temporary Prefect API included.
-
-Memory is the only claim here; the seconds are indicative (one run each, on whatever else the
-machine is doing).
+Each case of ``corpus(Limits())``, plus two large honest sheets (20,000 rows × 30 columns, alone
+and with a blank cell at XFD1), is read by ``read_tables`` in a child of its own; the table
+gives the outcome, seconds, and the child's memory after its imports, at its peak and grown
+between the two: growth beyond ``--bound-mb`` makes the exit code 1. ``--calamine`` adds what
+python-calamine alone does with the bytes (capped at 4 GB of address space): what the checks are
+for. ``--flow`` also runs ``khaosat run`` over tests/test_hostile.py's end-to-end province and
+reports its peak memory. Memory is the claim; the seconds are indicative.
 """
 
 from __future__ import annotations

@@ -2,24 +2,13 @@
 
     python benchmarks/run.py --schools 100 [--responses 250] [--repeat 2] [--postgres URL|auto]
 
-Generates (or reuses) the province of ``benchmarks/generate.py``, then for each repeat runs, each
-in a child process of its own and one after the other, so both see the same machine load:
-
-1. the baseline (``benchmarks/baseline.py``), into a fresh SQLite file;
-2. khaosat's full nightly run on a fresh SQLite warehouse (and archive);
-3. the same run again with nothing changed (the no-change re-run, start-up included);
-4. with ``--postgres``, steps 2-3 on a fresh PostgreSQL database (COPY).
-
-The order of baseline and khaosat alternates between repeats. Wall times are measured from
-spawning the child to reaping it; peak memory is the child's ``ru_maxrss`` (from ``wait4``, so
-it includes the children it reaped, such as Prefect's temporary API server). Stage times come
-from the child, which wraps the flow's step functions with timers (``--stages`` below); rows/s
-are per stage. Timings on a shared machine are noisy: compare the columns of one run, and look
-at the spread over repeats.
-
-``--profile`` runs one extra khaosat run under pyinstrument and writes its text and HTML
-report beside the results. ``--prefect-overhead N`` measures the orchestration cost alone: N
-sources × 3 no-op tasks through the same task runner and temporary API.
+Each repeat runs, one child process after the other (the order alternating): the baseline
+(benchmarks/baseline.py) into a fresh SQLite file; khaosat's full nightly run on a fresh SQLite
+warehouse, then the no-change re-run; with ``--postgres``, the same on a fresh PostgreSQL
+database. Wall time runs from spawning a child to reaping it; peak memory is its ``ru_maxrss``
+(reaped children included) and the sampled sum of its process tree; stage times come from the
+child, which wraps the flow's steps with timers. ``--profile`` adds a run under pyinstrument,
+``--prefect-overhead N`` N sources × 3 no-op tasks through the same runner and API.
 """
 
 from __future__ import annotations
