@@ -294,13 +294,14 @@ def _arm(trick: Trick, arm: str, tree: Path, run: Path) -> dict[str, Any]:
     return result
 
 
-def measure(trick: Trick, repeat: int, work: Path, province: Path) -> dict[str, Any]:
-    """Run ``trick`` with and without, ``repeat`` times each, in alternating order."""
+def measure(trick: Trick, repeat: int, work: Path, province: Path, first: int) -> dict[str, Any]:
+    """Run ``trick`` with and without, ``repeat`` times each, in alternating order (``first``
+    even: with it first)."""
     trees = {"with": ROOT, "without": without(trick, work)}
     walls: dict[str, list[float]] = {"with": [], "without": []}
     answers: set[int] = set()
     for i in range(repeat):
-        order = ["with", "without"] if i % 2 == 0 else ["without", "with"]
+        order = ["with", "without"] if (first + i) % 2 == 0 else ["without", "with"]
         for arm in order:
             run = run_dir(work, province, f"trick-{arm}", None)
             result = _arm(trick, arm, trees[arm], run)
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     province = work / f"province-{args.schools}x{args.responses}"
     generate(province, args.schools, args.responses)
     print(f"province {province}; {len(chosen)} trick(s), {args.repeat} repeat(s)", flush=True)
-    rows = [measure(trick, args.repeat, work, province) for trick in chosen]
+    rows = [measure(trick, args.repeat, work, province, k) for k, trick in enumerate(chosen)]
     print()
     for line in _table(rows):
         print(line)
