@@ -1,0 +1,1 @@
+"""Benchmarks of khaosat: see benchmarks/README.md."""

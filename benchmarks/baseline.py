@@ -3,17 +3,12 @@
     python benchmarks/baseline.py CONFIG_FOLDER --db OUT.sqlite
 
 For every row of sources.csv: ``pandas.read_excel(engine="openpyxl")``, headers mapped to item
-codes (the form's question texts and Google Forms grid headers "Title [Row]", as a hand-written
-dict would), melt to one row per answer, labels mapped to 1-5 ("Hài lòng" → 4; bare numbers
-kept), then one ``DataFrame.to_sql`` of all answers into SQLite and a ``groupby`` by reporting
-unit × questionnaire × dimension (n_answers, mean score, % satisfied, % dissatisfied), written
-back with ``to_sql``. This is the same consolidation khaosat's run does for a clean province,
-minus what the baseline does not attempt at all (validation and quarantine, archives, the run
-ledger, per-school marts, completeness, workbooks, re-runs that skip unchanged files).
-
-It is meant to be fair, not a strawman: vectorised pandas throughout, one bulk ``to_sql``, the
-header and label dicts built once. The mapping tables are read from the questionnaire YAML
-because that is where the question texts are; an analyst would paste the same texts.
+codes (question texts and Google Forms grid headers "Title [Row]"), melt to one row per answer,
+labels mapped to 1-5, one ``to_sql`` of all answers into SQLite, then a ``groupby`` by unit ×
+questionnaire × dimension written back with ``to_sql``: khaosat's consolidation of a clean
+province, minus validation, archives, the ledger, per-school marts, workbooks and re-runs. Fair,
+not a strawman: vectorised pandas, one bulk ``to_sql``, the mapping dicts built once (from the
+questionnaire YAML, where the question texts are; an analyst would paste the same texts).
 """
 
 from __future__ import annotations
@@ -24,6 +19,7 @@ import sys
 import time
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -68,44 +64,44 @@ def header_maps() -> tuple[dict[str, dict[str, str]], pd.DataFrame]:
     return maps, pd.DataFrame(items, columns=columns)
 
 
-def consolidate(folder: Path, db: Path) -> dict[str, float]:
-    """Run the whole consolidation; returns seconds per step and row counts."""
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    maps, items = header_maps()
-    schools = pd.read_csv(folder / "schools.csv", dtype=str)
-    sources = pd.read_csv(folder / "sources.csv", dtype=str)
+def _answers_of(df: pd.DataFrame, src: Any, header_map: dict[str, str]) -> pd.DataFrame:
+    """One submission's scored answers, one row per answer, labels mapped to 1-5."""
+    df.columns = [_norm(c) for c in df.columns]
+    df = df.rename(columns=header_map)
+    scored = [c for c in df.columns if c in set(header_map.values())]
+    df["response_no"] = range(1, len(df) + 1)
+    long = df.melt(
+        id_vars=["response_no"], value_vars=scored, var_name="question_code", value_name="raw"
+    ).dropna(subset=["raw"])
+    labels = long["raw"].astype(str).str.strip().str.lower().map(LIKERT)
+    long["value"] = pd.to_numeric(long["raw"], errors="coerce").fillna(labels)
+    long["school_code"] = src.school_code
+    long["questionnaire"] = src.questionnaire
+    return long.drop(columns="raw")
 
+
+def read_answers(
+    folder: Path, sources: pd.DataFrame, maps: dict[str, dict[str, str]]
+) -> tuple[pd.DataFrame, int, float]:
+    """Every source's answers in one frame, the number of responses, and the seconds spent in
+    ``read_excel``."""
     frames = []
     n_responses = 0
     read_s = 0.0
     for src in sources.itertuples(index=False):
-        t = time.perf_counter()
+        started = time.perf_counter()
         df = pd.read_excel(folder / src.location, engine="openpyxl")
-        read_s += time.perf_counter() - t
-        df.columns = [_norm(c) for c in df.columns]
-        df = df.rename(columns=maps[src.questionnaire])
-        scored = [c for c in df.columns if c in set(maps[src.questionnaire].values())]
-        df["response_no"] = range(1, len(df) + 1)
+        read_s += time.perf_counter() - started
         n_responses += len(df)
-        long = df.melt(
-            id_vars=["response_no"], value_vars=scored, var_name="question_code", value_name="raw"
-        ).dropna(subset=["raw"])
-        labels = long["raw"].astype(str).str.strip().str.lower().map(LIKERT)
-        long["value"] = pd.to_numeric(long["raw"], errors="coerce").fillna(labels)
-        long["school_code"] = src.school_code
-        long["questionnaire"] = src.questionnaire
-        frames.append(long.drop(columns="raw"))
-    answers = pd.concat(frames, ignore_index=True)
-    times["read"] = read_s
-    times["transform"] = time.perf_counter() - t0 - read_s
+        frames.append(_answers_of(df, src, maps[src.questionnaire]))
+    return pd.concat(frames, ignore_index=True), n_responses, read_s
 
-    t = time.perf_counter()
-    engine = sa.create_engine(f"sqlite:///{db}")
-    answers.to_sql("answer", engine, if_exists="replace", index=False, chunksize=100_000)
-    times["load"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+def unit_dimension_mart(
+    answers: pd.DataFrame, items: pd.DataFrame, schools: pd.DataFrame
+) -> pd.DataFrame:
+    """Likert answers by reporting unit × questionnaire × dimension: schools, answers, mean
+    score, % satisfied and % dissatisfied."""
     a = answers.merge(items, on=["questionnaire", "question_code"]).merge(
         schools[["school_code", "unit_code", "level"]], on="school_code"
     )
@@ -128,10 +124,31 @@ def consolidate(folder: Path, db: Path) -> dict[str, float]:
     )
     mart["pct_satisfied"] *= 100
     mart["pct_dissatisfied"] *= 100
+    return mart
+
+
+def consolidate(folder: Path, db: Path) -> dict[str, float]:
+    """Run the whole consolidation; returns seconds per step and row counts."""
+    times: dict[str, float] = {}
+    began = time.perf_counter()
+    maps, items = header_maps()
+    schools = pd.read_csv(folder / "schools.csv", dtype=str)
+    sources = pd.read_csv(folder / "sources.csv", dtype=str)
+    answers, n_responses, read_s = read_answers(folder, sources, maps)
+    times["read"] = read_s
+    times["transform"] = time.perf_counter() - began - read_s
+
+    started = time.perf_counter()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    answers.to_sql("answer", engine, if_exists="replace", index=False, chunksize=100_000)
+    times["load"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    mart = unit_dimension_mart(answers, items, schools)
     mart.to_sql("mart_unit_dimension", engine, if_exists="replace", index=False)
     engine.dispose()
-    times["marts"] = time.perf_counter() - t
-    times["total"] = time.perf_counter() - t0
+    times["marts"] = time.perf_counter() - started
+    times["total"] = time.perf_counter() - began
     times["n_sources"] = len(sources)
     times["n_responses"] = n_responses
     times["n_answers"] = len(answers)
@@ -139,6 +156,7 @@ def consolidate(folder: Path, db: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Consolidate the province folder into the SQLite file; print the step times as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="province folder (schools.csv, sources.csv)")
     parser.add_argument("--db", type=Path, required=True, help="SQLite file to write")

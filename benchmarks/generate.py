@@ -2,22 +2,13 @@
 
     python benchmarks/generate.py --schools 1000 --responses 250 OUT
 
-writes OUT/khaosat.yaml, schools.csv, sources.csv and submissions/<school>_<form>.xlsx: one
-Google Forms download per school (timestamp as day-first text, an e-mail column, Likert grid
-headers "Title [Row]", option labels such as "Hài lòng", background and comment questions), 30
-columns and 24 scored answers per response. Schools cycle through MN, TH, THCS and THPT and
-answer their level's CMHS questionnaire; MN/TH/THCS schools report through communes of 25
-schools, THPT schools through the Sở.
-
-Answers and sheets come from ``flows.cli.demo`` (same calibration, same headers as the demo and the
-end-to-end tests); only the writing differs: openpyxl's write_only mode, which streams rows
-instead of building a cell object per value. Every school has its own seed, so the files do not
-depend on how many worker processes wrote them, and
-``flows.publish.xlsx.save_workbook`` fixes the timestamps openpyxl would stamp: the same
-arguments give byte-identical files.
-
-A folder already generated with the same arguments is reused (see ``stamp.json``), so repeated
-benchmark runs do not pay for generation.
+writes OUT/khaosat.yaml, schools.csv, sources.csv and submissions/<school>_<form>.xlsx: a Google
+Forms download per school (30 columns, 24 scored answers per response), answers and sheets from
+``flows.cli.demo`` written in openpyxl's write_only mode. Schools cycle through MN, TH, THCS and
+THPT, answer their level's CMHS questionnaire and report through communes of 25 schools (THPT:
+the Sở). Each school has its own seed and ``save_workbook`` fixes the timestamps, so the same
+arguments give byte-identical files; a folder generated with the same arguments is reused
+(``stamp.json``).
 """
 
 from __future__ import annotations
@@ -187,6 +178,7 @@ def generate(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Generate (or reuse) the province the options describe."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to write the province into")
     parser.add_argument("--schools", type=int, default=100)

@@ -2,22 +2,13 @@
 
     python benchmarks/hostile_memory.py [--bound-mb 512] [--calamine] [--flow] [--keep DIR]
 
-Writes every case of ``tests.hostile_files.corpus(Limits())`` (plus two large honest sheets: 20,000
-rows × 30 columns, alone and with a blank cell at XFD1) to a folder, then reads each file with
-``flows.read.read_tables`` in a child process of its own, one after the other, and prints a
-table: what came of it (loaded, or the start of the one-line reason), seconds, the child's
-resident memory after its imports, its peak (``ru_maxrss``) and the growth between the two,
-checked against ``--bound-mb``. A case growing beyond the bound makes the exit code 1.
-
-``--calamine`` adds, per case, what python-calamine alone does with the same bytes (the way
-read.py would without its checks), in a child limited to 4 GB of address space so a cell bomb
-fails there instead of taking the machine: it shows what the checks are for (an abort of the
-whole process, gigabytes for a stray blank cell). ``--flow`` also runs ``khaosat run`` over a
-province holding every case beside good schools (tests/read/test_hostile.py's end-to-end province,
-at its small limits) and reports that child's peak memory, the temporary Prefect API included.
-
-Memory is the only claim here; the seconds are indicative (one run each, on whatever else the
-machine is doing).
+Each case of ``corpus(Limits())``, plus two large honest sheets (20,000 rows × 30 columns, alone
+and with a blank cell at XFD1), is read by ``read_tables`` in a child of its own; the table
+gives the outcome, seconds, and the child's memory after its imports, at its peak and grown
+between the two: growth beyond ``--bound-mb`` makes the exit code 1. ``--calamine`` adds what
+python-calamine alone does with the bytes (capped at 4 GB of address space): what the checks are
+for. ``--flow`` also runs ``khaosat run`` over tests/hostile_files.py's end-to-end province and
+reports its peak memory. Memory is the claim; the seconds are indicative.
 """
 
 from __future__ import annotations
@@ -177,7 +168,7 @@ def _row(cells: list[str], widths: list[int]) -> str:
     )
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bound-mb", type=float, default=512.0)
     parser.add_argument("--calamine", action="store_true", help="also calamine alone, capped")
@@ -186,7 +177,80 @@ def main() -> int:
     parser.add_argument("--child-read", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-calamine", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-corpus", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def child_corpus(folder: Path, flow: bool) -> None:
+    """In a child: write the corpus and its list (cases.tsv) to ``folder``, and with ``flow``
+    the end-to-end hostile province beside it."""
+    written = write_corpus(folder)
+    lines = [f"{name}\t{path}" for name, path in written]
+    (folder / "cases.tsv").write_text("\n".join(lines), encoding="utf-8")
+    if flow:
+        from tests.hostile_files import make_hostile_province
+
+        (folder / "province").mkdir(exist_ok=True)
+        make_hostile_province(folder / "province")
+
+
+def _corpus(folder: Path, flow: bool) -> list[tuple[str, Path]]:
+    """The corpus written to ``folder`` by a child: each case's name and file."""
+    # The corpus is built in a child too: Linux keeps ru_maxrss across fork and exec, so a
+    # parent grown by building it would lend every child its own peak as a floor.
+    subprocess.run(
+        [sys.executable, __file__, "--child-corpus", str(folder), *(["--flow"] if flow else [])],
+        check=True,
+        cwd=ROOT,
+    )
+    return [
+        (line.split("\t")[0], Path(line.split("\t")[1]))
+        for line in (folder / "cases.tsv").read_text(encoding="utf-8").splitlines()
+    ]
+
+
+def _case_cells(name: str, path: Path, calamine: bool) -> tuple[list[str], float]:
+    """A case's cells in the table, and how much reading it grew the child (MB)."""
+    got = run_child("read", path)
+    grown = _num(got["peak_mb"]) - _num(got["base_mb"])
+    cells = [
+        name,
+        str(got["result"])[:58],
+        f"{path.stat().st_size:,}",
+        f"{_num(got['seconds']):.2f}",
+        f"{_num(got['base_mb']):.0f}",
+        f"{_num(got['peak_mb']):.0f}",
+        f"{grown:.0f}",
+    ]
+    if calamine:
+        raw = run_child("calamine", path)
+        cells += [
+            str(raw["result"])[:40],
+            f"{_num(raw['seconds']):.2f}",
+            f"{_num(raw['peak_mb']):.0f}",
+        ]
+    return cells, grown
+
+
+def _report(cases: list[tuple[str, Path]], calamine: bool) -> float:
+    """Read every case in a child of its own, print the table; the largest growth (MB)."""
+    head = ["case", "read_tables", "bytes", "s", "base MB", "peak MB", "+MB"]
+    widths = [24, 58, 11, 6, 8, 8, 7]
+    if calamine:
+        head += ["calamine alone", "s", "peak MB"]
+        widths += [40, 6, 8]
+    print(_row(head, widths))
+    worst = 0.0
+    for name, path in cases:
+        cells, grown = _case_cells(name, path, calamine)
+        worst = max(worst, grown)
+        print(_row(cells, widths), flush=True)
+    return worst
+
+
+def main() -> int:
+    """Measure every case (or, with a hidden ``--child-*`` option, be one of the children);
+    1 if a case grew beyond the bound."""
+    args = _parser().parse_args()
     if args.child_read:
         print(json.dumps(child_read(args.child_read)))
         return 0
@@ -194,63 +258,12 @@ def main() -> int:
         print(json.dumps(child_calamine(args.child_calamine)))
         return 0
     if args.child_corpus:
-        written = write_corpus(args.child_corpus)
-        lines = [f"{name}\t{path}" for name, path in written]
-        (args.child_corpus / "cases.tsv").write_text("\n".join(lines), encoding="utf-8")
-        if args.flow:
-            from tests.hostile_files import make_hostile_province
-
-            (args.child_corpus / "province").mkdir(exist_ok=True)
-            make_hostile_province(args.child_corpus / "province")
+        child_corpus(args.child_corpus, args.flow)
         return 0
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="khaosat-hostile-"))
     folder.mkdir(parents=True, exist_ok=True)
-    # The corpus is built in a child too: Linux keeps ru_maxrss across fork and exec, so a
-    # parent grown by building it would lend every child its own peak as a floor.
-    subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child-corpus",
-            str(folder),
-            *(["--flow"] if args.flow else []),
-        ],
-        check=True,
-        cwd=ROOT,
-    )
-    cases = [
-        (line.split("\t")[0], Path(line.split("\t")[1]))
-        for line in (folder / "cases.tsv").read_text(encoding="utf-8").splitlines()
-    ]
-    head = ["case", "read_tables", "bytes", "s", "base MB", "peak MB", "+MB"]
-    widths = [24, 58, 11, 6, 8, 8, 7]
-    if args.calamine:
-        head += ["calamine alone", "s", "peak MB"]
-        widths += [40, 6, 8]
-    print(_row(head, widths))
-    worst = 0.0
-    for name, path in cases:
-        got = run_child("read", path)
-        grown = _num(got["peak_mb"]) - _num(got["base_mb"])
-        worst = max(worst, grown)
-        cells = [
-            name,
-            str(got["result"])[:58],
-            f"{path.stat().st_size:,}",
-            f"{_num(got['seconds']):.2f}",
-            f"{_num(got['base_mb']):.0f}",
-            f"{_num(got['peak_mb']):.0f}",
-            f"{grown:.0f}",
-        ]
-        if args.calamine:
-            raw = run_child("calamine", path)
-            cells += [
-                str(raw["result"])[:40],
-                f"{_num(raw['seconds']):.2f}",
-                f"{_num(raw['peak_mb']):.0f}",
-            ]
-        print(_row(cells, widths), flush=True)
+    worst = _report(_corpus(folder, args.flow), args.calamine)
     print(f"\nlargest growth over the imports: {worst:.0f} MB (bound {args.bound_mb:.0f} MB)")
     if args.flow:
         code, seconds, peak = run_flow(folder)

@@ -2,24 +2,13 @@
 
     python benchmarks/run.py --schools 100 [--responses 250] [--repeat 2] [--postgres URL|auto]
 
-Generates (or reuses) the province of ``benchmarks/generate.py``, then for each repeat runs, each
-in a child process of its own and one after the other, so both see the same machine load:
-
-1. the baseline (``benchmarks/baseline.py``), into a fresh SQLite file;
-2. khaosat's full nightly run on a fresh SQLite warehouse (and archive);
-3. the same run again with nothing changed (the no-change re-run, start-up included);
-4. with ``--postgres``, steps 2-3 on a fresh PostgreSQL database (COPY).
-
-The order of baseline and khaosat alternates between repeats. Wall times are measured from
-spawning the child to reaping it; peak memory is the child's ``ru_maxrss`` (from ``wait4``, so
-it includes the children it reaped, such as Prefect's temporary API server). Stage times come
-from the child, which wraps the flow's step functions with timers (``--stages`` below); rows/s
-are per stage. Timings on a shared machine are noisy: compare the columns of one run, and look
-at the spread over repeats.
-
-``--profile`` runs one extra khaosat run under pyinstrument and writes its text and HTML
-report beside the results. ``--prefect-overhead N`` measures the orchestration cost alone: N
-sources × 3 no-op tasks through the same task runner and temporary API.
+Each repeat runs, one child process after the other (the order alternating): the baseline
+(benchmarks/baseline.py) into a fresh SQLite file; khaosat's full nightly run on a fresh SQLite
+warehouse, then the no-change re-run; with ``--postgres``, the same on a fresh PostgreSQL
+database. Wall time runs from spawning a child to reaping it; peak memory is its ``ru_maxrss``
+(reaped children included) and the sampled sum of its process tree; stage times come from the
+child, which wraps the flow's steps with timers. ``--profile`` adds a run under pyinstrument,
+``--prefect-overhead N`` N sources × 3 no-op tasks through the same runner and API.
 """
 
 from __future__ import annotations
@@ -34,10 +23,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -52,12 +42,13 @@ STAGES = ("fetch", "parse", "validate", "load", "marts", "alerts", "workbooks", 
 # Child processes
 
 
-def _spawn(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run a child; its wall time, peak RSS (MB), exit code and the JSON it printed last."""
+def spawn(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> dict[str, Any]:
+    """Run a child in ``cwd``; its wall time, peak RSS (MB), exit code and the JSON it printed
+    last."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     started = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=ROOT)  # noqa: S603
+    proc = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=cwd)  # noqa: S603
     tree = _TreeMemory(proc.pid)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -98,8 +89,6 @@ class _TreeMemory:
     """
 
     def __init__(self, pid: int) -> None:
-        import threading
-
         self.peak_mb = 0.0
         self._cpu: dict[int, tuple[str, float]] = {}
         self._done = threading.Event()
@@ -151,11 +140,73 @@ class _TreeMemory:
         self._thread.join()
 
 
+#: The flow's step functions the child times, as (stage, module attribute): the flows call
+#: these module globals (nightly, batches, publishing), so wrapping them times each step
+#: without touching flows/pipeline (build_marts and publish_workbooks stay tasks).
+TIMED_STEPS = (
+    ("prepare", "prepare"),
+    ("fetch", "unchanged_files"),
+    ("parse", "collect_ingested"),
+    ("validate", "validate_all"),
+    ("load", "load_all"),
+    ("load", "finish_loads"),
+    ("marts", "build_marts"),
+    ("alerts", "raise_alerts"),
+    ("workbooks", "publish_workbooks"),
+    ("feedback", "publish_feedback"),
+)
+
+
+class _StepTimer:
+    """Seconds per stage of the flow's steps, summed over their calls and threads, and when
+    each stage first started and last ended (``marks``)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self.marks: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def install(self, modules: tuple[Any, ...]) -> None:
+        """Wrap every step of ``TIMED_STEPS`` found in ``modules`` with a timer."""
+        for name, attr in TIMED_STEPS:
+            for module in modules:
+                if hasattr(module, attr):  # steps appear as the flow grows
+                    setattr(module, attr, self._timed(name, getattr(module, attr)))
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            self.marks.setdefault(f"{name}:start", started)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                end = time.perf_counter()
+                self.marks[f"{name}:end"] = end
+                with self._lock:
+                    self.stages[name] = self.stages.get(name, 0.0) + end - started
+
+        return wrapper
+
+
+def _start_profiler() -> Any:
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.005, async_mode="disabled")
+    profiler.start()
+    return profiler
+
+
+def _write_profile(profiler: Any, prefix: str) -> None:
+    profiler.stop()
+    Path(prefix + ".txt").write_text(
+        profiler.output_text(unicode=True, color=False, show_all=False), encoding="utf-8"
+    )
+    Path(prefix + ".html").write_text(profiler.output_html(), encoding="utf-8")
+
+
 def child_khaosat(config: str, profile: str | None) -> int:
     """Run the nightly flow once in this process; print stage times and counts as JSON."""
-    import threading
-
-    t_import = time.perf_counter()
+    import_started = time.perf_counter()
     from flows.pipeline.prefect_api import start_temporary_api
     from flows.pipeline.processes import long_lived_imports
     from flows.settings import load_settings
@@ -164,88 +215,39 @@ def child_khaosat(config: str, profile: str | None) -> int:
     with long_lived_imports():
         from flows.pipeline import batches, context, nightly, publishing
 
-    imported = time.perf_counter() - t_import
-    stages: dict[str, float] = {}
-    marks: dict[str, float] = {}
-    lock = threading.Lock()
-
-    def timed(name: str, fn: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
-            marks.setdefault(f"{name}:start", t)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                end = time.perf_counter()
-                marks[f"{name}:end"] = end
-                with lock:
-                    stages[name] = stages.get(name, 0.0) + end - t
-
-        return wrapper
-
-    # The flows call these module globals (nightly, batches, publishing), so wrapping them times
-    # each step without touching flows/pipeline (build_marts and publish_workbooks stay tasks).
-    for name, attr in (
-        ("prepare", "prepare"),
-        ("fetch", "unchanged_files"),
-        ("parse", "collect_ingested"),
-        ("validate", "validate_all"),
-        ("load", "load_all"),
-        ("load", "finish_loads"),
-        ("marts", "build_marts"),
-        ("alerts", "raise_alerts"),
-        ("workbooks", "publish_workbooks"),
-        ("feedback", "publish_feedback"),
-    ):
-        for module in (nightly, batches, publishing):
-            if hasattr(module, attr):  # steps appear as the flow grows
-                setattr(module, attr, timed(name, getattr(module, attr)))
-
+    imported = time.perf_counter() - import_started
+    timer = _StepTimer()
+    timer.install((nightly, batches, publishing))
     settings = load_settings(Path(config))
-    profiler = None
-    if profile:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(interval=0.005, async_mode="disabled")
-        profiler.start()
+    profiler = _start_profiler() if profile else None
     ahead = time.perf_counter()
     context.read_ahead(settings)  # as `khaosat run` does, while the API boots
     waiting = time.perf_counter()
     with api.serving():
-        t = time.perf_counter()
+        flow_started = time.perf_counter()
         summary = nightly.run(settings)
         returned = time.perf_counter()
-    flow_wall = returned - t
     # Before the flow body (the flow run created) and after it (the flow run finishing).
-    flow_startup = marks.get("prepare:start", t) - t
+    marks = timer.marks
     last_end = max((v for k, v in marks.items() if k.endswith(":end")), default=returned)
-    flow_teardown = returned - last_end
-    if profiler is not None:
-        profiler.stop()
-        Path(profile + ".txt").write_text(
-            profiler.output_text(unicode=True, color=False, show_all=False), encoding="utf-8"
-        )
-        Path(profile + ".html").write_text(profiler.output_html(), encoding="utf-8")
-
-    print(
-        json.dumps(
-            {
-                "imports": imported,
-                "read_ahead": waiting - ahead,
-                "api_wait": t - waiting,
-                "flow": flow_wall,
-                "flow_startup": flow_startup,
-                "flow_teardown": flow_teardown,
-                "stages": stages,
-                "published": summary.published,
-                "statuses": {s: summary.count(s) for s in ("loaded", "unchanged", "failed")},
-                "n_sources": len(summary.outcomes),
-                "warehouse_url": settings.warehouse_url,
-                "exit_code": summary.exit_code,
-            },
-            default=str,
-        )
-    )
+    if profiler is not None and profile:
+        _write_profile(profiler, profile)
+    statuses = ("loaded", "unchanged", "failed")
+    report = {
+        "imports": imported,
+        "read_ahead": waiting - ahead,
+        "api_wait": flow_started - waiting,
+        "flow": returned - flow_started,
+        "flow_startup": marks.get("prepare:start", flow_started) - flow_started,
+        "flow_teardown": returned - last_end,
+        "stages": timer.stages,
+        "published": summary.published,
+        "statuses": {status: summary.count(status) for status in statuses},
+        "n_sources": len(summary.outcomes),
+        "warehouse_url": settings.warehouse_url,
+        "exit_code": summary.exit_code,
+    }
+    print(json.dumps(report, default=str))
     return 0
 
 
@@ -355,6 +357,7 @@ class Cluster:
             raise RuntimeError(f"{args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def stop(self) -> None:
+        """Stop the server and delete its files."""
         try:
             self._run(self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop")
         finally:
@@ -380,7 +383,7 @@ def _pg_database(admin_url: str, name: str, drop: bool = False) -> str:
 # The benchmark
 
 
-def _run_dir(work: Path, province: Path, name: str, warehouse_url: str | None) -> Path:
+def run_dir(work: Path, province: Path, name: str, warehouse_url: str | None) -> Path:
     """A fresh folder with its own config, warehouse, archive and output, over the province."""
     from benchmarks.generate import config_text
 
@@ -397,13 +400,26 @@ def _run_dir(work: Path, province: Path, name: str, warehouse_url: str | None) -
     return run
 
 
-def _khaosat(run: Path, profile: str | None = None) -> dict[str, Any]:
-    args = [PYTHON, str(HERE / "run.py"), "--child-khaosat", str(run / "khaosat.yaml")]
+def khaosat(
+    run: Path,
+    profile: str | None = None,
+    tree: Path = ROOT,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """khaosat's nightly run over ``run``'s config, in a child of its own running ``tree``'s
+    code (its benchmarks/run.py, importing from ``tree``) with ``extra_env`` added to the
+    environment: what the child reported, and what it left in the warehouse."""
+    args = [
+        PYTHON,
+        str(tree / "benchmarks" / "run.py"),
+        "--child-khaosat",
+        str(run / "khaosat.yaml"),
+    ]
     if profile:
         args += ["--child-profile", profile]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(tree), **(extra_env or {})}
     env.pop("KHAOSAT_WAREHOUSE_URL", None)
-    result = _spawn(args, env)
+    result = spawn(args, env, cwd=tree)
     result.update(_warehouse_facts(result.pop("warehouse_url")))
     return result
 
@@ -433,7 +449,7 @@ def _warehouse_facts(url: str) -> dict[str, Any]:
 
 def _baseline(province: Path, work: Path) -> dict[str, Any]:
     db = work / "baseline.sqlite"
-    return _spawn([PYTHON, str(HERE / "baseline.py"), str(province), "--db", str(db)])
+    return spawn([PYTHON, str(HERE / "baseline.py"), str(province), "--db", str(db)])
 
 
 def _compare_figures(khaosat: dict[str, Any], work: Path) -> str:
@@ -489,7 +505,7 @@ def _fmt_stages(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schools", type=int, default=100)
     parser.add_argument("--responses", type=int, default=250)
@@ -504,21 +520,188 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child-khaosat", help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     parser.add_argument("--child-overhead", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child_khaosat or args.child_overhead:
-        from flows.pipeline.processes import leave
+    return parser
 
-        if args.child_khaosat:  # and exit as the khaosat command does
-            leave(child_khaosat(args.child_khaosat, args.child_profile))
-        leave(child_prefect_overhead(args.child_overhead, 4))
+
+def _child(args: argparse.Namespace) -> NoReturn:
+    """Be one of the benchmark's children, and exit as the khaosat command does."""
+    from flows.pipeline.processes import leave
+
+    if args.child_khaosat:
+        leave(child_khaosat(args.child_khaosat, args.child_profile))
+    leave(child_prefect_overhead(args.child_overhead, 4))
+
+
+def _arm_line(repeat: int, label: str, result: dict[str, Any]) -> str:
+    """One line of the progress: wall time and peak memory of a child (and its outcomes)."""
+    line = (
+        f"[{repeat + 1}] {label:<13} {result['wall']:7.1f} s  {result['rss_mb']:6.0f} MB  "
+        f"(tree {result['tree_rss_mb']:.0f} MB)"
+    )
+    return f"{line}  {result['statuses']}" if "statuses" in result else line
+
+
+Results = dict[str, list[dict[str, Any]]]
+
+
+def _khaosat_arms(
+    repeat: int, backend: str, province: Path, work: Path, admin_url: str | None, results: Results
+) -> None:
+    """khaosat's full run on a fresh warehouse of ``backend``, then the no-change re-run."""
+    db_name = None
+    url = None
+    if backend == "postgresql":
+        assert admin_url is not None  # the backend is only chosen with a URL
+        db_name = f"khaosat_bench_{uuid.uuid4().hex[:8]}"
+        url = _pg_database(admin_url, db_name)
+    run = run_dir(work, province, f"{backend}-{repeat}", url)
+    try:
+        for key, label in ((backend, backend), (f"{backend}-rerun", f"{backend} re-run")):
+            result = khaosat(run)
+            results[key].append(result)
+            print(_arm_line(repeat, label, result))
+    finally:
+        if db_name:
+            assert admin_url is not None
+            _pg_database(admin_url, db_name, drop=True)
+
+
+def _repeats(
+    args: argparse.Namespace, province: Path, work: Path, backends: list[str], admin_url: str | None
+) -> tuple[Results, str]:
+    """Every repeat, baseline and khaosat in alternating order; the results by arm, and how
+    khaosat's figures compare with the baseline's."""
+    results: Results = {"baseline": []}
+    for backend in backends:
+        results[backend] = []
+        results[f"{backend}-rerun"] = []
+    figures = ""
+    for repeat in range(args.repeat):
+        order = ["baseline", *backends]
+        if repeat % 2:
+            order.reverse()
+        for what in order:
+            if what != "baseline":
+                _khaosat_arms(repeat, what, province, work, admin_url, results)
+            elif not args.no_baseline:
+                result = _baseline(province, work)
+                results["baseline"].append(result)
+                print(_arm_line(repeat, "baseline", result))
+        if not figures and results["baseline"] and backends and results[backends[0]]:
+            figures = _compare_figures(results[backends[0]][-1], work)
+    return results, figures
+
+
+def _profile_run(work: Path, province: Path, name: str) -> None:
+    """One more khaosat run, under pyinstrument; its reports go beside the results."""
+    run = run_dir(work, province, "profile", None)
+    prefix = str(work / f"profile-{name}")
+    result = khaosat(run, profile=prefix)
+    print(f"profile: {prefix}.txt / .html (run took {result['wall']:.1f} s)")
+
+
+def _median(results: Results, key: str, field: str = "wall") -> float:
+    if not results.get(key):
+        return float("nan")
+    return statistics.median(result[field] for result in results[key])
+
+
+def _walls(results: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{result['wall']:.1f}" for result in results)
+
+
+def _print_backend(backend: str, results: Results) -> None:
+    """The medians of a backend's full and no-change runs, and the fastest full run's stages."""
+    rerun = f"{backend}-rerun"
+    ratio = float("nan")
+    if results["baseline"]:
+        ratio = _median(results, "baseline") / _median(results, backend)
+    print(
+        f"  khaosat {backend:<10} full run       {_median(results, backend):7.1f} s  "
+        f"peak {_median(results, backend, 'rss_mb'):5.0f} MB"
+        f" (tree {_median(results, backend, 'tree_rss_mb'):.0f})   [{_walls(results[backend])}]"
+        f"  baseline/khaosat = {ratio:.2f}×"
+    )
+    print(
+        f"  khaosat {backend:<10} no-change run  {_median(results, rerun):7.1f} s  "
+        f"peak {_median(results, rerun, 'rss_mb'):5.0f} MB "
+        f"(tree {_median(results, rerun, 'tree_rss_mb'):.0f})   [{_walls(results[rerun])}]"
+    )
+    best = min(results[backend], key=lambda result: result["wall"])
+    print(f"  stages of the fastest {backend} full run:")
+    for line in _fmt_stages(best):
+        print(line)
+    cpu = best.get("cpu_seconds", {})
+    print(
+        f"  CPU seconds of that run, {sum(cpu.values()):.1f} in all: "
+        + ", ".join(f"{role} {sec:.1f}" for role, sec in sorted(cpu.items()))
+    )
+
+
+def _print_summary(
+    args: argparse.Namespace,
+    results: Results,
+    backends: list[str],
+    figures: str,
+    overhead: dict[str, Any] | None,
+) -> None:
+    print()
+    first = results[backends[0]][0] if backends and results[backends[0]] else None
+    if first:
+        print(
+            f"{args.schools} schools, {first['n_sources']} sources, "
+            f"{first['n_responses']:,} responses, {first['n_answers']:,} answers; "
+            f"{args.repeat} repeat(s), medians; load average now {os.getloadavg()[0]:.2f}"
+        )
+    if results["baseline"]:
+        print(
+            f"  baseline (pandas+openpyxl+to_sql) {_median(results, 'baseline'):7.1f} s  "
+            f"peak {_median(results, 'baseline', 'rss_mb'):5.0f} MB "
+            f"(tree {_median(results, 'baseline', 'tree_rss_mb'):.0f})   "
+            f"[{_walls(results['baseline'])}]"
+        )
+    for backend in backends:
+        _print_backend(backend, results)
+    if figures:
+        print(f"  figures: {figures}")
+    if overhead:
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in overhead["stages"].items())
+        print(
+            f"  Prefect: {overhead['tasks']} no-op tasks, {overhead['ms_per_task']:.1f} ms each "
+            f"(stages {stages}); flow start-up and teardown {overhead['startup']:.1f} s"
+        )
+
+
+def _write_json(
+    args: argparse.Namespace, results: Results, figures: str, overhead: dict[str, Any] | None
+) -> None:
+    for arm in results.values():
+        for result in arm:
+            result.pop("mart_unit_dimension", None)
+    args.json.write_text(
+        json.dumps(
+            {"args": vars(args), "results": results, "figures": figures, "overhead": overhead},
+            default=str,
+            indent=1,
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark as its options say (or, with a hidden ``--child-*`` option, one of
+    its children) and print the comparison."""
+    args = _parser().parse_args(argv)
+    if args.child_khaosat or args.child_overhead:
+        _child(args)
 
     from benchmarks.generate import generate
 
     work = args.work.resolve()
-    province = work / f"province-{args.schools}x{args.responses}"
-    t = time.perf_counter()
+    name = f"{args.schools}x{args.responses}"
+    province = work / f"province-{name}"
+    started = time.perf_counter()
     generate(province, args.schools, args.responses)
-    print(f"province {province} ready ({time.perf_counter() - t:.1f} s)")
+    print(f"province {province} ready ({time.perf_counter() - started:.1f} s)")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
 
     cluster = None
@@ -527,128 +710,22 @@ def main(argv: list[str] | None = None) -> int:
         cluster = Cluster()
         admin_url = cluster.url
     backends = ([] if args.no_sqlite else ["sqlite"]) + (["postgresql"] if admin_url else [])
-    results: dict[str, list[dict[str, Any]]] = {"baseline": []}
-    for b in backends:
-        results[b] = []
-        results[f"{b}-rerun"] = []
-    figures = ""
+    overhead = None
     try:
-        for i in range(args.repeat):
-            order = ["baseline", *backends]
-            if i % 2:
-                order.reverse()
-            for what in order:
-                if what == "baseline":
-                    if args.no_baseline:
-                        continue
-                    r = _baseline(province, work)
-                    results["baseline"].append(r)
-                    print(
-                        f"[{i + 1}] baseline      {r['wall']:7.1f} s  {r['rss_mb']:6.0f} MB  "
-                        f"(tree {r['tree_rss_mb']:.0f} MB)"
-                    )
-                    continue
-                db_name = None
-                url = None
-                if what == "postgresql":
-                    db_name = f"khaosat_bench_{uuid.uuid4().hex[:8]}"
-                    url = _pg_database(admin_url, db_name)
-                run = _run_dir(work, province, f"{what}-{i}", url)
-                try:
-                    r = _khaosat(run)
-                    results[what].append(r)
-                    print(
-                        f"[{i + 1}] {what:<13} {r['wall']:7.1f} s  {r['rss_mb']:6.0f} MB  "
-                        f"(tree {r['tree_rss_mb']:.0f} MB)  {r['statuses']}"
-                    )
-                    rr = _khaosat(run)
-                    results[f"{what}-rerun"].append(rr)
-                    print(
-                        f"[{i + 1}] {what + ' re-run':<13} {rr['wall']:7.1f} s  "
-                        f"{rr['rss_mb']:6.0f} MB  (tree {rr['tree_rss_mb']:.0f} MB)  "
-                        f"{rr['statuses']}"
-                    )
-                finally:
-                    if db_name:
-                        _pg_database(admin_url, db_name, drop=True)
-            if not figures and results["baseline"] and backends and results[backends[0]]:
-                figures = _compare_figures(results[backends[0]][-1], work)
+        results, figures = _repeats(args, province, work, backends, admin_url)
         if args.profile:
-            run = _run_dir(work, province, "profile", None)
-            prefix = str(work / f"profile-{args.schools}x{args.responses}")
-            r = _khaosat(run, profile=prefix)
-            print(f"profile: {prefix}.txt / .html (run took {r['wall']:.1f} s)")
-        overhead = None
+            _profile_run(work, province, name)
         if args.prefect_overhead:
-            overhead = _spawn(
+            overhead = spawn(
                 [PYTHON, str(HERE / "run.py"), "--child-overhead", str(args.prefect_overhead)],
                 {**os.environ, "PYTHONPATH": str(ROOT)},
             )
     finally:
         if cluster is not None:
             cluster.stop()
-
-    def med(key: str, field: str = "wall") -> float:
-        if not results.get(key):
-            return float("nan")
-        return statistics.median(r[field] for r in results[key])
-
-    print()
-    n = results[backends[0]][0] if backends and results[backends[0]] else None
-    if n:
-        print(
-            f"{args.schools} schools, {n['n_sources']} sources, {n['n_responses']:,} responses, "
-            f"{n['n_answers']:,} answers; {args.repeat} repeat(s), medians; "
-            f"load average now {os.getloadavg()[0]:.2f}"
-        )
-    if results["baseline"]:
-        walls = ", ".join(f"{r['wall']:.1f}" for r in results["baseline"])
-        print(
-            f"  baseline (pandas+openpyxl+to_sql) {med('baseline'):7.1f} s  "
-            f"peak {med('baseline', 'rss_mb'):5.0f} MB "
-            f"(tree {med('baseline', 'tree_rss_mb'):.0f})   [{walls}]"
-        )
-    for b in backends:
-        walls = ", ".join(f"{r['wall']:.1f}" for r in results[b])
-        rewalls = ", ".join(f"{r['wall']:.1f}" for r in results[f"{b}-rerun"])
-        ratio = med("baseline") / med(b) if results["baseline"] else float("nan")
-        print(
-            f"  khaosat {b:<10} full run       {med(b):7.1f} s  peak {med(b, 'rss_mb'):5.0f} MB"
-            f" (tree {med(b, 'tree_rss_mb'):.0f})   [{walls}]  baseline/khaosat = {ratio:.2f}×"
-        )
-        print(
-            f"  khaosat {b:<10} no-change run  {med(b + '-rerun'):7.1f} s  "
-            f"peak {med(b + '-rerun', 'rss_mb'):5.0f} MB "
-            f"(tree {med(b + '-rerun', 'tree_rss_mb'):.0f})   [{rewalls}]"
-        )
-        best = min(results[b], key=lambda r: r["wall"])
-        print(f"  stages of the fastest {b} full run:")
-        for line in _fmt_stages(best):
-            print(line)
-        cpu = best.get("cpu_seconds", {})
-        print(
-            f"  CPU seconds of that run, {sum(cpu.values()):.1f} in all: "
-            + ", ".join(f"{role} {sec:.1f}" for role, sec in sorted(cpu.items()))
-        )
-    if figures:
-        print(f"  figures: {figures}")
-    if overhead:
-        print(
-            f"  Prefect: {overhead['tasks']} no-op tasks, {overhead['ms_per_task']:.1f} ms each "
-            f"(stages {', '.join(f'{k} {v:.1f} s' for k, v in overhead['stages'].items())}); "
-            f"flow start-up and teardown {overhead['startup']:.1f} s"
-        )
+    _print_summary(args, results, backends, figures, overhead)
     if args.json:
-        for rs in results.values():
-            for r in rs:
-                r.pop("mart_unit_dimension", None)
-        args.json.write_text(
-            json.dumps(
-                {"args": vars(args), "results": results, "figures": figures, "overhead": overhead},
-                default=str,
-                indent=1,
-            )
-        )
+        _write_json(args, results, figures, overhead)
     return 0
 
 
