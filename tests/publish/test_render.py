@@ -30,9 +30,9 @@ from tests.publish.test_workbooks import (
 )
 from warehouse.db import connect, migrate
 
-#: A PDF page object (not the /Pages tree node).
 pytestmark = pytest.mark.soffice
 
+#: A PDF page object (not the /Pages tree node).
 _PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 SHEETS_PER_WORKBOOK = 9
 
