@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -26,9 +27,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from flows.settings import Campaign
+from schemas import load_questionnaires
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import REJECTION_COLUMNS, Fetched, Parsed, School, Source
 from warehouse import tables
+from warehouse.ledger import finish_run, record_absent, record_failure, start_run
+from warehouse.load import replace_source
+from warehouse.marts import rebuild_marts
+from warehouse.registry import sync_registry
 
 #: The service account the fake Google API knows (the e-mail a school shares its sheet with).
 SERVICE_ACCOUNT = "khaosat-etl@khaosat-test.iam.gserviceaccount.com"
@@ -359,4 +365,158 @@ def fetched(fingerprint: str, source: Source = SOURCE) -> Fetched:
         archive_path=Path(f"archive/{fingerprint}"),
         filename=source.location,
         modified_at=dt.datetime(2024, 11, 1, 8, 0),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The test province of the leadership workbooks (tests/test_workbooks.py's docstring describes
+# it): two campaigns of province 01, answers generated from the real questionnaires.
+
+#: The built-in questionnaires the province's schools answer.
+QUESTIONNAIRES = load_questionnaires()
+#: A unit name a spreadsheet would read as a formula.
+HOSTILE_UNIT = '=HYPERLINK("http://example.com","Sở GDĐT")'
+CAMPAIGN = Campaign(
+    id="HN-2025",
+    name="@Khảo sát sự hài lòng năm học 2025-2026",
+    school_year="2025-2026",
+    opens=dt.date(2025, 10, 1),
+    closes=dt.date(2025, 11, 30),
+    deadline=dt.date(2025, 11, 30),
+    previous="HN-2024",
+    province_code="01",
+)
+PREVIOUS = Campaign(
+    id="HN-2024",
+    name="Khảo sát sự hài lòng năm học 2024-2025",
+    school_year="2024-2025",
+    opens=dt.date(2024, 10, 1),
+    closes=dt.date(2024, 11, 30),
+    deadline=dt.date(2024, 11, 30),
+    province_code="01",
+)
+SCHOOLS = [
+    School("TH1", "Trường Tiểu học Kim Đồng", "TH", "U1", "Phường Ba Đình", 600),
+    School("TH2", "Trường Tiểu học Hoa Sen", "TH", "U1", "Phường Ba Đình", 80),
+    School("MN1", "Trường Mầm non Sơn Ca", "MN", "U1", "Phường Ba Đình", 200),
+    School("THCS1", "Trường THCS Chu Văn An", "THCS", "U1", "Phường Ba Đình", 700),
+    School("TH3", "-Trường Tiểu học Lê Lợi", "TH", "U2", HOSTILE_UNIT, 500),
+    School("TH9", "Trường Tiểu học Xã Mới", "TH", "U3", "Xã Mới", 300),
+]
+PREVIOUS_SCHOOLS = SCHOOLS[:3]
+#: A service whose name carries a phone number: published masked.
+PHONE_SERVICE = "Câu lạc bộ tiếng Anh (liên hệ cô Lan 0912 345 678)"
+RUN_1_START = dt.datetime(2025, 12, 1, 1, 30)
+
+
+def src(school: str, questionnaire: str, location: str | None = None) -> Source:
+    """The Excel source of ``school``'s ``questionnaire`` (file name SCHOOL_QUESTIONNAIRE.xlsx)."""
+    return Source(school, questionnaire, "excel", location or f"{school}_{questionnaire}.xlsx")
+
+
+def satisfaction_rows(code: str, n: int, rng: random.Random, good: bool) -> list[dict[str, Any]]:
+    """``n`` answers to satisfaction questionnaire ``code``: mostly satisfied when ``good``,
+    a few skipped questions, and a comment quoting a name and an e-mail address."""
+    weights = (2, 3, 10, 45, 40) if good else (15, 20, 25, 25, 15)
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {}
+        for item in QUESTIONNAIRES[code].items:
+            if item.kind == "likert":
+                if rng.random() < 0.05:
+                    continue  # a skipped question
+                row[item.code] = rng.choices(range(1, 6), weights)[0]
+            elif item.kind == "percent":
+                row[item.code] = rng.randint(40, 100)
+            elif item.code == "Y_KIEN":
+                # Formula-like, with an e-mail and a name: published nowhere.
+                row[item.code] = f"=Ý kiến {i}: Nguyễn Văn Bình, ph.huynh{i}@example.com"
+            elif item.kind == "text":
+                row[item.code] = "5A"
+        rows.append(row)
+    return rows
+
+
+def papi_rows(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``n`` answers to PAPI_TH, each indicator "Có" with probability 0.85."""
+    items = [i.code for i in QUESTIONNAIRES["PAPI_TH"].items if i.kind == "yesno"]
+    return [{code: int(rng.random() < 0.85) for code in items} for _ in range(n)]
+
+
+def service_rows(services: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """DVGD_8TC rows: each (service, level) with every criterion at that level."""
+    criteria = [i.code for i in QUESTIONNAIRES["DVGD_8TC"].items if i.kind == "level"]
+    return [
+        {"service": name, "DICH_VU": name, **dict.fromkeys(criteria, level)}
+        for name, level in services
+    ]
+
+
+def submissions(seed: int, previous: bool) -> dict[Source, list[dict[str, Any]]]:
+    """The province's answers per source: the previous campaign's (U1 only) or the current."""
+    rng = random.Random(seed)  # noqa: S311 - test answers, not secrets
+    if previous:
+        return {
+            src("TH1", "CMHS_TH"): satisfaction_rows("CMHS_TH", 35, rng, good=True),
+            src("TH2", "CMHS_TH"): satisfaction_rows("CMHS_TH", 3, rng, good=True),
+            src("MN1", "CMHS_MN"): satisfaction_rows("CMHS_MN", 10, rng, good=False),
+        }
+    return {
+        src("TH1", "CMHS_TH"): satisfaction_rows("CMHS_TH", 40, rng, good=True),
+        src("TH2", "CMHS_TH"): satisfaction_rows("CMHS_TH", 3, rng, good=True),
+        src("MN1", "CMHS_MN"): satisfaction_rows("CMHS_MN", 4, rng, good=True),
+        src("TH3", "CMHS_TH"): satisfaction_rows("CMHS_TH", 30, rng, good=False),
+        src("TH1", "PAPI_TH"): papi_rows(12, rng),
+        src("TH2", "PAPI_TH"): papi_rows(3, rng),
+        src("TH3", "PAPI_TH"): papi_rows(10, rng),
+        src("TH1", "DVGD_8TC"): service_rows([("Bán trú", 10), ("Nước uống", 7)]),
+        src("TH3", "DVGD_8TC"): service_rows([("Bán trú", 3), (PHONE_SERVICE, 7)]),
+    }
+
+
+#: TH3's second CMHS_TH file, which fails to read; THCS1's CMHS_THCS, never submitted.
+FAILED = src("TH3", "CMHS_TH", "TH3_lop5.xlsx")
+ABSENT = src("THCS1", "CMHS_THCS")
+
+
+def _submitted(source: Source) -> Fetched:
+    """``source`` as fetched on 2025-11-20, fingerprinted by its location."""
+    return Fetched(
+        source=source,
+        content=b"",
+        fingerprint=source.location,
+        archive_path=Path("archive") / source.location,
+        filename=source.location,
+        modified_at=dt.datetime(2025, 11, 20, 8, 0),
+    )
+
+
+def load_campaign(
+    engine: Engine,
+    campaign: Campaign,
+    schools: list[School],
+    answers: dict[Source, list[dict[str, Any]]],
+    run_id: str,
+    started: dt.datetime,
+    *,
+    failed: Source | None = None,
+    absent: Source | None = None,
+) -> None:
+    """Load ``campaign`` as the nightly flow does: registry sync, one run loading ``answers``
+    (and recording ``failed`` and ``absent``), then the marts."""
+    extra = [s for s in (failed, absent) if s is not None]
+    sync_registry(engine, campaign, schools, QUESTIONNAIRES, sources=[*answers, *extra])
+    start_run(engine, run_id, campaign.id, started_at=started)
+    for source, rows in answers.items():
+        parsed = make_parsed(QUESTIONNAIRES[source.questionnaire], rows)
+        replace_source(engine, campaign.id, run_id, _submitted(source), parsed)
+    if failed is not None:
+        # The message quotes sheet content; the workbooks must not.
+        message = f"{failed.label}: no header row; found 'Nguyễn Văn Bình', 'a@example.com'"
+        record_failure(engine, campaign.id, run_id, failed, message)
+    if absent is not None:
+        record_absent(engine, campaign.id, run_id, absent, "file not found")
+    finish_run(engine, run_id, finished_at=started + dt.timedelta(minutes=5))
+    rebuild_marts(
+        engine, campaign.id, as_of=dt.datetime(2025, 12, 5), deadline_at=campaign.deadline_at
     )

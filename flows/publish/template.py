@@ -116,14 +116,29 @@ def write_template(questionnaire: Questionnaire, path: Path, *, rows: int | None
     return save_workbook(wb, path)
 
 
-def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
-    items = form_items(q)
-    headers = form_headers(q)
+def _write_form(ws: Worksheet, questionnaire: Questionnaire, n_rows: int) -> None:
+    """The data-entry sheet: title block, dimension row, header row, numbered answer rows."""
+    items = form_items(questionnaire)
     width = 1 + len(items)
-    unit = "dịch vụ" if q.kind == "service_review" else "phiếu"
-    write_cell(ws, 1, 1, q.name.upper(), font=TITLE)
+    _write_form_title(ws, questionnaire, width)
+    _write_dimension_row(ws, questionnaire, items, width)
+    first, last = HEADER_ROW + 1, HEADER_ROW + n_rows
+    _write_header_and_numbers(ws, form_headers(questionnaire), first, last)
+    _write_answer_columns(ws, items, first, last)
+    ws.freeze_panes = ws.cell(row=first, column=2)
+    _form_page_setup(ws, width)
+
+
+def _write_form_title(ws: Worksheet, questionnaire: Questionnaire, width: int) -> None:
+    """Rows 1-4: the questionnaire's name, code and version, the school, the instruction."""
+    unit = "dịch vụ" if questionnaire.kind == "service_review" else "phiếu"
+    write_cell(ws, 1, 1, questionnaire.name.upper(), font=TITLE)
     write_cell(
-        ws, 2, 1, f"Mã phiếu: {q.code} · phiên bản {q.version} · người trả lời: {q.respondent}"
+        ws,
+        2,
+        1,
+        f"Mã phiếu: {questionnaire.code} · phiên bản {questionnaire.version} · "
+        f"người trả lời: {questionnaire.respondent}",
     )
     write_cell(ws, 3, 1, "Trường: ……………………………………    Mã trường: ……………", font=BOLD)
     write_cell(
@@ -133,12 +148,18 @@ def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
         f"Mỗi {unit} ghi một dòng; chọn câu trả lời trong danh sách; không ghi họ tên, số điện "
         f"thoại, thư điện tử. Xem trang “{GUIDE_SHEET}”.",
     )
-    for r in range(1, 5):
-        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=min(width, 12))
+    for row in range(1, 5):
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=min(width, 12))
     # A merged row does not grow for its font: room for the marks above Vietnamese capitals.
     ws.row_dimensions[1].height = 24
 
-    # Row 5: the dimension each run of Likert columns belongs to, as on the paper form.
+
+def _write_dimension_row(
+    ws: Worksheet, questionnaire: Questionnaire, items: list[Item], width: int
+) -> None:
+    """The row above the header: the dimension each run of Likert columns belongs to, as on
+    the paper form."""
+    group_row = HEADER_ROW - 1
     col = 2
     while col <= width:
         item = items[col - 2]
@@ -146,55 +167,61 @@ def _write_form(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
         if item.dimension is not None:
             while end + 1 <= width and items[end - 1].dimension == item.dimension:
                 end += 1
-            title = q.dimensions.get(item.dimension, item.dimension)
-            cell = write_cell(ws, HEADER_ROW - 1, col, title, font=BOLD)
+            title = questionnaire.dimensions.get(item.dimension, item.dimension)
+            cell = write_cell(ws, group_row, col, title, font=BOLD)
             cell.alignment = WRAP_CENTER
-            for c in range(col, end + 1):
-                ws.cell(row=HEADER_ROW - 1, column=c).fill = GROUP_FILL
-                ws.cell(row=HEADER_ROW - 1, column=c).border = BOX
+            for group_col in range(col, end + 1):
+                ws.cell(row=group_row, column=group_col).fill = GROUP_FILL
+                ws.cell(row=group_row, column=group_col).border = BOX
             if end > col:
                 ws.merge_cells(
-                    start_row=HEADER_ROW - 1,
-                    start_column=col,
-                    end_row=HEADER_ROW - 1,
-                    end_column=end,
+                    start_row=group_row, start_column=col, end_row=group_row, end_column=end
                 )
         col = end + 1
-    ws.row_dimensions[HEADER_ROW - 1].height = 30
+    ws.row_dimensions[group_row].height = 30
 
-    for c, text in enumerate(["STT", *headers], start=1):
-        cell = write_cell(ws, HEADER_ROW, c, text, font=BOLD)
+
+def _write_header_and_numbers(ws: Worksheet, headers: list[str], first: int, last: int) -> None:
+    """The header row (STT, then each item's header) and the numbered answer rows."""
+    for col, text in enumerate(["STT", *headers], start=1):
+        cell = write_cell(ws, HEADER_ROW, col, text, font=BOLD)
         cell.fill = HEADER_FILL
         cell.alignment = WRAP_CENTER
         cell.border = BOX
     ws.row_dimensions[HEADER_ROW].height = 120
-    first, last = HEADER_ROW + 1, HEADER_ROW + n_rows
     ws.column_dimensions["A"].width = 6
-    for r in range(first, last + 1):
+    for row in range(first, last + 1):
         # A numbered row holds no answer until someone types one: parse skips it ("STT" is a
         # column it knows to ignore), so unused rows cost nothing.
-        write_cell(ws, r, 1, r - HEADER_ROW).border = BOX
+        write_cell(ws, row, 1, row - HEADER_ROW).border = BOX
 
+
+def _write_answer_columns(ws: Worksheet, items: list[Item], first: int, last: int) -> None:
+    """Each item's answer column: its width, its dropdown or number rule, borders and format."""
     validations: dict[str, DataValidation] = {}
-    for c, item in enumerate(items, start=2):
-        letter = column_letter(c)
+    for col, item in enumerate(items, start=2):
+        letter = column_letter(col)
         ws.column_dimensions[letter].width = _width(item)
-        ref = f"{letter}{first}:{letter}{last}"
-        dv = validations.get(item.kind)
-        if dv is None and item.kind != "text":
-            dv = validations[item.kind] = _validation(item.kind)
-            ws.add_data_validation(dv)
-        if dv is not None:
-            dv.add(ref)
-        for r in range(first, last + 1):
-            cell = ws.cell(row=r, column=c)
+        validation = validations.get(item.kind)
+        if validation is None and item.kind != "text":
+            validation = validations[item.kind] = _validation(item.kind)
+            ws.add_data_validation(validation)
+        if validation is not None:
+            validation.add(f"{letter}{first}:{letter}{last}")
+        for row in range(first, last + 1):
+            cell = ws.cell(row=row, column=col)
             cell.border = BOX
             # Text answers stay text ("6A", "01"), never a number or a date.
             cell.number_format = "@" if item.kind == "text" else "General"
-    ws.freeze_panes = ws.cell(row=first, column=2)
-    # A form thirty questions wide is unreadable shrunk to one page: it prints across pages
-    # at a readable scale, each page repeating the header rows and the STT column. A narrow
-    # form (PAPI, service review) fits the page width.
+
+
+def _form_page_setup(ws: Worksheet, width: int) -> None:
+    """Print setup of the form.
+
+    A form thirty questions wide is unreadable shrunk to one page: it prints across pages at a
+    readable scale, each page repeating the header rows and the STT column. A narrow form
+    (PAPI, service review) fits the page width.
+    """
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape"
     if width <= _FIT_COLUMNS:
@@ -233,11 +260,35 @@ def _validation(kind: str) -> DataValidation:
     return dv
 
 
-def _write_guide(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
-    review = q.kind == "service_review"
-    write_cell(ws, 1, 1, f"HƯỚNG DẪN NHẬP {q.name.upper()}", font=TITLE)
+def _write_guide(ws: Worksheet, questionnaire: Questionnaire, n_rows: int) -> None:
+    """The instructions sheet: numbered steps, the review levels' points and service examples
+    on a service review, then a table of the form's columns."""
+    review = questionnaire.kind == "service_review"
+    write_cell(ws, 1, 1, f"HƯỚNG DẪN NHẬP {questionnaire.name.upper()}", font=TITLE)
     ws.row_dimensions[1].height = 24
-    steps = [
+    row = 2
+    for number, text in enumerate(_guide_steps(review, n_rows), start=1):
+        row += 1
+        write_cell(ws, row, 1, f"{number}. {text}")
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=5)
+        ws.cell(row=row, column=1).alignment = WRAP
+        ws.row_dimensions[row].height = 30
+    if review:
+        row = _write_review_help(ws, row)
+    _write_column_table(ws, questionnaire, row + 2)
+    for letter, column_width in zip("ABCDE", (8, 14, 60, 28, 78), strict=True):
+        ws.column_dimensions[letter].width = column_width
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    fit_row_heights(ws)
+
+
+def _guide_steps(review: bool, n_rows: int) -> list[str]:
+    """The numbered instructions of the guide."""
+    return [
         f"Nhập trên trang “{FORM_SHEET}”; không sửa, không xóa, không đổi thứ tự dòng tiêu đề "
         f"(dòng {HEADER_ROW}). Có thể thêm cột ghi chú của trường ở bên phải.",
         (
@@ -253,50 +304,44 @@ def _write_guide(ws: Worksheet, q: Questionnaire, n_rows: int) -> None:
         "sát là ẩn danh.",
         "Lưu tệp dạng Excel (.xlsx) và nộp theo hướng dẫn của Sở/Phòng GDĐT.",
     ]
-    r = 2
-    for n, text in enumerate(steps, start=1):
-        r += 1
-        write_cell(ws, r, 1, f"{n}. {text}")
-        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=5)
-        ws.cell(row=r, column=1).alignment = WRAP
-        ws.row_dimensions[r].height = 30
-    if review:
-        r += 2
-        write_cell(ws, r, 1, "Điểm của mỗi mức", font=BOLD)
-        for label, points in REVIEW_LEVELS.items():
-            r += 1
-            write_cell(ws, r, 1, label)
-            write_cell(ws, r, 2, points)
-        r += 2
-        write_cell(ws, r, 1, "Ví dụ dịch vụ theo nhóm", font=BOLD)
-        for group, examples in SERVICE_EXAMPLES:
-            r += 1
-            write_cell(ws, r, 1, group)
-            write_cell(ws, r, 2, examples)
-    r += 2
-    write_cell(ws, r, 1, "Các cột của biểu mẫu", font=BOLD)
-    r += 1
-    for c, text in enumerate(("Cột", "Mã", "Nội dung", "Cách trả lời", "Giá trị hợp lệ"), start=1):
-        cell = write_cell(ws, r, c, text, font=BOLD)
+
+
+def _write_review_help(ws: Worksheet, row: int) -> int:
+    """Below ``row``: the points of each review level and the service groups' examples;
+    returns the last row written."""
+    row += 2
+    write_cell(ws, row, 1, "Điểm của mỗi mức", font=BOLD)
+    for label, points in REVIEW_LEVELS.items():
+        row += 1
+        write_cell(ws, row, 1, label)
+        write_cell(ws, row, 2, points)
+    row += 2
+    write_cell(ws, row, 1, "Ví dụ dịch vụ theo nhóm", font=BOLD)
+    for group, examples in SERVICE_EXAMPLES:
+        row += 1
+        write_cell(ws, row, 1, group)
+        write_cell(ws, row, 2, examples)
+    return row
+
+
+def _write_column_table(ws: Worksheet, questionnaire: Questionnaire, row: int) -> None:
+    """From ``row`` on: each form column's letter, code, wording, how to answer, valid values."""
+    write_cell(ws, row, 1, "Các cột của biểu mẫu", font=BOLD)
+    row += 1
+    for col, text in enumerate(
+        ("Cột", "Mã", "Nội dung", "Cách trả lời", "Giá trị hợp lệ"), start=1
+    ):
+        cell = write_cell(ws, row, col, text, font=BOLD)
         cell.fill = HEADER_FILL
         cell.border = BOX
-    for c, item in enumerate(form_items(q), start=2):
-        r += 1
+    for form_col, item in enumerate(form_items(questionnaire), start=2):
+        row += 1
         choices = CHOICES.get(item.kind)
         valid = "; ".join(choices) if choices else ("0–100" if item.kind == "percent" else "")
         if item.kind == "likert":
             valid = "; ".join(f"{k} {label}" for k, label in LIKERT_LABELS.items())
-        for col, value in enumerate(
-            (column_letter(c), item.code, item.text, KIND_LABELS[item.kind], valid), start=1
-        ):
-            cell = write_cell(ws, r, col, value)
+        values = (column_letter(form_col), item.code, item.text, KIND_LABELS[item.kind], valid)
+        for col, value in enumerate(values, start=1):
+            cell = write_cell(ws, row, col, value)
             cell.border = BOX
             cell.alignment = WRAP
-    for letter, w in zip("ABCDE", (8, 14, 60, 28, 78), strict=True):
-        ws.column_dimensions[letter].width = w
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    fit_row_heights(ws)

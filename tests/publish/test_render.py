@@ -17,7 +17,7 @@ import pytest
 from flows.pipeline.workbook_pool import write_workbooks
 from flows.publish.template import write_template
 from schemas import load_questionnaires
-from tests.publish.test_workbooks import (
+from tests.factories import (
     ABSENT,
     CAMPAIGN,
     FAILED,
@@ -25,8 +25,8 @@ from tests.publish.test_workbooks import (
     PREVIOUS_SCHOOLS,
     RUN_1_START,
     SCHOOLS,
-    _load_campaign,
-    _submissions,
+    load_campaign,
+    submissions,
 )
 from warehouse.db import connect, migrate
 
@@ -78,19 +78,19 @@ def pages(pdf: Path) -> int:
 
 @pytest.fixture(scope="module")
 def workbooks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The test province's workbooks (see tests/publish/test_workbooks.py), from an SQLite
-    warehouse: rendering does not depend on the backend."""
+    """The test province's workbooks (see tests/factories.py), from an SQLite warehouse:
+    rendering does not depend on the backend."""
     folder = tmp_path_factory.mktemp("render")
     engine = connect(f"sqlite:///{folder / 'warehouse.sqlite'}")
     migrate(engine)
-    _load_campaign(
-        engine, PREVIOUS, PREVIOUS_SCHOOLS, _submissions(2024, previous=True), "old", RUN_1_START
+    load_campaign(
+        engine, PREVIOUS, PREVIOUS_SCHOOLS, submissions(2024, previous=True), "old", RUN_1_START
     )
-    _load_campaign(
+    load_campaign(
         engine,
         CAMPAIGN,
         SCHOOLS,
-        _submissions(2025, previous=False),
+        submissions(2025, previous=False),
         "run-1",
         RUN_1_START,
         failed=FAILED,

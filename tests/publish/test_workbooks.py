@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import random
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
@@ -62,20 +61,26 @@ from flows.publish.xlsx import (
     set_style,
     write_cell,
 )
-from flows.settings import Campaign
 from schemas import load_questionnaires
 from schemas.questionnaire import DIMENSIONS
-from schemas.records import Fetched, School, Source
-from tests.factories import make_parsed
+from tests.factories import (
+    ABSENT,
+    CAMPAIGN,
+    FAILED,
+    HOSTILE_UNIT,
+    PREVIOUS,
+    PREVIOUS_SCHOOLS,
+    RUN_1_START,
+    SCHOOLS,
+    load_campaign,
+    submissions,
+)
 from warehouse import tables as t
-from warehouse.ledger import finish_run, record_absent, record_failure, start_run
-from warehouse.load import replace_source
-from warehouse.marts import province_dimension, rebuild_marts
-from warehouse.registry import sync_registry
+from warehouse.ledger import finish_run, record_failure, start_run
+from warehouse.marts import province_dimension
 
 QS = load_questionnaires()
-C, P = "HN-2025", "HN-2024"
-HOSTILE_UNIT = '=HYPERLINK("http://example.com","Sở GDĐT")'
+C, P = CAMPAIGN.id, PREVIOUS.id
 SHEETS = [
     SUMMARY_SHEET,
     DIMENSION_SHEET,
@@ -87,143 +92,10 @@ SHEETS = [
     ALERT_SHEET,
     INFO_SHEET,
 ]
-CAMPAIGN = Campaign(
-    id=C,
-    name="@Khảo sát sự hài lòng năm học 2025-2026",
-    school_year="2025-2026",
-    opens=dt.date(2025, 10, 1),
-    closes=dt.date(2025, 11, 30),
-    deadline=dt.date(2025, 11, 30),
-    previous=P,
-    province_code="01",
-)
-PREVIOUS = Campaign(
-    id=P,
-    name="Khảo sát sự hài lòng năm học 2024-2025",
-    school_year="2024-2025",
-    opens=dt.date(2024, 10, 1),
-    closes=dt.date(2024, 11, 30),
-    deadline=dt.date(2024, 11, 30),
-    province_code="01",
-)
-SCHOOLS = [
-    School("TH1", "Trường Tiểu học Kim Đồng", "TH", "U1", "Phường Ba Đình", 600),
-    School("TH2", "Trường Tiểu học Hoa Sen", "TH", "U1", "Phường Ba Đình", 80),
-    School("MN1", "Trường Mầm non Sơn Ca", "MN", "U1", "Phường Ba Đình", 200),
-    School("THCS1", "Trường THCS Chu Văn An", "THCS", "U1", "Phường Ba Đình", 700),
-    School("TH3", "-Trường Tiểu học Lê Lợi", "TH", "U2", HOSTILE_UNIT, 500),
-    School("TH9", "Trường Tiểu học Xã Mới", "TH", "U3", "Xã Mới", 300),
-]
-PREVIOUS_SCHOOLS = SCHOOLS[:3]
-PHONE_SERVICE = "Câu lạc bộ tiếng Anh (liên hệ cô Lan 0912 345 678)"
 #: Text that respondents typed or that identifies them: must never reach a workbook.
 PERSONAL_MARKERS = ("ph.huynh", "@example.com", "0912 345 678", "Nguyễn Văn Bình", "h001")
 
-RUN_1_START = dt.datetime(2025, 12, 1, 1, 30)
 RUN_2_START = dt.datetime(2025, 12, 2, 1, 30)
-
-
-def src(school: str, questionnaire: str, location: str | None = None) -> Source:
-    return Source(school, questionnaire, "excel", location or f"{school}_{questionnaire}.xlsx")
-
-
-def _satisfaction_rows(code: str, n: int, rng: random.Random, good: bool) -> list[dict[str, Any]]:
-    weights = (2, 3, 10, 45, 40) if good else (15, 20, 25, 25, 15)
-    rows = []
-    for i in range(n):
-        row: dict[str, Any] = {}
-        for item in QS[code].items:
-            if item.kind == "likert":
-                if rng.random() < 0.05:
-                    continue  # a skipped question
-                row[item.code] = rng.choices(range(1, 6), weights)[0]
-            elif item.kind == "percent":
-                row[item.code] = rng.randint(40, 100)
-            elif item.code == "Y_KIEN":
-                # Formula-like, with an e-mail and a name: published nowhere.
-                row[item.code] = f"=Ý kiến {i}: Nguyễn Văn Bình, ph.huynh{i}@example.com"
-            elif item.kind == "text":
-                row[item.code] = "5A"
-        rows.append(row)
-    return rows
-
-
-def _papi_rows(n: int, rng: random.Random) -> list[dict[str, Any]]:
-    items = [i.code for i in QS["PAPI_TH"].items if i.kind == "yesno"]
-    return [{code: int(rng.random() < 0.85) for code in items} for _ in range(n)]
-
-
-def _service_rows(services: list[tuple[str, int]]) -> list[dict[str, Any]]:
-    criteria = [i.code for i in QS["DVGD_8TC"].items if i.kind == "level"]
-    return [
-        {"service": name, "DICH_VU": name, **dict.fromkeys(criteria, level)}
-        for name, level in services
-    ]
-
-
-def _submissions(seed: int, previous: bool) -> dict[Source, list[dict[str, Any]]]:
-    rng = random.Random(seed)  # noqa: S311 - test answers, not secrets
-    if previous:
-        return {
-            src("TH1", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 35, rng, good=True),
-            src("TH2", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 3, rng, good=True),
-            src("MN1", "CMHS_MN"): _satisfaction_rows("CMHS_MN", 10, rng, good=False),
-        }
-    return {
-        src("TH1", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 40, rng, good=True),
-        src("TH2", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 3, rng, good=True),
-        src("MN1", "CMHS_MN"): _satisfaction_rows("CMHS_MN", 4, rng, good=True),
-        src("TH3", "CMHS_TH"): _satisfaction_rows("CMHS_TH", 30, rng, good=False),
-        src("TH1", "PAPI_TH"): _papi_rows(12, rng),
-        src("TH2", "PAPI_TH"): _papi_rows(3, rng),
-        src("TH3", "PAPI_TH"): _papi_rows(10, rng),
-        src("TH1", "DVGD_8TC"): _service_rows([("Bán trú", 10), ("Nước uống", 7)]),
-        src("TH3", "DVGD_8TC"): _service_rows([("Bán trú", 3), (PHONE_SERVICE, 7)]),
-    }
-
-
-FAILED = src("TH3", "CMHS_TH", "TH3_lop5.xlsx")
-ABSENT = src("THCS1", "CMHS_THCS")
-
-
-def _fetched(source: Source) -> Fetched:
-    return Fetched(
-        source=source,
-        content=b"",
-        fingerprint=source.location,
-        archive_path=Path("archive") / source.location,
-        filename=source.location,
-        modified_at=dt.datetime(2025, 11, 20, 8, 0),
-    )
-
-
-def _load_campaign(
-    engine: Engine,
-    campaign: Campaign,
-    schools: list[School],
-    submissions: dict[Source, list[dict[str, Any]]],
-    run_id: str,
-    started: dt.datetime,
-    *,
-    failed: Source | None = None,
-    absent: Source | None = None,
-) -> None:
-    extra = [s for s in (failed, absent) if s is not None]
-    sync_registry(engine, campaign, schools, QS, sources=[*submissions, *extra])
-    start_run(engine, run_id, campaign.id, started_at=started)
-    for source, rows in submissions.items():
-        parsed = make_parsed(QS[source.questionnaire], rows)
-        replace_source(engine, campaign.id, run_id, _fetched(source), parsed)
-    if failed is not None:
-        # The message quotes sheet content; the workbooks must not.
-        message = f"{failed.label}: no header row; found 'Nguyễn Văn Bình', 'a@example.com'"
-        record_failure(engine, campaign.id, run_id, failed, message)
-    if absent is not None:
-        record_absent(engine, campaign.id, run_id, absent, "file not found")
-    finish_run(engine, run_id, finished_at=started + dt.timedelta(minutes=5))
-    rebuild_marts(
-        engine, campaign.id, as_of=dt.datetime(2025, 12, 5), deadline_at=campaign.deadline_at
-    )
 
 
 #: Alerts as flows.alerts writes them (rule names and subject formats are that module's).
@@ -253,14 +125,14 @@ ALERTS = [
 @pytest.fixture
 def warehouse(engine: Engine) -> Engine:
     """Both campaigns loaded, marts built, alerts raised (see the module docstring)."""
-    _load_campaign(
-        engine, PREVIOUS, PREVIOUS_SCHOOLS, _submissions(2024, previous=True), "old", RUN_1_START
+    load_campaign(
+        engine, PREVIOUS, PREVIOUS_SCHOOLS, submissions(2024, previous=True), "old", RUN_1_START
     )
-    _load_campaign(
+    load_campaign(
         engine,
         CAMPAIGN,
         SCHOOLS,
-        _submissions(2025, previous=False),
+        submissions(2025, previous=False),
         "run-1",
         RUN_1_START,
         failed=FAILED,
@@ -422,25 +294,30 @@ def test_units_whose_process_died_are_written_here_and_the_pool_is_discarded(
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    from flows.pipeline import pools
-
     class DyingOnTheFirstJob(ProcessPoolExecutor):
         submitted = 0
+        shut_down = 0
 
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
             self.submitted += 1
             return super().submit(_die if self.submitted == 1 else fn, *args, **kwargs)
 
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            self.shut_down += 1
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+
     here = write_workbooks(warehouse, C, tmp_path / "here", QS, run_id="run-1")
     pool = DyingOnTheFirstJob(1, mp_context=multiprocessing.get_context("forkserver"))
-    pools._pools["workbook-test", 1] = pool  # noqa: SLF001 - as parse_pool keeps its pool
     try:
         there = write_workbooks(warehouse, C, tmp_path / "there", QS, run_id="run-1", pool=pool)
+        # Discarded: shut down by write_workbooks, so the next run asks for a new pool.
+        assert pool.shut_down == 1
+        with pytest.raises(RuntimeError):  # BrokenProcessPool is one
+            pool.submit(print)
     finally:
         pool.shutdown()
     assert [p.name for p in there] == [p.name for p in here]
     assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
-    assert ("workbook-test", 1) not in pools._pools  # noqa: SLF001 - the next run starts afresh
 
 
 def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(

@@ -71,68 +71,88 @@ def write_dimension_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Wor
         "Tỷ lệ hài lòng = (số ý kiến 4 và 5) / số ý kiến hợp lệ × 100. Mức đáp ứng mong đợi: "
         "cột Điểm trung bình là % trung bình."
     )
-    ws, hr = new_sheet(wb, DIMENSION_SHEET, data, scope, note)
-    th = data.thresholds
+    ws, header_row = new_sheet(wb, DIMENSION_SHEET, data, scope, note)
+    thresholds = data.thresholds
     headers = list(DIMENSION_HEADERS)
     if not scope.is_province:
         headers += ["Toàn tỉnh: tỷ lệ hài lòng (%)", "Chênh lệch với toàn tỉnh (điểm %)"]
-    write_header(ws, hr, headers)
+    write_header(ws, header_row, headers)
     set_widths(ws, _DIMENSION_WIDTHS[: len(headers)])
     province = {
-        (p["level"], p["questionnaire"], p["dimension"]): p for p in data.province_dimension
+        (dim["level"], dim["questionnaire"], dim["dimension"]): dim
+        for dim in data.province_dimension
     }
-    blocks: list[tuple[str, list[Row]]] = []
-    if scope.is_province:
-        blocks.append(("Toàn tỉnh", data.province_dimension))
-        for code in scope.unit_codes:
-            rows = data.lookups.unit_dimension.get((code,), [])
-            blocks.append((data.units.get(code, code), rows))
-    else:
-        blocks.append((scope.name, scope_dims(data, scope)))
-    r = hr
-    for unit_name, rows in blocks:
-        ordered = sorted(
-            rows,
-            key=lambda d: (
-                *group_key(data, d["level"], d["questionnaire"]),
-                dimension_key(d["dimension"], data.questionnaires.get(d["questionnaire"])),
-            ),
-        )
-        for d in ordered:
-            r += 1
-            n = d["n_respondents"]
-            is_expectation = d["dimension"] == EXPECTATION
-            values: list[tuple[Any, str | None]] = [
-                (unit_name, None),
-                (LEVEL_LABELS.get(d["level"], d["level"]), None),
-                (questionnaire_label(data, d["questionnaire"]), None),
-                (dimension_label(data, d["questionnaire"], d["dimension"]), None),
-                (d["n_schools"], INT_FORMAT),
-                (shown_value(n, n), INT_FORMAT),
-                (shown_value(d["n_answers"], n), INT_FORMAT),
-                (shown_value(d["mean_score"], n), PCT_FORMAT if is_expectation else MEAN_FORMAT),
-                (shown_value(d["pct_satisfied"], n), PCT_FORMAT),
-                (shown_value(d["pct_dissatisfied"], n), PCT_FORMAT),
-            ]
+    row = header_row
+    for unit_name, rows in _dimension_blocks(data, scope):
+        for dim in sorted(rows, key=lambda dim: _dimension_order(data, dim)):
+            row += 1
+            values = _dimension_values(data, unit_name, dim)
             if not scope.is_province:
-                p = province.get((d["level"], d["questionnaire"], d["dimension"]))
-                prov = None if p is None else shown_value(p["pct_satisfied"], p["n_respondents"])
-                mine = values[8][0]
-                delta = (
-                    mine - prov
-                    if isinstance(mine, int | float) and isinstance(prov, int | float)
-                    else None
-                )
-                values += [(prov, PCT_FORMAT), (delta, DELTA_FORMAT)]
+                values += _province_beside(province, dim, values[8][0])
             for col, (value, fmt) in enumerate(values, start=1):
-                put(ws, r, col, value, fmt, wrap=col in (1, 4))
-    if r == hr:
-        write_empty(ws, hr + 1, "Chưa có số liệu theo tiêu chí.")
+                put(ws, row, col, value, fmt, wrap=col in (1, 4))
+    if row == header_row:
+        write_empty(ws, header_row + 1, "Chưa có số liệu theo tiêu chí.")
     else:
-        ws.auto_filter.ref = f"A{hr}:{column_letter(len(headers))}{r}"
-        tier_rules(ws, column_range(9, hr + 1, r), th)
-        flag_rule(ws, column_range(8, hr + 1, r), "{c}<" + f"{th['mean_score_red']:g}")
+        ws.auto_filter.ref = f"A{header_row}:{column_letter(len(headers))}{row}"
+        tier_rules(ws, column_range(9, header_row + 1, row), thresholds)
+        flag_rule(
+            ws,
+            column_range(8, header_row + 1, row),
+            "{c}<" + f"{thresholds['mean_score_red']:g}",
+        )
         if not scope.is_province:
-            tier_rules(ws, column_range(11, hr + 1, r), th)
-    print_setup(ws, (hr, hr), f"E{hr + 1}")
+            tier_rules(ws, column_range(11, header_row + 1, row), thresholds)
+    print_setup(ws, (header_row, header_row), f"E{header_row + 1}")
     return ws
+
+
+def _dimension_blocks(data: CampaignData, scope: Scope) -> list[tuple[str, list[Row]]]:
+    """(name, rows) listed in turn: the province then each unit on the province's sheet, the
+    unit alone on a unit's."""
+    if not scope.is_province:
+        return [(scope.name, scope_dims(data, scope))]
+    blocks: list[tuple[str, list[Row]]] = [("Toàn tỉnh", data.province_dimension)]
+    for code in scope.unit_codes:
+        rows = data.lookups.unit_dimension.get((code,), [])
+        blocks.append((data.units.get(code, code), rows))
+    return blocks
+
+
+def _dimension_order(data: CampaignData, dim: Row) -> tuple[Any, ...]:
+    """Sort key of a dimension row: level and questionnaire, then the dimension's place."""
+    return (
+        *group_key(data, dim["level"], dim["questionnaire"]),
+        dimension_key(dim["dimension"], data.questionnaires.get(dim["questionnaire"])),
+    )
+
+
+def _dimension_values(data: CampaignData, unit_name: str, dim: Row) -> list[tuple[Any, str | None]]:
+    """One dimension row's cells with their number formats (the expectation's mean is a %)."""
+    n = dim["n_respondents"]
+    mean_format = PCT_FORMAT if dim["dimension"] == EXPECTATION else MEAN_FORMAT
+    return [
+        (unit_name, None),
+        (LEVEL_LABELS.get(dim["level"], dim["level"]), None),
+        (questionnaire_label(data, dim["questionnaire"]), None),
+        (dimension_label(data, dim["questionnaire"], dim["dimension"]), None),
+        (dim["n_schools"], INT_FORMAT),
+        (shown_value(n, n), INT_FORMAT),
+        (shown_value(dim["n_answers"], n), INT_FORMAT),
+        (shown_value(dim["mean_score"], n), mean_format),
+        (shown_value(dim["pct_satisfied"], n), PCT_FORMAT),
+        (shown_value(dim["pct_dissatisfied"], n), PCT_FORMAT),
+    ]
+
+
+def _province_beside(
+    province: dict[tuple[str, str, str], Row], dim: Row, mine: Any
+) -> list[tuple[Any, str | None]]:
+    """The province's rate for the same level, questionnaire and dimension, and the unit's
+    difference from it (none when either is hidden or missing)."""
+    found = province.get((dim["level"], dim["questionnaire"], dim["dimension"]))
+    theirs = None if found is None else shown_value(found["pct_satisfied"], found["n_respondents"])
+    delta = (
+        mine - theirs if isinstance(mine, int | float) and isinstance(theirs, int | float) else None
+    )
+    return [(theirs, PCT_FORMAT), (delta, DELTA_FORMAT)]

@@ -33,6 +33,7 @@ from flows.publish.xlsx import (
     print_setup,
 )
 from schemas.records import column_letter
+from warehouse.read_models import Row
 
 
 def _papi_items(data: CampaignData) -> list[tuple[str, str]]:
@@ -54,13 +55,13 @@ def _papi_items(data: CampaignData) -> list[tuple[str, str]]:
 def write_papi_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
     """Sheet "PAPI": % "Có" per indicator for the scope (beside the province's), then per school
     (and, for the province, per unit)."""
-    th = data.thresholds
-    ws, hr = new_sheet(
+    thresholds = data.thresholds
+    ws, header_row = new_sheet(
         wb,
         PAPI_SHEET,
         data,
         scope,
-        f"Tỷ lệ trả lời “Có” (%) trên số trả lời hợp lệ; dưới {th['papi_pct_yes_min']:g}%: "
+        f"Tỷ lệ trả lời “Có” (%) trên số trả lời hợp lệ; dưới {thresholds['papi_pct_yes_min']:g}%: "
         "cảnh báo.",
     )
     items = _papi_items(data)
@@ -70,67 +71,97 @@ def write_papi_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
     if not ours and not any(
         r["scope"] == "school" and scope.has_school(r["scope_code"]) for r in data.papi
     ):
-        write_header(ws, hr, ["Mã", "Chỉ số"])
+        write_header(ws, header_row, ["Mã", "Chỉ số"])
         set_widths(ws, [12, 60])
-        write_empty(ws, hr + 1, "Chưa có số liệu PAPI.")
-        print_setup(ws, (hr, hr), None)
+        write_empty(ws, header_row + 1, "Chưa có số liệu PAPI.")
+        print_setup(ws, (header_row, header_row), None)
         return ws
+    row = _write_indicator_table(ws, data, scope, items, figures, header_row)
+    _write_papi_matrix(ws, data, scope, items, figures, row + 2)
+    set_widths(ws, [12, 48, *([12] * max(len(items), 3))])
+    print_setup(ws, (header_row, header_row), f"A{header_row + 1}")
+    return ws
 
+
+def _write_indicator_table(
+    ws: Worksheet,
+    data: CampaignData,
+    scope: Scope,
+    items: list[tuple[str, str]],
+    figures: dict[tuple[str, str, str], Row],
+    header_row: int,
+) -> int:
+    """From ``header_row``: the scope's answers and % "Có" per indicator (a unit's beside the
+    province's), flagged under the minimum; returns the last row written."""
+    scope_kind = "province" if scope.is_province else "unit"
     headers = ["Mã", "Chỉ số", "Số trả lời", "Tỷ lệ Có (%)"]
     if not scope.is_province:
         headers.append("Toàn tỉnh: tỷ lệ Có (%)")
-    write_header(ws, hr, headers)
-    r = hr
+    write_header(ws, header_row, headers)
+    row = header_row
     for code, text in items:
-        r += 1
-        row = figures.get((scope_kind, scope.code, code))
-        n = row["n_answers"] if row else None
+        row += 1
+        found = figures.get((scope_kind, scope.code, code))
+        n = found["n_answers"] if found else None
         values: list[tuple[Any, str | None]] = [
             (code, None),
             (text, None),
             (shown_value(n, n), INT_FORMAT),
-            (shown_value(row["pct_yes"], n) if row else None, PCT_FORMAT),
+            (shown_value(found["pct_yes"], n) if found else None, PCT_FORMAT),
         ]
         if not scope.is_province:
-            p = figures.get(("province", data.province_code, code))
-            values.append((shown_value(p["pct_yes"], p["n_answers"]) if p else None, PCT_FORMAT))
+            theirs = figures.get(("province", data.province_code, code))
+            values.append(
+                (
+                    shown_value(theirs["pct_yes"], theirs["n_answers"]) if theirs else None,
+                    PCT_FORMAT,
+                )
+            )
         for col, (value, fmt) in enumerate(values, start=1):
-            put(ws, r, col, value, fmt, wrap=col == 2)
-    papi_min = f"{th['papi_pct_yes_min']:g}"
-    flag_rule(ws, f"D{hr + 1}:{column_letter(len(headers))}{r}", "{c}<" + papi_min)
+            put(ws, row, col, value, fmt, wrap=col == 2)
+    papi_min = f"{data.thresholds['papi_pct_yes_min']:g}"
+    flag_rule(ws, f"D{header_row + 1}:{column_letter(len(headers))}{row}", "{c}<" + papi_min)
+    return row
 
-    # Matrix: one row per unit (province only) and per school, one column per indicator.
-    r += 2
+
+def _write_papi_matrix(
+    ws: Worksheet,
+    data: CampaignData,
+    scope: Scope,
+    items: list[tuple[str, str]],
+    figures: dict[tuple[str, str, str], Row],
+    row: int,
+) -> None:
+    """From ``row``: % "Có", one row per unit (province only) and per school, one column per
+    indicator, flagged under the minimum."""
     write_section(
-        ws, r, "Tỷ lệ Có (%) theo " + ("đơn vị và trường" if scope.is_province else "trường")
+        ws, row, "Tỷ lệ Có (%) theo " + ("đơn vị và trường" if scope.is_province else "trường")
     )
-    r += 1
-    matrix_hr = r
-    write_header(ws, r, ["Mã", "Tên", *(code for code, _ in items)])
+    row += 1
+    matrix_header_row = row
+    write_header(ws, row, ["Mã", "Tên", *(code for code, _ in items)])
     units = [
-        ("unit", c, data.units.get(c, c))
-        for c in (scope.unit_codes if scope.is_province else [])
-        if any(("unit", c, i) in figures for i, _ in items)
+        ("unit", code, data.units.get(code, code))
+        for code in (scope.unit_codes if scope.is_province else [])
+        if any(("unit", code, indicator) in figures for indicator, _ in items)
     ]
     schools = [
-        ("school", c, data.schools[c].get("school_name") or c)
-        for c in scope.school_codes
-        if any(("school", c, i) in figures for i, _ in items)
+        ("school", code, data.schools[code].get("school_name") or code)
+        for code in scope.school_codes
+        if any(("school", code, indicator) in figures for indicator, _ in items)
     ]
     for kind, code, name in [*units, *schools]:
-        r += 1
+        row += 1
         if scope.is_province and (kind, code, name) in (units[:1] + schools[:1]):
-            group_row(ws, r, "Đơn vị" if kind == "unit" else "Trường", 2 + len(items))
-            r += 1
-        put(ws, r, 1, code)
-        put(ws, r, 2, name, wrap=True)
-        for j, (indicator, _) in enumerate(items):
-            row = figures.get((kind, code, indicator))
-            value = shown_value(row["pct_yes"], row["n_answers"]) if row else None
-            put(ws, r, 3 + j, value, PCT_FORMAT)
-    if r > matrix_hr:
+            group_row(ws, row, "Đơn vị" if kind == "unit" else "Trường", 2 + len(items))
+            row += 1
+        put(ws, row, 1, code)
+        put(ws, row, 2, name, wrap=True)
+        for offset, (indicator, _) in enumerate(items):
+            found = figures.get((kind, code, indicator))
+            value = shown_value(found["pct_yes"], found["n_answers"]) if found else None
+            put(ws, row, 3 + offset, value, PCT_FORMAT)
+    if row > matrix_header_row:
         last = column_letter(2 + len(items))
-        flag_rule(ws, f"C{matrix_hr + 1}:{last}{r}", "{c}<" + papi_min)
-    set_widths(ws, [12, 48, *([12] * max(len(items), 3))])
-    print_setup(ws, (hr, hr), f"A{hr + 1}")
-    return ws
+        papi_min = f"{data.thresholds['papi_pct_yes_min']:g}"
+        flag_rule(ws, f"C{matrix_header_row + 1}:{last}{row}", "{c}<" + papi_min)

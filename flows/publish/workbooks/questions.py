@@ -48,9 +48,12 @@ from flows.publish.xlsx import (
     print_setup,
     write_cell,
 )
+from schemas.questionnaire import Questionnaire
 from warehouse.read_models import Row
 
 _QUESTION_WIDTHS = (8, 44, *([7, 7] * 5), 9, 10, 10, 9)
+#: The group of the items under no dimension of the questionnaire ("Khác").
+_OTHER = "_OTHER"
 
 
 def _scope_questions(data: CampaignData, scope: Scope) -> dict[tuple[str, str], dict[str, Row]]:
@@ -89,7 +92,32 @@ def write_question_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Work
         scope,
         "SL: số ý kiến; %: tỷ lệ trên tổng số ý kiến hợp lệ của câu hỏi.",
     )
-    th = data.thresholds
+    thresholds = data.thresholds
+    width = _write_question_headers(ws, top)
+    questions = _scope_questions(data, scope)
+    row = top + 1
+    first_data = row + 1
+    for level, qcode in sorted(questions, key=lambda key: group_key(data, *key)):
+        row = _write_question_group(ws, data, (level, qcode), questions[(level, qcode)], row, width)
+    if row < first_data:
+        write_empty(ws, first_data, "Chưa có số liệu theo câu hỏi.")
+    else:
+        tier_rules(ws, column_range(14, first_data, row), thresholds)
+        flag_rule(
+            ws,
+            column_range(15, first_data, row),
+            "{c}>=" + f"{thresholds['item_pct_dissatisfied_red']:g}",
+        )
+        flag_rule(
+            ws, column_range(16, first_data, row), "{c}<" + f"{thresholds['mean_score_red']:g}"
+        )
+    print_setup(ws, (top, top + 1), f"C{top + 2}")
+    return ws
+
+
+def _write_question_headers(ws: Worksheet, top: int) -> int:
+    """The two header rows from ``top`` (each answer level spans its SL and % columns) and the
+    column widths; returns the table's width."""
     headers = ["Mã", "Nội dung câu hỏi"]
     for k, label in LIKERT_LABELS.items():
         headers += [f"{k}. {label}", ""]
@@ -97,80 +125,94 @@ def write_question_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Work
     write_header(ws, top, headers)
     sub = ["", ""] + ["SL", "%"] * 5 + ["", "", "", ""]
     write_header(ws, top + 1, sub)
-    for k in range(5):  # each answer level spans its SL and % columns
+    for k in range(5):
         merge_cells(ws, top, 3 + 2 * k, top, 4 + 2 * k)
     for col in (1, 2, 13, 14, 15, 16):
         merge_cells(ws, top, col, top + 1, col)
     set_widths(ws, _QUESTION_WIDTHS)
-    width = len(headers)
-    questions = _scope_questions(data, scope)
-    r = top + 1
-    first_data = r + 1
-    for level, qcode in sorted(questions, key=lambda k: group_key(data, *k)):
-        found = questions[(level, qcode)]
-        q = data.questionnaires.get(qcode)
-        r += 1
-        title = f"{LEVEL_LABELS.get(level, level)} · {questionnaire_label(data, qcode)}"
-        if q is not None:
-            title += f" · {q.name} ({qcode})"
-        group_row(ws, r, title, width)
-        # Items in the questionnaire's order grouped by its dimensions; anything the mart has
-        # that the questionnaire no longer lists goes last under "Khác".
-        groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        listed = set()
-        if q is not None:
-            for item in q.items:
-                if item.kind == "likert":
-                    groups[item.dimension or "_OTHER"].append((item.code, item.text))
-                    listed.add(item.code)
-        for code in sorted(set(found) - listed):
-            groups["_OTHER"].append((code, code))
-        if all(is_small(row["n_answers"]) for row in found.values()):
-            # A page of "<5" says less than one line.
-            r += 1
-            write_cell(
-                ws,
-                r,
-                1,
-                f"Dưới {MIN_RESPONDENTS} người trả lời: số liệu ẩn ({SUPPRESSED}).",
-                font=ITALIC,
-            )
-            continue
-        order = sorted(groups, key=lambda d: dimension_key(d, q) if d != "_OTHER" else (99, d))
-        for dim in order:
-            r += 1
-            label = "Khác" if dim == "_OTHER" else dimension_label(data, qcode, dim)
-            write_cell(ws, r, 1, label, font=BOLD)
-            for code, text in groups[dim]:
-                r += 1
-                row = found.get(code)
-                put(ws, r, 1, code)
-                put(ws, r, 2, text, wrap=True)
-                n = row["n_answers"] if row else 0
-                cells: list[tuple[Any, str]] = []
-                for k in range(1, 6):
-                    count = row[f"n_{k}"] if row else None
-                    pct = 100.0 * count / n if count is not None and n else None
-                    cells += [
-                        (shown_value(count, n), INT_FORMAT),
-                        (shown_value(pct, n), PCT_FORMAT),
-                    ]
-                dissatisfied = 100.0 * (row["n_1"] + row["n_2"]) / n if row and n else None
-                cells += [
-                    (shown_value(n, n), INT_FORMAT),
-                    (shown_value(row["pct_satisfied"], n) if row else None, PCT_FORMAT),
-                    (shown_value(dissatisfied, n), PCT_FORMAT),
-                    (shown_value(row["mean_score"], n) if row else None, MEAN_FORMAT),
-                ]
-                for col, (value, fmt) in enumerate(cells, start=3):
-                    put(ws, r, col, value, fmt)
-    if r < first_data:
-        write_empty(ws, first_data, "Chưa có số liệu theo câu hỏi.")
-    else:
-        tier_rules(ws, column_range(14, first_data, r), th)
-        flag_rule(
-            ws, column_range(15, first_data, r), "{c}>=" + f"{th['item_pct_dissatisfied_red']:g}"
+    return len(headers)
+
+
+def _write_question_group(
+    ws: Worksheet,
+    data: CampaignData,
+    key: tuple[str, str],
+    found: dict[str, Row],
+    row: int,
+    width: int,
+) -> int:
+    """Below ``row``, one (level, questionnaire) group: its title row, then its items under
+    their dimensions, or one line when every item is hidden; returns the last row written."""
+    level, qcode = key
+    questionnaire = data.questionnaires.get(qcode)
+    row += 1
+    title = f"{LEVEL_LABELS.get(level, level)} · {questionnaire_label(data, qcode)}"
+    if questionnaire is not None:
+        title += f" · {questionnaire.name} ({qcode})"
+    group_row(ws, row, title, width)
+    groups = _items_by_dimension(questionnaire, found)
+    if all(is_small(found_row["n_answers"]) for found_row in found.values()):
+        # A page of "<5" says less than one line.
+        row += 1
+        write_cell(
+            ws,
+            row,
+            1,
+            f"Dưới {MIN_RESPONDENTS} người trả lời: số liệu ẩn ({SUPPRESSED}).",
+            font=ITALIC,
         )
-        flag_rule(ws, column_range(16, first_data, r), "{c}<" + f"{th['mean_score_red']:g}")
-    print_setup(ws, (top, top + 1), f"C{top + 2}")
-    return ws
+        return row
+    order = sorted(
+        groups,
+        key=lambda dim: dimension_key(dim, questionnaire) if dim != _OTHER else (99, dim),
+    )
+    for dim in order:
+        row += 1
+        label = "Khác" if dim == _OTHER else dimension_label(data, qcode, dim)
+        write_cell(ws, row, 1, label, font=BOLD)
+        for code, text in groups[dim]:
+            row += 1
+            put(ws, row, 1, code)
+            put(ws, row, 2, text, wrap=True)
+            for col, (value, fmt) in enumerate(_question_cells(found.get(code)), start=3):
+                put(ws, row, col, value, fmt)
+    return row
+
+
+def _items_by_dimension(
+    questionnaire: Questionnaire | None, found: dict[str, Row]
+) -> dict[str, list[tuple[str, str]]]:
+    """Dimension -> (code, text) of its Likert items, in the questionnaire's order; anything
+    the mart has that the questionnaire no longer lists goes last under :data:`_OTHER`."""
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    listed = set()
+    if questionnaire is not None:
+        for item in questionnaire.items:
+            if item.kind == "likert":
+                groups[item.dimension or _OTHER].append((item.code, item.text))
+                listed.add(item.code)
+    for code in sorted(set(found) - listed):
+        groups[_OTHER].append((code, code))
+    return groups
+
+
+def _question_cells(found: Row | None) -> list[tuple[Any, str]]:
+    """One item's figures with their number formats: count and % at each answer level, valid
+    total, % satisfied, % dissatisfied, mean (hidden under the minimum of respondents)."""
+    n = found["n_answers"] if found else 0
+    cells: list[tuple[Any, str]] = []
+    for k in range(1, 6):
+        count = found[f"n_{k}"] if found else None
+        pct = 100.0 * count / n if count is not None and n else None
+        cells += [
+            (shown_value(count, n), INT_FORMAT),
+            (shown_value(pct, n), PCT_FORMAT),
+        ]
+    dissatisfied = 100.0 * (found["n_1"] + found["n_2"]) / n if found and n else None
+    return [
+        *cells,
+        (shown_value(n, n), INT_FORMAT),
+        (shown_value(found["pct_satisfied"], n) if found else None, PCT_FORMAT),
+        (shown_value(dissatisfied, n), PCT_FORMAT),
+        (shown_value(found["mean_score"], n) if found else None, MEAN_FORMAT),
+    ]

@@ -103,7 +103,7 @@ def school_rows(data: CampaignData, scope: Scope, questionnaire: str) -> list[Sc
 def write_school_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
     """Sheet "Theo trường": per questionnaire, the schools ranked by the mean of the five
     dimension rates, with each dimension's rate, CHUNG, mean score and expectation met."""
-    ws, hr = new_sheet(
+    ws, header_row = new_sheet(
         wb,
         SCHOOL_SHEET,
         data,
@@ -111,66 +111,94 @@ def write_school_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksh
         f"Xếp hạng theo tỷ lệ hài lòng bình quân 5 tiêu chí. Trường dưới {MIN_RESPONDENTS} phiếu: "
         f"số liệu ẩn ({SUPPRESSED}), không xếp hạng.",
     )
-    th = data.thresholds
-    lead = ["Hạng", "Mã trường", "Tên trường"]
-    if scope.is_province:
-        lead.append("Đơn vị")
-    lead += ["Cấp học", "Số phiếu"]
-    dims_headers = [f"{DIMENSION_SHORT[d]} (%)" for d in (*DIMENSIONS, "CHUNG")]
+    thresholds = data.thresholds
+    lead = _lead_headers(scope)
     headers = [
         *lead,
-        *dims_headers,
+        *(f"{DIMENSION_SHORT[d]} (%)" for d in (*DIMENSIONS, "CHUNG")),
         f"{FIVE_MEAN_LABEL} (%)",
         "Điểm TB 5 tiêu chí",
         "Mức đáp ứng mong đợi (%)",
     ]
-    write_header(ws, hr, headers)
+    write_header(ws, header_row, headers)
     widths = [6, 10, 30] + ([20] if scope.is_province else []) + [16, 8] + [10] * 6 + [11, 9, 11]
     set_widths(ws, widths)
-    width = len(headers)
     first_pct = len(lead) + 1
+    last_row = _write_school_groups(ws, data, scope, header_row, len(headers))
+    if last_row == header_row:
+        write_empty(ws, header_row + 1, "Chưa có số liệu theo trường.")
+    else:
+        last_pct = column_letter(first_pct + 6)
+        pct_range = f"{column_letter(first_pct)}{header_row + 1}:{last_pct}{last_row}"
+        tier_rules(ws, pct_range, thresholds)
+        mean_col = first_pct + 7
+        flag_rule(
+            ws,
+            column_range(mean_col, header_row + 1, last_row),
+            "{c}<" + f"{thresholds['mean_score_red']:g}",
+        )
+    print_setup(ws, (header_row, header_row), f"D{header_row + 1}")
+    return ws
+
+
+def _lead_headers(scope: Scope) -> list[str]:
+    """The headers before the figures: rank, school, its unit on the province's, level, forms."""
+    lead = ["Hạng", "Mã trường", "Tên trường"]
+    if scope.is_province:
+        lead.append("Đơn vị")
+    return [*lead, "Cấp học", "Số phiếu"]
+
+
+def _write_school_groups(
+    ws: Worksheet, data: CampaignData, scope: Scope, header_row: int, width: int
+) -> int:
+    """Below ``header_row``, a group row per satisfaction questionnaire and its ranked schools;
+    returns the last row written."""
     codes = sorted(
-        {q for q in data.lookups.school_questionnaires if is_satisfaction(data, q)},
-        key=lambda c: questionnaire_key(c, data.questionnaires),
+        {code for code in data.lookups.school_questionnaires if is_satisfaction(data, code)},
+        key=lambda code: questionnaire_key(code, data.questionnaires),
     )
-    r = hr
+    row = header_row
     for qcode in codes:
         rows = school_rows(data, scope, qcode)
         if not rows:
             continue
-        q = data.questionnaires.get(qcode)
-        r += 1
-        group_row(ws, r, f"{q.name} ({qcode})" if q else qcode, width)
-        for sr in rows:
-            r += 1
-            school = data.schools.get(sr.school_code, {})
-            values: list[tuple[Any, str | None]] = [
-                (sr.rank, INT_FORMAT),
-                (sr.school_code, None),
-                (school.get("school_name") or sr.school_code, None),
-            ]
-            if scope.is_province:
-                unit = school.get("unit_code", "")
-                values.append((data.units.get(unit, unit), None))
-            level = school.get("level", "")
-            values += [
-                (LEVEL_LABELS.get(level, level), None),
-                (shown_value(sr.n_responses, sr.n_responses), INT_FORMAT),
-            ]
-            values += [(sr.figures[d], PCT_FORMAT) for d in (*DIMENSIONS, "CHUNG")]
-            values += [
-                (sr.figures["FIVE"], PCT_FORMAT),
-                (sr.figures["MEAN"], MEAN_FORMAT),
-                (sr.figures[EXPECTATION], PCT_FORMAT),
-            ]
+        questionnaire = data.questionnaires.get(qcode)
+        row += 1
+        title = f"{questionnaire.name} ({qcode})" if questionnaire else qcode
+        group_row(ws, row, title, width)
+        for school_row in rows:
+            row += 1
+            values = _school_values(data, scope, school_row)
             for col, (value, fmt) in enumerate(values, start=1):
-                put(ws, r, col, value, fmt, wrap=col in (3, 4, 5))
-    if r == hr:
-        write_empty(ws, hr + 1, "Chưa có số liệu theo trường.")
-    else:
-        last_pct = column_letter(first_pct + 6)
-        tier_rules(ws, f"{column_letter(first_pct)}{hr + 1}:{last_pct}{r}", th)
-        mean_col = first_pct + 7
-        flag_rule(ws, column_range(mean_col, hr + 1, r), "{c}<" + f"{th['mean_score_red']:g}")
-    print_setup(ws, (hr, hr), f"D{hr + 1}")
-    return ws
+                put(ws, row, col, value, fmt, wrap=col in (3, 4, 5))
+    return row
+
+
+def _school_values(
+    data: CampaignData, scope: Scope, school_row: SchoolRow
+) -> list[tuple[Any, str | None]]:
+    """One school's cells with their number formats, in the sheet's column order."""
+    school = data.schools.get(school_row.school_code, {})
+    values: list[tuple[Any, str | None]] = [
+        (school_row.rank, INT_FORMAT),
+        (school_row.school_code, None),
+        (school.get("school_name") or school_row.school_code, None),
+    ]
+    if scope.is_province:
+        unit = school.get("unit_code", "")
+        values.append((data.units.get(unit, unit), None))
+    level = school.get("level", "")
+    n_responses = school_row.n_responses
+    values += [
+        (LEVEL_LABELS.get(level, level), None),
+        (shown_value(n_responses, n_responses), INT_FORMAT),
+    ]
+    figures = school_row.figures
+    values += [(figures[d], PCT_FORMAT) for d in (*DIMENSIONS, "CHUNG")]
+    values += [
+        (figures["FIVE"], PCT_FORMAT),
+        (figures["MEAN"], MEAN_FORMAT),
+        (figures[EXPECTATION], PCT_FORMAT),
+    ]
+    return values

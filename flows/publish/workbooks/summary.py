@@ -5,6 +5,7 @@ satisfaction rate per level and questionnaire, a dimension × group matrix and i
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from openpyxl import Workbook
@@ -38,6 +39,7 @@ from flows.publish.workbooks.data import (
     Scope,
 )
 from flows.publish.workbooks.figures import (
+    GroupSummary,
     by_group,
     five_mean,
     group_key,
@@ -77,6 +79,7 @@ from flows.publish.xlsx import (
 )
 from schemas.questionnaire import DIMENSIONS
 from schemas.records import column_letter
+from warehouse.read_models import Row
 
 SUMMARY_HEADERS = (
     "Cấp học",
@@ -101,86 +104,100 @@ SUMMARY_HEADER_ROW = 9
 def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
     """Sheet "Tổng hợp": the scope's state at a glance, for leadership."""
     ws, _ = new_sheet(wb, SUMMARY_SHEET, data, scope)
-    th = data.thresholds
+    thresholds = data.thresholds
     width = len(SUMMARY_HEADERS)
     groups = summarise(data, scope)
-
-    expected = sum(g.n_expected for g in groups)
-    submitted = sum(g.n_submitted for g in groups)
-    lines = [
-        f"Nộp phiếu: {submitted}/{expected} phiếu phải nộp đã nộp "
-        f"({sum(g.n_late for g in groups)} nộp muộn); "
-        f"{sum(g.n_not_submitted for g in groups)} chưa nộp; "
-        f"{sum(g.n_failed for g in groups)} tệp lỗi chưa đọc được.",
-    ]
-    active = [a for a in scope_alerts(data, scope) if a["status"] != "resolved"]
-    by_severity = Counter(a["severity"] for a in active)
-    lines.append(
-        f"Cảnh báo chưa xử lý: {by_severity.get('red', 0)} mức đỏ, "
-        f"{by_severity.get('amber', 0)} mức vàng, {by_severity.get('info', 0)} thông tin "
-        f"(xem trang {ALERT_SHEET})."
-    )
-    rated = [g for g in groups if isinstance(g.pct_five, int | float)]
-    reached = sum(g.pct_five >= th["pct_satisfied_amber"] for g in rated)
-    lines.append(
-        f"Mục tiêu ≥ {th['pct_satisfied_amber']:g}% hài lòng (QĐ 2034/QĐ-BGDĐT): "
-        f"{reached}/{len(rated)} nhóm đạt (tỷ lệ bình quân 5 tiêu chí)."
-    )
-    lines.append(
-        f"Màu: xanh ≥ {th['pct_satisfied_amber']:g}%, vàng {th['pct_satisfied_red']:g}–"
-        f"{th['pct_satisfied_amber']:g}%, đỏ < {th['pct_satisfied_red']:g}%. Số liệu của nhóm "
-        f"dưới {MIN_RESPONDENTS} người trả lời được ẩn ({SUPPRESSED})."
-    )
-    for i, line in enumerate(lines):
+    for i, line in enumerate(_key_lines(data, scope, groups)):
         set_style(write_cell(ws, 4 + i, 1, line, font=BOLD if i < 3 else ITALIC), alignment=WRAP)
 
-    hr = SUMMARY_HEADER_ROW
-    write_header(ws, hr, SUMMARY_HEADERS)
+    header_row = SUMMARY_HEADER_ROW
+    write_header(ws, header_row, SUMMARY_HEADERS)
     set_widths(ws, _SUMMARY_WIDTHS)
-    r = hr
-    for g in groups:
-        r += 1
-        satisfaction = is_satisfaction(data, g.questionnaire)
-        verdict = tier_text(g.pct_five, th) if satisfaction else ""
-        if not satisfaction:
-            kind = data.questionnaires[g.questionnaire].kind
-            verdict = f"Xem trang {PAPI_SHEET if kind == 'papi' else SERVICE_SHEET}"
-        elif g.pct_five == SUPPRESSED:
-            verdict = f"Dưới {MIN_RESPONDENTS} người trả lời: số liệu ẩn"
-        elif g.n_responses and g.n_responses < th["min_respondents"]:
-            verdict = (verdict + "; " if verdict else "") + f"mẫu nhỏ (< {th['min_respondents']:g})"
-        values: list[tuple[Any, str | None]] = [
-            (LEVEL_LABELS.get(g.level, g.level), None),
-            (questionnaire_label(data, g.questionnaire), None),
-            (g.n_expected, INT_FORMAT),
-            (g.n_submitted, INT_FORMAT),
-            (g.n_late, INT_FORMAT),
-            (g.n_not_submitted, INT_FORMAT),
-            (g.n_failed, INT_FORMAT),
-            (g.n_responses, INT_FORMAT),
-            (g.pct_five, PCT_FORMAT),
-            (g.pct_chung, PCT_FORMAT),
-            (g.mean_five, MEAN_FORMAT),
-            (g.expectation, PCT_FORMAT),
-            (verdict, None),
-        ]
-        for col, (value, fmt) in enumerate(values, start=1):
-            put(ws, r, col, value, fmt, wrap=col in (1, 2, width))
+    row = header_row
+    for group in groups:
+        row += 1
+        for col, (value, fmt) in enumerate(_summary_values(data, group), start=1):
+            put(ws, row, col, value, fmt, wrap=col in (1, 2, width))
     if not groups:
-        write_empty(ws, hr + 1, "Chưa có số liệu trong đợt khảo sát này.")
-        r = hr + 1
+        write_empty(ws, header_row + 1, "Chưa có số liệu trong đợt khảo sát này.")
+        row = header_row + 1
     else:
-        ws.auto_filter.ref = f"A{hr}:{column_letter(width)}{r}"
-        tier_rules(ws, f"I{hr + 1}:J{r}", th)
-        flag_rule(ws, column_range(11, hr + 1, r), "{c}<" + f"{th['mean_score_red']:g}")
-        flag_rule(ws, column_range(6, hr + 1, r), "{c}>0", "amber")
-        flag_rule(ws, column_range(7, hr + 1, r), "{c}>0", "red")
-    for i in range(4, 8):  # key lines span the table's width
-        merge_cells(ws, i, 1, i, width)
-    _matrix_and_charts(ws, r + 2, data, scope)
+        ws.auto_filter.ref = f"A{header_row}:{column_letter(width)}{row}"
+        tier_rules(ws, f"I{header_row + 1}:J{row}", thresholds)
+        flag_rule(
+            ws,
+            column_range(11, header_row + 1, row),
+            "{c}<" + f"{thresholds['mean_score_red']:g}",
+        )
+        flag_rule(ws, column_range(6, header_row + 1, row), "{c}>0", "amber")
+        flag_rule(ws, column_range(7, header_row + 1, row), "{c}>0", "red")
+    for key_row in range(4, 8):  # key lines span the table's width
+        merge_cells(ws, key_row, 1, key_row, width)
+    _matrix_and_charts(ws, row + 2, data, scope)
     # No repeated header rows: later pages hold the matrix and charts, not the table.
-    print_setup(ws, None, f"C{hr + 1}")
+    print_setup(ws, None, f"C{header_row + 1}")
     return ws
+
+
+def _key_lines(data: CampaignData, scope: Scope, groups: list[GroupSummary]) -> list[str]:
+    """The four lines above the table: submissions, open alerts, groups at the target, and the
+    key to the colours and hidden figures."""
+    thresholds = data.thresholds
+    expected = sum(group.n_expected for group in groups)
+    submitted = sum(group.n_submitted for group in groups)
+    active = [alert for alert in scope_alerts(data, scope) if alert["status"] != "resolved"]
+    by_severity = Counter(alert["severity"] for alert in active)
+    rated = [group for group in groups if isinstance(group.pct_five, int | float)]
+    reached = sum(group.pct_five >= thresholds["pct_satisfied_amber"] for group in rated)
+    amber, red = thresholds["pct_satisfied_amber"], thresholds["pct_satisfied_red"]
+    return [
+        f"Nộp phiếu: {submitted}/{expected} phiếu phải nộp đã nộp "
+        f"({sum(group.n_late for group in groups)} nộp muộn); "
+        f"{sum(group.n_not_submitted for group in groups)} chưa nộp; "
+        f"{sum(group.n_failed for group in groups)} tệp lỗi chưa đọc được.",
+        f"Cảnh báo chưa xử lý: {by_severity.get('red', 0)} mức đỏ, "
+        f"{by_severity.get('amber', 0)} mức vàng, {by_severity.get('info', 0)} thông tin "
+        f"(xem trang {ALERT_SHEET}).",
+        f"Mục tiêu ≥ {amber:g}% hài lòng (QĐ 2034/QĐ-BGDĐT): "
+        f"{reached}/{len(rated)} nhóm đạt (tỷ lệ bình quân 5 tiêu chí).",
+        f"Màu: xanh ≥ {amber:g}%, vàng {red:g}–{amber:g}%, đỏ < {red:g}%. Số liệu của nhóm "
+        f"dưới {MIN_RESPONDENTS} người trả lời được ẩn ({SUPPRESSED}).",
+    ]
+
+
+def _summary_verdict(data: CampaignData, group: GroupSummary) -> str:
+    """The "Đánh giá" of a group: its tier, where to look for a non-satisfaction questionnaire,
+    that its figures are hidden, or that its sample is small."""
+    thresholds = data.thresholds
+    if not is_satisfaction(data, group.questionnaire):
+        kind = data.questionnaires[group.questionnaire].kind
+        return f"Xem trang {PAPI_SHEET if kind == 'papi' else SERVICE_SHEET}"
+    verdict = tier_text(group.pct_five, thresholds)
+    if group.pct_five == SUPPRESSED:
+        return f"Dưới {MIN_RESPONDENTS} người trả lời: số liệu ẩn"
+    if group.n_responses and group.n_responses < thresholds["min_respondents"]:
+        small = f"mẫu nhỏ (< {thresholds['min_respondents']:g})"
+        return (verdict + "; " if verdict else "") + small
+    return verdict
+
+
+def _summary_values(data: CampaignData, group: GroupSummary) -> list[tuple[Any, str | None]]:
+    """One group's row of the table: its cells with their number formats."""
+    return [
+        (LEVEL_LABELS.get(group.level, group.level), None),
+        (questionnaire_label(data, group.questionnaire), None),
+        (group.n_expected, INT_FORMAT),
+        (group.n_submitted, INT_FORMAT),
+        (group.n_late, INT_FORMAT),
+        (group.n_not_submitted, INT_FORMAT),
+        (group.n_failed, INT_FORMAT),
+        (group.n_responses, INT_FORMAT),
+        (group.pct_five, PCT_FORMAT),
+        (group.pct_chung, PCT_FORMAT),
+        (group.mean_five, MEAN_FORMAT),
+        (group.expectation, PCT_FORMAT),
+        (_summary_verdict(data, group), None),
+    ]
 
 
 #: Chart grid on "Tổng hợp": columns where each chart of a row starts (about 11 cm apart with
@@ -205,86 +222,116 @@ def _chart_title(text: str) -> Title:
 
 def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope) -> None:
     """Dimension × group matrix of pct_satisfied, and one bar chart per group under it."""
-    th = data.thresholds
     groups = {
-        k: v for k, v in by_group(scope_dims(data, scope)).items() if is_satisfaction(data, k[1])
+        key: by_dim
+        for key, by_dim in by_group(scope_dims(data, scope)).items()
+        if is_satisfaction(data, key[1])
     }
-    keys = sorted(groups, key=lambda k: group_key(data, *k))
+    keys = sorted(groups, key=lambda key: group_key(data, *key))
     if not keys:
         return
     write_section(ws, row, "Tỷ lệ hài lòng (%) theo tiêu chí")
-    hr = row + 1
-    labels = [f"{LEVEL_LABELS.get(lv, lv)} – {questionnaire_label(data, q)}" for lv, q in keys]
-    write_header(ws, hr, ["Tiêu chí", "", *labels])
-    merge_cells(ws, hr, 1, hr, 2)
-    dims = [*DIMENSIONS, "CHUNG"]
-    first = hr + 1
-    for i, dim in enumerate([*dims, "FIVE"]):
-        r = first + i
-        label = FIVE_MEAN_LABEL if dim == "FIVE" else DIMENSION_SHORT[dim]
-        set_style(write_cell(ws, r, 1, label, font=BOLD if dim == "FIVE" else None), border=BOX)
-        merge_cells(ws, r, 1, r, 2)
-        for j, key in enumerate(keys):
-            by_dim = groups[key]
-            if dim == "FIVE":
-                value = five_mean(by_dim, "pct_satisfied")
-            else:
-                d = by_dim.get(dim)
-                value = None if d is None else shown_value(d["pct_satisfied"], d["n_respondents"])
-            put(ws, r, 3 + j, value, PCT_FORMAT)
-    last = first + len(dims)
-    tier_rules(ws, f"C{first}:{column_letter(2 + len(keys))}{last}", th)
-
-    # One chart per group: bars for the five dimensions and CHUNG, coloured by tier, three
-    # to a row. A printed chart must not straddle two pages: the charts start a new page when
-    # they would not fit under the tables, and each page holds three rows of them.
-    # A group whose every figure is suppressed gets no chart: it would be empty bars.
-    def shown_at(key: tuple[str, str], dim: str) -> Any:
-        d = groups[key].get(dim)
-        return None if d is None else shown_value(d["pct_satisfied"], d["n_respondents"])
-
-    charted = [
-        (j, key)
-        for j, key in enumerate(keys)
-        if any(isinstance(shown_at(key, dim), int | float) for dim in dims)
+    header_row = row + 1
+    labels = [
+        f"{LEVEL_LABELS.get(level, level)} – {questionnaire_label(data, questionnaire)}"
+        for level, questionnaire in keys
     ]
-    anchor_row = last + 2
+    write_header(ws, header_row, ["Tiêu chí", "", *labels])
+    merge_cells(ws, header_row, 1, header_row, 2)
+    first = header_row + 1
+    for i, dim in enumerate([*_CHART_DIMENSIONS, "FIVE"]):
+        _write_matrix_row(ws, first + i, dim, [groups[key] for key in keys])
+    last = first + len(_CHART_DIMENSIONS)
+    tier_rules(ws, f"C{first}:{column_letter(2 + len(keys))}{last}", data.thresholds)
+    _place_charts(ws, data, [(labels[j], groups[key]) for j, key in enumerate(keys)], first)
+
+
+#: The bars of a group's chart, in the matrix's order (the five-dimension mean follows them).
+_CHART_DIMENSIONS = (*DIMENSIONS, "CHUNG")
+
+
+def _write_matrix_row(ws: Worksheet, row: int, dim: str, columns: list[dict[str, Row]]) -> None:
+    """One dimension's (or the five-dimension mean's) row of the matrix, a cell per group."""
+    label = FIVE_MEAN_LABEL if dim == "FIVE" else DIMENSION_SHORT[dim]
+    set_style(write_cell(ws, row, 1, label, font=BOLD if dim == "FIVE" else None), border=BOX)
+    merge_cells(ws, row, 1, row, 2)
+    for offset, by_dim in enumerate(columns):
+        if dim == "FIVE":
+            value = five_mean(by_dim, "pct_satisfied")
+        else:
+            value = _shown_rate(by_dim, dim)
+        put(ws, row, 3 + offset, value, PCT_FORMAT)
+
+
+def _shown_rate(by_dim: dict[str, Row], dim: str) -> Any:
+    """A group's pct_satisfied for ``dim`` as shown (hidden under the minimum), or None."""
+    found = by_dim.get(dim)
+    return None if found is None else shown_value(found["pct_satisfied"], found["n_respondents"])
+
+
+def _place_charts(
+    ws: Worksheet, data: CampaignData, columns: list[tuple[str, dict[str, Row]]], first: int
+) -> None:
+    """One chart per matrix column (group) under the matrix, three to a row.
+
+    A printed chart must not straddle two pages: the charts start a new page when they would
+    not fit under the tables, and each page holds three rows of them. A group whose every
+    figure is suppressed gets no chart: it would be empty bars.
+    """
+    charted = [
+        (offset, label, by_dim)
+        for offset, (label, by_dim) in enumerate(columns)
+        if any(isinstance(_shown_rate(by_dim, dim), int | float) for dim in _CHART_DIMENSIONS)
+    ]
+    anchor_row = first + len(_CHART_DIMENSIONS) + 2
     chart_rows = -(-len(charted) // _CHARTS_PER_ROW)
     if chart_rows and anchor_row + min(chart_rows, 3) * _CHART_ROWS > _PAGE_ROWS:
         ws.row_breaks.append(Break(id=anchor_row - 2))
     for k in range(3, chart_rows, 3):
         ws.row_breaks.append(Break(id=anchor_row + k * _CHART_ROWS - 1))
-    for n, (j, key) in enumerate(charted):
-        col = 3 + j
-        chart = BarChart()
-        chart.type = "col"
-        chart.title = _chart_title(labels[j])
-        chart.legend = None
-        chart.height = _CHART_HEIGHT_CM
-        chart.width = _CHART_WIDTH_CM
-        chart.y_axis.scaling.min = 0
-        chart.y_axis.scaling.max = 100
-        chart.y_axis.majorUnit = 20
-        chart.y_axis.number_format = "0"
-        chart.y_axis.delete = False
-        chart.x_axis.delete = False
-        chart.add_data(Reference(ws, min_col=col, min_row=first, max_row=first + len(dims) - 1))
-        chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=first + len(dims) - 1))
-        series = chart.series[0]
-        series.dLbls = DataLabelList()
-        series.dLbls.showVal = True
-        for flag in ("showSerName", "showCatName", "showLegendKey", "showPercent"):
-            setattr(series.dLbls, flag, False)
-        series.dLbls.numFmt = "0.0"
-        for i, dim in enumerate(dims):
-            tier = tier_of(shown_at(key, dim), th)
-            if tier is None:
-                continue
-            point = DataPoint(idx=i)
-            colour = TIER_STYLE[tier][2]
-            point.graphicalProperties.solidFill = colour
-            point.graphicalProperties.line.solidFill = colour
-            series.dPt.append(point)
+    for n, (offset, label, by_dim) in enumerate(charted):
+        chart = _group_chart(ws, 3 + offset, first, label)
+        _colour_bars(chart, by_dim, data.thresholds)
         column = _CHART_COLUMNS[n % _CHARTS_PER_ROW]
-        at = f"{column}{anchor_row + (n // _CHARTS_PER_ROW) * _CHART_ROWS}"
-        ws.add_chart(chart, at)
+        ws.add_chart(chart, f"{column}{anchor_row + (n // _CHARTS_PER_ROW) * _CHART_ROWS}")
+
+
+def _group_chart(ws: Worksheet, col: int, first: int, label: str) -> BarChart:
+    """A column chart of the matrix column ``col`` (rows from ``first``, one bar per
+    dimension and CHUNG) on a 0-100 axis, each bar labelled with its value."""
+    last_bar = first + len(_CHART_DIMENSIONS) - 1
+    chart = BarChart()
+    chart.type = "col"
+    chart.title = _chart_title(label)
+    chart.legend = None
+    chart.height = _CHART_HEIGHT_CM
+    chart.width = _CHART_WIDTH_CM
+    chart.y_axis.scaling.min = 0
+    chart.y_axis.scaling.max = 100
+    chart.y_axis.majorUnit = 20
+    chart.y_axis.number_format = "0"
+    chart.y_axis.delete = False
+    chart.x_axis.delete = False
+    chart.add_data(Reference(ws, min_col=col, min_row=first, max_row=last_bar))
+    chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last_bar))
+    series = chart.series[0]
+    series.dLbls = DataLabelList()
+    series.dLbls.showVal = True
+    for flag in ("showSerName", "showCatName", "showLegendKey", "showPercent"):
+        setattr(series.dLbls, flag, False)
+    series.dLbls.numFmt = "0.0"
+    return chart
+
+
+def _colour_bars(chart: BarChart, by_dim: dict[str, Row], thresholds: Mapping[str, float]) -> None:
+    """Each bar of the chart in its tier's colour; a bar with no tier keeps the default."""
+    series = chart.series[0]
+    for i, dim in enumerate(_CHART_DIMENSIONS):
+        tier = tier_of(_shown_rate(by_dim, dim), thresholds)
+        if tier is None:
+            continue
+        point = DataPoint(idx=i)
+        colour = TIER_STYLE[tier][2]
+        point.graphicalProperties.solidFill = colour
+        point.graphicalProperties.line.solidFill = colour
+        series.dPt.append(point)
