@@ -65,7 +65,7 @@ def write_key(path: Path, token_uri: str, pem: str) -> Path:
 FIXTURES = Path(__file__).parent / "fixtures" / "e2e" / "submissions"
 AS_OF = dt.datetime(2024, 11, 5, 2, 0)  # after the deadline: absent means missing
 
-CONFIG = """\
+PROVINCE_CONFIG = """\
 campaign:
   id: T-2024
   name: Khảo sát thử nghiệm
@@ -80,7 +80,7 @@ registry:
 output: output
 """
 
-SCHOOLS = """\
+PROVINCE_SCHOOLS = """\
 school_code,school_name,level,unit_code,unit_name,enrollment
 S1,Trường Tiểu học A,TH,U1,Phường Một,300
 S2,Trường Tiểu học B,TH,U1,Phường Một,250
@@ -90,7 +90,7 @@ S5,Trường THCS E,THCS,U1,Phường Một,400
 S6,Trường THCS G,THCS,U1,Phường Một,350
 """
 
-SOURCES = """\
+PROVINCE_SOURCES = """\
 school_code,questionnaire,kind,location
 S1,CMHS_TH,excel,submissions/S1_cmhs.xlsx
 S2,CMHS_TH,excel,submissions/S2_cmhs.xls
@@ -113,10 +113,10 @@ def stamp(path: Path, when: dt.datetime) -> None:
 def make_province(folder: Path, warehouse_url: str | None = None) -> Path:
     """Write the test province into ``folder``; return its config path."""
     shutil.copytree(FIXTURES, folder / "submissions")
-    config = CONFIG + (f"warehouse:\n  url: {warehouse_url}\n" if warehouse_url else "")
+    config = PROVINCE_CONFIG + (f"warehouse:\n  url: {warehouse_url}\n" if warehouse_url else "")
     (folder / "khaosat.yaml").write_text(config, encoding="utf-8")
-    (folder / "schools.csv").write_text(SCHOOLS, encoding="utf-8")
-    (folder / "sources.csv").write_text(SOURCES, encoding="utf-8")
+    (folder / "schools.csv").write_text(PROVINCE_SCHOOLS, encoding="utf-8")
+    (folder / "sources.csv").write_text(PROVINCE_SOURCES, encoding="utf-8")
     for f in (folder / "submissions").iterdir():
         stamp(f, dt.datetime(2024, 10, 24, 17, 0))
     stamp(folder / "submissions" / "S3_cmhs.ods", dt.datetime(2024, 10, 27, 9, 0))  # late
