@@ -289,42 +289,47 @@ def _response_rules(q: Questionnaire) -> list[dict[str, Any]]:
         )
     ]
     if q.kind == "service_review":
-        rules += [
-            _expectation(
-                "expect_column_values_to_not_be_null",
-                {"column": "service"},
-                rule="service_missing",
-                frame="responses",
-                scope="response",
-                reason="Dòng có điểm đánh giá nhưng không ghi tên dịch vụ",
-                fix=(
-                    "Ghi tên dịch vụ vào cột Tên dịch vụ, hoặc xóa dòng nếu dòng đó không phải "
-                    "một dịch vụ (ví dụ dòng tổng cộng)."
-                ),
-                notes=(
-                    "Services are ranked by name across schools; scores without a service "
-                    "cannot be placed in any ranking."
-                ),
-            ),
-            _expectation(
-                "expect_compound_columns_to_be_unique",
-                {"column_list": ["source_idx", "service"]},
-                rule="service_duplicate",
-                frame="responses",
-                scope="response",
-                reason="Dịch vụ này được ghi hơn một lần trong cùng một bảng",
-                fix=(
-                    "Mỗi dịch vụ chỉ ghi một dòng: giữ dòng có điểm đã được hội đồng thống nhất và "
-                    "xóa các dòng trùng (tên trùng dù khác chữ hoa, chữ thường hay khoảng trắng)."
-                ),
-                notes=(
-                    "A school's review lists each service once (form M1); two rows would give "
-                    "the service two totals. All copies are rejected, since which one the board "
-                    "meant cannot be told. service is compared case- and space-insensitively."
-                ),
-            ),
-        ]
+        rules += _service_rules()
     return rules
+
+
+def _service_rules() -> list[dict[str, Any]]:
+    """Rules on a service review's responses: each row names one service, once per sheet."""
+    return [
+        _expectation(
+            "expect_column_values_to_not_be_null",
+            {"column": "service"},
+            rule="service_missing",
+            frame="responses",
+            scope="response",
+            reason="Dòng có điểm đánh giá nhưng không ghi tên dịch vụ",
+            fix=(
+                "Ghi tên dịch vụ vào cột Tên dịch vụ, hoặc xóa dòng nếu dòng đó không phải "
+                "một dịch vụ (ví dụ dòng tổng cộng)."
+            ),
+            notes=(
+                "Services are ranked by name across schools; scores without a service "
+                "cannot be placed in any ranking."
+            ),
+        ),
+        _expectation(
+            "expect_compound_columns_to_be_unique",
+            {"column_list": ["source_idx", "service"]},
+            rule="service_duplicate",
+            frame="responses",
+            scope="response",
+            reason="Dịch vụ này được ghi hơn một lần trong cùng một bảng",
+            fix=(
+                "Mỗi dịch vụ chỉ ghi một dòng: giữ dòng có điểm đã được hội đồng thống nhất và "
+                "xóa các dòng trùng (tên trùng dù khác chữ hoa, chữ thường hay khoảng trắng)."
+            ),
+            notes=(
+                "A school's review lists each service once (form M1); two rows would give "
+                "the service two totals. All copies are rejected, since which one the board "
+                "meant cannot be told. service is compared case- and space-insensitively."
+            ),
+        ),
+    ]
 
 
 def build_suite(q: Questionnaire) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""khaosat's pipeline: settings and registry, one package per step, the Prefect flows, the CLI."""

@@ -168,6 +168,7 @@ class RunSummary:
     warehouse_url: str = ""
 
     def count(self, status: str) -> int:
+        """How many sources ended with ``status``."""
         return sum(o.status == status for o in self.outcomes)
 
     @property

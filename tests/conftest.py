@@ -215,3 +215,17 @@ def private_key_pem() -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode("ascii")
+
+
+_POSTGRES_FIXTURES = {"postgres_url", "fresh_postgres_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``postgres`` every test that asks for the PostgreSQL server: by its fixtures, or by
+    a "postgresql" backend parameter (fixtures that open the server only for that parameter)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        on_postgres = any(isinstance(v, str) and v == "postgresql" for v in params)
+        if on_postgres or _POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)

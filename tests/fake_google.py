@@ -464,34 +464,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(
         self, method: str, api: str, raw_path: str, query: dict[str, list[str]], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
-        g = self.google
         if api == "token":
             if method != "POST":
                 raise _ApiError(405, {"error": "invalid_request"})
             return self._token(body)
-        if api == "other":
-            raise _sheets_error(404, "Not found: " + raw_path)
-        if method != "GET":
-            raise _sheets_error(405, "Method not allowed.")
-        if not g._authorized(self.headers.get("Authorization")):
-            raise _ApiError(
-                401,
-                _sheets_error(401).body,
-                {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
-            )
+        self._admit(method, api, raw_path)
         segments = raw_path.split("/")
         # /v4/spreadsheets/{key}[/values/{range} | /values:batchGet]; /drive/v3/files/{key}
         key_segment = segments[3] if api == "sheets" else segments[4]
         key = unquote(key_segment.split(":")[0])
-        fault = g._take_fault(api, key)
-        if fault is not None:
-            make = _sheets_error if api == "sheets" else _drive_error
-            err = make(fault.status, reason=fault.reason)
-            if fault.retry_after is not None:
-                err.headers["Retry-After"] = str(fault.retry_after)
-            raise err
-        with g._lock:
-            spreadsheet = g.spreadsheets.get(key)
+        self._raise_fault(api, key)
+        with self.google._lock:
+            spreadsheet = self.google.spreadsheets.get(key)
         if api == "drive":
             if spreadsheet is None or not spreadsheet.shared:
                 raise _drive_error(404, f"File not found: {key}.")
@@ -500,6 +484,42 @@ class _Handler(BaseHTTPRequestHandler):
             raise _sheets_error(404)
         if not spreadsheet.shared:
             raise _sheets_error(403)
+        return self._sheets(spreadsheet, key, key_segment, segments, query, raw_path)
+
+    def _admit(self, method: str, api: str, raw_path: str) -> None:
+        """Refuse what the real API refuses before looking at the file: unknown paths, other
+        methods than GET, requests without a valid token."""
+        if api == "other":
+            raise _sheets_error(404, "Not found: " + raw_path)
+        if method != "GET":
+            raise _sheets_error(405, "Method not allowed.")
+        if not self.google._authorized(self.headers.get("Authorization")):
+            raise _ApiError(
+                401,
+                _sheets_error(401).body,
+                {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+            )
+
+    def _raise_fault(self, api: str, key: str) -> None:
+        """Answer with the next fault planted for ``key`` on ``api``, if any."""
+        fault = self.google._take_fault(api, key)
+        if fault is not None:
+            make = _sheets_error if api == "sheets" else _drive_error
+            err = make(fault.status, reason=fault.reason)
+            if fault.retry_after is not None:
+                err.headers["Retry-After"] = str(fault.retry_after)
+            raise err
+
+    def _sheets(
+        self,
+        spreadsheet: Any,
+        key: str,
+        key_segment: str,
+        segments: list[str],
+        query: dict[str, list[str]],
+        raw_path: str,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A Sheets v4 read: the spreadsheet's metadata, a batch of ranges, or one range."""
         if len(segments) == 4 and ":" not in key_segment:
             return 200, self._metadata(spreadsheet), {}
         if len(segments) == 5 and segments[4] == "values:batchGet":

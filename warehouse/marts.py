@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from warehouse import tables as t
-from warehouse.db import digest
+from warehouse.db import digest, get_meta, set_meta
 from warehouse.figures import EXPECTATION_DIMENSION, FigureRows
 from warehouse.ledger import latest_loads
 from warehouse.load import source_figure_rows, write_figure_rows
@@ -168,6 +168,19 @@ def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
             ),
             outside,
         )
+
+
+def last_publish(engine: Engine, campaign_id: str) -> str:
+    """What the last publish of ``campaign_id`` recorded (JSON text: its inputs' digest and the
+    files it wrote), or "" before the first."""
+    with engine.connect() as conn:
+        return get_meta(conn, f"published:{campaign_id}") or ""
+
+
+def record_publish(engine: Engine, campaign_id: str, record: str) -> None:
+    """Store ``record`` as the last publish of ``campaign_id`` (see ``last_publish``)."""
+    with engine.begin() as conn:
+        set_meta(conn, f"published:{campaign_id}", record)
 
 
 def _stored_figures(

@@ -6,10 +6,9 @@ from typing import NoReturn
 
 import typer
 
-from flows.cli import run, template
+from flows.cli import run, serve, template
 from flows.cli.alerts import alerts_app
 from flows.cli.status import status
-from flows.pipeline.deploy import serve_command
 from flows.pipeline.processes import leave
 
 app = typer.Typer(
@@ -20,7 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 app.command(name="status")(status)
-app.command(name="serve")(serve_command)
+app.command(name="serve")(serve.serve_command)
 app.command()(run.run)
 app.command()(run.rerun)
 app.command()(run.publish)

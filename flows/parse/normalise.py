@@ -240,42 +240,12 @@ def parse_timestamps(
     matches = [_FORMS_STAMP.fullmatch(v) if isinstance(v, str) else None for v in values]
     fast = np.array([i for i, m in enumerate(matches) if m is not None], dtype=np.intp)
     slow = [i for i, m in enumerate(matches) if m is None]
-    # The six numbers of each as code points (left-aligned, NUL-padded to 4), read with
-    # array arithmetic: numpy's own str-to-int conversion cost more than all the rest.
-    # A missing time of day reads "0": midnight, as _from_text reads it.
-    groups = [m.groups("0") for m in matches if m is not None]
-    digits = np.array(groups, dtype="U4").view(np.uint32).reshape(len(fast), 6, 4)
-    g = np.zeros((len(fast), 6), dtype=np.int64)
-    for k in range(4):
-        ch = digits[:, :, k].astype(np.int64)
-        g = np.where(ch > 0, g * 10 + ch - 48, g)
+    numbers = _stamp_numbers([m.groups("0") for m in matches if m is not None])
     first_over_12, second_over_12 = _over_12([v for i in slow if isinstance(v := values[i], str)])
-    first_over_12 |= bool((g[:, 0] > 12).any())
-    second_over_12 |= bool((g[:, 1] > 12).any())
+    first_over_12 |= bool((numbers[:, 0] > 12).any())
+    second_over_12 |= bool((numbers[:, 1] > 12).any())
     dayfirst = not (second_over_12 and not first_over_12)
-
-    day, month = (g[:, 0], g[:, 1]) if dayfirst else (g[:, 1], g[:, 0])
-    hour, minute, second = g[:, 3], g[:, 4], g[:, 5]
-    year = np.where(g[:, 2] < 100, g[:, 2] + 2000, g[:, 2])  # "0024" is 2024, as in _from_text
-    start = ((year - 1970) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
-    days_in_month = ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(
-        np.int64
-    )
-    # What dt.datetime accepts (years are 100-9999 here); the rest go to parse_timestamp,
-    # which rejects them.
-    valid = (
-        (month >= 1)
-        & (month <= 12)
-        & (day >= 1)
-        & (day <= days_in_month)
-        & (hour <= 23)
-        & (minute <= 59)
-        & (second <= 59)
-    )
-    seconds = (day - 1) * 86_400 + hour * 3_600 + minute * 60 + second
-    stamps = start.astype("datetime64[D]").astype("datetime64[us]") + (seconds * 1_000_000).astype(
-        "timedelta64[us]"
-    )
+    stamps, valid = _stamps(numbers, dayfirst)
     out[fast[valid]] = stamps[valid]
     slow.extend(fast[~valid].tolist())
 
@@ -289,3 +259,44 @@ def parse_timestamps(
         if when is not None:
             out[i] = when
     return out, np.array(unreadable, dtype=np.intp)
+
+
+def _stamp_numbers(groups: list[tuple[str, ...]]) -> npt.NDArray[np.int64]:
+    """The six numbers (day or month, month or day, year, hour, minute, second) of each Forms
+    timestamp, one row each.
+
+    Read as code points (left-aligned, NUL-padded to 4) with array arithmetic: numpy's own
+    str-to-int conversion costs more than all the rest. A missing time of day reads "0":
+    midnight, as ``_from_text`` reads it.
+    """
+    digits = np.array(groups, dtype="U4").view(np.uint32).reshape(len(groups), 6, 4)
+    numbers = np.zeros((len(groups), 6), dtype=np.int64)
+    for k in range(4):
+        ch = digits[:, :, k].astype(np.int64)
+        numbers = np.where(ch > 0, numbers * 10 + ch - 48, numbers)
+    return numbers
+
+
+def _stamps(
+    numbers: npt.NDArray[np.int64], dayfirst: bool
+) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.bool_]]:
+    """The times of ``_stamp_numbers`` rows as datetime64[us], and which are valid dates and
+    times (what dt.datetime accepts; the rest go to parse_timestamp, which rejects them)."""
+    day, month = (numbers[:, 0], numbers[:, 1]) if dayfirst else (numbers[:, 1], numbers[:, 0])
+    hour, minute, second = numbers[:, 3], numbers[:, 4], numbers[:, 5]
+    year = np.where(numbers[:, 2] < 100, numbers[:, 2] + 2000, numbers[:, 2])  # "0024" is 2024
+    start = ((year - 1970) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
+    first_day = start.astype("datetime64[D]")
+    days_in_month = ((start + 1).astype("datetime64[D]") - first_day).astype(np.int64)
+    valid = (
+        (month >= 1)
+        & (month <= 12)
+        & (day >= 1)
+        & (day <= days_in_month)
+        & (hour <= 23)
+        & (minute <= 59)
+        & (second <= 59)
+    )
+    seconds = (day - 1) * 86_400 + hour * 3_600 + minute * 60 + second
+    stamps = first_day.astype("datetime64[us]") + (seconds * 1_000_000).astype("timedelta64[us]")
+    return stamps, valid

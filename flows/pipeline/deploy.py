@@ -16,13 +16,10 @@ Prefect is imported inside the functions, after ``apply_prefect_defaults``, as t
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
-
-import typer
+from typing import TYPE_CHECKING, cast
 
 from flows.pipeline.prefect_api import local_server
-from flows.settings import Settings, SettingsError, apply_prefect_defaults, load_settings
+from flows.settings import Settings, apply_prefect_defaults
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -81,22 +78,3 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
         prefect_serve(deployment)
-
-
-def serve_command(
-    config: Annotated[
-        Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
-    ] = Path("khaosat.yaml"),
-) -> None:
-    """Serve the nightly deployment: run the campaign on its cron schedule until Ctrl-C.
-
-    Schedule from run.cron and run.timezone (default 01:30, Asia/Ho_Chi_Minh). Uses the Prefect
-    server at PREFECT_API_URL, or starts a local one (UI on http://127.0.0.1:4200).
-    """
-    try:
-        settings = load_settings(config)
-        apply_prefect_defaults()
-        serve(settings)
-    except SettingsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None

@@ -108,14 +108,15 @@ def _pool(kind: str, n: int) -> Executor:
     with _pools_lock:
         pool = _pools.get((kind, n))
         if pool is None:
-            pool = _pools[kind, n] = _new_pool(n)
+            pool = _pools[kind, n] = new_pool(n)
         return pool
 
 
-def _new_pool(n: int) -> ProcessPoolExecutor:
+def new_pool(n: int) -> ProcessPoolExecutor:
+    """A new pool of ``n`` processes started by the forkserver, each ending with this one."""
     context = multiprocessing.get_context("forkserver")
     # one forkserver serves every pool: it starts with what both kinds of job import
-    context.set_forkserver_preload(["flows.parse", "warehouse.load"])
+    context.set_forkserver_preload(["flows.pipeline.read_ahead", "warehouse.load"])
     return ProcessPoolExecutor(
         max_workers=n, mp_context=context, initializer=start_worker, initargs=(os.getpid(),)
     )
@@ -156,7 +157,7 @@ def in_processes(
     if broken:
         discard_pool(pool)
     for i in broken:
-        with _new_pool(1) as alone:
+        with new_pool(1) as alone:
             results[i] = tried(alone.submit(fn, *jobs[i]).result)
     return results
 

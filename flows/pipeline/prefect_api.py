@@ -68,7 +68,7 @@ def local_server() -> Iterator[str]:
         return
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    port = LOCAL_PORT if _port_free(LOCAL_PORT) else _free_port()
+    port = LOCAL_PORT if _port_free(LOCAL_PORT) else free_port()
     url = f"http://127.0.0.1:{port}/api"
     server = _start(
         ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -173,7 +173,7 @@ def start_temporary_api() -> TemporaryApi:
         from prefect.settings import get_current_settings
 
         env.update(get_current_settings().to_environment_variables(exclude_unset=True))
-    port = _free_port()
+    port = free_port()
     spec = importlib.util.find_spec("prefect")
     prefect_root = Path(spec.origin if spec and spec.origin else "").parent.parent
     process = _start(
@@ -245,7 +245,8 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

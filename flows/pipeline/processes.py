@@ -93,7 +93,7 @@ def leave(code: str | int | None) -> NoReturn:
     os._exit(code or 0)
 
 
-def _app_module(argv: list[str]) -> str | None:
+def app_module(argv: list[str]) -> str | None:
     """The module of the application a ``uvicorn … --factory MODULE:FUNCTION`` command
     serves."""
     if argv[0] != "uvicorn" or "--factory" not in argv:
@@ -105,7 +105,7 @@ def _app_module(argv: list[str]) -> str | None:
 if __name__ == "__main__":
     end_with(int(sys.argv[1]))
     sys.argv = [sys.argv[2], *sys.argv[3:]]
-    app = _app_module(sys.argv)
+    app = app_module(sys.argv)
     if app is not None:  # a server's application: imported for good before it starts
         with long_lived_imports():
             importlib.import_module(app)

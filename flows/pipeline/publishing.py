@@ -14,7 +14,7 @@ from pathlib import Path
 from flows.pipeline.context import Context
 from flows.pipeline.tasks import build_marts, publish_feedback, publish_workbooks, raise_alerts
 from warehouse import alerts as warehouse_alerts
-from warehouse import db, marts
+from warehouse import marts
 
 
 def publish_all(
@@ -26,10 +26,8 @@ def publish_all(
     the deadline are what the last publish saw and its files are still there: a quiet night
     then rebuilds nothing. Returns None when it skipped.
     """
-    key = f"published:{ctx.campaign_id}"
     if skip_unchanged:
-        with ctx.engine.connect() as conn:
-            stored = json.loads(db.get_meta(conn, key) or "{}")
+        stored = json.loads(marts.last_publish(ctx.engine, ctx.campaign_id) or "{}")
         files = [Path(p) for p in stored.get("workbooks", []) + stored.get("feedback", [])]
         if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
             warehouse_alerts.mark_seen(ctx.engine, ctx.campaign_id, now)
@@ -42,8 +40,7 @@ def publish_all(
         "workbooks": [str(p) for p in workbooks],
         "feedback": [str(p) for p in feedback],
     }
-    with ctx.engine.begin() as conn:
-        db.set_meta(conn, key, json.dumps(state, ensure_ascii=False))
+    marts.record_publish(ctx.engine, ctx.campaign_id, json.dumps(state, ensure_ascii=False))
     return workbooks, feedback
 
 
@@ -52,10 +49,7 @@ def _publish_inputs(ctx: Context, now: dt.datetime) -> str:
     the settings, the side of the deadline ``now`` is on, and the previous campaign's publish
     (year-on-year figures)."""
     campaign = ctx.settings.campaign
-    previous = ""
-    if campaign.previous:
-        with ctx.engine.connect() as conn:
-            previous = db.get_meta(conn, f"published:{campaign.previous}") or ""
+    previous = marts.last_publish(ctx.engine, campaign.previous) if campaign.previous else ""
     return marts.published_inputs(
         ctx.engine,
         ctx.campaign_id,

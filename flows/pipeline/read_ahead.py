@@ -70,6 +70,13 @@ def read_tables_ahead(content: bytes, filename: str, limits: Limits) -> None:
     _READ_AHEAD[content, filename] = (limits, tables)
 
 
+def drop_read_ahead() -> list[str]:
+    """Forget what this process holds read ahead; the names of the files it held."""
+    names = sorted(name for _, name in _READ_AHEAD)
+    _READ_AHEAD.clear()
+    return names
+
+
 def _tables(content: bytes, filename: str, limits: Limits) -> list[Table]:
     """The file's tables, or what ``read_tables_ahead`` read of these bytes under these limits."""
     ahead = _READ_AHEAD.pop((content, filename), None)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from flows.pipeline import batches, nightly, tasks
 from flows.pipeline import context as run_context
-from flows.pipeline.read_ahead import ParseJob
+from flows.pipeline.read_ahead import ParseJob, drop_read_ahead
 from flows.settings import Settings, load_settings
 from schemas.records import Fetched, Parsed, SourceOutcome
 from tests.factories import AS_OF, make_province, rows, stamp
@@ -309,15 +309,6 @@ def test_a_parse_process_that_dies_in_a_run_fails_that_source_alone(
     }
 
 
-def _take_read_ahead() -> list[str]:
-    """In a parse process: the names of the files it holds read ahead, which it then forgets."""
-    from flows.pipeline.read_ahead import _READ_AHEAD
-
-    names = sorted(name for _, name in _READ_AHEAD)
-    _READ_AHEAD.clear()
-    return names
-
-
 def test_the_first_batch_is_read_ahead_unless_unchanged(
     tmp_path: Path, prefect_harness: None
 ) -> None:
@@ -333,7 +324,7 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
 
     def read_ahead(settings: Settings, **params: object) -> list[str]:
         run_context.read_ahead(settings, **params)
-        return pool.submit(_take_read_ahead).result()  # after the reads queued before it
+        return pool.submit(drop_read_ahead).result()  # after the reads queued before it
 
     # a warehouse not made yet: the first batch, without creating the SQLite file
     small = load_settings(config, env={**one, "KHAOSAT_RUN__BATCH_SOURCES": "2"})
@@ -344,7 +335,7 @@ def test_the_first_batch_is_read_ahead_unless_unchanged(
 
     run_context.read_ahead(settings)
     assert nightly.run(settings, as_of=AS_OF).count("loaded") == 4
-    assert pool.submit(_take_read_ahead).result() == []  # the run used up what was read ahead
+    assert pool.submit(drop_read_ahead).result() == []  # the run used up what was read ahead
 
     assert read_ahead(settings) == []  # nothing changed since it was loaded
     stamp(tmp_path / "submissions" / "S1_cmhs.xlsx", dt.datetime(2024, 10, 24, 18, 0))

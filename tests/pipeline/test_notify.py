@@ -42,6 +42,74 @@ class Received:
         return str(part.get_content()).replace("\r\n", "\n")
 
 
+#: Commands answered with a fixed reply.
+REPLIES = {
+    "EHLO": "250-localhost\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME",
+    "HELO": "250 localhost",
+    "RSET": "250 OK",
+    "NOOP": "250 OK",
+}
+
+
+class _SMTPHandler(socketserver.StreamRequestHandler):
+    """One SMTP session; what it receives goes to the ``SMTPServer`` it serves."""
+
+    owner: SMTPServer
+
+    def reply(self, text: str) -> None:
+        self.wfile.write(text.encode() + b"\r\n")
+
+    def handle(self) -> None:
+        self.reply("220 localhost khaosat test SMTP")
+        sender, rcpts = "", []
+        while line := self.rfile.readline():
+            self.owner.raw.append(line)
+            cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb == "QUIT":
+                self.reply("221 bye")
+                return
+            if verb == "AUTH":
+                self.auth(cmd.split(" ")[1:])
+            elif verb == "MAIL":
+                sender, rcpts = cmd.split(":", 1)[1].strip().strip("<>"), []
+                self.reply("250 OK")
+            elif verb == "RCPT":
+                rcpts.append(cmd.split(":", 1)[1].strip().strip("<>"))
+                self.reply("250 OK")
+            elif verb == "DATA":
+                self.reply("354 end with <CRLF>.<CRLF>")
+                self.data(sender, rcpts)
+            else:
+                self.reply(REPLIES.get(verb, "502 not implemented"))
+
+    def auth(self, args: list[str]) -> None:
+        mechanism = args[0].upper()
+        if mechanism == "PLAIN":
+            if len(args) > 1:
+                token = args[1]
+            else:
+                self.reply("334 ")
+                token = self.rfile.readline().decode().strip()
+            _, user, password = base64.b64decode(token).decode().split("\0")
+        else:  # LOGIN
+            self.reply("334 VXNlcm5hbWU6")
+            user = base64.b64decode(self.rfile.readline().strip()).decode()
+            self.reply("334 UGFzc3dvcmQ6")
+            password = base64.b64decode(self.rfile.readline().strip()).decode()
+        self.owner.logins.append((user, password))
+        self.reply("235 2.7.0 authenticated")
+
+    def data(self, sender: str, rcpts: list[str]) -> None:
+        lines = []
+        while (line := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+            lines.append(line[1:] if line.startswith(b"..") else line)
+        parsed = email.message_from_bytes(b"".join(lines), policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.owner.messages.append(Received(sender, list(rcpts), parsed))
+        self.reply("250 queued")
+
+
 @dataclass
 class SMTPServer:
     """A minimal SMTP server in a thread; ``messages`` and ``logins`` are what it received."""
@@ -53,73 +121,13 @@ class SMTPServer:
     raw: list[bytes] = field(default_factory=list)
 
     def __enter__(self) -> SMTPServer:
-        server = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def reply(self, text: str) -> None:
-                self.wfile.write(text.encode() + b"\r\n")
-
-            def handle(self) -> None:
-                self.reply("220 localhost khaosat test SMTP")
-                sender, rcpts = "", []
-                while line := self.rfile.readline():
-                    server.raw.append(line)
-                    cmd = line.decode("utf-8", "replace").rstrip("\r\n")
-                    verb = cmd.split(" ", 1)[0].upper()
-                    if verb == "EHLO":
-                        self.reply("250-localhost\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME")
-                    elif verb == "HELO":
-                        self.reply("250 localhost")
-                    elif verb == "AUTH":
-                        self.auth(cmd.split(" ")[1:])
-                    elif verb == "MAIL":
-                        sender, rcpts = cmd.split(":", 1)[1].strip().strip("<>"), []
-                        self.reply("250 OK")
-                    elif verb == "RCPT":
-                        rcpts.append(cmd.split(":", 1)[1].strip().strip("<>"))
-                        self.reply("250 OK")
-                    elif verb == "DATA":
-                        self.reply("354 end with <CRLF>.<CRLF>")
-                        self.data(sender, rcpts)
-                    elif verb in ("RSET", "NOOP"):
-                        self.reply("250 OK")
-                    elif verb == "QUIT":
-                        self.reply("221 bye")
-                        return
-                    else:
-                        self.reply("502 not implemented")
-
-            def auth(self, args: list[str]) -> None:
-                mechanism = args[0].upper()
-                if mechanism == "PLAIN":
-                    if len(args) > 1:
-                        token = args[1]
-                    else:
-                        self.reply("334 ")
-                        token = self.rfile.readline().decode().strip()
-                    _, user, password = base64.b64decode(token).decode().split("\0")
-                else:  # LOGIN
-                    self.reply("334 VXNlcm5hbWU6")
-                    user = base64.b64decode(self.rfile.readline().strip()).decode()
-                    self.reply("334 UGFzc3dvcmQ6")
-                    password = base64.b64decode(self.rfile.readline().strip()).decode()
-                server.logins.append((user, password))
-                self.reply("235 2.7.0 authenticated")
-
-            def data(self, sender: str, rcpts: list[str]) -> None:
-                lines = []
-                while (line := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
-                    lines.append(line[1:] if line.startswith(b"..") else line)
-                parsed = email.message_from_bytes(b"".join(lines), policy=email.policy.default)
-                assert isinstance(parsed, EmailMessage)
-                server.messages.append(Received(sender, list(rcpts), parsed))
-                self.reply("250 queued")
+        handler = type("Handler", (_SMTPHandler,), {"owner": self})
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
             allow_reuse_address = True
 
-        self._server = Server((self.host, self.port), Handler)
+        self._server = Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -163,7 +163,7 @@ def test_a_temporary_api_that_does_not_come_up_leaves_prefect_to_start_its_own(
     from prefect.settings import get_current_settings
 
     dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])  # noqa: S603
-    api = TemporaryApi(dead, f"http://127.0.0.1:{prefect_api._free_port()}/api")
+    api = TemporaryApi(dead, f"http://127.0.0.1:{prefect_api.free_port()}/api")
     with api.serving():
         # as without khaosat's: no URL, so Prefect starts its temporary API at the first call
         assert get_current_settings().api.url is None

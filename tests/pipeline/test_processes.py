@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from flows.pipeline.pools import _new_pool
-from flows.pipeline.processes import _app_module, long_lived_imports
+from flows.pipeline.pools import new_pool
+from flows.pipeline.processes import app_module, long_lived_imports
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_the_collector_comes_back_when_an_import_fails(collector: None) -> None:
 
 
 def test_a_pool_process_freezes_what_it_inherited() -> None:
-    with _new_pool(1) as pool:
+    with new_pool(1) as pool:
         frozen = pool.submit(gc.get_freeze_count).result(timeout=120)
     # flows.parse and warehouse.load (pandas, SQLAlchemy) were imported by the forkserver
     assert frozen > 100_000
@@ -58,7 +59,26 @@ def test_a_pool_process_freezes_what_it_inherited() -> None:
 
 def test_a_server_application_is_imported_first() -> None:
     server = ["uvicorn", "--app-dir", "/x", "--factory", "prefect.server.api.server:create_app"]
-    assert _app_module(server) == "prefect.server.api.server"
-    assert _app_module(["uvicorn", "app:app"]) is None  # not a factory: nothing to import first
-    assert _app_module(["prefect", "server", "start"]) is None
-    assert _app_module(["uvicorn", "--factory"]) is None
+    assert app_module(server) == "prefect.server.api.server"
+    assert app_module(["uvicorn", "app:app"]) is None  # not a factory: nothing to import first
+    assert app_module(["prefect", "server", "start"]) is None
+    assert app_module(["uvicorn", "--factory"]) is None
+
+
+def test_a_discarded_pool_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
+    """``discard_pool`` (what a run does with a pool whose process died) makes the next
+    ``parse_pool`` start a new pool, and shuts the old one down."""
+    from flows.pipeline.pools import discard_pool, parse_pool
+    from flows.settings import load_settings
+    from tests.factories import make_province
+
+    settings = load_settings(make_province(tmp_path), env={"KHAOSAT_RUN__PARSE_PROCESSES": "1"})
+    old = parse_pool(settings)
+    assert old is not None and parse_pool(settings) is old  # kept for the process's life
+    discard_pool(old)
+    fresh = parse_pool(settings)
+    assert fresh is not None and fresh is not old
+    with pytest.raises(RuntimeError):  # shut down: it takes no more jobs
+        old.submit(int)
+    assert fresh.submit(int, "7").result() == 7
+    discard_pool(fresh)

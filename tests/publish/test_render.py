@@ -30,6 +30,8 @@ from tests.factories import (
 )
 from warehouse.db import connect, migrate
 
+pytestmark = pytest.mark.soffice
+
 #: A PDF page object (not the /Pages tree node).
 _PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 SHEETS_PER_WORKBOOK = 9

@@ -1,0 +1,30 @@
+"""``khaosat serve``: the nightly deployment on its schedule until Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.pipeline.deploy import serve
+from flows.settings import SettingsError, apply_prefect_defaults, load_settings
+
+
+def serve_command(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)
+    ] = Path("khaosat.yaml"),
+) -> None:
+    """Serve the nightly deployment: run the campaign on its cron schedule until Ctrl-C.
+
+    Schedule from run.cron and run.timezone (default 01:30, Asia/Ho_Chi_Minh). Uses the Prefect
+    server at PREFECT_API_URL, or starts a local one (UI on http://127.0.0.1:4200).
+    """
+    try:
+        settings = load_settings(config)
+        apply_prefect_defaults()
+        serve(settings)
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
