@@ -589,6 +589,7 @@ S1_MEAN = ("mean_score_low", "school", "S1", "CMHS_TH/CSVC")
 S2_CSVC = ("pct_satisfied_low", "school", "S2", "CMHS_TH/CSVC")
 
 
+@pytest.mark.slow
 def test_first_evaluation_opens_the_expected_alerts(marts: Engine) -> None:
     sync = evaluate_alerts(marts, C, now=T1)
     assert sync == wa.AlertSync(opened=len(EXPECTED))
@@ -600,6 +601,7 @@ def test_first_evaluation_opens_the_expected_alerts(marts: Engine) -> None:
     assert (s1["value"], s1["threshold"]) == (pytest.approx(60.0), 70.0)
 
 
+@pytest.mark.slow
 def test_second_evaluation_adds_nothing_and_updates_last_seen(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     ids = {k: r["alert_id"] for k, r in alerts_by_key(marts).items()}
@@ -612,6 +614,7 @@ def test_second_evaluation_adds_nothing_and_updates_last_seen(marts: Engine) -> 
     }
 
 
+@pytest.mark.slow
 def test_acknowledged_alert_survives_follows_its_value_and_opens_when_worse(
     marts: Engine,
 ) -> None:
@@ -665,6 +668,7 @@ def test_acknowledged_alert_survives_follows_its_value_and_opens_when_worse(
         assert (row["status"], row["severity"]) == ("acknowledged", severity)
 
 
+@pytest.mark.slow
 def test_recovered_school_is_resolved_and_a_returning_condition_reopens(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     ids = {k: r["alert_id"] for k, r in alerts_by_key(marts).items()}
@@ -696,6 +700,7 @@ def test_recovered_school_is_resolved_and_a_returning_condition_reopens(marts: E
     assert rows[S1_MEAN]["status"] == "open"  # acknowledged before it cleared: open again
 
 
+@pytest.mark.slow
 def test_manual_resolve_is_reopened_while_the_condition_holds(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     alert_id = alerts_by_key(marts)[S2_CSVC]["alert_id"]
@@ -707,6 +712,7 @@ def test_manual_resolve_is_reopened_while_the_condition_holds(marts: Engine) -> 
     assert alerts_by_key(marts)[S2_CSVC]["status"] == "open"
 
 
+@pytest.mark.slow
 def test_unknown_or_foreign_alert_ids_are_refused(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     with pytest.raises(AlertError, match="no alert 999999"):
@@ -716,12 +722,14 @@ def test_unknown_or_foreign_alert_ids_are_refused(marts: Engine) -> None:
         wa.resolve(marts, "HCM-2023", any_id, "x")
 
 
+@pytest.mark.slow
 def test_threshold_overrides_change_what_is_raised(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1, thresholds={"pct_satisfied_amber": 75.0})
     # S2 (80%) and U1 (70% vs red 70: amber at 75) — only S2 drops out
     assert held(marts) == EXPECTED - {("pct_satisfied_low", AMBER, "school", "S2", "CMHS_TH/CSVC")}
 
 
+@pytest.mark.slow
 def test_year_on_year_against_the_previous_campaign_in_the_warehouse(marts: Engine) -> None:
     sync_registry(marts, PREVIOUS, SCHOOLS, {"CMHS_TH": CMHS})
     previous = [
@@ -742,6 +750,7 @@ def held_keys(engine: Engine) -> set[tuple[str, str, str, str]]:
     return {k for k, r in alerts_by_key(engine).items() if r["status"] != "resolved"}
 
 
+@pytest.mark.slow
 def test_list_alerts_filters(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     everything = wa.list_alerts(marts, C)
@@ -799,6 +808,7 @@ def _bad(row: int, raw: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_evaluation_reads_facts_for_items_services_and_rejections(engine: Engine) -> None:
     s1_cmhs = Source("S1", "CMHS_TH", "excel", "s1.xlsx")
     s1_svc = Source("S1", "SVC", "excel", "s1-dv.xlsx")
@@ -906,6 +916,7 @@ def cli(*args: str) -> Any:
     return CliRunner().invoke(app, ["alerts", *args])
 
 
+@pytest.mark.slow
 def test_cli_list_ack_resolve(
     cli_config: Path, marts: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,6 +83,7 @@ def _one(traps: dict[str, list[tuple[str, str]]], name: str, province: Path) -> 
 # Reproducible
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_files(province: Path, tmp_path: Path) -> None:
     again = demo.generate_province(tmp_path / "hn").parent
     names = [p.relative_to(province) for p in _files(province)]
@@ -98,6 +99,7 @@ def test_same_seed_gives_identical_files(province: Path, tmp_path: Path) -> None
             assert a.stat().st_mtime == b.stat().st_mtime, name
 
 
+@pytest.mark.slow
 def test_another_seed_changes_answers_but_not_trap_places(province: Path, tmp_path: Path) -> None:
     other = demo.generate_province(tmp_path / "x", seed=7).parent
     assert (other / "sources.csv").read_bytes() == (province / "sources.csv").read_bytes()
@@ -163,6 +165,7 @@ def test_a_province_too_small_for_the_traps_is_refused(tmp_path: Path) -> None:
         demo.generate_province(tmp_path, n_units=2, schools_per_unit=3)
 
 
+@pytest.mark.slow
 def test_a_larger_province_keeps_the_traps(tmp_path: Path) -> None:
     config = demo.generate_province(tmp_path, n_units=6, schools_per_unit=7, respondents=(8, 10))
     schools = read_schools(config.parent / "schools.csv")
@@ -176,6 +179,7 @@ def test_a_larger_province_keeps_the_traps(tmp_path: Path) -> None:
 # Each trap, concretely
 
 
+@pytest.mark.slow
 def test_forms_timestamps_text_and_datetime(
     province: Path, traps: dict[str, list[tuple[str, str]]]
 ) -> None:
@@ -361,6 +365,7 @@ def _pct_satisfied(path: Path) -> float:
     return 100 * good / len(answers)
 
 
+@pytest.mark.slow
 def test_low_satisfaction_schools_stand_out(
     province: Path, traps: dict[str, list[tuple[str, str]]]
 ) -> None:

@@ -58,6 +58,7 @@ def ledger(engine: Engine) -> Engine:
     return engine
 
 
+@pytest.mark.slow
 def test_every_active_source_with_its_state_failed_first(ledger: Engine) -> None:
     status = campaign_status(ledger, CAMPAIGN)
     got = [(s.school_code, s.location, s.state, s.reason, s.rows) for s in status.sources]
@@ -103,6 +104,7 @@ def _text(renderable: object, width: int = 200) -> str:
     return console.export_text()
 
 
+@pytest.mark.slow
 def test_render_puts_what_needs_action_first_and_says_what_to_do(ledger: Engine) -> None:
     text = _text(render_status(campaign_status(ledger, CAMPAIGN), Path("/srv/khaosat.yaml")))
     lines = text.splitlines()
@@ -117,12 +119,14 @@ def test_render_puts_what_needs_action_first_and_says_what_to_do(ledger: Engine)
     assert "fix the file, then: khaosat rerun --failed --config /srv/khaosat.yaml" in text
 
 
+@pytest.mark.slow
 def test_render_shows_a_run_in_progress(ledger: Engine) -> None:
     with RunLock(ledger, CAMPAIGN, "run-3"):
         text = _text(render_status(campaign_status(ledger, CAMPAIGN)))
     assert f"Running now: run run-3 on {this_holder()} since " in text
 
 
+@pytest.mark.slow
 def test_status_json_for_scripts(ledger: Engine) -> None:
     data = json.loads(status_json(campaign_status(ledger, CAMPAIGN)))
     assert data["campaign_id"] == CAMPAIGN
@@ -164,6 +168,7 @@ def _config(folder: Path, url: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_status_command_prints_the_table_and_json(ledger: Engine, tmp_path: Path) -> None:
     config = _config(tmp_path, ledger.url.render_as_string(hide_password=False))
     result = CliRunner().invoke(_app(), ["status", "--config", str(config)])

@@ -569,6 +569,7 @@ def test_client_keeps_sheets_requests_under_the_limit(private_key_pem: str, tmp_
         assert len(google.calls("drive")) == 2
 
 
+@pytest.mark.slow
 def test_threads_share_one_client(client: Any, google: FakeGoogle, tmp_path: Path) -> None:
     for i in range(8):
         google.add_spreadsheet(f"key{i}", f"S{i}", {RESPONSES: FORMS_ROWS[: 2 + i % 3]})

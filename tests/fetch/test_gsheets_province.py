@@ -22,6 +22,9 @@ from tests.factories import FIXTURES, SERVICE_ACCOUNT, rows, stamp, write_key
 from tests.fake_google import FakeGoogle
 from warehouse import db
 
+#: Whole flows, servers and subprocesses: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 GRID = "Tiếp cận dịch vụ giáo dục"
 TC1 = "Thông tin tuyển sinh được cung cấp đầy đủ, kịp thời"
 CHUNG = "Mức độ hài lòng nói chung của Ông/Bà đối với nhà trường"

@@ -11,6 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 import openpyxl
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -19,6 +20,9 @@ from flows.pipeline import nightly
 from flows.settings import load_settings
 from tests.factories import AS_OF, make_province, rows, stamp
 from warehouse import db
+
+#: Whole flows, servers and subprocesses: minutes, not seconds.
+pytestmark = pytest.mark.slow
 
 CSVC_LOW = ("pct_satisfied_low", "school", "S1", "CMHS_TH/CSVC")
 

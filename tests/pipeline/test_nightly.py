@@ -26,6 +26,9 @@ from tests.factories import AS_OF, make_province, rows, stamp
 from warehouse import db, tables
 from warehouse.load import LoadResult
 
+#: Whole flows, servers and subprocesses: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 
 def sorted_rows(engine: sa.Engine, table: str) -> list[dict[str, object]]:
     """All rows of a mart, in an order that does not depend on the backend."""

@@ -24,6 +24,9 @@ from flows.pipeline import notify
 from flows.settings import Notify, load_settings
 from schemas.records import RunSummary, Source, SourceOutcome
 
+#: Whole flows, servers and subprocesses: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 PASSWORD = "s3cr3t-Mật-khẩu"
 
 

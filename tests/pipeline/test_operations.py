@@ -48,6 +48,9 @@ from tests.factories import (
 from warehouse import tables as t
 from warehouse.db import connect
 
+#: Whole flows, servers and subprocesses: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 #: Columns that record when something happened rather than what the figures are.
 VOLATILE = {"last_loaded_at", "alert_id", "first_seen_at", "last_seen_at"}
 

@@ -18,6 +18,9 @@ from flows.pipeline import prefect_api
 from flows.pipeline.prefect_api import TemporaryApi, start_temporary_api
 from tests.factories import process_running, wait_for
 
+#: Whole flows, servers and subprocesses: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

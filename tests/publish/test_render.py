@@ -30,7 +30,7 @@ from tests.factories import (
 )
 from warehouse.db import connect, migrate
 
-pytestmark = pytest.mark.soffice
+pytestmark = [pytest.mark.soffice, pytest.mark.slow]
 
 #: A PDF page object (not the /Pages tree node).
 _PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")

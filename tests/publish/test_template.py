@@ -106,6 +106,7 @@ def test_filled_template_parses_back_to_the_answers_written(code: str, tmp_path:
         assert list(parsed.responses["service"]) == [f"Dịch vụ {i}" for i in range(N_FILLED)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", sorted(QS))
 def test_every_answer_column_has_its_dropdown(code: str, tmp_path: Path) -> None:
     q = QS[code]
@@ -148,6 +149,7 @@ def test_choices_are_the_canonical_labels() -> None:
     assert CHOICES["level"] == ("Tốt", "Khá", "Trung bình", "Yếu", "Kém")
 
 
+@pytest.mark.slow
 def test_guide_sheet_and_no_personal_columns(tmp_path: Path) -> None:
     q = QS["CMHS_TH"]
     wb = load_workbook(write_template(q, tmp_path / "t.xlsx"))

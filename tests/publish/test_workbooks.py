@@ -221,6 +221,7 @@ def _school_units(engine: Engine) -> dict[str, dict[str, Any]]:
 # Files and sheets
 
 
+@pytest.mark.slow
 def test_one_workbook_per_unit_and_one_for_the_province(warehouse: Engine, tmp_path: Path) -> None:
     out = tmp_path / "output"
     paths = write_workbooks(warehouse, C, out, QS, run_id="run-1")
@@ -237,6 +238,7 @@ def test_one_workbook_per_unit_and_one_for_the_province(warehouse: Engine, tmp_p
         assert wb.active is not None and wb.active.title == SUMMARY_SHEET
 
 
+@pytest.mark.slow
 def test_units_written_in_processes_are_the_same_files(warehouse: Engine, tmp_path: Path) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -249,6 +251,7 @@ def test_units_written_in_processes_are_the_same_files(warehouse: Engine, tmp_pa
     assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
 
 
+@pytest.mark.slow
 def test_units_not_given_to_a_process_are_written_here_once_the_province_is(
     warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -288,6 +291,7 @@ def _die(*args: object) -> None:
     os._exit(3)  # as a process killed by the kernel would
 
 
+@pytest.mark.slow
 def test_units_whose_process_died_are_written_here_and_the_pool_is_discarded(
     warehouse: Engine, tmp_path: Path
 ) -> None:
@@ -320,6 +324,7 @@ def test_units_whose_process_died_are_written_here_and_the_pool_is_discarded(
     assert [p.read_bytes() for p in there] == [p.read_bytes() for p in here]
 
 
+@pytest.mark.slow
 def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
     warehouse: Engine, tmp_path: Path
 ) -> None:
@@ -343,6 +348,7 @@ def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
     assert not any(isinstance(a, CampaignData) for args in sent for a in args)
 
 
+@pytest.mark.slow
 def test_a_unit_coded_like_the_province_does_not_overwrite_it(
     warehouse: Engine, tmp_path: Path
 ) -> None:
@@ -354,6 +360,7 @@ def test_a_unit_coded_like_the_province_does_not_overwrite_it(
     assert load_workbook(paths[1])[SUMMARY_SHEET]["A1"].value == "TỔNG HỢP · Phường 1 (01)"
 
 
+@pytest.mark.slow
 def test_every_sheet_prints_a4_landscape_fitted_to_width_with_frozen_headers(
     books: dict[str, Path],
 ) -> None:
@@ -408,6 +415,7 @@ def _expected_dimension_rows(
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scope", ["01", "U1", "U2", "U3"])
 def test_dimension_sheet_equals_the_marts(
     warehouse: Engine, books: dict[str, Path], scope: str
@@ -446,6 +454,7 @@ def test_dimension_sheet_equals_the_marts(
     assert ws.cell(hr + 1, 8).number_format in ("0.00", PCT_FORMAT)
 
 
+@pytest.mark.slow
 def test_small_groups_are_suppressed_never_shown(books: dict[str, Path], warehouse: Engine) -> None:
     """MN1 had 4 respondents: every MN figure reads "<5", at school, unit and province scope,
     on every sheet that shows one; MN gets no chart."""
@@ -472,6 +481,7 @@ def test_small_groups_are_suppressed_never_shown(books: dict[str, Path], warehou
         assert charts and not any("Mầm non" in c for c in charts)
 
 
+@pytest.mark.slow
 def test_summary_sheet_equals_the_marts(warehouse: Engine, books: dict[str, Path]) -> None:
     schools = _school_units(warehouse)
     completeness = _rows(warehouse, t.mart_completeness)
@@ -524,6 +534,7 @@ def test_summary_sheet_equals_the_marts(warehouse: Engine, books: dict[str, Path
     assert "1 tệp lỗi" in lines and "2 mức đỏ, 1 mức vàng" in lines
 
 
+@pytest.mark.slow
 def test_summary_charts_one_per_group_coloured_by_tier(books: dict[str, Path]) -> None:
     ws = load_workbook(books["01"])[SUMMARY_SHEET]
     titles = []
@@ -541,6 +552,7 @@ def test_summary_charts_one_per_group_coloured_by_tier(books: dict[str, Path]) -
     assert any("<70" in f for f in formulas) and any(">=85" in f for f in formulas)
 
 
+@pytest.mark.slow
 def test_thresholds_are_the_alert_rules_and_listed(warehouse: Engine, tmp_path: Path) -> None:
     thresholds = {"pct_satisfied_amber": 90.0, "papi_pct_yes_min": 75.0, "wilson_z": 1.5}
     path = write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1", thresholds=thresholds)[1]
@@ -586,6 +598,7 @@ def _question_expectation(
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scope", ["01", "U1"])
 def test_question_sheet_equals_the_marts(
     warehouse: Engine, books: dict[str, Path], scope: str
@@ -622,6 +635,7 @@ def test_question_sheet_equals_the_marts(
     assert q.dimensions["TIEP_CAN"] in titles and q.dimensions["CHUNG"] in titles
 
 
+@pytest.mark.slow
 def test_school_sheet_ranks_schools_and_hides_small_ones(
     warehouse: Engine, books: dict[str, Path]
 ) -> None:
@@ -654,6 +668,7 @@ def test_school_sheet_ranks_schools_and_hides_small_ones(
     assert by_code["TH3"][2] == "-Trường Tiểu học Lê Lợi"
 
 
+@pytest.mark.slow
 def test_service_sheet_equals_the_mart_and_masks_phone_numbers(
     warehouse: Engine, books: dict[str, Path]
 ) -> None:
@@ -675,6 +690,7 @@ def test_service_sheet_equals_the_mart_and_masks_phone_numbers(
     assert [(r[1], r[3], r[4], r[6]) for r in rows] == [(1, 1, "TH1", 80.0), (2, 1, "TH3", 24.0)]
 
 
+@pytest.mark.slow
 def test_papi_sheet_equals_the_mart(warehouse: Engine, books: dict[str, Path]) -> None:
     mart = {(r["scope"], r["scope_code"], r["indicator"]): r for r in _rows(warehouse, t.mart_papi)}
     indicators = [i for i in QS["PAPI_TH"].items if i.kind == "yesno"]
@@ -695,6 +711,7 @@ def test_papi_sheet_equals_the_mart(warehouse: Engine, books: dict[str, Path]) -
     assert all(v == SUPPRESSED for v in schools["TH2"][2:])  # 3 answers
 
 
+@pytest.mark.slow
 def test_year_on_year(warehouse: Engine, books: dict[str, Path], tmp_path: Path) -> None:
     previous = _rows(warehouse, t.mart_unit_dimension, P)
     current = _rows(warehouse, t.mart_unit_dimension)
@@ -737,6 +754,7 @@ def test_year_on_year(warehouse: Engine, books: dict[str, Path], tmp_path: Path)
     assert ws.cell(5, 1).value.startswith("Không có đợt khảo sát năm trước")
 
 
+@pytest.mark.slow
 def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
     def alerts(scope: str) -> list[tuple[Any, ...]]:
         ws = load_workbook(books[scope])[ALERT_SHEET]
@@ -784,6 +802,7 @@ def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
     assert province[-1][12] == DEFAULT_ACTIONS["HOC_THEM"]
 
 
+@pytest.mark.slow
 def test_alert_sheet_suggests_the_provinces_own_follow_up(
     warehouse: Engine, tmp_path: Path
 ) -> None:
@@ -796,6 +815,7 @@ def test_alert_sheet_suggests_the_provinces_own_follow_up(
     assert rows[1][12] == DEFAULT_ACTIONS["CHUNG"]  # others keep the built-in one
 
 
+@pytest.mark.slow
 def test_info_sheet(warehouse: Engine, books: dict[str, Path]) -> None:
     ws = load_workbook(books["U2"])[INFO_SHEET]
     facts = {ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(1, ws.max_row + 1)}
@@ -829,6 +849,7 @@ def _all_cells(path: Path) -> Iterator[tuple[str, Any]]:
                     yield ws.title, cell
 
 
+@pytest.mark.slow
 def test_no_personal_data_and_no_formulas_anywhere(books: dict[str, Path]) -> None:
     for path in books.values():
         for sheet, cell in _all_cells(path):
@@ -843,6 +864,7 @@ def test_no_personal_data_and_no_formulas_anywhere(books: dict[str, Path]) -> No
                     assert "<f>" not in xml and "<f " not in xml
 
 
+@pytest.mark.slow
 def test_text_from_the_warehouse_is_never_a_formula(books: dict[str, Path]) -> None:
     wb = load_workbook(books["U2"])
     ws = wb[SUMMARY_SHEET]
@@ -873,6 +895,7 @@ def _cells(path: Path) -> dict[tuple[str, str], Any]:
     return out
 
 
+@pytest.mark.slow
 def test_same_data_gives_the_same_cells_only_the_run_stamp_differs(
     warehouse: Engine, tmp_path: Path
 ) -> None:

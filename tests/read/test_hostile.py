@@ -332,6 +332,7 @@ def sql(engine: sa.Engine, text: str, **params: object) -> list[dict[str, object
         return [dict(r._mapping) for r in conn.execute(sa.text(text), params)]
 
 
+@pytest.mark.slow
 def test_hostile_province_end_to_end(
     tmp_path: Path,
     prefect_harness: None,

@@ -447,6 +447,7 @@ def test_paper_forms_without_timestamp_are_kept():
     assert len(out.answers) == 2
 
 
+@pytest.mark.slow
 def test_window_comes_from_the_campaign_not_the_suite():
     responses = [{"response_no": 1, "submitted_at": dt.datetime(2025, 3, 10, 8, 0)}]
     answers = [(1, "TC1", "likert", 4.0, "Hài lòng", 4)]

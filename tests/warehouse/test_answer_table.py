@@ -140,6 +140,7 @@ def old_warehouse(warehouse_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_upgrade_keeps_every_answers_value_and_cell(old_warehouse: Engine) -> None:
     migrate(old_warehouse)
     _check_answer_storage(old_warehouse)
@@ -157,6 +158,7 @@ def test_upgrade_keeps_every_answers_value_and_cell(old_warehouse: Engine) -> No
     assert ensure_figures(old_warehouse, "C1") == 1
 
 
+@pytest.mark.slow
 def test_downgrade_gives_back_the_old_rows(old_warehouse: Engine) -> None:
     before = _old_answers(old_warehouse)
     assert len(before) == len(OLD_ANSWERS)
@@ -171,6 +173,7 @@ def test_downgrade_gives_back_the_old_rows(old_warehouse: Engine) -> None:
     assert len(answer_cells(old_warehouse)) == len(OLD_ANSWERS)
 
 
+@pytest.mark.slow
 def test_a_question_with_two_columns_stops_the_upgrade_and_changes_nothing(
     warehouse_url: str,
 ) -> None:

@@ -51,6 +51,7 @@ def put_lock(engine: Engine, run_id: str, holder: str, heartbeat_age: dt.timedel
         )
 
 
+@pytest.mark.slow
 def test_a_second_run_is_told_who_holds_the_campaign(engine: Engine) -> None:
     with RunLock(engine, CAMPAIGN, "run-a"):
         assert holder_of(engine, CAMPAIGN) is not None
@@ -69,6 +70,7 @@ def test_a_second_run_is_told_who_holds_the_campaign(engine: Engine) -> None:
         assert holder_of(engine, CAMPAIGN) == LockInfo(**lock_row(engine))  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_waiting_run_gets_the_lock_once_it_is_released(engine: Engine) -> None:
     first = RunLock(engine, CAMPAIGN, "run-a")
     first.acquire()
@@ -80,6 +82,7 @@ def test_a_waiting_run_gets_the_lock_once_it_is_released(engine: Engine) -> None
     assert 0.8 < waited < 20
 
 
+@pytest.mark.slow
 def test_waiting_gives_up_after_lock_wait_seconds(engine: Engine) -> None:
     with RunLock(engine, CAMPAIGN, "run-a"):
         started = time.monotonic()
@@ -88,6 +91,7 @@ def test_waiting_gives_up_after_lock_wait_seconds(engine: Engine) -> None:
         assert time.monotonic() - started >= 1.0
 
 
+@pytest.mark.slow
 def test_racing_threads_exactly_one_wins(engine: Engine) -> None:
     n = 8
     barrier = threading.Barrier(n)
@@ -116,6 +120,7 @@ def test_racing_threads_exactly_one_wins(engine: Engine) -> None:
     winners[0].release()
 
 
+@pytest.mark.slow
 def test_waiting_threads_take_turns_never_overlapping(engine: Engine) -> None:
     intervals: list[tuple[float, float]] = []
 
@@ -147,6 +152,7 @@ def _hold_in_process(url: str, run_id: str, out: multiprocessing.Queue) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_racing_processes_take_turns_never_overlapping(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     ctx = multiprocessing.get_context("spawn")
@@ -214,6 +220,7 @@ def _add_running_run(engine: Engine, run_id: str) -> None:
         )
 
 
+@pytest.mark.slow
 def test_a_sigkilled_holder_never_blocks_the_next_run(engine: Engine) -> None:
     _add_running_run(engine, "killed-run")
     proc = _start_holder(engine)
@@ -234,6 +241,7 @@ def test_a_sigkilled_holder_never_blocks_the_next_run(engine: Engine) -> None:
     assert status.status == "failed" and status.finished_at is not None
 
 
+@pytest.mark.slow
 def test_a_killed_holder_not_yet_reaped_counts_as_gone(engine: Engine) -> None:
     proc = _start_holder(engine)
     os.kill(proc.pid, signal.SIGKILL)  # not waited for: a zombie until reaped
@@ -259,6 +267,7 @@ def test_a_live_holder_on_another_host_is_waited_for(engine: Engine) -> None:
         RunLock(engine, CAMPAIGN, "next-run", stale_after=300).acquire()
 
 
+@pytest.mark.slow
 def test_a_dead_pid_on_this_host_is_taken_over_however_fresh(engine: Engine) -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -272,6 +281,7 @@ def test_a_dead_pid_on_this_host_is_taken_over_however_fresh(engine: Engine) -> 
         assert lock.taken_over is not None and lock.taken_over.holder == dead
 
 
+@pytest.mark.slow
 def test_the_heartbeat_keeps_the_lock_fresh(engine: Engine) -> None:
     with RunLock(engine, CAMPAIGN, "run-a", heartbeat_seconds=0.1):
         first = lock_row(engine)
@@ -282,6 +292,7 @@ def test_the_heartbeat_keeps_the_lock_fresh(engine: Engine) -> None:
     assert later["acquired_at"] == first["acquired_at"]
 
 
+@pytest.mark.slow
 def test_a_holder_whose_lock_was_taken_over_notices_and_leaves_it_alone(engine: Engine) -> None:
     old = RunLock(engine, CAMPAIGN, "old-run", heartbeat_seconds=0.1)
     old.acquire()

@@ -232,6 +232,7 @@ def dim(
     }
 
 
+@pytest.mark.slow
 def test_rebuild_reports_rows_written(loaded: Engine) -> None:
     written = rebuild_marts(loaded, C, AFTER_DEADLINE, DEADLINE_AT)
     assert written == {
@@ -244,6 +245,7 @@ def test_rebuild_reports_rows_written(loaded: Engine) -> None:
     }
 
 
+@pytest.mark.slow
 def test_school_dimension(loaded: Engine) -> None:
     rebuild_marts(loaded, C, AFTER_DEADLINE, DEADLINE_AT)
     s1, s2, s3 = {"school_code": "S1"}, {"school_code": "S2"}, {"school_code": "S3"}
@@ -267,6 +269,7 @@ def test_school_dimension(loaded: Engine) -> None:
     )
 
 
+@pytest.mark.slow
 def test_unit_dimension(loaded: Engine) -> None:
     rebuild_marts(loaded, C, AFTER_DEADLINE, DEADLINE_AT)
 
@@ -290,6 +293,7 @@ def test_unit_dimension(loaded: Engine) -> None:
     )
 
 
+@pytest.mark.slow
 def test_unit_question(loaded: Engine) -> None:
     rebuild_marts(loaded, C, AFTER_DEADLINE, DEADLINE_AT)
 
@@ -483,6 +487,7 @@ def test_province_dimension(loaded: Engine) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_figures_from_stored_answers_equal_those_written_at_load(loaded: Engine) -> None:
     """A warehouse loaded before the figure tables existed gets the same figures on upgrade."""
     at_load = {tb.name: table_rows(loaded, tb) for tb in t.FIGURE_TABLES}
@@ -495,6 +500,7 @@ def test_figures_from_stored_answers_equal_those_written_at_load(loaded: Engine)
     assert ensure_figures(loaded, C) == 0  # nothing left to compute
 
 
+@pytest.mark.slow
 def test_an_item_moving_dimension_recomputes_the_figures(loaded: Engine) -> None:
     def unit_th(dimension: str) -> dict[str, Any]:
         return next(

@@ -166,6 +166,7 @@ def test_sources_left_out_of_the_registry_are_retired_and_can_return(engine: Eng
 # -- replacing a source ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_replace_source_writes_responses_answers_quarantine_and_ledger(registered: Engine) -> None:
     result = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     assert (result.n_responses, result.n_answers, result.n_rejected) == (2, 5, 1)
@@ -225,6 +226,7 @@ def test_replace_source_writes_responses_answers_quarantine_and_ledger(registere
     assert ledger["started_at"] <= ledger["finished_at"]
 
 
+@pytest.mark.slow
 def test_replace_source_twice_gives_the_same_rows(registered: Engine) -> None:
     first_load = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1)
     first = {
@@ -257,6 +259,7 @@ def test_replace_source_twice_in_one_run_writes_once(registered: Engine) -> None
     assert len(table_rows(registered, t.response)) == other.n_responses == 1
 
 
+@pytest.mark.slow
 def test_replace_source_replaces_only_its_own_source(registered: Engine) -> None:
     other = Source(school_code="S1", questionnaire="SAT", kind="csv", location="s1-giay.csv")
     first = replace_source(registered, "HCM-2024", RUN, fetched("aaa"), V1).source_id
@@ -394,6 +397,7 @@ def test_runs_count_their_sources_by_last_status(registered: Engine) -> None:
     assert finish_run(registered, "run-2").status == "succeeded"
 
 
+@pytest.mark.slow
 def test_bulk_rows_go_through_copy_on_postgresql(
     registered: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
