@@ -27,6 +27,7 @@ from flows.publish.workbooks.data import (
 from flows.publish.workbooks.figures import (
     dimension_label,
     questionnaire_label,
+    scope_alerts,
     shown_value,
     to_seconds,
 )
@@ -67,37 +68,6 @@ ALERT_HEADERS = (
     "Ghi chú",
     "Hướng xử lý đề xuất",
 )
-
-
-def scope_alerts(data: CampaignData, scope: Scope) -> list[Row]:
-    """The alerts of the scope: everything for the province; a unit's own and its schools'."""
-    if scope.is_province:
-        chosen = list(data.alerts)
-    else:
-        chosen = [
-            a
-            for a in data.alerts
-            if (a["scope"] == "unit" and a["scope_code"] == scope.code)
-            or (a["scope"] == "school" and scope.has_school(a["scope_code"]))
-        ]
-    status_order = list(ALERT_STATUS_LABELS)
-    severity_order = list(SEVERITY_LABELS)
-    scope_order = ["province", "unit", "school"]
-
-    def key(a: Row) -> tuple[Any, ...]:
-        def pos(order: list[str], v: str) -> int:
-            return order.index(v) if v in order else len(order)
-
-        return (
-            pos(status_order, a["status"]),
-            pos(severity_order, a["severity"]),
-            pos(scope_order, a["scope"]),
-            a["scope_code"],
-            a["subject"] or "",
-            a["rule"],
-        )
-
-    return sorted(chosen, key=key)
 
 
 def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
