@@ -5,40 +5,8 @@ returns :class:`AlertCandidate` values; ``evaluate_alerts`` runs them all on a c
 the result to ``warehouse.alerts.sync_alerts``, which keeps the lifecycle (open → acknowledged →
 resolved, reopened when a condition returns or an acknowledged one gets worse).
 
-Rules (``RULES`` holds their Vietnamese titles; default severities in brackets):
-
-- ``pct_satisfied_low`` per school and unit, per dimension and CHUNG: pct_satisfied below
-  ``pct_satisfied_red`` [red] or ``pct_satisfied_amber`` [amber];
-- ``mean_score_low``: mean_score below ``mean_score_red`` [red];
-- ``item_dissatisfied_high`` per unit item (mart_unit_question) and school item (per-source
-  figures): pct_dissatisfied = 100 × (#1 + #2) / #valid at or above
-  ``item_pct_dissatisfied_red`` [red];
-- ``insufficient_sample`` per school and unit questionnaire: fewer respondents than
-  ``min_respondents`` [info];
-- ``yoy_drop`` per school and unit dimension: pct_satisfied fell by ``yoy_drop_points`` or more
-  since the previous campaign in the same warehouse [amber];
-- ``papi_low`` per school, unit and province indicator: pct_yes below ``papi_pct_yes_min``
-  [amber];
-- ``service_total_low`` a service's total below ``service_total_min`` of 80 [amber];
-  ``service_criterion_poor`` a criterion at or below ``service_criterion_poor`` points, i.e.
-  Kém [amber];
-- ``submission_missing`` [amber], ``submission_failed`` [amber], ``submission_late`` [info]
-  from mart_completeness;
-- ``low_response``: valid responses below ``min_response_share`` × enrolment (skipped when the
-  enrolment is unknown, and for service reviews, which a board answers) [amber];
-- ``rejected_share_high`` per source: rejected values / (kept + rejected values) above
-  ``max_rejected_share`` [amber].
-
-Red is kept for the tiers DOMAIN.md calls red; every other tier it lists is amber, "late" and
-"insufficient sample" are information.
-
-Small samples: with fewer respondents than ``min_respondents`` no alert is red. A low
-pct_satisfied (or pct_yes) is raised, amber, only when the upper bound of its Wilson interval
-(z = ``wilson_z``, 95%) is below the threshold; a high item pct_dissatisfied only when the lower
-bound is at or above it; mean_score and year-on-year rules are not applied (the marts hold no
-spread to test a mean with). The scope then carries an ``insufficient_sample`` alert. The
-respondent, not the answer, is the sampling unit (one parent's answers to a dimension's items
-move together), so the interval of a dimension uses n_respondents.
+The rules and their default severities are listed at ``evaluate_alerts``; small samples
+(fewer than ``min_respondents``) are judged by Wilson intervals, never red.
 """
 
 from __future__ import annotations
@@ -626,6 +594,41 @@ def evaluate_alerts(
     ``previous_id`` is ``campaign.previous`` (year on year; ignored if not in the warehouse),
     ``thresholds`` is ``Settings.thresholds`` (or a Thresholds), ``now`` stamps the alerts
     (naive, campaign local time; default the current time there). One transaction.
+
+    Rules (``RULES`` holds their Vietnamese titles; default severities in brackets):
+
+    - ``pct_satisfied_low`` per school and unit, per dimension and CHUNG: pct_satisfied below
+      ``pct_satisfied_red`` [red] or ``pct_satisfied_amber`` [amber];
+    - ``mean_score_low``: mean_score below ``mean_score_red`` [red];
+    - ``item_dissatisfied_high`` per unit item (mart_unit_question) and school item (per-source
+      figures): pct_dissatisfied = 100 × (#1 + #2) / #valid at or above
+      ``item_pct_dissatisfied_red`` [red];
+    - ``insufficient_sample`` per school and unit questionnaire: fewer respondents than
+      ``min_respondents`` [info];
+    - ``yoy_drop`` per school and unit dimension: pct_satisfied fell by ``yoy_drop_points`` or more
+      since the previous campaign in the same warehouse [amber];
+    - ``papi_low`` per school, unit and province indicator: pct_yes below ``papi_pct_yes_min``
+      [amber];
+    - ``service_total_low`` a service's total below ``service_total_min`` of 80 [amber];
+      ``service_criterion_poor`` a criterion at or below ``service_criterion_poor`` points, i.e.
+      Kém [amber];
+    - ``submission_missing`` [amber], ``submission_failed`` [amber], ``submission_late`` [info]
+      from mart_completeness;
+    - ``low_response``: valid responses below ``min_response_share`` × enrolment (skipped when the
+      enrolment is unknown, and for service reviews, which a board answers) [amber];
+    - ``rejected_share_high`` per source: rejected values / (kept + rejected values) above
+      ``max_rejected_share`` [amber].
+
+    Red is kept for the tiers DOMAIN.md calls red; every other tier it lists is amber, "late" and
+    "insufficient sample" are information.
+
+    Small samples: with fewer respondents than ``min_respondents`` no alert is red. A low
+    pct_satisfied (or pct_yes) is raised, amber, only when the upper bound of its Wilson interval
+    (z = ``wilson_z``, 95%) is below the threshold; a high item pct_dissatisfied only when the lower
+    bound is at or above it; mean_score and year-on-year rules are not applied (the marts hold no
+    spread to test a mean with). The scope then carries an ``insufficient_sample`` alert. The
+    respondent, not the answer, is the sampling unit (one parent's answers to a dimension's items
+    move together), so the interval of a dimension uses n_respondents.
     """
     th = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_mapping(thresholds)
     inputs = read_inputs(engine, campaign_id, previous_id)

@@ -1,16 +1,11 @@
 """Google APIs for sources held on Google (Sheets now, Drive later): the shared half.
 
-One authorized session per thread. A process-wide ``RateLimiter`` per (API root, service
-account) keeps Sheets requests under ``gsheets.requests_per_minute`` across all threads, and
-Drive requests under their own, larger budget. 429, 5xx, 408 and Drive's rate-limit 403s are
-retried with capped exponential backoff and jitter, bounded in count and total time
-(``RetryPolicy``). A 403 that means "not shared" is never retried (so gspread's
-BackOffHTTPClient, which retries every 403, is not used).
-
-Secrets (token, private key, Authorization header) never appear in a message, a log line or
-an exception raised from here: errors become ``SourceError`` built from status codes and
-Google's error text only, outside the ``except`` block, so nothing holding the request is
-chained to them.
+One authorized session per thread; a process-wide ``RateLimiter`` per (API root, service
+account) keeps requests under ``gsheets.requests_per_minute``. 429, 5xx, 408 and Drive's
+rate-limit 403s are retried with capped exponential backoff and jitter (``RetryPolicy``); a 403
+that means "not shared" never is. Secrets (token, private key, Authorization header) never
+appear in a message, a log line or an exception raised from here: errors are built from status
+codes and Google's error text only, outside the ``except`` block.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """``khaosat serve``: the nightly flow as a Prefect deployment on a cron schedule.
 
-``build_deployment(settings)`` makes the deployment: the nightly flow with the configured task
-runner, one deployment per campaign (named after the campaign id), a Cron schedule
-(``run.cron``, default ``30 1 * * *``) in ``run.timezone`` (default Asia/Ho_Chi_Minh, so 01:30
-is 01:30 in Vietnam whatever the server's clock zone), and the config path as its parameter.
-``serve(settings)`` registers it with a Prefect API and executes its runs in this process's
-children until interrupted.
-
-The API is ``PREFECT_API_URL`` if set (a shared ``prefect server start``, the production
-setup). Otherwise a local Prefect server is started for as long as ``khaosat serve`` runs
-(``flows.pipeline.prefect_api.local_server``).
+``build_deployment`` makes one deployment per campaign (named after its id): the nightly flow
+with the configured task runner, a Cron schedule (``run.cron``, default ``30 1 * * *``) in
+``run.timezone`` (default Asia/Ho_Chi_Minh, whatever the server's clock zone), the config path
+as its parameter. ``serve`` registers it with the Prefect API at ``PREFECT_API_URL`` (or a local
+server started for as long as it runs) and executes its runs until interrupted.
 
 Prefect is imported inside the functions, after ``apply_prefect_defaults``, as the CLI does.
 """

@@ -1,17 +1,10 @@
 """Failure notices by e-mail: when a run fails outright, or finishes with failed sources.
 
-Nobody reads a nightly log at 01:30. Two moments deserve a message to the data officers
-(``notify.recipients``), sent through the SMTP server in ``notify`` (nothing is sent without
-``notify.smtp_host`` and at least one recipient):
-
-- ``notify_failed_sources``: the flow calls it at the end of a run; if sources failed it lists
-  each (school, questionnaire, file, reason) and the command that re-runs them;
-- ``on_failure``: a Prefect flow ``on_failure`` hook for a run that did not finish at all (the
-  warehouse unreachable, the registry unreadable, the campaign locked by another run).
-
-Sending never breaks a run: an unreachable SMTP server is logged and the run's own outcome
-stands. Credentials never reach a message or a log line: the SMTP password and the warehouse
-URL's password are masked in everything written, including exception text.
+Nobody reads a nightly log at 01:30. ``notify_failed_sources`` (called at the end of a run)
+lists each failed source with the command that re-runs them; ``on_failure`` (a Prefect flow
+hook) says why a run did not finish at all. Nothing is sent without ``notify.smtp_host`` and a
+recipient. Sending never breaks a run: an unreachable SMTP server is logged. The SMTP password
+and the warehouse URL's password are masked in everything written, exception text included.
 """
 
 from __future__ import annotations

@@ -1,19 +1,13 @@
 """Feedback to schools: one workbook per school that has something to fix in its submissions.
 
-``output/feedback/<school_code>.xlsx`` lists, for every active source of the school, each
-rejected value or row (quarantine), each column that matched no question and each question with
-no column (the latest successful load's ledger row), and a file that could not be used at all:
-file, sheet, cell, row, question, the value as found, the reason, and how to fix it
-(``flows.validate.fix_hint`` for the suites' rules, ``FIX_HINTS`` here for the rules of parse
-and load). A second sheet gives the school's submission status per questionnaire
-(mart_completeness). Headers are Vietnamese, for the school's data officer.
+``output/feedback/<school_code>.xlsx`` lists each rejected value or row, each column that
+matched no question, each question with no column and each file that could not be used: file,
+sheet, cell, the value as found, the reason and how to fix it (``flows.validate.fix_hint`` for
+the suites' rules, ``FIX_HINTS`` here for parse and load). A second sheet gives the school's
+submission status per questionnaire. Headers are Vietnamese, for the school's data officer.
 
-Privacy: the warehouse holds no e-mails or names, but a respondent may have typed one into an
-answer cell; raw values that look like an e-mail address or a phone number are masked
-(``flows.privacy.mask_personal``). All
-text goes through ``flows.publish.xlsx.write_cell`` (never a formula) and files through
-``save_workbook`` (the same content gives the same bytes). A school with nothing left to fix
-loses its old feedback file, so the folder always says what is wrong now.
+Raw values that look like an e-mail or a phone number are masked (``flows.privacy``); a school
+with nothing left to fix loses its old file, so the folder always says what is wrong now.
 """
 
 from __future__ import annotations
