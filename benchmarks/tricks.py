@@ -75,7 +75,7 @@ _GX_BEFORE_FLOW = """\
 """
 
 _API_STARTED = """\
-    port = _free_port()
+    port = free_port()
     spec = importlib.util.find_spec("prefect")
 """
 
