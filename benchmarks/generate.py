@@ -34,8 +34,8 @@ if str(ROOT) not in sys.path:
 from flows.cli.demo import answers, province, traps  # noqa: E402 - after the path is set
 from flows.publish.xlsx import save_workbook  # noqa: E402
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS  # noqa: E402
-from flows.settings import DEFAULT_TIMEZONE  # noqa: E402
 from schemas import load_questionnaires  # noqa: E402
+from schemas.campaign import DEFAULT_TIMEZONE  # noqa: E402
 
 LEVELS = ("MN", "TH", "THCS", "THPT")
 #: Schools per commune (MN/TH/THCS); THPT schools all report to the Sở.

@@ -24,19 +24,21 @@ from pydantic import (
 
 from schemas.campaign import DEFAULT_TIMEZONE, Campaign
 
-__all__ = ["DEFAULT_TIMEZONE", "Campaign"]
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class Registry(_Section):
+    """khaosat.yaml ``registry``: where schools.csv and sources.csv are."""
+
     schools: Path
     sources: Path
 
 
 class Warehouse(_Section):
+    """khaosat.yaml ``warehouse``: the SQLAlchemy URL (written plainly or as ``url:``)."""
+
     #: SQLAlchemy URL; default an SQLite file beside the config.
     url: str | None = None
 
@@ -58,6 +60,8 @@ class GSheets(_Section):
 
 
 class Run(_Section):
+    """khaosat.yaml ``run``: how a night is carried out (concurrency, processes, schedule)."""
+
     #: sources processed at once (threads, or Dask tasks in flight).
     concurrency: int = 4
     #: sources fetched, parsed, validated and loaded together; memory holds at most two
@@ -135,6 +139,7 @@ class Settings(_Section):
 
     @property
     def base_dir(self) -> Path:
+        """The folder of khaosat.yaml: relative paths are relative to it."""
         return self.config_path.parent
 
     @property
@@ -146,6 +151,7 @@ class Settings(_Section):
 
     @property
     def archive_dir(self) -> Path:
+        """Where fetched submissions are kept by content hash (``run.archive``)."""
         return self.run.archive
 
 

@@ -26,8 +26,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows.settings import Campaign
 from schemas import load_questionnaires
+from schemas.campaign import Campaign
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import REJECTION_COLUMNS, Fetched, Parsed, School, Source
 from warehouse import tables

@@ -28,9 +28,11 @@ from warehouse.registry import items
 __all__ = [
     "EXPECTATION_DIMENSION",
     "ensure_figures",
+    "last_publish",
     "province_dimension",
     "published_inputs",
     "rebuild_marts",
+    "record_publish",
 ]
 
 

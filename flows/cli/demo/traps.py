@@ -34,7 +34,7 @@ from flows.cli.demo.answers import (
 )
 from flows.cli.demo.province import CLOSES, DEADLINE, PROVINCE_NAME, SCHOOL_YEAR, PlannedSource
 from flows.publish.xlsx import save_workbook, write_cell
-from flows.settings import DEFAULT_TIMEZONE
+from schemas.campaign import DEFAULT_TIMEZONE
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Cell
 
