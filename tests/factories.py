@@ -520,3 +520,21 @@ def load_campaign(
     rebuild_marts(
         engine, campaign.id, as_of=dt.datetime(2025, 12, 5), deadline_at=campaign.deadline_at
     )
+
+
+def load_both_campaigns(engine: Engine) -> None:
+    """The workbook tests' warehouse: the previous campaign (run "old") and this one (run
+    "run-1", with a failed and an absent source), each with its marts."""
+    load_campaign(
+        engine, PREVIOUS, PREVIOUS_SCHOOLS, submissions(2024, previous=True), "old", RUN_1_START
+    )
+    load_campaign(
+        engine,
+        CAMPAIGN,
+        SCHOOLS,
+        submissions(2025, previous=False),
+        "run-1",
+        RUN_1_START,
+        failed=FAILED,
+        absent=ABSENT,
+    )

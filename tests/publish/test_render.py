@@ -18,15 +18,8 @@ from flows.pipeline.workbook_pool import write_workbooks
 from flows.publish.template import write_template
 from schemas import load_questionnaires
 from tests.factories import (
-    ABSENT,
     CAMPAIGN,
-    FAILED,
-    PREVIOUS,
-    PREVIOUS_SCHOOLS,
-    RUN_1_START,
-    SCHOOLS,
-    load_campaign,
-    submissions,
+    load_both_campaigns,
 )
 from warehouse.db import connect, migrate
 
@@ -83,19 +76,7 @@ def workbooks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("render")
     engine = connect(f"sqlite:///{folder / 'warehouse.sqlite'}")
     migrate(engine)
-    load_campaign(
-        engine, PREVIOUS, PREVIOUS_SCHOOLS, submissions(2024, previous=True), "old", RUN_1_START
-    )
-    load_campaign(
-        engine,
-        CAMPAIGN,
-        SCHOOLS,
-        submissions(2025, previous=False),
-        "run-1",
-        RUN_1_START,
-        failed=FAILED,
-        absent=ABSENT,
-    )
+    load_both_campaigns(engine)
     paths = write_workbooks(engine, CAMPAIGN.id, folder / "out", load_questionnaires())
     engine.dispose()
     return paths

@@ -64,16 +64,12 @@ from flows.publish.xlsx import (
 from schemas import load_questionnaires
 from schemas.questionnaire import DIMENSIONS
 from tests.factories import (
-    ABSENT,
     CAMPAIGN,
     FAILED,
     HOSTILE_UNIT,
     PREVIOUS,
-    PREVIOUS_SCHOOLS,
     RUN_1_START,
-    SCHOOLS,
-    load_campaign,
-    submissions,
+    load_both_campaigns,
 )
 from warehouse import tables as t
 from warehouse.ledger import finish_run, record_failure, start_run
@@ -125,19 +121,7 @@ ALERTS = [
 @pytest.fixture
 def warehouse(engine: Engine) -> Engine:
     """Both campaigns loaded, marts built, alerts raised (see the module docstring)."""
-    load_campaign(
-        engine, PREVIOUS, PREVIOUS_SCHOOLS, submissions(2024, previous=True), "old", RUN_1_START
-    )
-    load_campaign(
-        engine,
-        CAMPAIGN,
-        SCHOOLS,
-        submissions(2025, previous=False),
-        "run-1",
-        RUN_1_START,
-        failed=FAILED,
-        absent=ABSENT,
-    )
+    load_both_campaigns(engine)
     columns = ("rule", "severity", "scope", "scope_code", "subject", "value", "threshold")
     with engine.begin() as conn:
         for *values, status, note in ALERTS:
