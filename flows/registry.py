@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def read_schools(path: Path) -> list[School]:
 def read_sources(
     path: Path, schools: Mapping[str, School], questionnaires: Iterable[str]
 ) -> list[Source]:
-    """Read sources.csv; file locations are resolved relative to the file's folder."""
+    """Read sources.csv; file locations are made absolute relative to the file's folder."""
     known_q = set(questionnaires)
     sources: list[Source] = []
     seen: set[str] = set()
@@ -94,7 +95,9 @@ def read_sources(
         if not location:
             raise RegistryError(f"{where}: location is empty")
         target, _, worksheet = location.partition("#")
-        file_path = None if kind == "gsheet" else (path.parent / target).resolve()
+        # Absolute, ".." folded, symbolic links left as they are: fetch resolves them when it
+        # reads, and reads only inside the campaign's folders (flows.fetch.files).
+        file_path = None if kind == "gsheet" else Path(os.path.abspath(path.parent / target))
         source = Source(
             school_code=code,
             questionnaire=q,

@@ -30,10 +30,14 @@ class _Section(BaseModel):
 
 
 class Registry(_Section):
-    """khaosat.yaml ``registry``: where schools.csv and sources.csv are."""
+    """khaosat.yaml ``registry``: where schools.csv and sources.csv are, and the folders file
+    sources may be read from besides the campaign's (``Settings.source_folders``)."""
 
     schools: Path
     sources: Path
+    #: folders outside the campaign folder whose files sources.csv may name (relative to the
+    #: config); any other path outside it fails its source without being opened.
+    allowed_folders: list[Path] = Field(default_factory=list)
 
 
 class Warehouse(_Section):
@@ -118,6 +122,11 @@ class Limits(_Section):
     max_compression_ratio: float = 1000.0
     max_rows: int = 200_000
     max_cells: int = 5_000_000
+    #: a source file not read within this many seconds (a stalled disk or network mount)
+    #: fails that source; the night goes on.
+    read_seconds: float = Field(default=60.0, gt=0)
+    #: characters one CSV cell may hold (a comment); a longer one fails the file, naming the cell.
+    max_cell_chars: int = Field(default=1_000_000, gt=0)
 
 
 class Settings(_Section):
@@ -148,6 +157,13 @@ class Settings(_Section):
         if self.warehouse.url:
             return self.warehouse.url
         return f"sqlite:///{self.base_dir / 'khaosat.sqlite'}"
+
+    @property
+    def source_folders(self) -> tuple[Path, ...]:
+        """The folders file sources must resolve into (symbolic links followed): the
+        campaign folder, the folder of sources.csv, and ``registry.allowed_folders``."""
+        folders = (self.base_dir, self.registry.sources.parent, *self.registry.allowed_folders)
+        return tuple(dict.fromkeys(Path(os.path.realpath(f)) for f in folders))
 
     @property
     def archive_dir(self) -> Path:
@@ -215,6 +231,7 @@ def load_settings(config_path: Path, env: Mapping[str, str] | None = None) -> Se
             "registry": Registry(
                 schools=_resolve(base, s.registry.schools),
                 sources=_resolve(base, s.registry.sources),
+                allowed_folders=[_resolve(base, f) for f in s.registry.allowed_folders],
             ),
             "output": _resolve(base, s.output),
             "schemas_dir": _resolve(base, s.schemas_dir) if s.schemas_dir else None,

@@ -3,21 +3,24 @@
 ``fetch`` fetches and archives a file or a Google Sheet. A source whose content is that of its
 last load is recognised as cheaply as its kind allows: a sheet by its Drive version (no Sheets
 quota), a file by its modified time and bytes (``unchanged``, no archiving); ``new_content``
-gives a file's bytes only when they differ from its last load's.
+gives a file's bytes only when they differ from its last load's. Every one of them reads a
+file only inside the folders it is given, and only a regular file, within ``limits.read_seconds``
+(``files.read_confined``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from flows.fetch.archive import fingerprint_of
-from flows.fetch.files import fetch_file, unchanged_file
+from flows.fetch.files import fetch_file, read_confined, unchanged_file
 from flows.fetch.google import GSheetsClient
 from flows.fetch.gsheets import fetch_gsheet, sheet_revision
 from flows.settings import Limits
-from schemas.records import Fetched, Source
+from schemas.records import Fetched, Source, SourceError
 
 
 class LastFetch(Protocol):
@@ -41,17 +44,19 @@ def fetch(
     limits: Limits,
     timezone: str,
     *,
+    folders: Sequence[Path],
     gsheets: GSheetsClient | None = None,
     last: LastFetch | None = None,
 ) -> Fetched:
-    """Fetch and archive one source (IO). Raises SourceError for a source that cannot be used,
-    and any other exception for what may pass on a retry (network, file system).
+    """Fetch and archive one source (IO). Raises SourceError for a source that cannot be used
+    (a file outside ``folders`` among them), and any other exception for what may pass on a
+    retry (network, file system).
 
     A Google Sheet whose Drive version equals that of its last load is not read again: the
     last load's fingerprint comes back, and the flow records the source unchanged.
     """
     if source.kind != "gsheet":
-        return fetch_file(source, archive_dir, limits, timezone)
+        return fetch_file(source, archive_dir, limits, timezone, folders)
     assert gsheets is not None  # noqa: S101 - the flow opens a client for gsheet sources
     if last is not None and last.revision is not None:
         modified_at, version = sheet_revision(gsheets, source, timezone=timezone)
@@ -68,27 +73,37 @@ def fetch(
     return fetch_gsheet(gsheets, source, archive_dir, timezone, limits=limits)
 
 
-def unchanged(source: Source, last: LastFetch | None, timezone: str) -> Fetched | None:
+def unchanged(
+    source: Source,
+    last: LastFetch | None,
+    timezone: str,
+    folders: Sequence[Path],
+    limits: Limits,
+) -> Fetched | None:
     """A local file as its last load fetched it, when its modified time and bytes are still
-    those (a stat and a hash, nothing archived); None for anything to fetch."""
+    those (a stat and a hash, nothing archived); None for anything to fetch (or to report)."""
     if last is None or source.kind == "gsheet":
         return None
-    return unchanged_file(source, last.fingerprint, last.modified_at, last.archive_path, timezone)
+    return unchanged_file(
+        source, last.fingerprint, last.modified_at, last.archive_path, timezone, folders, limits
+    )
 
 
-def new_content(source: Source, limits: Limits, last: LastFetch | None) -> bytes | None:
+def new_content(
+    source: Source, limits: Limits, last: LastFetch | None, folders: Sequence[Path]
+) -> bytes | None:
     """A file source's bytes as they are now, unless they are its last load's; None for a
-    sheet, and for a file that is not there, unreadable or over the limit (fetching reports
-    those)."""
-    path = source.path
-    if source.kind == "gsheet" or path is None:
+    sheet, and for a file that is not there, outside ``folders``, not a regular file,
+    unreadable, not read in time or over the limit (fetching reports those)."""
+    if source.kind == "gsheet" or source.path is None:
         return None
     try:
-        if path.stat().st_size > limits.max_file_bytes:
-            return None
-        content = path.read_bytes()
-    except OSError:
+        got = read_confined(source, folders, limits)
+    except SourceError:
         return None
+    if got is None:
+        return None
+    content = got[0]
     if last is not None and fingerprint_of(content) == last.fingerprint:
         return None  # the bytes of its last load (touched or not): not parsed again
     return content

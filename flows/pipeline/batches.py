@@ -141,11 +141,12 @@ def unchanged_files(
     """The sources of ``batch`` to ingest: a local file whose modified time and bytes are those
     of its last load is recognised here with a stat and a hash, and recorded unchanged without
     a task."""
-    tz = ctx.settings.campaign.timezone
+    s = ctx.settings
+    tz, folders = s.campaign.timezone, s.source_folders
     same: list[Fetched] = []
     rest: list[Source] = []
     for source in batch:
-        seen = unchanged(source, known.get(source.key), tz)
+        seen = unchanged(source, known.get(source.key), tz, folders, s.limits)
         if seen is None:
             rest.append(source)
         else:

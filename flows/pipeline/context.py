@@ -165,7 +165,9 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     known = {} if params.get("force") or school is not None else _known_loads(settings)
     reading = False
     for source in chosen:
-        content = new_content(source, settings.limits, known.get(source.key))
+        content = new_content(
+            source, settings.limits, known.get(source.key), settings.source_folders
+        )
         if content is not None and source.path is not None:
             pool.submit(read_tables_ahead, content, source.path.name, settings.limits)
             reading = True

@@ -38,7 +38,13 @@ def fetch_source(ctx: Context, source: Source, last: ledger.LastLoad | None = No
     """
     s = ctx.settings
     return fetch(
-        source, s.archive_dir, s.limits, s.campaign.timezone, gsheets=ctx.gsheets, last=last
+        source,
+        s.archive_dir,
+        s.limits,
+        s.campaign.timezone,
+        folders=s.source_folders,
+        gsheets=ctx.gsheets,
+        last=last,
     )
 
 
