@@ -86,6 +86,9 @@ class Table:
 
     name: str
     rows: list[list[Cell]]
+    #: what reading changed in a cell, to tell the school: (row, col) 0-based → what was done
+    #: (control characters dropped from a CSV cell).
+    notes: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 @dataclass

@@ -40,6 +40,11 @@ TIMESTAMP = "TIMESTAMP"
 RULE_UNREADABLE_TIMESTAMP = "unreadable_timestamp"
 RULE_FORMULA = "formula_without_value"
 RULE_DUPLICATE = "duplicate_response"
+#: A cell whose control characters reading dropped (``Table.notes``): kept, and told.
+RULE_CONTROL = "control_characters"
+REASON_CONTROL = (
+    "Ô có ký tự điều khiển (không in được); đã bỏ các ký tự đó, giá trị còn lại được dùng"
+)
 REASON_UNREADABLE_TIMESTAMP = "Không đọc được dấu thời gian"
 REASON_FORMULA = "công thức không có giá trị"
 
@@ -271,6 +276,7 @@ def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed
     considered = has_item & ~totals & ~_repeated_header(cells, headers, item_cols)
     kept_idx, response_no = _kept(cells, match, considered, rejections)
     _reject_formulas(cells, match, kept_idx, response_no, rejections)
+    _note_cells(table, header_idx, match, response_no, rejections)
     parsed = Parsed(
         questionnaire=questionnaire.code,
         sheet=table.name,
@@ -318,6 +324,26 @@ def _reject_formulas(
             raw = cells.raw(int(col_codes[i]))
             code, no = match.items[col], int(response_no[i])
             rejections.add("value", int(i), col, code, raw, RULE_FORMULA, REASON_FORMULA, no)
+
+
+def _note_cells(
+    table: Table,
+    header_idx: int,
+    match: HeaderMatch,
+    response_no: npt.NDArray[np.int64],
+    rejections: _Rejections,
+) -> None:
+    """A row of scope "cell" for each cell reading changed (``Table.notes``): the value as
+    kept is used, and the school is told what was dropped from it."""
+    for (r, c), _ in sorted(table.notes.items()):
+        i = r - header_idx - 1  # data row index; negative above the data
+        row = table.rows[r] if r < len(table.rows) else []
+        raw = row[c] if c < len(row) else None
+        text = None if raw is None else str(raw)[:200]
+        in_data = 0 <= i < len(response_no)
+        code = match.items.get(c) if in_data else None
+        no = int(response_no[i]) if in_data and response_no[i] else None
+        rejections.add("cell", i, c, code, text, RULE_CONTROL, REASON_CONTROL, no)
 
 
 def _responses(

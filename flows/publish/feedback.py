@@ -55,6 +55,8 @@ FIX_HINTS: dict[str, str] = {
     "duplicate_response": "Xóa dòng trùng lặp, chỉ giữ lại một phiếu cho mỗi người trả lời.",
     "unreadable_timestamp": "Sửa ô dấu thời gian thành ngày giờ dạng ngày/tháng/năm giờ:phút "
     "(ví dụ 29/10/2024 9:05), hoặc để trống nếu không có.",
+    "control_characters": "Xóa ký tự lạ trong ô (thường do dán từ phần mềm khác) rồi lưu lại "
+    "tệp; giá trị đã được dùng sau khi bỏ các ký tự đó.",
     "formula_without_value": "Ô chứa công thức chưa có giá trị: mở tệp bằng Excel, tính lại "
     "(Ctrl+Alt+F9) rồi lưu, hoặc thay công thức bằng giá trị.",
     RULE_UNKNOWN_COLUMN: "Đổi tiêu đề cột cho đúng nội dung câu hỏi trong mẫu phiếu của Sở; nếu "

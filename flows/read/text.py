@@ -3,7 +3,11 @@
 CSV in UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode text", tab separated, with or
 without BOM) or Windows-1258 (Excel's "CSV" on a Vietnamese Windows, whose tone marks are
 combining characters: decoded text is composed to NFC, as UTF-8 would have stored it).
-Anything else fails with the reason: a web page, a PDF, an image, damaged UTF-8.
+Anything else fails with the reason: a web page, a PDF, an image, damaged UTF-8 (naming the
+first cell that is not UTF-8). Control characters (a stray ESC or NUL pasted from another
+program) are dropped from their cell and noted on the table (``Table.notes``), unless there are
+so many that the file is binary; a cell longer than ``limits.max_cell_chars`` fails the file,
+naming the cell.
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ import html
 import io
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import PurePath
 from typing import cast
 
 from flows.read.cells import cut_off, one_line, rows_over_limit, setting, tidy
 from flows.settings import Limits
-from schemas.records import Cell, SourceError, Table
+from schemas.records import Cell, SourceError, Table, cell_address
+
+# csv's own bound on a field (131,072 characters) fails a file without saying where;
+# ``limits.max_cell_chars`` is checked instead, cell by cell, and the whole text is in memory
+# already (bounded by limits.max_file_bytes).
+csv.field_size_limit(2**31 - 1)
 
 #: The smallest zip there is (an empty archive's end record alone); any workbook is larger.
 _MIN_ZIP_BYTES = 22
@@ -46,6 +56,14 @@ _UTF8_MULTIBYTE = re.compile(
 )
 #: C0 controls that never occur in text (tab, newlines and the DOS end-of-file mark do).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x19\x1b-\x1f\x7f]")
+#: Control characters in the first 64 KiB above which the file is binary, not text with a few
+#: stray ones: more than this share of its characters, and more than this many.
+_BINARY_SHARE = 0.01
+_BINARY_COUNT = 16
+#: Bytes of UTF-8 text that could not be decoded, as ``surrogateescape`` leaves them.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+#: What a note and a rejection say about a cell whose control characters were dropped.
+NOTE_CONTROL = "control_characters"
 _HTML_START = ("<!doctype html", "<html", "<head", "<body", "<table", "<meta", "<script", "<div")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
@@ -65,7 +83,8 @@ def _decode(content: bytes, filename: str) -> str:
     if content.startswith(b"RIFF") and content[8:12] == b"WEBP":
         raise _not_a_spreadsheet(filename, "a WebP image")
     text = _decode_text(content, filename)
-    if _CONTROL.search(text, 0, 65536):
+    head = text[:65536]
+    if len(_CONTROL.findall(head)) > max(_BINARY_COUNT, _BINARY_SHARE * len(head)):
         raise _not_a_spreadsheet(filename, "unrecognised binary content")
     _refuse_markup(text, filename)
     return text
@@ -78,12 +97,11 @@ def _decode_text(content: bytes, filename: str) -> str:
         encoding = "utf-32"
     elif content.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"  # Excel's "Unicode text": UTF-16 with a BOM, tab-separated
-    elif b"\x00" in content[:8192]:
-        found = _utf16_without_bom(content)
-        if found is None:
-            raise _not_a_spreadsheet(filename, "unrecognised binary content")
+    elif b"\x00" in content[:8192] and (found := _utf16_without_bom(content)) is not None:
         encoding = found
     else:
+        # A few NULs in UTF-8 text are stray control characters, dropped cell by cell; many
+        # make it binary (``_decode``).
         try:
             return content.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -91,10 +109,32 @@ def _decode_text(content: bytes, filename: str) -> str:
     try:
         return content.decode(encoding)
     except UnicodeDecodeError as exc:
-        label = encoding.upper().removesuffix("-SIG").replace("-LE", "").replace("-BE", "")
+        if encoding == "utf-8-sig":
+            raise _damaged_utf8(content, filename) from None
+        label = encoding.upper().replace("-LE", "").replace("-BE", "")
         raise SourceError(
             f"{filename}: damaged {label} text (byte {exc.start:,}); save it again as 'CSV UTF-8'"
         ) from None
+
+
+def _damaged_utf8(content: bytes, filename: str) -> SourceError:
+    """The error for UTF-8 text holding bytes of another encoding (a cell pasted from a
+    Windows-1258 or 1252 file), naming the first cell they are in."""
+    text = content.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    delimiter = _sniff_delimiter(text)
+    where = ""
+    try:
+        for i, record in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)):
+            j = next((j for j, f in enumerate(record) if _UNDECODED.search(f)), None)
+            if j is not None:
+                where = f" in cell {cell_address(i + 1, j + 1)} (row {i + 1:,})"
+                break
+    except csv.Error:
+        pass
+    return SourceError(
+        f"{filename}: damaged UTF-8 text{where}: characters in another encoding (Windows-1258 "
+        f"or 1252?); retype them, or save the file again as 'CSV UTF-8'"
+    )
 
 
 def _utf16_without_bom(content: bytes) -> str | None:
@@ -120,10 +160,8 @@ def _decode_legacy(content: bytes, filename: str, error: UnicodeDecodeError) -> 
     invalid = sample.decode("utf-8", "replace").count("\ufffd")
     if valid > invalid:
         # Mostly well-formed UTF-8 (Windows-1258 text hardly ever forms a valid sequence):
-        # a damaged or truncated UTF-8 file, not another encoding.
-        raise SourceError(
-            f"{filename}: damaged UTF-8 text (byte {error.start:,}); save it again as 'CSV UTF-8'"
-        )
+        # a damaged UTF-8 file, or cells of another encoding pasted in, not another encoding.
+        raise _damaged_utf8(content, filename)
     try:
         text = content.decode("cp1258")
     except UnicodeDecodeError:
@@ -192,11 +230,12 @@ def read_text(content: bytes, filename: str, limits: Limits) -> Table:
     delimiter = _sniff_delimiter(text)
     name = PurePath(filename).stem or filename
     rows: list[list[Cell]] = []
+    notes: dict[tuple[int, int], str] = {}
     cells = 0
     width = 0
     last = -1
     try:
-        for i, record in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)):
+        for i, record in enumerate(_records(text, delimiter, filename, limits, notes)):
             # Trailing empty fields are dropped as they come, and the limits are checked on
             # the way: a 50 MB file of commas must not become 25 million cells first.
             j = len(record)
@@ -215,4 +254,29 @@ def read_text(content: bytes, filename: str, limits: Limits) -> Table:
             rows.append(cast("list[Cell]", record[:j] if j < len(record) else record))
     except csv.Error as exc:
         raise SourceError(f"{filename}: not readable as CSV ({one_line(exc)})") from None
-    return Table(name, tidy(rows))
+    return Table(name, tidy(rows), notes)
+
+
+def _records(
+    text: str, delimiter: str, filename: str, limits: Limits, notes: dict[tuple[int, int], str]
+) -> Iterator[list[str]]:
+    """The CSV's records, each cell within ``limits.max_cell_chars`` (else a SourceError naming
+    it) and without control characters (each cell that had some noted in ``notes``). Both are
+    looked for cell by cell only in a file that can hold one: most hold neither."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    long_possible = len(text) > limits.max_cell_chars
+    if not long_possible and _CONTROL.search(text) is None:
+        yield from reader
+        return
+    for i, record in enumerate(reader):
+        for j, field in enumerate(record):
+            if long_possible and len(field) > limits.max_cell_chars:
+                raise SourceError(
+                    f"{filename}: cell {cell_address(i + 1, j + 1)} holds {len(field):,} "
+                    f"characters, more than the limit of {limits.max_cell_chars:,}"
+                    f"{setting('max_cell_chars')}"
+                )
+            if _CONTROL.search(field):
+                record[j] = _CONTROL.sub("", field)
+                notes[i, j] = NOTE_CONTROL
+        yield record
