@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from flows.cli.common import print_error
 from flows.pipeline.deploy import serve
 from flows.settings import SettingsError, apply_prefect_defaults, load_settings
 
@@ -26,5 +27,5 @@ def serve_command(
         apply_prefect_defaults()
         serve(settings)
     except SettingsError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        print_error(exc)
         raise typer.Exit(2) from None

@@ -8,6 +8,7 @@ start on the first batch before the flow does; ``local_now`` is the flow's clock
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool
 from flows.pipeline.processes import long_lived_imports
 from flows.pipeline.read_ahead import read_tables_ahead
-from flows.registry import read_schools, read_sources
+from flows.registry import enrollment_warning, read_schools, read_sources
 from flows.settings import Settings, SettingsError
 from flows.validate import create_context
 from schemas import Questionnaire, load_questionnaires
@@ -27,6 +28,8 @@ from schemas.questionnaire import SCHEMAS_DIR
 from schemas.records import School, Source
 from warehouse import db, ledger, registry
 from warehouse.lock import RunLock
+
+log = logging.getLogger(__name__)
 
 
 class Context:
@@ -89,6 +92,10 @@ def prepare(settings: Settings, run_id: str) -> Context:
         raise SettingsError(f"{settings.config_path}: {exc}") from exc
     questionnaires, school_list, sources = read_registry(settings)
     schools = {school.code: school for school in school_list}
+    # said here, once a run: read_ahead reads the registry too
+    warning = enrollment_warning(settings.registry.schools, school_list)
+    if warning:
+        log.warning(warning)
     engine = db.connect(settings.warehouse_url)
     db.migrate(engine)
     registry.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
