@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -43,13 +44,38 @@ def _rows(path: Path, required: Iterable[str]) -> list[tuple[int, dict[str, str]
     return out
 
 
+#: What schools.csv may say instead of a level code (folded: no accents, spaces or dashes),
+#: for the suggestion only: the registry is a contract, and one spelling of it is kept.
+_LEVEL_NAMES = {
+    "MG": "MN",
+    "MAUGIAO": "MN",
+    "MAMNON": "MN",
+    "TIEUHOC": "TH",
+    "TRUNGHOCCOSO": "THCS",
+    "PTCS": "THCS",
+    "TRUNGHOCPHOTHONG": "THPT",
+    "PTTH": "THPT",
+    "GIAODUCTHUONGXUYEN": "GDTX",
+    "TTGDTX": "GDTX",
+    "GDNNGDTX": "GDTX",
+}
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in decomposed if c.isalnum() and c.isascii()).upper()
+
+
 def _level(where: str, raw: str) -> str:
     """The level code of ``raw`` (any case); RegistryError naming the nearest valid one."""
     level = raw.upper()
     if level in SCHOOL_LEVELS:
         return level
-    nearest = difflib.get_close_matches(level, SCHOOL_LEVELS, n=1, cutoff=0.4)
-    hint = f" (did you mean {nearest[0]}?)" if nearest else ""
+    folded = _fold(raw)
+    nearest = _LEVEL_NAMES.get(folded) or next(
+        iter(difflib.get_close_matches(folded, SCHOOL_LEVELS, n=1, cutoff=0.4)), None
+    )
+    hint = f" (did you mean {nearest}?)" if nearest else ""
     raise RegistryError(f"{where}: level {raw!r} is not one of {', '.join(SCHOOL_LEVELS)}{hint}")
 
 

@@ -30,6 +30,12 @@ def run_flow(settings: Settings, **params: object) -> int:
         from schemas import QuestionnaireError
         from warehouse.lock import LockHeld
 
+    try:  # a user's mistake is one line, before the flow, not a failed flow's traceback
+        context.check_inputs(settings)
+    except (RegistryError, QuestionnaireError, SettingsError) as exc:
+        api.stop()
+        print_error(exc)
+        return 2
     progress.use(progress.RichReporter(console))
     context.read_ahead(settings, **params)  # the parse processes start while the API boots
     try:
@@ -88,15 +94,17 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     """Rebuild marts and workbooks from the warehouse, without fetching any source."""
     settings = read_config(config)
     api = start_temporary_api()
-    from flows.pipeline import nightly
+    from flows.pipeline import context, nightly
     from flows.registry import RegistryError
     from schemas import QuestionnaireError
     from warehouse.lock import LockHeld
 
     try:
+        context.check_inputs(settings)
         with api.serving():
             workbooks, feedback = nightly.publish(str(settings.config_path))
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
+        api.stop()  # stopped already if the flow ran
         print_error(exc)
         raise typer.Exit(2) from None
     except LockHeld as exc:
