@@ -294,3 +294,10 @@ def test_negative_enrolment_is_rejected_and_zero_kept(tmp_path: Path) -> None:
     _with_school_row(config, "Phường Một,250", "Phường Một,-1")
     with pytest.raises(RegistryError, match=r"line 3: enrollment '-1' is negative"):
         read_schools(schools)
+
+
+def test_the_levels_read_are_the_levels_published() -> None:
+    from flows.publish.labels import LEVEL_LABELS
+    from schemas.records import SCHOOL_LEVELS
+
+    assert tuple(LEVEL_LABELS) == SCHOOL_LEVELS
