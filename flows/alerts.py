@@ -134,6 +134,7 @@ SUBMISSION_MISSING = "submission_missing"
 SUBMISSION_LATE = "submission_late"
 SUBMISSION_FAILED = "submission_failed"
 LOW_RESPONSE = "low_response"
+ENROLLMENT_UNKNOWN = "enrollment_unknown"
 REJECTED_SHARE_HIGH = "rejected_share_high"
 
 
@@ -159,6 +160,7 @@ RULES: dict[str, Rule] = {
     SUBMISSION_LATE: Rule("Nộp dữ liệu sau hạn", "count"),
     SUBMISSION_FAILED: Rule("Tệp nộp không đọc được", "count"),
     LOW_RESPONSE: Rule("Số phiếu dưới chỉ tiêu so với sĩ số", "share"),
+    ENROLLMENT_UNKNOWN: Rule("Chưa có sĩ số: không tính được tỷ lệ phản hồi", "count"),
     REJECTED_SHARE_HIGH: Rule("Nhiều giá trị bị loại", "share"),
 }
 
@@ -206,6 +208,7 @@ DEFAULT_ACTIONS: dict[str, str] = {
     SUBMISSION_LATE: "Nhắc trường nộp đúng hạn ở các đợt sau",
     SUBMISSION_FAILED: "Trường xem phiếu phản hồi (thư mục feedback), sửa tệp và nộp lại",
     LOW_RESPONSE: "Đôn đốc trường mở rộng khảo sát để đạt số phiếu tối thiểu theo sĩ số",
+    ENROLLMENT_UNKNOWN: "Bổ sung sĩ số của trường vào cột enrollment của schools.csv",
     REJECTED_SHARE_HIGH: "Trường sửa các giá trị bị loại theo phiếu phản hồi và nộp lại tệp",
 }
 
@@ -502,11 +505,14 @@ def completeness_alerts(
 ) -> list[AlertCandidate]:
     """submission_missing / _failed / _late from mart_completeness status, and low_response.
 
-    low_response compares valid responses with ``min_response_share`` × enrolment; it needs a
-    known enrolment, skips service reviews (answered by a board, not a sample of families) and
-    pairs with no valid response (those are missing, failed or still pending).
+    low_response compares valid responses with ``min_response_share`` × enrolment; it skips
+    service reviews (answered by a board, not a sample of families) and pairs with no valid
+    response (those are missing, failed or still pending). Where the enrolment is unknown
+    (blank or 0) it cannot be judged: the school gets one ``enrollment_unknown`` (info) instead,
+    its value the responses it has, so the officer sees what waits for the figure.
     """
     out: list[AlertCandidate] = []
+    unknown: dict[str, float] = {}
     for r in rows:
         if r.status in _SUBMISSION_RULES:
             rule, severity = _SUBMISSION_RULES[r.status]
@@ -515,25 +521,28 @@ def completeness_alerts(
                     rule, severity, "school", r.school_code, r.questionnaire, float(r.n_valid)
                 )
             )
-        if (
-            r.n_valid > 0
-            and r.enrollment
-            and r.enrollment > 0
-            and r.questionnaire_kind != "service_review"
-        ):
-            share = r.n_valid / r.enrollment
-            if _below(share, th.min_response_share):
-                out.append(
-                    AlertCandidate(
-                        LOW_RESPONSE,
-                        AMBER,
-                        "school",
-                        r.school_code,
-                        r.questionnaire,
-                        share,
-                        th.min_response_share,
-                    )
+        if r.n_valid <= 0 or r.questionnaire_kind == "service_review":
+            continue
+        if not r.enrollment or r.enrollment < 0:
+            unknown[r.school_code] = unknown.get(r.school_code, 0.0) + r.n_valid
+            continue
+        share = r.n_valid / r.enrollment
+        if _below(share, th.min_response_share):
+            out.append(
+                AlertCandidate(
+                    LOW_RESPONSE,
+                    AMBER,
+                    "school",
+                    r.school_code,
+                    r.questionnaire,
+                    share,
+                    th.min_response_share,
                 )
+            )
+    out += [
+        AlertCandidate(ENROLLMENT_UNKNOWN, INFO, "school", code, "", n)
+        for code, n in unknown.items()
+    ]
     return out
 
 
@@ -614,8 +623,10 @@ def evaluate_alerts(
       Kém [amber];
     - ``submission_missing`` [amber], ``submission_failed`` [amber], ``submission_late`` [info]
       from mart_completeness;
-    - ``low_response``: valid responses below ``min_response_share`` × enrolment (skipped when the
-      enrolment is unknown, and for service reviews, which a board answers) [amber];
+    - ``low_response``: valid responses below ``min_response_share`` × enrolment (skipped for
+      service reviews, which a board answers) [amber]; ``enrollment_unknown`` per school whose
+      enrolment is unknown but that has responses low_response would judge ("chưa có sĩ số")
+      [info];
     - ``rejected_share_high`` per source: rejected values / (kept + rejected values) above
       ``max_rejected_share`` [amber].
 

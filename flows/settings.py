@@ -8,9 +8,11 @@ are relative to the config file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -21,8 +23,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from schemas.campaign import DEFAULT_TIMEZONE, Campaign
+from schemas.campaign import DEFAULT_TIMEZONE, Campaign, check_timezone
 
 
 class _Section(BaseModel):
@@ -46,6 +51,13 @@ class Warehouse(_Section):
     #: SQLAlchemy URL; default an SQLite file beside the config.
     url: str | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_database_url(value)
+        return value
+
 
 class GSheets(_Section):
     """Google Sheets sources: the service-account key, the API root and the quotas."""
@@ -62,12 +74,17 @@ class GSheets(_Section):
     retry_max_sleep_seconds: float = Field(default=32.0, ge=0)
     retry_max_total_seconds: float = Field(default=180.0, ge=0)
 
+    @field_validator("endpoint")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        return check_address(value, schemes=("http", "https"), example="https://host[:port]")
+
 
 class Run(_Section):
     """khaosat.yaml ``run``: how a night is carried out (concurrency, processes, schedule)."""
 
     #: sources processed at once (threads, or Dask tasks in flight).
-    concurrency: int = 4
+    concurrency: int = Field(default=4, ge=1)
     #: sources fetched, parsed, validated and loaded together; memory holds at most two
     #: batches, however many schools the province has.
     batch_sources: int = Field(default=200, ge=1)
@@ -83,19 +100,39 @@ class Run(_Section):
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None
     #: a second run of the same campaign waits this long for the first to finish, then exits.
-    lock_wait_seconds: float = 0
+    lock_wait_seconds: float = Field(default=0, ge=0)
     #: nightly schedule of `khaosat serve` (cron, in timezone).
     cron: str = "30 1 * * *"
     timezone: str = DEFAULT_TIMEZONE
     #: where raw submissions are archived by content hash.
     archive: Path = Path("archive")
 
+    @field_validator("dask_address")
+    @classmethod
+    def _dask(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Dask takes a bare host:port as TCP.
+        full = value if "://" in value else f"tcp://{value}"
+        check_address(full, schemes=DASK_SCHEMES, example="tcp://host:8786")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_timezone(value)
+
 
 class Notify(_Section):
     """Optional e-mail when a run fails or finishes with failed sources."""
 
     smtp_host: str | None = None
-    smtp_port: int = 25
+    smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str | None = None
     #: a SecretStr: never shown by repr, str or a settings dump (logs, errors, digests).
     smtp_password: SecretStr | None = None
@@ -115,13 +152,13 @@ class Notify(_Section):
 class Limits(_Section):
     """Bounds on one source, so one hostile upload cannot exhaust the machine."""
 
-    max_file_bytes: int = 50_000_000
-    max_uncompressed_bytes: int = 300_000_000
+    max_file_bytes: int = Field(default=50_000_000, ge=1)
+    max_uncompressed_bytes: int = Field(default=300_000_000, ge=1)
     #: honest LibreOffice files of repetitive answers reach ~200:1; zip bombs go far beyond,
     #: and unpacking is bounded by max_uncompressed_bytes anyway.
-    max_compression_ratio: float = 1000.0
-    max_rows: int = 200_000
-    max_cells: int = 5_000_000
+    max_compression_ratio: float = Field(default=1000.0, ge=1)
+    max_rows: int = Field(default=200_000, ge=1)
+    max_cells: int = Field(default=5_000_000, ge=1)
     #: a source file not read within this many seconds (a stalled disk or network mount)
     #: fails that source; the night goes on.
     read_seconds: float = Field(default=60.0, gt=0)
@@ -175,10 +212,116 @@ class SettingsError(ValueError):
     """khaosat.yaml cannot be used; the message names the file and the field."""
 
 
+# ------------------------------------------------------------------------------------------
+# Checks of the values pydantic's types do not cover: URLs, addresses, cron
+# ------------------------------------------------------------------------------------------
+
+#: The schemes of a Dask scheduler address (distributed's comm backends).
+DASK_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
+_USERINFO = re.compile(r"(?<=://)[^/@]*@")
+
+
+def _shown(url: str) -> str:
+    """``url`` without the user and password it may carry, for a message."""
+    return _USERINFO.sub("***@", url)
+
+
+def check_database_url(url: str) -> str:
+    """``url`` if SQLAlchemy can parse it and its port is 1–65535; else ValueError saying so
+    (with any password left out)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        # SQLAlchemy parses the port with int(): "invalid literal for int() ..."
+        why = "the port is not a number" if isinstance(exc, ValueError) else "it does not parse"
+        raise ValueError(
+            f"{_shown(url)!r} is not a database URL ({why}); expected "
+            "dialect://user@host:port/database or sqlite:///path"
+        ) from None
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise ValueError(f"{_shown(url)!r}: port {parsed.port} is not in 1-65535")
+    return url
+
+
+def check_address(url: str, *, schemes: tuple[str, ...], example: str) -> str:
+    """``url`` if its scheme is one of ``schemes`` and it has a host and a valid port."""
+    shown = _shown(url)
+    split = urlsplit(url)
+    if split.scheme not in schemes:
+        raise ValueError(f"{shown!r} is not a {'/'.join(schemes)} address like {example}")
+    try:
+        port = split.port  # raises on a port that is not a number in 0-65535
+    except ValueError:
+        port = 0
+    if not split.hostname or port == 0:
+        raise ValueError(f"{shown!r} needs a host and a port 1-65535 (if any), like {example}")
+    return url
+
+
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+#: Each cron field: its name, its numbers' range and the words it takes besides numbers
+#: (croniter's: month and weekday names, L for last, nW the weekday nearest day n, d#n).
+_CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ("L", "W", "LW")),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, (*_WEEKDAYS, "L")),
+)
+_CRON_TOKEN = re.compile(r"(\d+)|([A-Za-z]+)")
+_CRON_SHAPE = re.compile(r"^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?(#[1-5])?)(/[1-9][0-9]*)?$")
+
+
+def _cron_field_ok(field: str, low: int, high: int, words: tuple[str, ...]) -> bool:
+    for part in field.split(","):
+        if not _CRON_SHAPE.match(part):
+            return False
+        for number, word in _CRON_TOKEN.findall(part.split("/")[0].split("#")[0]):
+            if number and not low <= int(number) <= high:
+                return False
+            if word and word.upper() not in words:
+                return False
+    return True
+
+
+def check_cron(expr: str) -> str:
+    """``expr`` if it reads as a five-field cron (or @daily and the like): each field ``*``,
+    numbers in range, names, ranges, lists and steps; else ValueError naming the field."""
+    fields = expr.split()
+    if len(fields) == 1 and fields[0].lower() in _CRON_MACROS:
+        return expr
+    if len(fields) != 5:
+        raise ValueError(
+            f"{expr!r} is not a cron schedule: expected 5 fields (minute hour day month "
+            'weekday), like "30 1 * * *"'
+        )
+    for field, (name, low, high, words) in zip(fields, _CRON_FIELDS, strict=True):
+        if not _cron_field_ok(field, low, high, words):
+            raise ValueError(
+                f"{expr!r} is not a cron schedule: {name} {field!r} is not * or numbers "
+                f"{low}-{high}{' or names' if words else ''} (lists, ranges and /steps allowed)"
+            )
+    return expr
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader without its timestamps: ``opens: 2024-02-30`` stays text, for the
+    settings' own validation to reject it by field, rather than the YAML parser raising a bare
+    "day is out of range for month" from inside itself."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _env_value(text: str) -> Any:
     """An environment value as YAML would read it (numbers, booleans, lists), else the text."""
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, _ConfigLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError:
         return text
     return value if isinstance(value, int | float | bool | list) else text
@@ -196,6 +339,24 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: Fields whose value is never repeated in a message (it may be a secret).
+_SECRET_FIELDS = ("smtp_password", "smtp_user", "credentials")
+
+
+def _field_error(config_path: Path, error: ErrorDetails) -> SettingsError:
+    """One line for pydantic's first complaint: the file, the field, the value and what is
+    allowed (a validator of ours says the value itself, with any password left out)."""
+    where = ".".join(str(p) for p in error["loc"])
+    message = error["msg"]
+    if error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    elif error["loc"] and error["loc"][-1] not in _SECRET_FIELDS:
+        value = error.get("input")
+        if isinstance(value, str | int | float | bool):
+            message = f"{value!r}: {message}"
+    return SettingsError(f"{config_path}: field {where}: {message}")
+
+
 def _resolve(base: Path, p: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
@@ -205,7 +366,8 @@ def load_settings(config_path: Path, env: Mapping[str, str] | None = None) -> Se
     env = os.environ if env is None else env
     config_path = config_path.resolve()
     try:
-        raw: Any = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        text = config_path.read_text(encoding="utf-8")
+        raw: Any = yaml.load(text, _ConfigLoader) or {}  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise SettingsError(f"{config_path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
@@ -222,9 +384,7 @@ def load_settings(config_path: Path, env: Mapping[str, str] | None = None) -> Se
     try:
         s = Settings.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SettingsError(f"{config_path}: field {where}: {first['msg']}") from exc
+        raise _field_error(config_path, exc.errors()[0]) from exc
     base = config_path.parent
     return s.model_copy(
         update={

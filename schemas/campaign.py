@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Survey timestamps, deadlines and file times are compared in the campaign's local time.
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone (Asia/Ho_Chi_Minh, UTC); else ValueError."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not a time zone: expected an IANA name such as {DEFAULT_TIMEZONE}"
+        ) from None
+    return name
 
 
 class Campaign(BaseModel):
@@ -25,6 +37,11 @@ class Campaign(BaseModel):
     #: province code, used as scope_code of province-level figures.
     province_code: str = "PROVINCE"
     timezone: str = DEFAULT_TIMEZONE
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_timezone(value)
 
     @model_validator(mode="after")
     def _order(self) -> Campaign:

@@ -31,6 +31,11 @@ REJECTION_COLUMNS = [
 ]
 
 
+#: School levels (DOMAIN.md), the ``level`` of schools.csv and of questionnaires: Mầm non,
+#: Tiểu học, THCS, THPT, and the GDTX centres (which use the THPT forms).
+SCHOOL_LEVELS = ("MN", "TH", "THCS", "THPT", "GDTX")
+
+
 @dataclass(frozen=True)
 class School:
     """One row of schools.csv."""

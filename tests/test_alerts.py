@@ -324,8 +324,10 @@ def comp(
         (comp("submitted", 30), set()),  # 30/300 = 10%: the target met
         (comp("submitted", 29), {("low_response", AMBER, 0.1)}),  # 9.7% of enrolment
         (comp("late", 29), {("submission_late", INFO, None), ("low_response", AMBER, 0.1)}),
-        (comp("submitted", 5, enrollment=None), set()),  # enrolment unknown: skipped
-        (comp("submitted", 5, enrollment=0), set()),
+        # enrolment unknown: no share to judge, "chưa có sĩ số" said instead
+        (comp("submitted", 5, enrollment=None), {("enrollment_unknown", INFO, None)}),
+        (comp("submitted", 5, enrollment=0), {("enrollment_unknown", INFO, None)}),
+        (comp("missing", 0, enrollment=None), {("submission_missing", AMBER, None)}),
         (comp("submitted", 5, kind="service_review"), set()),  # answered by a board
     ],
 )

@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from flows.alerts import action_for, format_value, rule_title
-from flows.cli.common import ConfigOption, console, read_config
+from flows.cli.common import ConfigOption, console, print_error, read_config
 from flows.settings import Settings
 from warehouse import db
 from warehouse.alerts import (
@@ -153,7 +153,7 @@ def _change(config: Path, alert_id: int, note: str, *, resolve_it: bool) -> None
         change = resolve if resolve_it else acknowledge
         alert = change(engine, settings.campaign.id, alert_id, note)
     except AlertError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()

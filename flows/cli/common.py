@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flows.settings import Settings, SettingsError, load_settings
 
@@ -19,10 +20,16 @@ ConfigOption = Annotated[
 ]
 
 
+def print_error(message: object, out: Console = console) -> None:
+    """``error: message`` as one line, however long (logs and scripts read it by the line);
+    brackets in it are text, not markup."""
+    out.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
+
+
 def read_config(config: Path) -> Settings:
     """The settings of ``config``; an unusable config is reported and the command exits 2."""
     try:
         return load_settings(config)
     except SettingsError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         raise typer.Exit(2) from None

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import ConfigOption, console, read_config
+from flows.cli.common import ConfigOption, console, print_error, read_config
 from flows.pipeline.prefect_api import start_temporary_api
 from flows.pipeline.processes import long_lived_imports
 from flows.settings import Settings, SettingsError
@@ -30,16 +30,22 @@ def run_flow(settings: Settings, **params: object) -> int:
         from schemas import QuestionnaireError
         from warehouse.lock import LockHeld
 
+    try:  # a user's mistake is one line, before the flow, not a failed flow's traceback
+        context.check_inputs(settings)
+    except (RegistryError, QuestionnaireError, SettingsError) as exc:
+        api.stop()
+        print_error(exc)
+        return 2
     progress.use(progress.RichReporter(console))
     context.read_ahead(settings, **params)  # the parse processes start while the API boots
     try:
         with api.serving():
             summary = nightly.run(settings, **params)
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         return 2
     except LockHeld as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         return 4
     console.print(f"Warehouse: {summary.warehouse_url}")
     if not summary.published:
@@ -75,7 +81,7 @@ def rerun(
 ) -> None:
     """Re-process what failed, or one school, then refresh marts and workbooks."""
     if failed == bool(school):
-        console.print("[bold red]error:[/] give exactly one of --failed or --school CODE")
+        print_error("give exactly one of --failed or --school CODE")
         raise typer.Exit(2)
     raise typer.Exit(
         run_flow(
@@ -88,14 +94,21 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     """Rebuild marts and workbooks from the warehouse, without fetching any source."""
     settings = read_config(config)
     api = start_temporary_api()
-    from flows.pipeline import nightly
+    from flows.pipeline import context, nightly
+    from flows.registry import RegistryError
+    from schemas import QuestionnaireError
     from warehouse.lock import LockHeld
 
     try:
+        context.check_inputs(settings)
         with api.serving():
             workbooks, feedback = nightly.publish(str(settings.config_path))
+    except (RegistryError, QuestionnaireError, SettingsError) as exc:
+        api.stop()  # stopped already if the flow ran
+        print_error(exc)
+        raise typer.Exit(2) from None
     except LockHeld as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         raise typer.Exit(4) from None
     for path in workbooks:
         console.print(f"Workbook: {path}")

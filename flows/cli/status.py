@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from flows.cli.common import print_error
 from flows.settings import SettingsError, load_settings
 from warehouse import db
 from warehouse.ledger import RunRecord, has_ledger, last_run, source_ledgers
@@ -223,21 +224,23 @@ def status(
     try:
         settings = load_settings(config)
     except SettingsError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc, console)
         raise typer.Exit(2) from None
     url = settings.warehouse_url
     if not db.exists(url):
-        console.print(
-            f"[bold red]error:[/] no warehouse at {db.safe_url(url)} yet: "
-            f"run khaosat run --config {settings.config_path}"
+        print_error(
+            f"no warehouse at {db.safe_url(url)} yet: "
+            f"run khaosat run --config {settings.config_path}",
+            console,
         )
         raise typer.Exit(2)
     engine = db.connect(url)
     try:
         if not has_ledger(engine):
-            console.print(
-                f"[bold red]error:[/] the warehouse at {db.safe_url(url)} has no khaosat tables "
-                f"yet: run khaosat run --config {settings.config_path}"
+            print_error(
+                f"the warehouse at {db.safe_url(url)} has no khaosat tables "
+                f"yet: run khaosat run --config {settings.config_path}",
+                console,
             )
             raise typer.Exit(2)
         current = campaign_status(engine, settings.campaign.id)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import ConfigOption, console, read_config
+from flows.cli.common import ConfigOption, console, print_error, read_config
 
 
 def template(
@@ -31,12 +31,12 @@ def template(
     try:
         questionnaires = load_questionnaires(folder)
     except QuestionnaireError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         raise typer.Exit(2) from None
     chosen = questionnaires.get(questionnaire.upper())
     if chosen is None:
         known = ", ".join(sorted(questionnaires))
-        console.print(f"[bold red]error:[/] unknown questionnaire {questionnaire!r} ({known})")
+        print_error(f"unknown questionnaire {questionnaire!r} ({known})")
         raise typer.Exit(2)
     path = write_template(chosen, output or Path(f"{chosen.code}.xlsx"), rows=rows)
     console.print(f"Template: {path}")

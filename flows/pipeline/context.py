@@ -1,13 +1,15 @@
 """One run's context: the settings, questionnaires, registry and warehouse every task needs.
 
-``prepare`` reads and syncs them once per flow run; ``select_sources`` picks what a run (or a
-re-run) processes; ``run_lock`` is the campaign's lock; ``read_ahead`` lets the parse processes
-start on the first batch before the flow does; ``local_now`` is the flow's clock.
+``prepare`` reads and syncs them once per flow run (``check_inputs`` reads them without
+syncing, for a command to reject them before its flow starts); ``select_sources`` picks what a
+run (or a re-run) processes; ``run_lock`` is the campaign's lock; ``read_ahead`` lets the parse
+processes start on the first batch before the flow does; ``local_now`` is the flow's clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +21,7 @@ from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool
 from flows.pipeline.processes import long_lived_imports
 from flows.pipeline.read_ahead import read_tables_ahead
-from flows.registry import read_schools, read_sources
+from flows.registry import enrollment_warning, read_schools, read_sources
 from flows.settings import Settings, SettingsError
 from flows.validate import create_context
 from schemas import Questionnaire, load_questionnaires
@@ -27,6 +29,8 @@ from schemas.questionnaire import SCHEMAS_DIR
 from schemas.records import School, Source
 from warehouse import db, ledger, registry
 from warehouse.lock import RunLock
+
+log = logging.getLogger(__name__)
 
 
 class Context:
@@ -83,12 +87,12 @@ class Context:
 
 def prepare(settings: Settings, run_id: str) -> Context:
     """Read schemas and registry, open and upgrade the warehouse, sync the registry into it."""
-    try:  # a typo in thresholds fails before anything is fetched
-        Thresholds.from_mapping(settings.thresholds)
-    except ThresholdError as exc:
-        raise SettingsError(f"{settings.config_path}: {exc}") from exc
-    questionnaires, school_list, sources = read_registry(settings)
+    questionnaires, school_list, sources = check_inputs(settings)
     schools = {school.code: school for school in school_list}
+    # said here, once a run: read_ahead reads the registry too
+    warning = enrollment_warning(settings.registry.schools, school_list)
+    if warning:
+        log.warning(warning)
     engine = db.connect(settings.warehouse_url)
     db.migrate(engine)
     registry.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
@@ -102,6 +106,20 @@ def prepare(settings: Settings, run_id: str) -> Context:
         run_id=run_id,
         gsheets=open_client(settings.gsheets) if any(s.kind == "gsheet" for s in sources) else None,
     )
+
+
+def check_inputs(
+    settings: Settings,
+) -> tuple[dict[str, Questionnaire], list[School], list[Source]]:
+    """The thresholds, questionnaires and registry checked, before anything is fetched: as
+    ``read_registry``, and SettingsError for a threshold that cannot be used. The commands call
+    it before starting a flow, so that a user's mistake is one line, not a failed flow run's
+    traceback."""
+    try:
+        Thresholds.from_mapping(settings.thresholds)
+    except ThresholdError as exc:
+        raise SettingsError(f"{settings.config_path}: {exc}") from exc
+    return read_registry(settings)
 
 
 def read_registry(

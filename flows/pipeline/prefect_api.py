@@ -137,6 +137,11 @@ class TemporaryApi:
                 EventsWorker.set_client_override(None)
             _stop(self.process)
 
+    def stop(self) -> None:
+        """Stop the API unused: the command ends before running its flow."""
+        if self.process is not None:
+            _stop(self.process)
+
     def _ready(self) -> bool:
         assert self.process is not None and self.url is not None  # noqa: S101 - see serving()
         from prefect.settings import get_current_settings
