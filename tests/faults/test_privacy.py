@@ -305,3 +305,33 @@ def test_a_password_is_masked_in_a_url_however_it_is_encoded() -> None:
         f"postgresql://khaosat:{password}@db.example/khaosat",
     ):
         assert mask_secrets(url, [password]) == "postgresql://khaosat:***@db.example/khaosat"
+
+
+def test_alerts_list_shows_a_service_typed_with_a_phone_masked() -> None:
+    """A service alert's subject is the service as respondents typed it; a note, anything."""
+    from rich.console import Console
+
+    from flows.cli.alerts import alerts_table
+    from warehouse.alerts import Alert
+
+    when = dt.datetime(2024, 11, 5, 2, 0)
+    alert = Alert(
+        alert_id=7,
+        campaign_id="T-2024",
+        rule="service_total_low",
+        severity="red",
+        scope="school",
+        scope_code="S1",
+        subject=f"Xe đưa đón (gọi {PHONE})",
+        value=35.0,
+        threshold=40.0,
+        status="acknowledged",
+        first_seen_at=when,
+        last_seen_at=when,
+        note=f"đã gọi thầy {EMAIL}",
+    )
+    console = Console(width=400, record=True)
+    console.print(alerts_table([alert], {}))
+    shown = console.export_text()
+    assert_nothing_leaks("khaosat alerts list", shown)
+    assert f"Xe đưa đón (gọi {PHONE_MASK})" in shown and f"đã gọi thầy {EMAIL_MASK}" in shown
