@@ -1,17 +1,27 @@
-"""Personal data that free text might carry into a file the project writes.
+"""Personal data and secrets that free text might carry into what the project writes.
 
 The warehouse never stores a form's name, e-mail or phone columns, but a respondent or an
-officer can type either into any cell, a service name or an alert note; workbooks and feedback
-files are forwarded, so such text is not repeated. Each kind is replaced by a placeholder that
-says what was there, so a school knows what to remove.
+officer can type either into any cell, a header, a service name or an alert note; messages,
+the ledger, workbooks and feedback files are read and forwarded, so such text is not repeated.
+``mask_personal`` is the one masking of it: each kind is replaced by a placeholder that says
+what was there, so a school knows what to remove. Text quoted from a school's file (a failure
+message's first cells, an unknown header) is masked where it is quoted, before it is stored.
+
+``mask_secrets`` hides passwords in the forms they travel in: plain, URL-encoded (in a
+warehouse URL) and base64 (in an SMTP AUTH exchange a server may echo back).
 """
 
 from __future__ import annotations
 
+import base64
 import re
+from collections.abc import Iterable
 from typing import overload
+from urllib.parse import quote, quote_plus
 
 EMAIL_MASK = "[email]"
+#: What a secret, in any of its forms, is replaced by.
+REDACTED = "***"
 PHONE_MASK = "[số điện thoại]"
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -30,3 +40,31 @@ def mask_personal(text: str | None) -> str | None:
     if text is None:
         return None
     return _PHONE.sub(PHONE_MASK, _EMAIL.sub(EMAIL_MASK, text))
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The forms ``secret`` may be written in: itself, URL-encoded (a password in a URL, with
+    and without ``/`` escaped, spaces as ``%20`` or ``+``) and base64 (padded or not)."""
+    if not secret:
+        return set()
+    encoded = base64.b64encode(secret.encode()).decode("ascii")
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        encoded,
+        encoded.rstrip("="),
+    }
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every form of every secret (``secret_forms``) replaced by ``***``.
+
+    Pass SMTP AUTH PLAIN's ``"\\0user\\0password"`` as a secret of its own: its base64 is the
+    token a server may echo, which does not contain the password's own base64.
+    """
+    forms = {form for secret in secrets for form in secret_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):  # longest first: no partial leftovers
+        text = text.replace(form, REDACTED)
+    return text

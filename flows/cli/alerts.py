@@ -15,10 +15,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from flows.alerts import action_for, format_value, rule_title
 from flows.cli.common import ConfigOption, console, print_error, read_config
+from flows.privacy import mask_personal
 from flows.settings import Settings
 from warehouse import db
 from warehouse.alerts import (
@@ -103,13 +105,15 @@ def alerts_table(alerts: list[Alert], actions: dict[str, str], title: str | None
             a.status,
             a.scope,
             where,
-            what,
+            # a subject may be a service name a respondent typed, a note anything: masked, and
+            # as plain text so that a placeholder such as "[email]" is shown as it is
+            Text(mask_personal(what)),
             format_value(a.rule, a.value),
             format_value(a.rule, a.threshold),
             f"{a.first_seen_at:%Y-%m-%d %H:%M}",
             f"{a.last_seen_at:%Y-%m-%d %H:%M}",
-            action_for(a.rule, a.subject, actions),
-            a.note or "",
+            Text(mask_personal(action_for(a.rule, a.subject, actions))),
+            Text(mask_personal(a.note or "")),
             style=SEVERITY_STYLE.get(a.severity, ""),
         )
     return table

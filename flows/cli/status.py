@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from flows.cli.common import print_error
@@ -161,10 +162,11 @@ def render_status(status: CampaignStatus, config: Path | None = None) -> Table:
         table.add_row(
             f"[{style}]{s.state}[/]" if style else s.state,
             s.school_code,
-            s.school_name or "",
+            # as plain text, not markup: a placeholder such as "[email]" is shown as it is
+            Text(s.school_name or ""),
             s.questionnaire,
-            s.location,
-            s.reason or "",
+            Text(s.location),
+            Text(s.reason or ""),
             str(s.rows),
             _when(s.last_loaded_at),
         )

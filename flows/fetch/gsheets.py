@@ -27,6 +27,7 @@ from gspread.urls import DRIVE_FILES_API_V3_URL
 
 from flows.fetch.archive import archive
 from flows.fetch.google import GSheetsClient, NotFound, call
+from flows.privacy import mask_personal
 from flows.read.gsheet import CONTENT_FORMAT, is_empty_value
 from flows.settings import Limits
 from schemas.records import Fetched, Source, SourceError
@@ -90,7 +91,7 @@ def _choose_worksheet(
             found = [p for p in grids if _fold(p["title"]) == _fold(wanted)]
     if len(found) == 1:
         return found[0]
-    titles = ", ".join(repr(p["title"]) for p in grids)
+    titles = ", ".join(repr(mask_personal(p["title"])) for p in grids)
     raise SourceError(
         f"{where}: worksheet {wanted!r} not found (renamed?); the spreadsheet has {titles}"
     )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flows.parse.normalise import cell_text, fold, is_blank, loose, strip_numbering
+from flows.privacy import mask_personal
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Cell, Parsed, SourceError, Table
 
@@ -265,7 +266,7 @@ def find_header_row(table: Table, questionnaire: Questionnaire) -> int:
             best, best_score = i, score
     if best < 0:
         raise SourceError(
-            f"sheet {table.name!r}: no header row of {questionnaire.code} "
+            f"sheet {_sheet(table.name)}: no header row of {questionnaire.code} "
             f"({questionnaire.name}) in the first {HEADER_SCAN_ROWS} rows; expected headers "
             f"such as {_expected(questionnaire)}; found {_first_cells(table)}"
         )
@@ -276,14 +277,21 @@ def _expected(questionnaire: Questionnaire) -> str:
     return ", ".join(repr(_short(i.text)) for i in questionnaire.scored_items[:3])
 
 
+def _sheet(name: str) -> str:
+    """A sheet's name quoted for a message, masked (a school names its tabs)."""
+    return repr(mask_personal(name))
+
+
 def _short(text: str, n: int = 40) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _first_cells(table: Table, n: int = 5) -> str:
+    """The first ``n`` non-blank cells, quoted for a message: masked, as a file with no header
+    row often starts with a respondent's e-mail or phone number."""
     cells = [
-        repr(_short(cell_text(v)))
+        repr(_short(mask_personal(cell_text(v))))
         for row in table.rows[:HEADER_SCAN_ROWS]
         for v in row
         if not is_blank(v)
@@ -300,7 +308,7 @@ def pick_table(
     Raises ``SourceError`` listing the sheet names when the configured sheet is absent or no
     sheet holds the questionnaire's headers.
     """
-    names = ", ".join(repr(table.name) for table in tables) or "none"
+    names = ", ".join(_sheet(table.name) for table in tables) or "none"
     if sheet is not None:
         for table in tables:
             if table.name == sheet:
@@ -308,7 +316,7 @@ def pick_table(
         for table in tables:
             if fold(table.name) == fold(sheet):
                 return table
-        raise SourceError(f"sheet {sheet!r} not found; the file has sheets {names}")
+        raise SourceError(f"sheet {_sheet(sheet)} not found; the file has sheets {names}")
     index = _index(questionnaire)
     best: Table | None = None
     best_score = 0
@@ -325,7 +333,7 @@ def pick_table(
             best, best_score = table, score
     if best is None:
         found = "; ".join(
-            f"{table.name!r}: {_first_cells(table, 3)}" for table in tables if table.rows
+            f"{_sheet(table.name)}: {_first_cells(table, 3)}" for table in tables if table.rows
         )
         raise SourceError(
             f"no sheet holds the headers of {questionnaire.code} ({questionnaire.name}); "

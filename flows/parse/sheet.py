@@ -31,6 +31,7 @@ from flows.parse.header import (
     renamed_questions,
 )
 from flows.parse.normalise import cell_text, fold, is_blank, parse_timestamps
+from flows.privacy import mask_personal
 from flows.read.cells import FormulaWithoutValue
 from schemas.questionnaire import Questionnaire
 from schemas.records import REJECTION_COLUMNS, Cell, Parsed, Table
@@ -282,7 +283,8 @@ def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed
         sheet=table.name,
         header_row=header_idx + 1,
         columns=dict(match.headers),
-        unknown_columns=match.unknown,
+        # quoted in the ledger, status and feedback: an e-mail typed as a header is masked
+        unknown_columns=[mask_personal(text) for text in match.unknown],
         missing_questions=_missing(questionnaire, match),
         responses=_responses(cells, match, questionnaire, kept_idx, response_no, salt, rejections),
         answers=_answers(cells, match, questionnaire, kept_idx, response_no, first_row),
@@ -290,7 +292,10 @@ def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed
         n_rows_read=int(has_item.sum()),
         personal_columns=match.personal,
     )
-    parsed.renamed_questions = renamed_questions(parsed, questionnaire)
+    parsed.renamed_questions = {
+        code: mask_personal(header)
+        for code, header in renamed_questions(parsed, questionnaire).items()
+    }
     return parsed
 
 

@@ -4,7 +4,8 @@ Nobody reads a nightly log at 01:30. ``notify_failed_sources`` (called at the en
 lists each failed source with the command that re-runs them; ``on_failure`` (a Prefect flow
 hook) says why a run did not finish at all. Nothing is sent without ``notify.smtp_host`` and a
 recipient. Sending never breaks a run: an unreachable SMTP server is logged. The SMTP password
-and the warehouse URL's password are masked in everything written, exception text included.
+and the warehouse URL's password are masked in everything written, exception text included,
+in their plain, URL-encoded and base64 forms (a server may echo the AUTH exchange back).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import base64
 import logging
 import smtplib
 import ssl
-from collections.abc import Iterable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flows.privacy import mask_secrets
 from flows.settings import Notify, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 30
 #: Port of SMTP over implicit TLS ("SMTPS"); any other port uses plain SMTP (+ STARTTLS if set).
 SMTPS_PORT = 465
-MASK = "***"
 
 
 def enabled(notify: Notify) -> bool:
@@ -43,11 +43,15 @@ def enabled(notify: Notify) -> bool:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Every secret that could appear in text we write: SMTP password, warehouse password."""
+    """Every secret that could appear in text we write: SMTP password, warehouse password;
+    with an SMTP user, also the ``"\\0user\\0password"`` whose base64 AUTH PLAIN sends."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    found = [_password(settings.notify)]
+    password = _password(settings.notify)
+    found = [password]
+    if password and settings.notify.smtp_user:
+        found.append(f"\0{settings.notify.smtp_user}\0{password}")
     try:
         found.append(make_url(settings.warehouse_url).password or "")
     except ArgumentError:
@@ -55,11 +59,14 @@ def secrets_of(settings: Settings) -> list[str]:
     return [s for s in found if s]
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ***."""
-    for secret in sorted(secrets, key=len, reverse=True):  # longest first: no partial leftovers
-        text = text.replace(secret, MASK)
-    return text
+def _described(exc: BaseException) -> str:
+    """``exc`` as one line, an SMTP server's reply decoded (smtplib keeps it as bytes, whose
+    repr would escape a non-ASCII password out of reach of the masking)."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = exc.smtp_error
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        return f"{type(exc).__name__}: {exc.smtp_code} {text}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def send_mail(notify: Notify, subject: str, body: str) -> None:
@@ -114,13 +121,13 @@ def _deliver(settings: Settings, subject: str, body: str) -> bool:
     notify, secrets = settings.notify, secrets_of(settings)
     where = f"{notify.smtp_host}:{notify.smtp_port}"
     try:
-        send_mail(notify, scrub(subject, secrets), scrub(body, secrets))
+        send_mail(notify, mask_secrets(subject, secrets), mask_secrets(body, secrets))
     except (smtplib.SMTPException, OSError, ValueError) as exc:
         log.warning(
             "could not send the notice to %d recipient(s) via %s: %s",
             len(notify.recipients),
             where,
-            scrub(f"{type(exc).__name__}: {exc}", secrets),
+            mask_secrets(_described(exc), secrets),
         )
         return False
     log.info("notice sent to %d recipient(s) via %s", len(notify.recipients), where)

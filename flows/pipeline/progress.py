@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from schemas.records import SourceOutcome
 
@@ -85,13 +86,14 @@ def outcomes_table(outcomes: list[SourceOutcome], title: str | None = None) -> T
         table.add_row(
             o.source.school_code,
             o.source.questionnaire,
-            o.filename or o.source.location,
+            # as plain text, not markup: a placeholder such as "[email]" is shown as it is
+            Text(o.filename or o.source.location),
             str(o.n_rows_read) if o.status == "loaded" else "",
             str(o.n_responses) if o.status == "loaded" else "",
             str(o.n_rejected) if o.status == "loaded" else "",
             f"[{style}]{o.status}[/]" if style else o.status,
             o.drift,
-            reason,
+            Text(reason),
         )
     return table
 

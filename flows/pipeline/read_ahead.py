@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flows.parse import parse_tables, read_fetched
+from flows.privacy import mask_personal
 from flows.read import read_tables
 from flows.settings import Limits
 from schemas.questionnaire import Questionnaire
@@ -35,7 +36,11 @@ class ParseJob:
 def parse_fetched(job: ParseJob) -> Parsed | SourceError:
     """Read a fetched submission's sheets (or take what was read ahead of them) and parse the
     right one against its questionnaire; a source that cannot be used comes back as its
-    SourceError (an outcome to report in one line, not a crash)."""
+    SourceError (an outcome to report in one line, not a crash).
+
+    Whatever the error quotes of the file (cells, sheet names, a reader's complaint about a
+    value) is masked here, before the message reaches the ledger, the console or a school.
+    """
     try:
         if job.kind == "gsheet":
             tables = read_fetched(job.content, job.filename, job.kind, job.limits, job.timezone)
@@ -43,7 +48,7 @@ def parse_fetched(job: ParseJob) -> Parsed | SourceError:
             tables = _tables(job.content, job.filename, job.limits)
         return parse_tables(tables, job.kind, job.worksheet, job.questionnaire, job.salt)
     except SourceError as exc:
-        return exc
+        return SourceError(mask_personal(str(exc)))
 
 
 #: Files this process read ahead (``read_tables_ahead``), by bytes and file name, with the

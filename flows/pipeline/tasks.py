@@ -19,6 +19,7 @@ from flows.pipeline.context import Context
 from flows.pipeline.pools import in_processes, parse_pool, parse_processes, tried
 from flows.pipeline.read_ahead import ParseJob, parse_fetched
 from flows.pipeline.workbook_pool import write_workbooks
+from flows.privacy import mask_personal
 from flows.publish.feedback import write_feedback
 from flows.validate import validate
 from schemas.records import Fetched, Parsed, Source, SourceError
@@ -172,8 +173,15 @@ def publish_workbooks(ctx: Context) -> list[Path]:
 
 
 def failure_message(source: Source, exc: BaseException) -> str:
-    """One line for a data officer: school and file first, then what is wrong."""
-    text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+    """One line for a data officer: school and file first, then what is wrong.
+
+    A SourceError's text is masked where it quotes the file (``parse_fetched``, the header
+    messages), so that fetching can name the service account's e-mail a sheet must be shared
+    with; any other exception may quote a value it choked on, and is masked here.
+    """
+    text = (
+        str(exc) if isinstance(exc, SourceError) else mask_personal(f"{type(exc).__name__}: {exc}")
+    )
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     for prefix in (f"{source.school_code}: ", f"{source.school_code} "):
         text = text.removeprefix(prefix)

@@ -6,7 +6,8 @@ sheet, cell, the value as found, the reason and how to fix it (``flows.validate.
 the suites' rules, ``FIX_HINTS`` here for parse and load). A second sheet gives the school's
 submission status per questionnaire. Headers are Vietnamese, for the school's data officer.
 
-Raw values that look like an e-mail or a phone number are masked (``flows.privacy``); a school
+Raw values and sheet names that look like an e-mail or a phone number are masked
+(``flows.privacy``; messages and unknown headers were masked before they were stored); a school
 with nothing left to fix loses its old file, so the folder always says what is wrong now.
 """
 
@@ -245,7 +246,7 @@ def _rejected_issue(r: Row) -> Issue:
     return Issue(
         questionnaire=r["questionnaire"],
         file=r["file"] or "",
-        sheet=r["sheet"],
+        sheet=mask_personal(r["sheet"]),
         cell=r["cell"],
         row_number=r["row_number"],
         question_code=r["question_code"],
@@ -262,7 +263,7 @@ def _load_issues(r: Row, texts: dict[tuple[str, str], str]) -> list[Issue]:
         Issue(
             questionnaire=r["questionnaire"],
             file=name,
-            sheet=r["sheet"],
+            sheet=mask_personal(r["sheet"]),
             cell=None,
             row_number=None,
             question_code=None,
@@ -276,7 +277,7 @@ def _load_issues(r: Row, texts: dict[tuple[str, str], str]) -> list[Issue]:
         Issue(
             questionnaire=r["questionnaire"],
             file=name,
-            sheet=r["sheet"],
+            sheet=mask_personal(r["sheet"]),
             cell=None,
             row_number=None,
             question_code=code,

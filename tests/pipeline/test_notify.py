@@ -234,7 +234,9 @@ def test_an_unreachable_smtp_server_is_logged_without_credentials(
 def test_secrets_are_masked_in_everything_sent(tmp_path: Path, smtp_server: SMTPServer) -> None:
     url = f"postgresql://khaosat:{PASSWORD}x@db.example:5432/khaosat"
     settings = load_settings(write_config(tmp_path, smtp_server, url), env={})
-    assert sorted(notify.secrets_of(settings)) == sorted([PASSWORD, PASSWORD + "x"])
+    assert sorted(notify.secrets_of(settings)) == sorted(
+        [PASSWORD, f"\0khaosat\0{PASSWORD}", PASSWORD + "x"]
+    )
     leaky = summary_with([outcome("S5", "failed", f"connection to {url} refused")])
     assert notify.notify_failed_sources(settings, leaky)
     body = smtp_server.messages[0].body
