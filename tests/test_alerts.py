@@ -940,7 +940,7 @@ def test_cli_list_ack_resolve(
     assert "Đã nhắc trường" not in cli("list", "-c", str(cli_config)).output  # active only
 
     missing = cli("ack", "999999", "--note", "x", "-c", str(cli_config))
-    assert missing.exit_code == 1 and "no alert 999999" in missing.output
+    assert missing.exit_code == 2 and "no alert 999999" in missing.output
     no_note = cli("ack", str(alert_id), "-c", str(cli_config))
     assert no_note.exit_code == 2  # --note is required
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from flows.cli.common import make_console
 from flows.settings import SettingsError, load_settings
 from warehouse import db
 from warehouse.ledger import RunRecord, has_ledger, last_run, source_ledgers
@@ -216,10 +215,8 @@ def status(
     Reads the warehouse only; safe to run while a run is going on. Exit code 2 when the config
     is unusable or the warehouse has no khaosat tables yet.
     """
-    # As the other commands: logs and CI have no terminal, give the table room (160 columns)
-    # unless COLUMNS says how wide (rich reads it when no width is forced).
-    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
-    console = Console(width=None if wide else 160)
+    # Made here, not at import: COLUMNS is read when the command runs.
+    console = make_console()
     try:
         settings = load_settings(config)
     except SettingsError as exc:
