@@ -8,16 +8,15 @@ The rules themselves are pure functions in ``flows.alerts``; this module is thei
   the answers or responses, which hold millions of rows in a province;
 - ``sync_alerts`` applies one evaluation's candidates to the ``alerts`` table in ONE
   transaction, with the lifecycle DESIGN.md asks for (below);
-- ``list_alerts``, ``get_alert``, ``alert_history``, ``acknowledge``, ``resolve`` and
-  ``add_note`` are what ``khaosat alerts`` calls; each officer's change, and each change a
-  night makes (reopen, worsen, clear), is a row of ``alert_event``.
+- ``list_alerts`` and ``get_alert`` are what ``khaosat alerts`` reads; the officer's changes
+  and the alert history are ``warehouse.alert_actions``'s. Each change a night makes (reopen,
+  worsen, clear) is a row of ``alert_event``, as each officer's is.
 The lifecycle is ``sync_alerts``'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,16 +205,6 @@ class AlertSync:
     reopened: int = 0
     held: int = 0
     resolved: int = 0
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    """One row of ``alert_event``: who did what to an alert, when (campaign local time)."""
-
-    at: dt.datetime
-    action: str
-    by: str
-    note: str | None
 
 
 class AlertError(ValueError):
@@ -630,8 +619,8 @@ def sync_alerts(
         _resolve(conn, stale)
         statuses = [_status_after(before.get(key), c.severity) for key, c in chosen.items()]
         events = _night_events(before, chosen, when)
-        events += [_event(alert_id, when, "clear", NIGHT, None) for alert_id in stale]
-        _insert_events(conn, events)
+        events += [event_row(alert_id, when, "clear", NIGHT, None) for alert_id in stale]
+        record_events(conn, events)
     return AlertSync(
         opened=statuses.count("opened"),
         reopened=statuses.count("reopened"),
@@ -691,19 +680,21 @@ def _night_events(
             continue
         alert_id, status, was = held
         if status == "resolved":
-            events.append(_event(alert_id, when, "reopen", NIGHT, None))
+            events.append(event_row(alert_id, when, "reopen", NIGHT, None))
         else:
-            events.append(_event(alert_id, when, "worsen", NIGHT, f"{was} → {c.severity}"))
+            events.append(event_row(alert_id, when, "worsen", NIGHT, f"{was} → {c.severity}"))
     return events
 
 
-def _event(
+def event_row(
     alert_id: int, at: dt.datetime, action: str, by: str, note: str | None
 ) -> dict[str, Any]:
+    """One alert_event row: ``action`` (``tables.ALERT_ACTIONS``) by ``by`` at ``at``."""
     return {"alert_id": alert_id, "at": at, "action": action, "by": by, "note": note}
 
 
-def _insert_events(conn: sa.Connection, events: list[dict[str, Any]]) -> None:
+def record_events(conn: sa.Connection, events: list[dict[str, Any]]) -> None:
+    """Insert alert_event rows (``event_row``) in the caller's transaction."""
     for start in range(0, len(events), _CHUNK):
         conn.execute(sa.insert(t.alert_event), events[start : start + _CHUNK])
 
@@ -814,18 +805,6 @@ def alert_ids(engine: Engine, campaign_id: str) -> list[int]:
         return [int(i) for i in conn.execute(stmt).scalars()]
 
 
-def unit_codes(engine: Engine, campaign_id: str) -> list[str]:
-    """The reporting units registered in the campaign, by code."""
-    un = t.unit
-    stmt = sa.select(un.c.unit_code).where(un.c.campaign_id == campaign_id).order_by(un.c.unit_code)
-    with engine.connect() as conn:
-        return list(conn.execute(stmt).scalars())
-
-
-def _unknown(engine: Engine, campaign_id: str, alert_id: int) -> UnknownAlert:
-    return UnknownAlert(campaign_id, alert_id, alert_ids(engine, campaign_id))
-
-
 def get_alert(engine: Engine, campaign_id: str, alert_id: int) -> Alert:
     """One alert of the campaign; UnknownAlert if there is none with that id in it."""
     with engine.connect() as conn:
@@ -835,98 +814,5 @@ def get_alert(engine: Engine, campaign_id: str, alert_id: int) -> Alert:
             )
         ).first()
     if row is None:
-        raise _unknown(engine, campaign_id, alert_id)
+        raise UnknownAlert(campaign_id, alert_id, alert_ids(engine, campaign_id))
     return _alert(row)
-
-
-def alert_history(engine: Engine, campaign_id: str, alert_id: int) -> list[AlertEvent]:
-    """The alert's events in the order they happened; UnknownAlert if the campaign has no such
-    alert. Empty for an alert nobody and no night has changed since history was kept."""
-    get_alert(engine, campaign_id, alert_id)
-    ev = t.alert_event
-    stmt = sa.select(ev).where(ev.c.alert_id == alert_id).order_by(ev.c.at, ev.c.event_id)
-    with engine.connect() as conn:
-        return [AlertEvent(r.at, r.action, r.by, r.note) for r in conn.execute(stmt)]
-
-
-def os_user() -> str:
-    """Who is at the keyboard, as the operating system knows them ('unknown' if it does not)."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
-        return "unknown"
-
-
-def _change(
-    engine: Engine,
-    campaign_id: str,
-    alert_id: int,
-    action: str,
-    note: str,
-    by: str | None,
-    *,
-    status: str | None = None,
-    allowed: Sequence[str] = STATUSES,
-) -> Alert:
-    """Record an officer's ``action`` as an alert_event and on the alert (its note, and its new
-    ``status`` if given), in one transaction."""
-    al = t.alerts
-    with engine.begin() as conn:
-        current = conn.execute(
-            sa.select(al.c.status).where(al.c.alert_id == alert_id, al.c.campaign_id == campaign_id)
-        ).scalar()
-        if current in allowed:
-            values: dict[str, Any] = {"note": note}
-            if status is not None:
-                values["status"] = status
-            conn.execute(sa.update(al).where(al.c.alert_id == alert_id).values(**values))
-            when = local_now(conn, campaign_id)
-            _insert_events(conn, [_event(alert_id, when, action, by or os_user(), note)])
-    # Raised once the transaction is over: the message reads the campaign's ids.
-    if current is None:
-        raise _unknown(engine, campaign_id, alert_id)
-    if current not in allowed:
-        raise AlertError(f"alert {alert_id} is {current}: it cannot become {status}")
-    return get_alert(engine, campaign_id, alert_id)
-
-
-def acknowledge(
-    engine: Engine, campaign_id: str, alert_id: int, note: str, *, by: str | None = None
-) -> Alert:
-    """Mark an open (or already acknowledged) alert acknowledged, with the officer's note.
-
-    It stays acknowledged across evaluations while its condition holds at the same severity or
-    a milder one; it opens again if it gets worse (amber to red). If the condition clears it is
-    resolved, and if it then returns it opens again. A resolved alert cannot be
-    acknowledged (AlertError): there is nothing left to acknowledge. ``by``: who (default the
-    operating-system user); the acknowledgement is an ``ack`` row of the alert's history.
-    """
-    return _change(
-        engine,
-        campaign_id,
-        alert_id,
-        "ack",
-        note,
-        by,
-        status="acknowledged",
-        allowed=ACTIVE_STATUSES,
-    )
-
-
-def resolve(
-    engine: Engine, campaign_id: str, alert_id: int, note: str, *, by: str | None = None
-) -> Alert:
-    """Mark an alert resolved by hand, with the officer's note (a ``resolve`` row of its history).
-
-    If its condition still holds at the next evaluation, the alert is reopened: resolving says
-    "fixed", and the next night checks it. To keep a known condition quiet, acknowledge it.
-    """
-    return _change(engine, campaign_id, alert_id, "resolve", note, by, status="resolved")
-
-
-def add_note(
-    engine: Engine, campaign_id: str, alert_id: int, note: str, *, by: str | None = None
-) -> Alert:
-    """Add a note to an alert in any status without changing it (a ``note`` row of its
-    history); the note becomes the alert's latest."""
-    return _change(engine, campaign_id, alert_id, "note", note, by)

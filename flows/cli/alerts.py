@@ -29,19 +29,21 @@ from flows.alerts import action_for, format_value, rule_title
 from flows.cli.common import ConfigOption, console, read_config
 from flows.settings import Settings
 from warehouse import db
+from warehouse.alert_actions import (
+    AlertEvent,
+    acknowledge,
+    add_note,
+    alert_history,
+    resolve,
+    unit_codes,
+)
 from warehouse.alerts import (
     ACTIVE_STATUSES,
     Alert,
     AlertError,
-    AlertEvent,
     UnknownAlert,
-    acknowledge,
-    add_note,
-    alert_history,
     get_alert,
     list_alerts,
-    resolve,
-    unit_codes,
 )
 
 alerts_app = typer.Typer(

@@ -21,17 +21,14 @@ from sqlalchemy.engine import Engine
 from schemas.records import School
 from tests.factories import SAT, make_campaign
 from warehouse import tables as t
+from warehouse.alert_actions import acknowledge, add_note, alert_history, resolve
 from warehouse.alerts import (
     NIGHT,
     AlertCandidate,
     AlertError,
     UnknownAlert,
-    acknowledge,
-    add_note,
-    alert_history,
     get_alert,
     list_alerts,
-    resolve,
     sync_alerts,
 )
 from warehouse.db import alembic_config, connect, has_table, migrate
