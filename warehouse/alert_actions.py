@@ -38,7 +38,7 @@ class AlertEvent:
 
     at: dt.datetime
     action: str
-    by: str
+    actor: str
     note: str | None
 
 
@@ -57,7 +57,7 @@ def alert_history(engine: Engine, campaign_id: str, alert_id: int) -> list[Alert
     ev = t.alert_event
     stmt = sa.select(ev).where(ev.c.alert_id == alert_id).order_by(ev.c.at, ev.c.event_id)
     with engine.connect() as conn:
-        return [AlertEvent(r.at, r.action, r.by, r.note) for r in conn.execute(stmt)]
+        return [AlertEvent(r.at, r.action, r.actor, r.note) for r in conn.execute(stmt)]
 
 
 def os_user() -> str:

@@ -690,7 +690,7 @@ def event_row(
     alert_id: int, at: dt.datetime, action: str, by: str, note: str | None
 ) -> dict[str, Any]:
     """One alert_event row: ``action`` (``tables.ALERT_ACTIONS``) by ``by`` at ``at``."""
-    return {"alert_id": alert_id, "at": at, "action": action, "by": by, "note": note}
+    return {"alert_id": alert_id, "at": at, "action": action, "actor": by, "note": note}
 
 
 def record_events(conn: sa.Connection, events: list[dict[str, Any]]) -> None:

@@ -735,7 +735,7 @@ alert_event = sa.Table(
         "ack | resolve | note (an officer's) | reopen | worsen | clear (a night's).",
     ),
     _col(
-        "by",
+        "actor",
         sa.String(),
         "Who: the officer's --by name or operating-system user; 'khaosat' for a night's run.",
         pii=True,

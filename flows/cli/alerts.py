@@ -310,7 +310,7 @@ def history_table(events: list[AlertEvent]) -> Table:
     table.add_column("note", ratio=1)
     for e in events:
         table.add_row(
-            f"{e.at:%Y-%m-%d %H:%M}", ACTION_LABELS.get(e.action, e.action), e.by, e.note or ""
+            f"{e.at:%Y-%m-%d %H:%M}", ACTION_LABELS.get(e.action, e.action), e.actor, e.note or ""
         )
     return table
 

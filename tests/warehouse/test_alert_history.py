@@ -80,7 +80,7 @@ def test_acknowledging_twice_keeps_both_with_who_and_when(raised: Engine) -> Non
 
     assert (acked.status, acked.note) == ("acknowledged", "Trường hẹn sửa trong tuần")
     history = alert_history(raised, C, alert_id)
-    assert [(e.action, e.by, e.note) for e in history] == [
+    assert [(e.action, e.actor, e.note) for e in history] == [
         ("ack", "lan", "Đã gọi hiệu trưởng"),
         ("ack", "minh", "Trường hẹn sửa trong tuần"),
     ]
@@ -94,7 +94,7 @@ def test_without_by_the_operating_system_user_is_kept(raised: Engine) -> None:
     alert_id = _id(raised, MISSING)
     resolve(raised, C, alert_id, "Trường đã nộp bản giấy")
     (event,) = alert_history(raised, C, alert_id)
-    assert (event.action, event.by) == ("resolve", getpass.getuser())
+    assert (event.action, event.actor) == ("resolve", getpass.getuser())
 
 
 def test_a_note_changes_no_status_and_becomes_the_latest(raised: Engine) -> None:
@@ -121,7 +121,7 @@ def test_what_the_nights_change_is_history_too(raised: Engine) -> None:
     sync_alerts(raised, C, [MISSING])  # cleared
 
     history = alert_history(raised, C, alert_id)
-    assert [(e.action, e.by, e.note) for e in history] == [
+    assert [(e.action, e.actor, e.note) for e in history] == [
         ("ack", "lan", "Đang xử lý"),
         ("worsen", NIGHT, "amber → red"),
         ("resolve", "lan", "Đã sửa phòng học"),
@@ -215,7 +215,9 @@ def test_an_older_warehouse_is_upgraded_and_keeps_its_alerts(old_warehouse: Engi
 
     acknowledge(old_warehouse, C, alert_id, "Ghi nhận lại", by="lan")
     sync_alerts(old_warehouse, C, [LOW])  # a night on the upgraded warehouse
-    assert [(e.action, e.by) for e in alert_history(old_warehouse, C, alert_id)] == [("ack", "lan")]
+    assert [(e.action, e.actor) for e in alert_history(old_warehouse, C, alert_id)] == [
+        ("ack", "lan")
+    ]
 
 
 def test_downgrade_drops_only_the_history(old_warehouse: Engine) -> None:

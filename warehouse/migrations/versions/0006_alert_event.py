@@ -67,7 +67,7 @@ def upgrade() -> None:
             comment="ack | resolve | note (an officer's) | reopen | worsen | clear (a night's).",
         ),
         sa.Column(
-            "by",
+            "actor",
             sa.String(),
             nullable=False,
             comment="[PII] Who: the officer's --by name or operating-system user; 'khaosat' for a night's run.",
