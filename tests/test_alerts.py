@@ -43,6 +43,7 @@ from flows.cli.alerts import alerts_app
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Fetched, School, Source
 from tests.factories import make_campaign, make_parsed
+from warehouse import alert_actions as acts
 from warehouse import alerts as wa
 from warehouse import tables as t
 from warehouse.alerts import (
@@ -622,7 +623,7 @@ def test_acknowledged_alert_survives_follows_its_value_and_opens_when_worse(
 ) -> None:
     evaluate_alerts(marts, C, now=T1)
     alert_id = alerts_by_key(marts)[S2_CSVC]["alert_id"]
-    acked = wa.acknowledge(marts, C, alert_id, "Trường đã lập kế hoạch sửa phòng học")
+    acked = acts.acknowledge(marts, C, alert_id, "Trường đã lập kế hoạch sửa phòng học")
     assert acked.status == "acknowledged" and acked.scope_name == "Trường 2"
     assert alerts_by_key(marts)[S2_CSVC]["severity"] == AMBER
 
@@ -662,7 +663,7 @@ def test_acknowledged_alert_survives_follows_its_value_and_opens_when_worse(
     )
 
     # acknowledged again at red: it stays so at red, and when it eases back to amber
-    wa.acknowledge(marts, C, alert_id, "Sở đã làm việc với trường")
+    acts.acknowledge(marts, C, alert_id, "Sở đã làm việc với trường")
     for pct, severity, when in ((64.0, RED, T4), (78.0, AMBER, T5)):
         set_s2_csvc(pct)
         assert evaluate_alerts(marts, C, now=when) == wa.AlertSync(held=len(EXPECTED))
@@ -674,7 +675,7 @@ def test_acknowledged_alert_survives_follows_its_value_and_opens_when_worse(
 def test_recovered_school_is_resolved_and_a_returning_condition_reopens(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     ids = {k: r["alert_id"] for k, r in alerts_by_key(marts).items()}
-    wa.acknowledge(marts, C, ids[S1_MEAN], "Đang xử lý")
+    acts.acknowledge(marts, C, ids[S1_MEAN], "Đang xử lý")
 
     set_s1_csvc(marts, mean=4.2, pct=88.0)  # S1 recovers
     assert evaluate_alerts(marts, C, now=T2) == wa.AlertSync(held=len(EXPECTED) - 2, resolved=2)
@@ -706,10 +707,10 @@ def test_recovered_school_is_resolved_and_a_returning_condition_reopens(marts: E
 def test_manual_resolve_is_reopened_while_the_condition_holds(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     alert_id = alerts_by_key(marts)[S2_CSVC]["alert_id"]
-    resolved = wa.resolve(marts, C, alert_id, "Đã kiểm tra")
+    resolved = acts.resolve(marts, C, alert_id, "Đã kiểm tra")
     assert resolved.status == "resolved" and resolved.note == "Đã kiểm tra"
     with pytest.raises(AlertError, match="is resolved"):
-        wa.acknowledge(marts, C, alert_id, "muộn")
+        acts.acknowledge(marts, C, alert_id, "muộn")
     assert evaluate_alerts(marts, C, now=T2).reopened == 1
     assert alerts_by_key(marts)[S2_CSVC]["status"] == "open"
 
@@ -718,10 +719,10 @@ def test_manual_resolve_is_reopened_while_the_condition_holds(marts: Engine) -> 
 def test_unknown_or_foreign_alert_ids_are_refused(marts: Engine) -> None:
     evaluate_alerts(marts, C, now=T1)
     with pytest.raises(AlertError, match="no alert 999999"):
-        wa.acknowledge(marts, C, 999999, "x")
+        acts.acknowledge(marts, C, 999999, "x")
     any_id = next(iter(alerts_by_key(marts).values()))["alert_id"]
     with pytest.raises(AlertError, match="campaign HCM-2023"):
-        wa.resolve(marts, "HCM-2023", any_id, "x")
+        acts.resolve(marts, "HCM-2023", any_id, "x")
 
 
 @pytest.mark.slow
@@ -764,7 +765,7 @@ def test_list_alerts_filters(marts: Engine) -> None:
     names = {a.scope_code: a.scope_name for a in everything}
     assert names["S1"] == "Trường 1" and names["U1"] == "Phường 1"
     s2 = next(a for a in everything if a.scope_code == "S2")
-    wa.acknowledge(marts, C, s2.alert_id, "ok")
+    acts.acknowledge(marts, C, s2.alert_id, "ok")
     assert [a.alert_id for a in wa.list_alerts(marts, C, statuses=["acknowledged"])] == [
         s2.alert_id
     ]
@@ -942,7 +943,7 @@ def test_cli_list_ack_resolve(
     assert "Đã nhắc trường" not in cli("list", "-c", str(cli_config)).output  # active only
 
     missing = cli("ack", "999999", "--note", "x", "-c", str(cli_config))
-    assert missing.exit_code == 1 and "no alert 999999" in missing.output
+    assert missing.exit_code == 2 and "no alert 999999" in missing.output
     no_note = cli("ack", str(alert_id), "-c", str(cli_config))
     assert no_note.exit_code == 2  # --note is required
 

@@ -8,7 +8,9 @@ The rules themselves are pure functions in ``flows.alerts``; this module is thei
   the answers or responses, which hold millions of rows in a province;
 - ``sync_alerts`` applies one evaluation's candidates to the ``alerts`` table in ONE
   transaction, with the lifecycle DESIGN.md asks for (below);
-- ``list_alerts``, ``acknowledge`` and ``resolve`` are what ``khaosat alerts`` calls.
+- ``list_alerts`` and ``get_alert`` are what ``khaosat alerts`` reads; the officer's changes
+  and the alert history are ``warehouse.alert_actions``'s. Each change a night makes (reopen,
+  worsen, clear) is a row of ``alert_event``, as each officer's is.
 The lifecycle is ``sync_alerts``'s.
 """
 
@@ -39,6 +41,9 @@ DISSATISFIED_MAX = 2
 
 #: The unique key of an alert within its campaign.
 IDENTITY = ("rule", "scope", "scope_code", "subject")
+
+#: alert_event.by of the changes a night makes.
+NIGHT = "khaosat"
 
 # IN lists are chunked so a large campaign never hits a backend's bind-parameter limit.
 _CHUNK = 500
@@ -204,6 +209,15 @@ class AlertSync:
 
 class AlertError(ValueError):
     """An officer's request that cannot be applied (unknown id, wrong campaign, bad state)."""
+
+
+class UnknownAlert(AlertError):
+    """No alert ``alert_id`` in ``campaign_id``; ``known`` holds the ids the campaign has."""
+
+    def __init__(self, campaign_id: str, alert_id: int, known: Sequence[int]) -> None:
+        super().__init__(f"no alert {alert_id} in campaign {campaign_id}")
+        self.alert_id = alert_id
+        self.known = list(known)
 
 
 # ------------------------------------------------------------------------------------------
@@ -569,6 +583,10 @@ def sync_alerts(
     ``candidates`` must be every condition that holds for the campaign now: any active alert
     of the campaign not among them is resolved. ``now`` (naive, campaign local time) stamps
     first_seen_at and last_seen_at; default: the current time in the campaign's time zone.
+
+    Each change of status is also a row of ``alert_event`` by ``NIGHT``, at ``now``: ``reopen``
+    (resolved, holding again), ``worsen`` (acknowledged, now more severe: open again; the note
+    says from what to what) and ``clear`` (resolved because it no longer holds).
     """
     chosen = dedupe(candidates)
     with engine.begin() as conn:
@@ -599,7 +617,10 @@ def sync_alerts(
             if key not in chosen and status in ACTIVE_STATUSES
         ]
         _resolve(conn, stale)
-    statuses = [_status_after(before.get(key), c.severity) for key, c in chosen.items()]
+        statuses = [_status_after(before.get(key), c.severity) for key, c in chosen.items()]
+        events = _night_events(before, chosen, when)
+        events += [event_row(alert_id, when, "clear", NIGHT, None) for alert_id in stale]
+        record_events(conn, events)
     return AlertSync(
         opened=statuses.count("opened"),
         reopened=statuses.count("reopened"),
@@ -644,6 +665,38 @@ def _status_after(before: tuple[int, str, str] | None, severity: str) -> str:
     _, status, was = before
     worse = _severity_rank(severity) < _severity_rank(was)
     return "reopened" if status == "resolved" or (status == "acknowledged" and worse) else "held"
+
+
+def _night_events(
+    before: dict[tuple[str, str, str, str], tuple[int, str, str]],
+    chosen: dict[tuple[str, str, str, str], AlertCandidate],
+    when: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The alert_event rows of the candidates whose alert the upsert opened again."""
+    events = []
+    for key, c in chosen.items():
+        held = before.get(key)
+        if held is None or _status_after(held, c.severity) != "reopened":
+            continue
+        alert_id, status, was = held
+        if status == "resolved":
+            events.append(event_row(alert_id, when, "reopen", NIGHT, None))
+        else:
+            events.append(event_row(alert_id, when, "worsen", NIGHT, f"{was} → {c.severity}"))
+    return events
+
+
+def event_row(
+    alert_id: int, at: dt.datetime, action: str, by: str, note: str | None
+) -> dict[str, Any]:
+    """One alert_event row: ``action`` (``tables.ALERT_ACTIONS``) by ``by`` at ``at``."""
+    return {"alert_id": alert_id, "at": at, "action": action, "actor": by, "note": note}
+
+
+def record_events(conn: sa.Connection, events: list[dict[str, Any]]) -> None:
+    """Insert alert_event rows (``event_row``) in the caller's transaction."""
+    for start in range(0, len(events), _CHUNK):
+        conn.execute(sa.insert(t.alert_event), events[start : start + _CHUNK])
 
 
 def mark_seen(engine: Engine, campaign_id: str, now: dt.datetime) -> int:
@@ -744,8 +797,16 @@ def list_alerts(
         return [_alert(r) for r in conn.execute(stmt)]
 
 
+def alert_ids(engine: Engine, campaign_id: str) -> list[int]:
+    """The ids of every alert of the campaign, in order."""
+    al = t.alerts
+    stmt = sa.select(al.c.alert_id).where(al.c.campaign_id == campaign_id).order_by(al.c.alert_id)
+    with engine.connect() as conn:
+        return [int(i) for i in conn.execute(stmt).scalars()]
+
+
 def get_alert(engine: Engine, campaign_id: str, alert_id: int) -> Alert:
-    """One alert of the campaign; AlertError if there is none with that id in it."""
+    """One alert of the campaign; UnknownAlert if there is none with that id in it."""
     with engine.connect() as conn:
         row = conn.execute(
             _alert_select().where(
@@ -753,49 +814,5 @@ def get_alert(engine: Engine, campaign_id: str, alert_id: int) -> Alert:
             )
         ).first()
     if row is None:
-        raise AlertError(f"no alert {alert_id} in campaign {campaign_id}")
+        raise UnknownAlert(campaign_id, alert_id, alert_ids(engine, campaign_id))
     return _alert(row)
-
-
-def _set_status(
-    engine: Engine,
-    campaign_id: str,
-    alert_id: int,
-    status: str,
-    note: str,
-    *,
-    allowed: Sequence[str],
-) -> Alert:
-    al = t.alerts
-    with engine.begin() as conn:
-        current = conn.execute(
-            sa.select(al.c.status).where(al.c.alert_id == alert_id, al.c.campaign_id == campaign_id)
-        ).scalar()
-        if current is None:
-            raise AlertError(f"no alert {alert_id} in campaign {campaign_id}")
-        if current not in allowed:
-            raise AlertError(f"alert {alert_id} is {current}: it cannot become {status}")
-        conn.execute(
-            sa.update(al).where(al.c.alert_id == alert_id).values(status=status, note=note)
-        )
-    return get_alert(engine, campaign_id, alert_id)
-
-
-def acknowledge(engine: Engine, campaign_id: str, alert_id: int, note: str) -> Alert:
-    """Mark an open (or already acknowledged) alert acknowledged, with the officer's note.
-
-    It stays acknowledged across evaluations while its condition holds at the same severity or
-    a milder one; it opens again if it gets worse (amber to red). If the condition clears it is
-    resolved, and if it then returns it opens again. A resolved alert cannot be
-    acknowledged (AlertError): there is nothing left to acknowledge.
-    """
-    return _set_status(engine, campaign_id, alert_id, "acknowledged", note, allowed=ACTIVE_STATUSES)
-
-
-def resolve(engine: Engine, campaign_id: str, alert_id: int, note: str) -> Alert:
-    """Mark an alert resolved by hand, with the officer's note.
-
-    If its condition still holds at the next evaluation, the alert is reopened: resolving says
-    "fixed", and the next night checks it. To keep a known condition quiet, acknowledge it.
-    """
-    return _set_status(engine, campaign_id, alert_id, "resolved", note, allowed=STATUSES)

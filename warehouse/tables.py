@@ -29,7 +29,7 @@ import sqlalchemy as sa
 # - operations: run, load_ledger, meta;
 # - marts (rebuilt by ``warehouse.marts``): mart_school_dimension, mart_unit_dimension,
 #   mart_unit_question, mart_papi, mart_service_ranking, mart_completeness; and alerts (kept
-#   across runs with a lifecycle, never rebuilt).
+#   across runs with a lifecycle, never rebuilt) with alert_event (each alert's history).
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -698,10 +698,55 @@ alerts = sa.Table(
     _col("status", sa.String(), "open | acknowledged | resolved."),
     _col("first_seen_at", sa.DateTime(), "First run that raised it, campaign local time."),
     _col("last_seen_at", sa.DateTime(), "Latest run in which the condition held."),
-    _col("note", sa.Text(), "Officer's note when acknowledging or resolving.", nullable=True),
+    _col(
+        "note",
+        sa.Text(),
+        "The officer's latest note (acknowledging, resolving or noting); every note is kept in "
+        "alert_event.",
+        nullable=True,
+    ),
     sa.UniqueConstraint("campaign_id", "rule", "scope", "scope_code", "subject"),
     comment="One row per alert condition (campaign, rule, scope, scope_code, subject), upserted "
     "by each run with its lifecycle; never duplicated across runs.",
+)
+
+#: alert_event.action values: an officer's (ack, resolve, note) and a night's (reopen: a
+#: resolved alert's condition holds again; worsen: an acknowledged alert got more severe and is
+#: open again; clear: the condition no longer holds and the alert is resolved).
+ALERT_ACTIONS = ("ack", "resolve", "note", "reopen", "worsen", "clear")
+
+alert_event = sa.Table(
+    "alert_event",
+    metadata,
+    _col(
+        "event_id",
+        sa.Integer(),
+        "Surrogate key; orders events of the same time.",
+        primary_key=True,
+        autoincrement=True,
+    ),
+    _col(
+        "alert_id", sa.Integer(), "Alert the event happened to.", sa.ForeignKey("alerts.alert_id")
+    ),
+    _col("at", sa.DateTime(), "When, campaign local time (as every stored time of the campaign)."),
+    _col(
+        "action",
+        sa.String(),
+        "ack | resolve | note (an officer's) | reopen | worsen | clear (a night's).",
+    ),
+    _col(
+        "actor",
+        sa.String(),
+        "Who: the officer's --by name or operating-system user; 'khaosat' for a night's run.",
+        pii=True,
+    ),
+    _col(
+        "note", sa.Text(), "The officer's note; for a night's event, what changed.", nullable=True
+    ),
+    sa.Index(None, "alert_id", "at"),
+    comment="One row per change of an alert by an officer or a night, never updated or deleted: "
+    "the alert's history. Alerts changed before this table existed have only their latest note "
+    "(alerts.note).",
 )
 
 #: The mart tables rebuilt by warehouse.marts.rebuild_marts (alerts is not among them).

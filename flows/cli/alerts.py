@@ -1,14 +1,22 @@
-"""``khaosat alerts``: list the campaign's alerts, acknowledge or resolve one.
+"""``khaosat alerts``: list the campaign's alerts, show one with its history, acknowledge,
+resolve or annotate one.
 
 Mounted by flows/cli/app.py as ``app.add_typer(alerts_app, name="alerts")``. Each command reads
 khaosat.yaml (``--config/-c``), opens and upgrades the warehouse, and works on the configured
 campaign's alerts only. Alerts are raised and cleared by the nightly run; an officer only
-acknowledges (known, being handled: stays so while the condition holds) or resolves (fixed: the
-next run reopens it if the condition still holds).
+acknowledges (known, being handled: stays so while the condition holds), resolves (fixed: the
+next run reopens it if the condition still holds) or adds a note. Each of those is kept, with
+who (``--by``, default the operating-system user) and when, and ``show`` prints them.
+
+An alert id or unit the campaign does not have is a mistake in the command: one line with the
+nearest ids or units, exit code 2. A change the alert's status does not allow (acknowledging a
+resolved alert) is refused with exit code 1.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -23,24 +31,38 @@ from flows.cli.common import ConfigOption, console, print_error, read_config
 from flows.privacy import mask_personal
 from flows.settings import Settings
 from warehouse import db
+from warehouse.alert_actions import (
+    AlertEvent,
+    acknowledge,
+    add_note,
+    alert_history,
+    resolve,
+    unit_codes,
+)
 from warehouse.alerts import (
     ACTIVE_STATUSES,
     Alert,
     AlertError,
-    acknowledge,
+    UnknownAlert,
+    get_alert,
     list_alerts,
-    resolve,
 )
 
 alerts_app = typer.Typer(
-    help="Alerts of the campaign: list, acknowledge, resolve.",
+    help="Alerts of the campaign: list, show with history, acknowledge, resolve, note.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 NoteOption = Annotated[
-    str, typer.Option("--note", "-n", help="Why (kept with the alert, shown by list).")
+    str,
+    typer.Option("--note", "-n", help="Why (kept in the alert's history, shown by list and show)."),
 ]
+ByOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who, as kept in the history (default: the operating-system user)."),
+]
+IdArgument = Annotated[int, typer.Argument(metavar="ID", help="Alert id, as listed.")]
 
 
 class StatusChoice(StrEnum):
@@ -127,13 +149,16 @@ def list_command(
     ] = StatusChoice.active,
     severity: Annotated[SeverityChoice | None, typer.Option(help="Only this severity.")] = None,
     unit: Annotated[
-        str | None, typer.Option(help="Only this reporting unit and its schools.")
+        str | None,
+        typer.Option(help="Only this reporting unit and its schools (any letter case)."),
     ] = None,
 ) -> None:
     """List the campaign's alerts, most severe first, with the suggested follow-up."""
     settings = read_config(config)
     engine = _engine(settings)
     try:
+        if unit is not None:
+            unit = _known_unit(unit, unit_codes(engine, settings.campaign.id), settings)
         found = list_alerts(
             engine,
             settings.campaign.id,
@@ -150,15 +175,57 @@ def list_command(
     console.print(alerts_table(found, settings.actions, title=title))
 
 
-def _change(config: Path, alert_id: int, note: str, *, resolve_it: bool) -> None:
+def _fail(message: str, code: int) -> typer.Exit:
+    """Print ``message`` as one error line (never wrapped) and give the Exit to raise."""
+    print_error(message)
+    return typer.Exit(code)
+
+
+def _known_unit(unit: str, known: Sequence[str], settings: Settings) -> str:
+    """The registered unit code ``unit`` names, in any letter case; exit 2 with the nearest
+    codes when there is none."""
+    by_upper = {code.upper(): code for code in known}
+    if unit.upper() in by_upper:
+        return by_upper[unit.upper()]
+    campaign = settings.campaign.id
+    if not known:
+        raise _fail(
+            f"unknown unit {unit}: campaign {campaign} has no units in the warehouse yet "
+            f"(khaosat run --config {settings.config_path} registers them)",
+            2,
+        )
+    close = difflib.get_close_matches(unit.upper(), list(by_upper), n=3, cutoff=0.5)
+    if close:
+        hint = "did you mean " + " or ".join(by_upper[c] for c in close) + "?"
+    else:
+        shown = ", ".join(known[:10]) + (", …" if len(known) > 10 else "")
+        hint = f"its units: {shown}"
+    raise _fail(f"unknown unit {unit} in campaign {campaign}; {hint}", 2)
+
+
+def nearest_ids(alert_id: int, known: Sequence[int], n: int = 3) -> list[int]:
+    """The ``n`` ids of ``known`` nearest to ``alert_id``, in ascending order."""
+    return sorted(sorted(known, key=lambda i: (abs(i - alert_id), i))[:n])
+
+
+def _unknown_alert(exc: UnknownAlert) -> str:
+    """One line for an id the campaign does not have: the nearest ones, or where to look."""
+    if not exc.known:
+        return f"{exc}: the campaign has no alerts yet"
+    near = ", ".join(str(i) for i in nearest_ids(exc.alert_id, exc.known))
+    return f"{exc}; nearest: {near} (all: khaosat alerts list --status all)"
+
+
+def _change(config: Path, alert_id: int, note: str, by: str | None, action: str) -> None:
     settings = read_config(config)
     engine = _engine(settings)
+    change = {"ack": acknowledge, "resolve": resolve, "note": add_note}[action]
     try:
-        change = resolve if resolve_it else acknowledge
-        alert = change(engine, settings.campaign.id, alert_id, note)
+        alert = change(engine, settings.campaign.id, alert_id, note, by=by)
+    except UnknownAlert as exc:
+        raise _fail(_unknown_alert(exc), 2) from None
     except AlertError as exc:
-        print_error(exc)
-        raise typer.Exit(1) from None
+        raise _fail(str(exc), 1) from None
     finally:
         engine.dispose()
     console.print(alerts_table([alert], settings.actions))
@@ -166,21 +233,110 @@ def _change(config: Path, alert_id: int, note: str, *, resolve_it: bool) -> None
 
 @alerts_app.command("ack")
 def ack_command(
-    alert_id: Annotated[int, typer.Argument(metavar="ID", help="Alert id, as listed.")],
+    alert_id: IdArgument,
     note: NoteOption,
     config: ConfigOption = Path("khaosat.yaml"),
+    by: ByOption = None,
 ) -> None:
     """Acknowledge an alert: known and being handled. It stays acknowledged while its condition
     holds, opens again if it gets worse (amber to red), is resolved when it clears, and opens
-    again if it returns."""
-    _change(config, alert_id, note, resolve_it=False)
+    again if it returns. Acknowledging again adds to the history."""
+    _change(config, alert_id, note, by, "ack")
 
 
 @alerts_app.command("resolve")
 def resolve_command(
-    alert_id: Annotated[int, typer.Argument(metavar="ID", help="Alert id, as listed.")],
+    alert_id: IdArgument,
     note: NoteOption,
     config: ConfigOption = Path("khaosat.yaml"),
+    by: ByOption = None,
 ) -> None:
     """Resolve an alert by hand: fixed. The next run reopens it if the condition still holds."""
-    _change(config, alert_id, note, resolve_it=True)
+    _change(config, alert_id, note, by, "resolve")
+
+
+@alerts_app.command("note")
+def note_command(
+    alert_id: IdArgument,
+    note: NoteOption,
+    config: ConfigOption = Path("khaosat.yaml"),
+    by: ByOption = None,
+) -> None:
+    """Add a note to an alert without changing its status (it becomes the alert's latest note;
+    the history keeps every one)."""
+    _change(config, alert_id, note, by, "note")
+
+
+#: How ``show`` words each alert_event.action.
+ACTION_LABELS = {
+    "ack": "acknowledged",
+    "resolve": "resolved",
+    "note": "note",
+    "reopen": "reopened: the condition holds again",
+    "worsen": "open again: got worse",
+    "clear": "resolved: the condition cleared",
+}
+
+
+def alert_card(alert: Alert, actions: dict[str, str]) -> Table:
+    """One alert, one field a line: what, where, how far from its threshold, since when."""
+    card = Table.grid(padding=(0, 2))
+    card.add_column(style="bold", no_wrap=True)
+    card.add_column(overflow="fold")
+    where = alert.scope_code if not alert.scope_name else f"{alert.scope_code} {alert.scope_name}"
+    rows = [
+        ("alert", f"{alert.alert_id}: {rule_title(alert.rule)} ({alert.rule})"),
+        ("severity", alert.severity),
+        ("status", alert.status),
+        ("scope", f"{alert.scope} {where}"),
+        ("subject", alert.subject or "—"),
+        (
+            "value",
+            f"{format_value(alert.rule, alert.value)} "
+            f"(threshold {format_value(alert.rule, alert.threshold)})",
+        ),
+        ("first seen", f"{alert.first_seen_at:%Y-%m-%d %H:%M}"),
+        ("last seen", f"{alert.last_seen_at:%Y-%m-%d %H:%M}"),
+        ("follow-up", action_for(alert.rule, alert.subject, actions)),
+        ("note", alert.note or "—"),
+    ]
+    for name, value in rows:
+        card.add_row(name, value)
+    return card
+
+
+def history_table(events: list[AlertEvent]) -> Table:
+    """An alert's history, oldest first: when, what, who, and the note."""
+    table = Table(title="History", title_justify="left", header_style="bold")
+    table.add_column("when", no_wrap=True)
+    table.add_column("what")
+    table.add_column("by")
+    table.add_column("note", ratio=1)
+    for e in events:
+        table.add_row(
+            f"{e.at:%Y-%m-%d %H:%M}", ACTION_LABELS.get(e.action, e.action), e.actor, e.note or ""
+        )
+    return table
+
+
+@alerts_app.command("show")
+def show_command(alert_id: IdArgument, config: ConfigOption = Path("khaosat.yaml")) -> None:
+    """Show one alert and its history: every acknowledgement, note and resolution (who, when,
+    why) and what the nights changed, oldest first. Times are campaign local time."""
+    settings = read_config(config)
+    engine = _engine(settings)
+    try:
+        alert = get_alert(engine, settings.campaign.id, alert_id)
+        events = alert_history(engine, settings.campaign.id, alert_id)
+    except UnknownAlert as exc:
+        raise _fail(_unknown_alert(exc), 2) from None
+    finally:
+        engine.dispose()
+    console.print(alert_card(alert, settings.actions))
+    if events:
+        console.print(history_table(events))
+    else:
+        console.print(
+            "No history yet: nobody has acknowledged, resolved or annotated it, and no night "
+            "has reopened or cleared it since the history was kept."
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,8 +13,18 @@ from rich.markup import escape
 
 from flows.settings import Settings, SettingsError, load_settings
 
-# Logs and CI capture output without a terminal: give tables room instead of rich's 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
+#: Width of a console without a terminal and without COLUMNS (logs, CI, pipes).
+PIPE_WIDTH = 160
+
+
+def make_console() -> Console:
+    """A console as wide as the terminal, or as ``COLUMNS`` says when it is set; without either
+    (logs and CI capture output without a terminal) PIPE_WIDTH, to give tables room."""
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(width=None if wide else PIPE_WIDTH)
+
+
+console = make_console()
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Path to khaosat.yaml.", show_default=True)

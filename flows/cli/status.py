@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import Engine
 
-from flows.cli.common import print_error
+from flows.cli.common import make_console, print_error
 from flows.settings import SettingsError, load_settings
+from schemas.campaign import DEFAULT_TIMEZONE
 from warehouse import db
 from warehouse.ledger import RunRecord, has_ledger, last_run, source_ledgers
 from warehouse.lock import LockInfo, has_lock_table, holder_of
@@ -67,6 +67,8 @@ class CampaignStatus:
     last_run: RunRecord | None = None
     #: the run holding the campaign's lock right now, if any.
     running: LockInfo | None = None
+    #: the campaign's IANA time zone, in which every time above is (naive) local time.
+    timezone: str = DEFAULT_TIMEZONE
 
     def count(self, state: str) -> int:
         """How many sources are in ``state``."""
@@ -103,13 +105,17 @@ def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
     )
 
 
-def campaign_status(engine: Engine, campaign_id: str) -> CampaignStatus:
-    """Sources, last run and the run in progress (if any) of one campaign."""
+def campaign_status(
+    engine: Engine, campaign_id: str, timezone: str = DEFAULT_TIMEZONE
+) -> CampaignStatus:
+    """Sources, last run and the run in progress (if any) of one campaign, whose times are in
+    ``timezone`` (``campaign.timezone``)."""
     return CampaignStatus(
         campaign_id=campaign_id,
         sources=source_states(engine, campaign_id),
         last_run=last_run(engine, campaign_id),
         running=holder_of(engine, campaign_id) if has_lock_table(engine) else None,
+        timezone=timezone,
     )
 
 
@@ -117,9 +123,18 @@ def _when(value: dt.datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
 
 
-def render_status(status: CampaignStatus, config: Path | None = None) -> Table:
+#: Below this many columns ``render_status`` lays the table out for a narrow terminal.
+NARROW = 120
+
+
+def render_status(status: CampaignStatus, config: Path | None = None, width: int = 160) -> Table:
     """One table a data officer can act on: failed sources (with why) first, then absent ones,
-    then the rest; the last run and the run in progress above, what to do next below."""
+    then the rest; the last run and the run in progress above, what to do next below.
+
+    Narrower than NARROW columns (an 80-column terminal), the school name and last-loaded
+    columns are left out and the file leads its reason in one wrapped column, so state, school,
+    questionnaire and the whole reason still fit.
+    """
     counts = ", ".join(f"{status.count(s)} {s}" for s in STATE_ORDER)
     header = [f"Campaign {status.campaign_id}: {len(status.sources)} sources ({counts})"]
     run = status.last_run
@@ -148,6 +163,19 @@ def render_status(status: CampaignStatus, config: Path | None = None) -> Table:
         caption_style="bold",
         header_style="bold",
     )
+    if width < NARROW:
+        _narrow_rows(table, status.sources)
+    else:
+        _wide_rows(table, status.sources)
+    return table
+
+
+def _state(s: SourceState) -> str:
+    style = STATE_STYLE.get(s.state, "")
+    return f"[{style}]{s.state}[/]" if style else s.state
+
+
+def _wide_rows(table: Table, sources: list[SourceState]) -> None:
     table.add_column("state", no_wrap=True)
     table.add_column("school", no_wrap=True)
     table.add_column("school name")
@@ -157,10 +185,9 @@ def render_status(status: CampaignStatus, config: Path | None = None) -> Table:
     table.add_column("reason", min_width=30, ratio=1)
     table.add_column("rows", justify="right", no_wrap=True)
     table.add_column("last loaded", no_wrap=True)
-    for s in status.sources:
-        style = STATE_STYLE.get(s.state, "")
+    for s in sources:
         table.add_row(
-            f"[{style}]{s.state}[/]" if style else s.state,
+            _state(s),
             s.school_code,
             # as plain text, not markup: a placeholder such as "[email]" is shown as it is
             Text(s.school_name or ""),
@@ -170,16 +197,33 @@ def render_status(status: CampaignStatus, config: Path | None = None) -> Table:
             str(s.rows),
             _when(s.last_loaded_at),
         )
-    return table
 
 
-def _jsonable(value: Any) -> Any:
+def _narrow_rows(table: Table, sources: list[SourceState]) -> None:
+    table.add_column("state", no_wrap=True)
+    table.add_column("school", no_wrap=True)
+    table.add_column("questionnaire", no_wrap=True)
+    table.add_column("file: reason", overflow="fold", ratio=1)
+    table.add_column("rows", justify="right", no_wrap=True)
+    for s in sources:
+        reason = f"{s.location}: {s.reason}" if s.reason else s.location
+        table.add_row(_state(s), s.school_code, s.questionnaire, Text(reason), str(s.rows))
+
+
+def iso_local(value: dt.datetime, zone: ZoneInfo) -> str:
+    """A stored time (naive, campaign local time) as ISO 8601 with the campaign's offset, e.g.
+    ``2024-11-05T01:30:00+07:00``."""
+    local = value.replace(tzinfo=zone) if value.tzinfo is None else value.astimezone(zone)
+    return local.isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any, zone: ZoneInfo) -> Any:
     if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
+        return iso_local(value, zone)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: _jsonable(v, zone) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, zone) for v in value]
     return value
 
 
@@ -194,7 +238,8 @@ def status_json(status: CampaignStatus) -> str:
     """The status as JSON text for scripts and monitoring (``khaosat status --json``).
 
     ``{"campaign_id", "counts": {state: n}, "sources": [...], "last_run": {...} | null,
-    "running": {...} | null}``; times ISO 8601, campaign local time, without offset.
+    "running": {...} | null}``; times ISO 8601 in campaign local time with its UTC offset
+    (``2024-11-05T01:30:00+07:00`` in Asia/Ho_Chi_Minh).
     """
     data = {
         "campaign_id": status.campaign_id,
@@ -203,7 +248,7 @@ def status_json(status: CampaignStatus) -> str:
         "last_run": _run_json(status.last_run) if status.last_run else None,
         "running": asdict(status.running) if status.running else None,
     }
-    return json.dumps(_jsonable(data), ensure_ascii=False, indent=2)
+    return json.dumps(_jsonable(data, ZoneInfo(status.timezone)), ensure_ascii=False, indent=2)
 
 
 def status(
@@ -219,10 +264,8 @@ def status(
     Reads the warehouse only; safe to run while a run is going on. Exit code 2 when the config
     is unusable or the warehouse has no khaosat tables yet.
     """
-    # As the other commands: logs and CI have no terminal, give the table room (160 columns)
-    # unless COLUMNS says how wide (rich reads it when no width is forced).
-    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
-    console = Console(width=None if wide else 160)
+    # Made here, not at import: COLUMNS is read when the command runs.
+    console = make_console()
     try:
         settings = load_settings(config)
     except SettingsError as exc:
@@ -245,10 +288,10 @@ def status(
                 console,
             )
             raise typer.Exit(2)
-        current = campaign_status(engine, settings.campaign.id)
+        current = campaign_status(engine, settings.campaign.id, settings.campaign.timezone)
     finally:
         engine.dispose()
     if json_output:
         sys.stdout.write(status_json(current) + "\n")
     else:
-        console.print(render_status(current, settings.config_path))
+        console.print(render_status(current, settings.config_path, console.width))

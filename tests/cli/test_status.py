@@ -8,6 +8,7 @@ test_operations.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -17,10 +18,24 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from flows.cli.status import NOT_RUN_YET, campaign_status, render_status, status, status_json
+from flows.cli.status import (
+    NOT_RUN_YET,
+    CampaignStatus,
+    campaign_status,
+    render_status,
+    status,
+    status_json,
+)
 from schemas.records import School, Source
 from tests.factories import SAT, V1, V2, fetched, make_campaign
-from warehouse.ledger import finish_run, record_absent, record_failure, record_unchanged, start_run
+from warehouse.ledger import (
+    RunRecord,
+    finish_run,
+    record_absent,
+    record_failure,
+    record_unchanged,
+    start_run,
+)
 from warehouse.load import replace_source
 from warehouse.lock import RunLock, this_holder
 from warehouse.registry import sync_registry
@@ -143,7 +158,7 @@ def test_status_json_for_scripts(ledger: Engine) -> None:
         "last_loaded_at": failed["last_loaded_at"],
         "checked_at": failed["checked_at"],
     }
-    assert len(failed["last_loaded_at"]) == len("2024-11-05T01:30:00")
+    assert len(failed["last_loaded_at"]) == len("2024-11-05T01:30:00+07:00")
     assert data["last_run"]["run_id"] == "run-2" and data["running"] is None
 
 
@@ -192,3 +207,84 @@ def test_status_command_without_a_warehouse_creates_none(tmp_path: Path) -> None
 def test_status_command_with_an_unusable_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["status", "--config", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2 and "cannot read" in result.output
+
+
+# -- the campaign's offset in JSON, and an 80-column terminal ----------------------------------
+
+LONG_REASON = (
+    "S3 thu-thap/2024/phieu-khao-sat-cha-me-hoc-sinh-truong-tieu-hoc-cuu-long.xlsx: "
+    "sheet 'Câu trả lời 1', cell D12: giá trị 'rất hài lòng lắm' không thuộc thang đo 1–5; "
+    "sửa thành một số từ 1 đến 5 rồi nộp lại"
+)
+LONG = Source(
+    "S3",
+    "SAT",
+    "excel",
+    "thu-thap/2024/phieu-khao-sat-cha-me-hoc-sinh-truong-tieu-hoc-cuu-long.xlsx",
+)
+
+
+@pytest.mark.slow
+def test_status_json_times_carry_the_campaigns_offset(ledger: Engine, tmp_path: Path) -> None:
+    from flows.cli.app import app
+
+    config = _config(tmp_path, ledger.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(app, ["status", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    stamps = [data["last_run"]["started_at"], data["last_run"]["finished_at"]]
+    stamps += [s[k] for s in data["sources"] for k in ("last_loaded_at", "checked_at") if s[k]]
+    assert len(stamps) == 7
+    for stamp in stamps:
+        assert stamp.endswith("+07:00"), stamp  # Asia/Ho_Chi_Minh, the default campaign zone
+        parsed = dt.datetime.fromisoformat(stamp)
+        assert parsed.utcoffset() == dt.timedelta(hours=7)
+    # the same instant as the stored campaign-local time
+    run = campaign_status(ledger, CAMPAIGN).last_run
+    assert run is not None
+    assert dt.datetime.fromisoformat(stamps[0]).replace(tzinfo=None) == run.started_at.replace(
+        microsecond=0
+    )
+
+
+def test_json_offset_follows_the_campaign_zone() -> None:
+    status = CampaignStatus(
+        campaign_id="X",
+        last_run=RunRecord(
+            "r", "X", "succeeded", dt.datetime(2024, 7, 1, 1, 30), None, 0, 0, 0, 0, 0
+        ),
+        timezone="Europe/Paris",
+    )
+    assert json.loads(status_json(status))["last_run"]["started_at"] == "2024-07-01T01:30:00+02:00"
+
+
+@pytest.mark.slow
+def test_status_fits_an_80_column_terminal(ledger: Engine, tmp_path: Path) -> None:
+    from flows.cli.app import app
+
+    sync_registry(ledger, make_campaign(), SCHOOLS, {"SAT": SAT}, sources=[A, B, C, D, LONG])
+    start_run(ledger, "run-3", CAMPAIGN)
+    record_failure(ledger, CAMPAIGN, "run-3", LONG, LONG_REASON, fetched("fff", LONG))
+    finish_run(ledger, "run-3")
+    config = _config(tmp_path, ledger.url.render_as_string(hide_password=False))
+
+    result = CliRunner().invoke(app, ["status", "--config", str(config)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+    header = next(line for line in lines if "state" in line and "school" in line)
+    for column in ("state", "school", "questionnaire", "reason", "rows"):
+        assert column in header, header
+    # every file and reason whole, wrapped or folded in its column, never cut
+    cells = [line.split("│")[4] for line in lines if line.startswith("│")]
+    column = "".join("".join(cells).split())
+    for location, reason in [
+        (LONG.location, LONG_REASON.split(": ", 1)[1]),
+        (B.location, DAMAGED.split(": ", 1)[1]),
+        (C.location, "file s3.xlsx not found"),
+    ]:
+        assert "".join(f"{location}: {reason}".split()) in column
+    assert "…" not in result.output
+
+    wide = CliRunner().invoke(app, ["status", "--config", str(config)], env={"COLUMNS": "200"})
+    assert "last loaded" in wide.output and "school name" in wide.output
