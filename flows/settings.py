@@ -46,7 +46,8 @@ class Registry(_Section):
 
 
 class Warehouse(_Section):
-    """khaosat.yaml ``warehouse``: the SQLAlchemy URL (written plainly or as ``url:``)."""
+    """khaosat.yaml ``warehouse``: the SQLAlchemy URL, written plainly (``warehouse: URL``) or
+    as ``url:``; a relative SQLite path is relative to the config file."""
 
     #: SQLAlchemy URL; default an SQLite file beside the config.
     url: str | None = None
@@ -174,6 +175,13 @@ class Settings(_Section):
     registry: Registry
     warehouse: Warehouse = Warehouse()
     output: Path = Path("output")
+
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _plain_url(cls, value: Any) -> Any:
+        # `warehouse: sqlite:///x.db`, as the contract reads, is the same as `url: ...`
+        return {"url": value} if isinstance(value, str) else value
+
     thresholds: dict[str, float] = Field(default_factory=dict)
     schemas_dir: Path | None = None
     gsheets: GSheets = GSheets()
@@ -241,6 +249,20 @@ def check_database_url(url: str) -> str:
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         raise ValueError(f"{_shown(url)!r}: port {parsed.port} is not in 1-65535")
     return url
+
+
+def sqlite_beside(base: Path, url: str | None) -> str | None:
+    """``url`` with a relative SQLite file path made relative to ``base`` (the config's
+    folder), not to whatever folder the command was started from; other URLs as they are."""
+    if url is None:
+        return None
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(base / database)).render_as_string(hide_password=False)
 
 
 def check_address(url: str, *, schemes: tuple[str, ...], example: str) -> str:
@@ -393,6 +415,7 @@ def load_settings(config_path: Path, env: Mapping[str, str] | None = None) -> Se
                 sources=_resolve(base, s.registry.sources),
                 allowed_folders=[_resolve(base, f) for f in s.registry.allowed_folders],
             ),
+            "warehouse": Warehouse(url=sqlite_beside(base, s.warehouse.url)),
             "output": _resolve(base, s.output),
             "schemas_dir": _resolve(base, s.schemas_dir) if s.schemas_dir else None,
             "run": s.run.model_copy(update={"archive": _resolve(base, s.run.archive)}),

@@ -190,6 +190,20 @@ def test_valid_settings_are_still_accepted(tmp_path: Path) -> None:
     assert str(settings.campaign.opens) == "2024-10-01"  # text in YAML, a date once validated
 
 
+def test_warehouse_as_a_plain_url_and_relative_sqlite_beside_the_config(tmp_path: Path) -> None:
+    config = make_province(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + "warehouse: sqlite:///nightly.db\n", encoding="utf-8")
+    settings = load_settings(config, env={})
+    assert settings.warehouse_url == f"sqlite:///{config.parent / 'nightly.db'}"
+    moved = load_settings(config, env={"KHAOSAT_WAREHOUSE_URL": "sqlite:///other/w.db"})
+    assert moved.warehouse_url == f"sqlite:///{config.parent / 'other' / 'w.db'}"
+    absolute = load_settings(config, env={"KHAOSAT_WAREHOUSE_URL": "sqlite:////srv/k.db"})
+    assert absolute.warehouse_url == "sqlite:////srv/k.db"
+    postgres = "postgresql://u:p@db.sgd.vn/khaosat"
+    assert load_settings(config, env={"KHAOSAT_WAREHOUSE_URL": postgres}).warehouse_url == postgres
+
+
 # ------------------------------------------------------------------------------------------
 # schools.csv: levels and enrolment
 # ------------------------------------------------------------------------------------------
