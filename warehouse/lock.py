@@ -173,7 +173,13 @@ class RunLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        if exc is None:
+            self.release()
+            return
+        try:
+            self.release()
+        except sa.exc.SQLAlchemyError as err:  # the warehouse is why the run stops, often
+            log.warning("run lock of campaign %s not released: %s", self.campaign_id, err)
 
     def now(self) -> dt.datetime:
         """Now, naive, in the campaign's time zone (as stored in run_lock)."""

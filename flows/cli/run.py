@@ -7,14 +7,18 @@ the flow's code is imported, and prints where the warehouse, workbooks and feedb
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from flows.cli.common import ConfigOption, console, read_config
 from flows.pipeline.prefect_api import start_temporary_api
 from flows.pipeline.processes import long_lived_imports
 from flows.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from flows.pipeline.progress import RichReporter
 
 
 def run_flow(settings: Settings, **params: object) -> int:
@@ -23,6 +27,7 @@ def run_flow(settings: Settings, **params: object) -> int:
     with long_lived_imports():
         from flows.pipeline import (  # Prefect is imported only once its defaults are set
             context,
+            faults,
             nightly,
             progress,
         )
@@ -30,17 +35,22 @@ def run_flow(settings: Settings, **params: object) -> int:
         from schemas import QuestionnaireError
         from warehouse.lock import LockHeld
 
-    progress.use(progress.RichReporter(console))
-    context.read_ahead(settings, **params)  # the parse processes start while the API boots
+    reporter = progress.RichReporter(console)
+    progress.use(reporter)
+    faults.quiet_prefect_logs(settings)
     try:
-        with api.serving():
-            summary = nightly.run(settings, **params)
+        with faults.stopped_by_signals():
+            context.read_ahead(settings, **params)  # the parse processes start while it boots
+            with api.serving():
+                summary = nightly.run(settings, **params)
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
+        return _stopped(reporter, str(exc), 2)
     except LockHeld as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 4
+        return _stopped(reporter, str(exc), 4)
+    except faults.RunFault as exc:
+        return _stopped(reporter, f"{exc}; fix this, then run again", faults.EXIT_ERROR)
+    except faults.Interrupted as exc:
+        return _stopped(reporter, f"{exc}: the run is recorded as interrupted", exc.exit_code)
     console.print(f"Warehouse: {summary.warehouse_url}")
     if not summary.published:
         console.print(
@@ -55,12 +65,20 @@ def run_flow(settings: Settings, **params: object) -> int:
     return summary.exit_code
 
 
+def _stopped(reporter: RichReporter, line: str, code: int) -> int:
+    """Print why the command stopped, in one line, and give its exit code."""
+    reporter.progress.stop()
+    console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    return code
+
+
 def run(config: ConfigOption = Path("khaosat.yaml"), force: bool = False) -> None:
     """Consolidate every source of the campaign, then rebuild marts and workbooks.
 
     Exit code 0 when every source loaded or was unchanged, 1 when a source failed (the others
     still loaded), 2 for an unusable config or registry, 3 when only registered files are absent,
-    4 when another run of the campaign holds it.
+    4 when another run of the campaign holds it, 5 when the machine stopped the run or a
+    source's process, 130 or 143 when SIGINT or SIGTERM stopped it.
     """
     raise typer.Exit(run_flow(read_config(config), force=force))
 
@@ -88,15 +106,22 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     """Rebuild marts and workbooks from the warehouse, without fetching any source."""
     settings = read_config(config)
     api = start_temporary_api()
-    from flows.pipeline import nightly
+    from flows.pipeline import faults, nightly
     from warehouse.lock import LockHeld
 
+    faults.quiet_prefect_logs(settings)
     try:
         with api.serving():
             workbooks, feedback = nightly.publish(str(settings.config_path))
+    except SettingsError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     except LockHeld as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(4) from None
+    except faults.RunFault as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}; fix this, then run again")
+        raise typer.Exit(faults.EXIT_ERROR) from None
     for path in workbooks:
         console.print(f"Workbook: {path}")
     if feedback:
