@@ -26,7 +26,7 @@ from flows.fetch.files import SourceAbsent
 from flows.pipeline import progress
 from flows.pipeline.context import Context
 from flows.pipeline.faults import RunFault, WorkerDied, run_fault, worker_died
-from flows.pipeline.pools import in_processes, load_pool, tried
+from flows.pipeline.pools import discard_pools, in_processes, load_pool, tried
 from flows.pipeline.tasks import (
     Ingested,
     failure_message,
@@ -282,17 +282,23 @@ def consolidate(
     in_flight: dict[PrefectFuture[Ingested], Source] = {}
     loading: list[Loads] = []
     with ThreadPoolExecutor(1, thread_name_prefix="khaosat-load") as loader:
-        # One round past the end, with no batch to ingest, validates and loads the last one.
-        for start in range(0, len(chosen) + size, size):
-            batch = unchanged_files(ctx, chosen[start : start + size], known, track)
-            ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
-            if batch and warming is None:  # something may need validating: GX is needed soon
-                warming = warm_up()
-            loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
+        try:
+            # One round past the end, with no batch to ingest, validates and loads the last one.
+            for start in range(0, len(chosen) + size, size):
+                batch = unchanged_files(ctx, chosen[start : start + size], known, track)
+                ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
+                if batch and warming is None:  # something may need validating: GX soon
+                    warming = warm_up()
+                loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
+                for done in loading:
+                    finish_loads(done, track)
+                loading, in_flight = loads, ingesting
             for done in loading:
                 finish_loads(done, track)
-            loading, in_flight = loads, ingesting
-        for done in loading:
-            finish_loads(done, track)
+        except BaseException:
+            # A signal or the machine's fault stops the run: the loads queued behind it are
+            # cancelled rather than waited for (each source is its own transaction).
+            discard_pools()
+            raise
     if warming is not None:  # nothing outlives the step, even when nothing was validated
         warming.join()

@@ -116,11 +116,14 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _written_paths(settings: Settings) -> list[Path]:
+def _written_folders(settings: Settings) -> list[Path]:
+    """The folders khaosat writes into, and an SQLite warehouse's own files (not its folder,
+    which often holds the schools' submissions too)."""
     paths = [settings.output, settings.archive_dir]
     url = sa.engine.make_url(settings.warehouse_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        paths.append(Path(str(url.database)).parent)
+        db_file = Path(str(url.database))
+        paths += [db_file.with_name(db_file.name + end) for end in ("", "-wal", "-shm", "-journal")]
     return [p.resolve() for p in paths]
 
 
@@ -128,7 +131,7 @@ def _full_disks(settings: Settings) -> str:
     """The folders khaosat writes whose disk is (nearly) full, for an error that names no file
     (a write that found no room)."""
     full = []
-    for path in _written_paths(settings):
+    for path in sorted({p if p.is_dir() else p.parent for p in _written_folders(settings)}):
         with contextlib.suppress(OSError):
             if shutil.disk_usage(path).free < _NEARLY_FULL:
                 full.append(str(path))
@@ -141,7 +144,7 @@ def _os_fault(exc: OSError, settings: Settings) -> str | None:
         return f"{where or _full_disks(settings)}: {exc.strerror or exc}"
     if exc.errno in _PATH_ERRNOS and where:
         path = Path(str(where)).resolve()
-        for root in _written_paths(settings):
+        for root in _written_folders(settings):
             if path == root or root in path.parents:
                 what = "is not a folder" if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
                 return f"{where}: {what or exc.strerror or exc} (khaosat writes there)"

@@ -17,8 +17,8 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.pipeline.batches import Tracker, consolidate
 from flows.pipeline import progress
+from flows.pipeline.batches import Tracker, consolidate
 from flows.pipeline.context import local_now, prepare, run_lock, select_sources
 from flows.pipeline.faults import (
     check_output,

@@ -178,7 +178,10 @@ def notify_stopped_sources(settings: Settings, summary: RunSummary) -> bool:
         f"reading or loading {len(stopped)} source(s) (out of memory? killed?). They were not "
         "judged, keep what they had, and will be tried again on the next run:",
         "",
-        *(f"- {o.source.school_code} {o.source.questionnaire} {o.source.location}" for o in stopped),
+        *(
+            f"- {o.source.school_code} {o.source.questionnaire} {o.source.location}"
+            for o in stopped
+        ),
         "",
         f"Where every source stands: khaosat status --config {settings.config_path}",
     ]

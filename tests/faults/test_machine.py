@@ -124,7 +124,9 @@ def test_an_archive_that_cannot_be_written_stops_the_run_and_status_says_so(
     engine = connect(f"sqlite:///{province.parent / 'khaosat.sqlite'}")
     before = ledger_states(engine)
     with full_folder(archive):
-        proc = khaosat("run", "--force", "--config", str(province), KHAOSAT_RUN__ARCHIVE=str(archive))
+        proc = khaosat(
+            "run", "--force", "--config", str(province), KHAOSAT_RUN__ARCHIVE=str(archive)
+        )
     assert proc.returncode == 5, proc.stdout + proc.stderr
     line = one_line_error(proc)
     assert str(archive) in line, line
