@@ -31,6 +31,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from prefect.exceptions import TerminationSignal
 
 from flows.pipeline.pools import discard_pools
 from flows.registry import RegistryError
@@ -198,6 +199,8 @@ def close_stopped_run(ctx: Context, exc: BaseException) -> None:
     discard_pools()
     if isinstance(exc, KeyboardInterrupt):
         status, message = "interrupted", str(exc) or "stopped by SIGINT"
+    elif isinstance(exc, TerminationSignal):  # Prefect's own SIGTERM handler, inside a flow run
+        status, message = "interrupted", f"stopped by {signal.Signals(exc.signal).name}"
     else:
         fault = run_fault(exc, ctx.settings)
         status, message = ("error", fault) if fault else ("failed", "")
@@ -222,7 +225,9 @@ def stopped_line(n: int) -> str:
 def stopped_by_signals() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise ``Interrupted`` in the main thread (where the
     flow runs), so that the run records itself as interrupted and releases its lock; a second
-    signal while it does so is ignored. Outside the main thread, nothing changes."""
+    signal while it does so is ignored. Outside the main thread, nothing changes. (Inside a
+    flow run, Prefect's own SIGTERM handler raises TerminationSignal, and sends SIGTERM again
+    once the flow has ended: this handler then takes it.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -246,6 +251,7 @@ def stopped_by_signals() -> Iterator[None]:
 #: What the command reports in one line itself (exit 2, 4, 5, 130, 143): no traceback.
 _REPORTED = (
     KeyboardInterrupt,
+    TerminationSignal,
     RunFault,
     LockHeld,
     SettingsError,

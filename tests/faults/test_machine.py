@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 
 from flows.pipeline.prefect_api import free_port
 from tests.factories import khaosat, make_province, rows
+from tests.pipeline.test_notify import SMTPServer, notify_yaml
 from warehouse.db import connect
 
 pytestmark = pytest.mark.slow
@@ -178,9 +178,15 @@ def test_an_unreachable_postgresql_ends_the_run_as_error_in_one_line(
 ) -> None:
     url = f"postgresql://khaosat:s3cret@127.0.0.1:{free_port()}/warehouse"
     config = make_province(tmp_path / "province", warehouse_url=url)
-    proc = khaosat("run", "--config", str(config))
+    with SMTPServer() as server:
+        with config.open("a", encoding="utf-8") as f:
+            f.write(notify_yaml(server, user=None))
+        proc = khaosat("run", "--config", str(config))
     assert proc.returncode == 5, proc.stdout + proc.stderr
     line = one_line_error(proc)
     assert "the warehouse postgresql://khaosat:***@127.0.0.1" in line, line
     assert "s3cret" not in proc.stdout + proc.stderr
-    shutil.rmtree(tmp_path / "province")
+    [mail] = server.messages  # the officer is told why, as for any run that fails outright
+    assert mail.message["Subject"] == "[khaosat] T-2024: run failed"
+    assert "the warehouse postgresql://khaosat:***@127.0.0.1" in mail.body
+    assert "s3cret" not in mail.body

@@ -135,7 +135,47 @@ def test_killing_worker_processes_leaves_only_the_sources_in_hand_stopped(
 
     night = khaosat("run", "--config", str(killed), KHAOSAT_WAREHOUSE_URL=url)
     assert night.returncode == 1, night.stdout + night.stderr
-    assert latest(url) == expected_states
+    # every source as in the undisturbed run (unchanged since its load, or loaded tonight)
+    tonight = {k: "loaded" if v == "unchanged" else v for k, v in latest(url).items()}
+    assert tonight == expected_states
     engine = connect(url)
     assert mart_tables(engine) == expected
     engine.dispose()
+
+
+def _square_or_die(n: int) -> int:
+    """A pool job: ``n * n``, or for 13 the death of its process (as the OOM killer does)."""
+    if n == 13:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n * n
+
+
+def test_a_job_whose_process_dies_fails_alone_and_the_others_are_retried() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from flows.pipeline.pools import in_processes, new_pool
+
+    pool = new_pool(2)
+    try:
+        got = in_processes(lambda: pool, _square_or_die, [(n,) for n in range(10, 17)])
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    assert isinstance(got[3], BrokenProcessPool)
+    assert got[:3] + got[4:] == [100, 121, 144, 196, 225, 256]
+
+
+def test_a_source_whose_process_died_is_stopped_by_the_machine_not_failed() -> None:
+    from flows.pipeline.faults import worker_died
+    from flows.pipeline.tasks import failure_message
+    from schemas.records import RunSummary, Source, SourceOutcome
+
+    source = Source("TH001", "CMHS_TH", "excel", "submissions/TH001.xlsx")
+    message = failure_message(source, worker_died("parse", "TH001.xlsx"))
+    assert message.startswith("TH001 submissions/TH001.xlsx: TH001.xlsx: the machine stopped")
+    assert "not judged" in message and "next run" in message
+    summary = RunSummary(
+        run_id="r",
+        campaign_id="T-2024",
+        outcomes=[SourceOutcome(source, "stopped", message), SourceOutcome(source, "failed")],
+    )
+    assert summary.exit_code == 5  # the machine's fault first: the officer looks at it
