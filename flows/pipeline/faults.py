@@ -47,10 +47,6 @@ log = logging.getLogger(__name__)
 
 #: errno values that say the machine, wherever it happens, is at fault.
 _MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
-if TYPE_CHECKING:
-    from flows.pipeline.context import Context
-
-log = logging.getLogger(__name__)
 
 #: errno values that say so only for a path khaosat writes (output, archive, warehouse).
 _PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR}
@@ -206,8 +202,9 @@ def close_stopped_run(ctx: Context, exc: BaseException) -> None:
         status, message = ("error", fault) if fault else ("failed", "")
     try:
         ledger.finish_run(ctx.engine, ctx.run_id, status=status, message=message)
-    except sa.exc.SQLAlchemyError as err:
-        log.warning("run %s could not be recorded as %s: %s", ctx.run_id, status, err)
+    except sa.exc.SQLAlchemyError as err:  # the command's one line says why already
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.info("run %s could not be recorded as %s: %s", ctx.run_id, status, first)
 
 
 def stopped_line(n: int) -> str:
