@@ -133,7 +133,9 @@ class SourceError(Exception):
 class SourceOutcome:
     """What a run did with one source: what the per-source table and the ledger show.
 
-    status: loaded | unchanged | failed | absent.
+    status: loaded | unchanged | failed | absent, or stopped: the process reading or loading
+    it died (the machine's fault); it was not judged, has no ledger row for the run and is tried
+    again on the next run.
     """
 
     source: Source
@@ -181,7 +183,10 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0: every source loaded or unchanged; 1: a source failed; 3: only absent files."""
+        """0: every source loaded or unchanged; 1: a source failed; 3: only absent files; 5: the
+        machine stopped a source's process (whatever else happened)."""
+        if self.count("stopped"):
+            return 5
         if self.count("failed"):
             return 1
         if self.count("absent"):

@@ -72,6 +72,8 @@ class RunRecord:
     n_unchanged: int
     n_failed: int
     n_absent: int
+    #: why the run ended as 'error' or 'interrupted', in one line; "" otherwise.
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -314,11 +316,13 @@ def finish_run(
     *,
     status: str | None = None,
     finished_at: dt.datetime | None = None,
+    message: str = "",
 ) -> RunRecord:
     """Close a run: count its sources by their last ledger status in the run, set the status.
 
     ``status`` defaults to 'succeeded' when no source failed and 'partial' otherwise; pass
-    'failed' for a run that aborted. Returns the run's row.
+    'failed' for a run that aborted, 'error' for one the machine stopped and 'interrupted' for
+    one a signal stopped, with ``message`` saying why. Returns the run's row.
     """
     run = tables.run
     with engine.begin() as conn:
@@ -330,10 +334,14 @@ def finish_run(
             "status": status or ("partial" if counts["failed"] else "succeeded"),
             "n_sources": sum(counts.values()),
             **{f"n_{name}": counts[name] for name in tables.LEDGER_STATUSES},
+            "message": message or None,
         }
         conn.execute(sa.update(run).where(run.c.run_id == run_id).values(**values))
     return RunRecord(
-        run_id=run_id, campaign_id=run_row.campaign_id, started_at=run_row.started_at, **values
+        run_id=run_id,
+        campaign_id=run_row.campaign_id,
+        started_at=run_row.started_at,
+        **{**values, "message": message},
     )
 
 
@@ -380,6 +388,7 @@ def last_run(engine: Engine, campaign_id: str) -> RunRecord | None:
         n_unchanged=row.n_unchanged,
         n_failed=row.n_failed,
         n_absent=row.n_absent,
+        message=row.message or "",
     )
 
 

@@ -173,7 +173,16 @@ class RunLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        if exc is None:
+            self.release()
+            return
+        try:
+            self.release()
+        except sa.exc.SQLAlchemyError as err:  # the warehouse is why the run stops, often
+            # the command says why in one line; the next run takes the lock over
+            log.info(
+                "run lock of campaign %s not released: %s", self.campaign_id, type(err).__name__
+            )
 
     def now(self) -> dt.datetime:
         """Now, naive, in the campaign's time zone (as stored in run_lock)."""

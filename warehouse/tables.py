@@ -456,13 +456,20 @@ run = sa.Table(
     _col(
         "status",
         sa.String(),
-        "running | succeeded | partial (some sources failed) | failed (aborted).",
+        "running | succeeded | partial (some sources failed) | failed (aborted) | error (the "
+        "machine stopped it: see message) | interrupted (SIGINT or SIGTERM).",
     ),
     _col("n_sources", sa.Integer(), "Sources with a ledger row in this run.", server_default="0"),
     _col("n_loaded", sa.Integer(), "Sources loaded.", server_default="0"),
     _col("n_unchanged", sa.Integer(), "Sources skipped as unchanged.", server_default="0"),
     _col("n_failed", sa.Integer(), "Sources that failed.", server_default="0"),
     _col("n_absent", sa.Integer(), "Sources with nothing to fetch yet.", server_default="0"),
+    _col(
+        "message",
+        sa.Text(),
+        "Why the run ended as error or interrupted, in one line; NULL otherwise.",
+        nullable=True,
+    ),
     sa.Index(None, "campaign_id", "started_at"),
     comment="One row per run of the nightly flow (or a rerun) for a campaign.",
 )

@@ -7,7 +7,7 @@ the flow's code is imported, and prints where the warehouse, workbooks and feedb
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from flows.pipeline.prefect_api import start_temporary_api
 from flows.pipeline.processes import long_lived_imports
 from flows.settings import Settings, SettingsError
 
+if TYPE_CHECKING:
+    from flows.pipeline.progress import RichReporter
+
 
 def run_flow(settings: Settings, **params: object) -> int:
     """Run the nightly flow with a progress bar and report it; returns the exit code."""
@@ -23,6 +26,7 @@ def run_flow(settings: Settings, **params: object) -> int:
     with long_lived_imports():
         from flows.pipeline import (  # Prefect is imported only once its defaults are set
             context,
+            faults,
             nightly,
             progress,
         )
@@ -36,17 +40,22 @@ def run_flow(settings: Settings, **params: object) -> int:
         api.stop()
         print_error(exc)
         return 2
-    progress.use(progress.RichReporter(console))
-    context.read_ahead(settings, **params)  # the parse processes start while the API boots
+    reporter = progress.RichReporter(console)
+    progress.use(reporter)
+    faults.quiet_prefect_logs(settings)
     try:
-        with api.serving():
-            summary = nightly.run(settings, **params)
+        with faults.stopped_by_signals():
+            context.read_ahead(settings, **params)  # the parse processes start while it boots
+            with api.serving():
+                summary = nightly.run(settings, **params)
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
-        print_error(exc)
-        return 2
+        return _stopped(reporter, str(exc), 2)
     except LockHeld as exc:
-        print_error(exc)
-        return 4
+        return _stopped(reporter, str(exc), 4)
+    except faults.RunFault as exc:
+        return _stopped(reporter, f"{exc}; fix this, then run again", faults.EXIT_ERROR)
+    except faults.Interrupted as exc:
+        return _stopped(reporter, f"{exc}: the run is recorded as interrupted", exc.exit_code)
     console.print(f"Warehouse: {summary.warehouse_url}")
     if not summary.published:
         console.print(
@@ -61,12 +70,20 @@ def run_flow(settings: Settings, **params: object) -> int:
     return summary.exit_code
 
 
+def _stopped(reporter: RichReporter, line: str, code: int) -> int:
+    """Print why the command stopped, in one line, and give its exit code."""
+    reporter.progress.stop()
+    print_error(line)
+    return code
+
+
 def run(config: ConfigOption = Path("khaosat.yaml"), force: bool = False) -> None:
     """Consolidate every source of the campaign, then rebuild marts and workbooks.
 
     Exit code 0 when every source loaded or was unchanged, 1 when a source failed (the others
     still loaded), 2 for an unusable config or registry, 3 when only registered files are absent,
-    4 when another run of the campaign holds it.
+    4 when another run of the campaign holds it, 5 when the machine stopped the run or a
+    source's process, 130 or 143 when SIGINT or SIGTERM stopped it.
     """
     raise typer.Exit(run_flow(read_config(config), force=force))
 
@@ -94,11 +111,12 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     """Rebuild marts and workbooks from the warehouse, without fetching any source."""
     settings = read_config(config)
     api = start_temporary_api()
-    from flows.pipeline import context, nightly
+    from flows.pipeline import context, faults, nightly
     from flows.registry import RegistryError
     from schemas import QuestionnaireError
     from warehouse.lock import LockHeld
 
+    faults.quiet_prefect_logs(settings)
     try:
         context.check_inputs(settings)
         with api.serving():
@@ -110,6 +128,9 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     except LockHeld as exc:
         print_error(exc)
         raise typer.Exit(4) from None
+    except faults.RunFault as exc:
+        print_error(f"{exc}; fix this, then run again")
+        raise typer.Exit(faults.EXIT_ERROR) from None
     for path in workbooks:
         console.print(f"Workbook: {path}")
     if feedback:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import Engine
@@ -145,6 +146,8 @@ def render_status(status: CampaignStatus, config: Path | None = None, width: int
             + f"; {run.n_loaded} loaded, {run.n_unchanged} unchanged, {run.n_failed} failed, "
             f"{run.n_absent} absent"
         )
+        if run.message:  # the machine or a signal stopped it: what the officer must see to
+            header.append(f"[bold red]{run.status}:[/] {escape(run.message)}")
     if status.running is not None:
         r = status.running
         header.append(f"Running now: run {r.run_id} on {r.holder} since {_when(r.acquired_at)}")
@@ -154,6 +157,8 @@ def render_status(status: CampaignStatus, config: Path | None = None, width: int
         hints.append(f"No run yet: khaosat run{suffix}")
     if status.count("failed"):
         hints.append(f"fix the file, then: khaosat rerun --failed{suffix}")
+    if run is not None and run.status == "error":
+        hints.append(f"fix the machine as the last run says, then: khaosat run{suffix}")
 
     table = Table(
         title="\n".join(header),

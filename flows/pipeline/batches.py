@@ -25,7 +25,8 @@ from flows.fetch import unchanged
 from flows.fetch.files import SourceAbsent
 from flows.pipeline import progress
 from flows.pipeline.context import Context
-from flows.pipeline.pools import in_processes, load_pool, tried
+from flows.pipeline.faults import RunFault, WorkerDied, run_fault, worker_died
+from flows.pipeline.pools import discard_pools, in_processes, load_pool, tried
 from flows.pipeline.tasks import (
     Ingested,
     failure_message,
@@ -35,7 +36,7 @@ from flows.pipeline.tasks import (
     validate_questionnaire,
 )
 from flows.pipeline.warmup import warm_up
-from schemas.records import Fetched, Parsed, Source, SourceError, SourceOutcome
+from schemas.records import Fetched, Parsed, Source, SourceOutcome
 from warehouse import ledger, load
 
 T = TypeVar("T")
@@ -79,12 +80,26 @@ class Tracker:
         self._done(SourceOutcome(source, "absent", message=msg))
 
     def failed(self, source: Source, exc: BaseException, fetched: Fetched | None = None) -> None:
-        """``source`` cannot be used, for the reason ``exc`` gives."""
+        """``source`` cannot be used, for the reason ``exc`` gives; a process that died left it
+        ``stopped``, and the machine's fault (a full disk, a read-only warehouse) stops the run
+        (RunFault): neither is the school's."""
+        if isinstance(exc, WorkerDied):
+            self.stopped(source, exc, fetched)
+            return
+        fault = run_fault(exc, self.ctx.settings)
+        if fault is not None:
+            raise RunFault(fault) from exc
         msg = failure_message(source, exc)
         ctx = self.ctx
         ledger.record_failure(ctx.engine, ctx.campaign_id, ctx.run_id, source, msg, fetched)
         name = fetched.filename if fetched else ""
         self._done(SourceOutcome(source, "failed", message=msg, filename=name))
+
+    def stopped(self, source: Source, exc: BaseException, fetched: Fetched | None = None) -> None:
+        """The process on ``source`` died: not judged, no ledger row (it keeps its previous
+        state and rows), tried again on the next run."""
+        name = fetched.filename if fetched else ""
+        self._done(SourceOutcome(source, "stopped", failure_message(source, exc), filename=name))
 
     def unchanged(self, fetched: list[Fetched]) -> None:
         """These sources' content is that of their last load."""
@@ -244,7 +259,7 @@ def finish_loads(loads: Loads, track: Tracker) -> None:
     alone, keeping the source's earlier rows."""
     for (fetched, parsed), result in zip(loads.checked, loads.results(), strict=True):
         if isinstance(result, BrokenProcessPool):
-            track.failed(fetched.source, SourceError("the load process stopped"), fetched)
+            track.stopped(fetched.source, worker_died("load", fetched.filename), fetched)
         elif isinstance(result, BaseException):
             track.failed(fetched.source, result, fetched)
         else:
@@ -268,17 +283,23 @@ def consolidate(
     in_flight: dict[PrefectFuture[Ingested], Source] = {}
     loading: list[Loads] = []
     with ThreadPoolExecutor(1, thread_name_prefix="khaosat-load") as loader:
-        # One round past the end, with no batch to ingest, validates and loads the last one.
-        for start in range(0, len(chosen) + size, size):
-            batch = unchanged_files(ctx, chosen[start : start + size], known, track)
-            ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
-            if batch and warming is None:  # something may need validating: GX is needed soon
-                warming = warm_up()
-            loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
+        try:
+            # One round past the end, with no batch to ingest, validates and loads the last one.
+            for start in range(0, len(chosen) + size, size):
+                batch = unchanged_files(ctx, chosen[start : start + size], known, track)
+                ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
+                if batch and warming is None:  # something may need validating: GX soon
+                    warming = warm_up()
+                loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
+                for done in loading:
+                    finish_loads(done, track)
+                loading, in_flight = loads, ingesting
             for done in loading:
                 finish_loads(done, track)
-            loading, in_flight = loads, ingesting
-        for done in loading:
-            finish_loads(done, track)
+        except BaseException:
+            # A signal or the machine's fault stops the run: the loads queued behind it are
+            # cancelled rather than waited for (each source is its own transaction).
+            discard_pools()
+            raise
     if warming is not None:  # nothing outlives the step, even when nothing was validated
         warming.join()

@@ -17,9 +17,16 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.pipeline import progress
 from flows.pipeline.batches import Tracker, consolidate
 from flows.pipeline.context import local_now, prepare, run_lock, select_sources
-from flows.pipeline.notify import notify_failed_sources, on_failure
+from flows.pipeline.faults import (
+    check_output,
+    close_stopped_run,
+    faults_of_the_run,
+    stopped_line,
+)
+from flows.pipeline.notify import notify_failed_sources, notify_stopped_sources, on_failure
 from flows.pipeline.pools import task_runner
 from flows.pipeline.publishing import publish_all
 from flows.settings import Settings, load_settings
@@ -42,6 +49,24 @@ def nightly(
     a school or of failed sources forces them. ``as_of`` fixes "now" for pending/missing.
     """
     settings = load_settings(Path(config))
+    with faults_of_the_run(settings):
+        summary = _night(settings, school, questionnaire, failed_only, force, as_of)
+    progress.active().finish(summary)
+    notify_failed_sources(settings, summary)
+    notify_stopped_sources(settings, summary)
+    return summary
+
+
+def _night(
+    settings: Settings,
+    school: str | None,
+    questionnaire: str | None,
+    failed_only: bool,
+    force: bool,
+    as_of: dt.datetime | None,
+) -> RunSummary:
+    """The nightly flow's work, under the campaign's lock."""
+    check_output(settings)
     ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
     chosen = select_sources(
         ctx, school=school, questionnaire=questionnaire, failed_only=failed_only
@@ -55,16 +80,20 @@ def nightly(
         try:
             consolidate(ctx, chosen, known, track)
             published = publish_all(ctx, as_of or local_now(settings), skip_unchanged=not force)
-        except BaseException:
+        except BaseException as exc:
             # the run row says so, rather than 'running' until another run takes the lock
-            ledger.finish_run(ctx.engine, ctx.run_id, status="failed")
+            close_stopped_run(ctx, exc)
             raise
         workbooks, feedback = published or ([], [])
 
-        ledger.finish_run(ctx.engine, ctx.run_id)
+        stopped = sum(o.status == "stopped" for o in track.outcomes.values())
+        if stopped:
+            ledger.finish_run(ctx.engine, ctx.run_id, status="error", message=stopped_line(stopped))
+        else:
+            ledger.finish_run(ctx.engine, ctx.run_id)
         if ctx.gsheets is not None:
             ctx.gsheets.close()
-        summary = RunSummary(
+        return RunSummary(
             run_id=ctx.run_id,
             campaign_id=ctx.campaign_id,
             outcomes=[track.outcomes[src.key] for src in chosen if src.key in track.outcomes],
@@ -73,20 +102,19 @@ def nightly(
             published=published is not None,
             warehouse_url=db.safe_url(settings.warehouse_url),
         )
-    track.reporter.finish(summary)
-    notify_failed_sources(settings, summary)
-    return summary
 
 
 @flow(name="khaosat-publish", log_prints=False)
 def publish(config: str, as_of: dt.datetime | None = None) -> tuple[list[Path], list[Path]]:
     """Rebuild marts, alerts and workbooks from the warehouse, without fetching anything."""
     settings = load_settings(Path(config))
-    ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
-    with run_lock(ctx):
-        published = publish_all(ctx, as_of or local_now(settings))
-        assert published is not None  # noqa: S101 - publish_all skips only when asked to
-        return published
+    with faults_of_the_run(settings):
+        check_output(settings)
+        ctx = prepare(settings, str(flow_run.id or uuid.uuid4()))
+        with run_lock(ctx):
+            published = publish_all(ctx, as_of or local_now(settings))
+            assert published is not None  # noqa: S101 - publish_all skips only when asked to
+            return published
 
 
 @flow(name="khaosat-province", log_prints=False)

@@ -173,6 +173,29 @@ def notify_failed_sources(settings: Settings, summary: RunSummary) -> bool:
     return _deliver(settings, *failed_sources_message(settings, summary))
 
 
+def notify_stopped_sources(settings: Settings, summary: RunSummary) -> bool:
+    """E-mail that the machine stopped some sources' processes (not the schools' fault), if
+    notices are configured. Returns True if a message was sent."""
+    stopped = [o for o in summary.outcomes if o.status == "stopped"]
+    if not enabled(settings.notify) or not stopped:
+        return False
+    c = settings.campaign
+    lines = [
+        f"Campaign {c.id} ({c.name}), run {summary.run_id}: the machine stopped the process "
+        f"reading or loading {len(stopped)} source(s) (out of memory? killed?). They were not "
+        "judged, keep what they had, and will be tried again on the next run:",
+        "",
+        *(
+            f"- {o.source.school_code} {o.source.questionnaire} {o.source.location}"
+            for o in stopped
+        ),
+        "",
+        f"Where every source stands: khaosat status --config {settings.config_path}",
+    ]
+    subject = f"[khaosat] {c.id}: the machine stopped {len(stopped)} source(s)"
+    return _deliver(settings, subject, "\n".join(lines) + "\n")
+
+
 def run_failed_message(
     settings: Settings, run_name: str, run_id: str, state_message: str
 ) -> tuple[str, str]:

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -122,6 +122,16 @@ def new_pool(n: int) -> ProcessPoolExecutor:
     )
 
 
+def discard_pools() -> None:
+    """Forget every pool and cancel the jobs they have not started: a run that stops (a
+    signal, the machine's fault) does not wait for a batch it will not record."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def discard_pool(pool: Executor) -> None:
     """Forget a broken pool, so that the next ``parse_pool`` or ``load_pool`` starts afresh."""
     with _pools_lock:
@@ -149,7 +159,7 @@ def in_processes(
         return [tried(fn, *job) for job in jobs]
     results: list[T | BaseException] = []
     broken: list[int] = []
-    for i, future in enumerate([pool.submit(fn, *job) for job in jobs]):
+    for i, future in enumerate([_submit(pool, fn, job) for job in jobs]):
         got = tried(future.result)
         if isinstance(got, BrokenProcessPool):
             broken.append(i)
@@ -160,6 +170,17 @@ def in_processes(
         with new_pool(1) as alone:
             results[i] = tried(alone.submit(fn, *jobs[i]).result)
     return results
+
+
+def _submit(pool: Executor, fn: Callable[..., T], job: tuple[Any, ...]) -> Future[T]:
+    """``pool.submit(fn, *job)``; a pool that broke, or that another thread discarded, gives a
+    future that failed with BrokenProcessPool, for the job to be tried again elsewhere."""
+    try:
+        return pool.submit(fn, *job)
+    except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down meanwhile
+        failed: Future[T] = Future()
+        failed.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(exc))
+        return failed
 
 
 def tried(call: Callable[..., T], *args: Any) -> T | BaseException:

@@ -208,10 +208,14 @@ def start_temporary_api() -> TemporaryApi:
 
 def _start(module_args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``python -m MODULE_ARGS`` with this interpreter, the environment plus ``env``; it ends
-    by itself should this process be killed (``flows.pipeline.processes``)."""
+    by itself should this process be killed (``flows.pipeline.processes``). It has a session
+    of its own: Ctrl-C, sent to the terminal's process group, stops the command, which stops
+    the server once the run has recorded how it ended (on a server already gone, it could not).
+    """
     return subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
         [sys.executable, "-m", "flows.pipeline.processes", str(os.getpid()), *module_args],
         env={**os.environ, **env},
+        start_new_session=True,
     )
 
 

@@ -17,6 +17,7 @@ import gc
 import importlib
 import os
 import runpy
+import signal
 import sys
 import threading
 import time
@@ -48,8 +49,11 @@ def long_lived_imports() -> Iterator[None]:
 
 def start_worker(parent: int) -> None:
     """A pool process's start: ``end_with(parent)``, and what it inherited from the forkserver
-    (the modules imported for every job) frozen out of the garbage collector's way."""
+    (the modules imported for every job) frozen out of the garbage collector's way. Ctrl-C
+    reaches the whole process group: the flow's process decides what it stops, not each
+    worker on its own (a source's job would otherwise fail with KeyboardInterrupt)."""
     gc.freeze()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with(parent)
 
 

@@ -58,7 +58,13 @@ def use(reporter: Reporter) -> None:
     _active.append(reporter)
 
 
-STATUS_STYLE = {"loaded": "green", "unchanged": "dim", "failed": "bold red", "absent": "yellow"}
+STATUS_STYLE = {
+    "loaded": "green",
+    "unchanged": "dim",
+    "failed": "bold red",
+    "absent": "yellow",
+    "stopped": "bold magenta",
+}
 
 
 def outcomes_table(outcomes: list[SourceOutcome], title: str | None = None) -> Table:
@@ -130,4 +136,6 @@ class RichReporter:
         counts = ", ".join(
             f"{summary.count(s)} {s}" for s in ("loaded", "unchanged", "failed", "absent")
         )
+        if summary.count("stopped"):
+            counts += f", {summary.count('stopped')} stopped by the machine (tried again next run)"
         self.console.print(f"Sources: {counts}.")

@@ -16,6 +16,7 @@ from prefect.cache_policies import NONE
 from flows.alerts import evaluate_alerts
 from flows.fetch import fetch
 from flows.pipeline.context import Context
+from flows.pipeline.faults import WorkerDied, worker_died
 from flows.pipeline.pools import in_processes, parse_pool, parse_processes, tried
 from flows.pipeline.read_ahead import ParseJob, parse_fetched
 from flows.pipeline.workbook_pool import write_workbooks
@@ -51,7 +52,8 @@ def fetch_source(ctx: Context, source: Source, last: ledger.LastLoad | None = No
 
 def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
     """Read the file's sheets and parse the right one against its questionnaire (in a parse
-    process when ``run.parse_processes`` allows)."""
+    process when ``run.parse_processes`` allows). Raises WorkerDied if the parse process died
+    on it (and again on a fresh process): the machine's fault, not the file's."""
     source, s = fetched.source, ctx.settings
     job = ParseJob(
         content=fetched.content,
@@ -65,9 +67,7 @@ def parse_source(ctx: Context, fetched: Fetched) -> Parsed | SourceError:
     )
     [got] = in_processes(lambda: parse_pool(s), parse_fetched, [(job,)])
     if isinstance(got, BrokenProcessPool):
-        return SourceError(
-            f"{fetched.filename}: the parser process stopped while reading this file"
-        )
+        raise worker_died("parse", fetched.filename)
     if isinstance(got, BaseException):
         raise got
     return got
@@ -177,11 +177,11 @@ def failure_message(source: Source, exc: BaseException) -> str:
 
     A SourceError's text is masked where it quotes the file (``parse_fetched``, the header
     messages), so that fetching can name the service account's e-mail a sheet must be shared
-    with; any other exception may quote a value it choked on, and is masked here.
+    with; a WorkerDied names the machine; any other exception may quote a value it choked on,
+    and is masked here.
     """
-    text = (
-        str(exc) if isinstance(exc, SourceError) else mask_personal(f"{type(exc).__name__}: {exc}")
-    )
+    plain = isinstance(exc, SourceError | WorkerDied)
+    text = str(exc) if plain else mask_personal(f"{type(exc).__name__}: {exc}")
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     for prefix in (f"{source.school_code}: ", f"{source.school_code} "):
         text = text.removeprefix(prefix)

@@ -79,9 +79,14 @@ def _write_pooled(
         # Two jobs a process, one running and one queued, so that no process waits for this
         # thread; never more, so that the rest stay here to take (a job given to a pool cannot
         # be taken back safely: cancelling races with a pool that breaks).
+        nonlocal broken
         while not broken and waiting and len(running) < 2 * workers:
             i = waiting.popleft()
-            running[pool.submit(_write_pickled, token, pickled, jobs[i])] = i
+            try:
+                running[pool.submit(_write_pickled, token, pickled, jobs[i])] = i
+            except (BrokenProcessPool, RuntimeError):  # broke, or discarded, before publishing
+                broken = True
+                waiting.appendleft(i)
 
     feed()
     paths = write_scopes(data, [province])

@@ -257,11 +257,12 @@ def _stop_the_process(job: object) -> None:
     os._exit(3)  # as a parse process killed by the kernel, or aborted by a library, would
 
 
-def test_a_parse_process_that_dies_fails_its_source_alone(
+def test_a_parse_process_that_dies_stops_its_source_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from flows.pipeline.faults import WorkerDied
     from flows.pipeline.pools import parse_pool
-    from schemas.records import Fetched, SourceError
+    from schemas.records import Fetched
 
     settings = load_settings(make_province(tmp_path), env={})
     ctx = run_context.prepare(settings, "r1")
@@ -276,9 +277,9 @@ def test_a_parse_process_that_dies_fails_its_source_alone(
     )
     assert parse_pool(settings) is not None  # the default: parse processes beside the flow
     monkeypatch.setattr(tasks, "parse_fetched", _stop_the_process)
-    got = tasks.parse_source(ctx, fetched)
-    assert isinstance(got, SourceError)
-    assert "parser process stopped" in str(got) and source.path.name in str(got)
+    with pytest.raises(WorkerDied, match="the machine stopped the parse process") as died:
+        tasks.parse_source(ctx, fetched)
+    assert source.path.name in str(died.value)  # the machine's fault, not the file's
     # the broken pool was replaced: the next source parses as usual
     monkeypatch.undo()
     assert not isinstance(tasks.parse_source(ctx, fetched), BaseException)
@@ -292,7 +293,7 @@ def _stop_parsing_s2(job: ParseJob) -> object:
     return parse_fetched(job)
 
 
-def test_a_parse_process_that_dies_in_a_run_fails_that_source_alone(
+def test_a_parse_process_that_dies_in_a_run_stops_that_source_alone(
     province: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings(province, env={})
@@ -301,15 +302,13 @@ def test_a_parse_process_that_dies_in_a_run_fails_that_source_alone(
     monkeypatch.setattr(tasks, "parse_fetched", _stop_parsing_s2)
     summary = nightly.run(settings, as_of=AS_OF)
     by_school = {o.source.school_code: o for o in summary.outcomes}
-    assert by_school["S2"].status == "failed"
-    assert "the parser process stopped" in (by_school["S2"].message or "")
+    assert by_school["S2"].status == "stopped"  # the machine's fault: not judged, no ledger row
+    assert "the machine stopped the parse process" in (by_school["S2"].message or "")
     assert by_school["S1"].status == by_school["S3"].status == "loaded"
+    assert summary.exit_code == 5
     monkeypatch.undo()
-    again = nightly.run(settings, as_of=AS_OF, failed_only=True)
-    assert {o.source.school_code: o.status for o in again.outcomes} == {
-        "S2": "loaded",
-        "S5": "failed",
-    }
+    again = nightly.run(settings, as_of=AS_OF)  # the next night tries it again
+    assert {o.source.school_code: o.status for o in again.outcomes}["S2"] == "loaded"
 
 
 def test_the_first_batch_is_read_ahead_unless_unchanged(
@@ -412,23 +411,26 @@ def _run_loading_with(
     return settings, {o.source.school_code: o for o in summary.outcomes}
 
 
-def test_a_load_process_that_dies_fails_its_source_alone(
+def test_a_load_process_that_dies_stops_its_source_alone(
     province: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, by_school = _run_loading_with(province, monkeypatch, _stop_loading_s2)
-    assert by_school["S2"].status == "failed"
-    assert by_school["S2"].message == "S2 submissions/S2_cmhs.xls: the load process stopped"
+    assert by_school["S2"].status == "stopped"
+    assert by_school["S2"].message.startswith(
+        "S2 submissions/S2_cmhs.xls: the machine stopped the load process while it loaded"
+    )
     assert by_school["S1"].status == by_school["S3"].status == "loaded"
     engine = db.connect(settings.warehouse_url)
     loaded = rows(engine, "SELECT DISTINCT source_id FROM answer")
     assert len(loaded) == 3  # S1, S3 twice; S2 has nothing half-written
 
+    assert not rows(  # not the school's failure: no ledger row, its previous state kept
+        engine,
+        "SELECT 1 FROM load_ledger WHERE school_code = 'S2'",
+    )
     monkeypatch.undo()
-    again = nightly.run(settings, as_of=AS_OF, failed_only=True)
-    assert {o.source.school_code: o.status for o in again.outcomes} == {
-        "S2": "loaded",
-        "S5": "failed",
-    }
+    again = nightly.run(settings, as_of=AS_OF)
+    assert {o.source.school_code: o.status for o in again.outcomes}["S2"] == "loaded"
     engine.dispose()
 
 
