@@ -9,16 +9,18 @@ step.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +131,65 @@ def rows(engine: sa.Engine, sql: str, **params: object) -> list[dict[str, object
         return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
 
 
+def n_loaded(engine: sa.Engine) -> int:
+    """How many sources the ledger says loaded so far (0 before the tables exist): for a test
+    that waits until a run is under way."""
+    try:
+        return len(rows(engine, "SELECT load_id FROM load_ledger WHERE status = 'loaded'"))
+    except sa.exc.DBAPIError:
+        return 0
+
+
+def under_way(proc: subprocess.Popen[str], engine: sa.Engine, n: int = 3) -> None:
+    """Wait until ``n`` sources are loaded by the run ``proc`` is, which must still be going."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and n_loaded(engine) < n:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it was interrupted"  # noqa: S101
+
+
+#: Columns that record when something happened rather than what the figures are.
+VOLATILE = {"last_loaded_at", "alert_id", "first_seen_at", "last_seen_at"}
+
+
+def mart_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every mart (and alerts), rows sorted, without the columns that record times or ids."""
+    with engine.connect() as conn:
+        names = [tbl.name for tbl in tables.MART_TABLES]
+        if sa.inspect(conn).has_table("alerts"):
+            names.append("alerts")
+        out = {}
+        for name in names:
+            table = tables.metadata.tables[name]
+            columns = [c for c in table.c if c.name not in VOLATILE and c.name != "campaign_id"]
+            found = conn.execute(sa.select(*columns)).all()
+            out[name] = sorted((tuple(_rounded(v) for v in r) for r in found), key=repr)
+    return out
+
+
+def _rounded(value: Any) -> Any:
+    # Both runs compute the same sums in the same SQL; rounding only guards against the last
+    # bit of float addition order, not against a different figure.
+    return round(value, 9) if isinstance(value, float) else value
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux /proc), its children first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while listed
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
 ROOT = Path(__file__).resolve().parents[1]
 KHAOSAT = Path(sys.executable).with_name("khaosat")
 
@@ -163,6 +224,28 @@ def khaosat(*args: str, timeout: float = 600, **env: str) -> subprocess.Complete
         env=cli_env(**env),
         cwd=ROOT,
     )
+
+
+@contextlib.contextmanager
+def khaosat_running(*args: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``khaosat ARGS`` started as a terminal starts a job (a process group of its own, so a
+    test can signal the group as Ctrl-C does), output piped; killed with its group if it is
+    still running when the block ends. ``env``: from ``cli_env``."""
+    proc = subprocess.Popen(
+        [str(KHAOSAT), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def process_running(pid: int) -> bool:

@@ -119,7 +119,7 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     faults.quiet_prefect_logs(settings)
     try:
         context.check_inputs(settings)
-        with api.serving():
+        with faults.stopped_by_signals(), api.serving():
             workbooks, feedback = nightly.publish(str(settings.config_path))
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
         api.stop()  # stopped already if the flow ran
@@ -131,6 +131,9 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     except faults.RunFault as exc:
         print_error(f"{exc}; fix this, then run again")
         raise typer.Exit(faults.EXIT_ERROR) from None
+    except faults.Interrupted as exc:
+        print_error(f"{exc}: the workbooks already written are whole; the others are as before")
+        raise typer.Exit(exc.exit_code) from None
     for path in workbooks:
         console.print(f"Workbook: {path}")
     if feedback:

@@ -20,9 +20,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from flows.cli.demo import generate_province
 from flows.pipeline.prefect_api import free_port
-from tests.factories import khaosat, make_province, rows
+from tests.factories import (
+    cli_env,
+    khaosat,
+    khaosat_running,
+    make_province,
+    rows,
+    under_way,
+)
 from tests.pipeline.test_notify import SMTPServer, notify_yaml
+from tests.postgres_cluster import PostgresCluster
 from warehouse.db import connect
 
 pytestmark = pytest.mark.slow
@@ -190,3 +199,31 @@ def test_an_unreachable_postgresql_ends_the_run_as_error_in_one_line(
     assert mail.message["Subject"] == "[khaosat] T-2024: run failed"
     assert "the warehouse postgresql://khaosat:***@127.0.0.1" in mail.body
     assert "s3cret" not in mail.body
+
+
+def test_postgresql_stopped_mid_run_ends_the_run_as_error_in_one_line(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    cluster = PostgresCluster()
+    config = generate_province(tmp_path / "province")
+    env = cli_env(
+        KHAOSAT_WAREHOUSE_URL=cluster.url,
+        KHAOSAT_RUN__CONCURRENCY="1",
+        KHAOSAT_RUN__BATCH_SOURCES="2",
+    )
+    engine = connect(cluster.url)
+    stopped = False
+    try:
+        with khaosat_running("run", "--config", str(config), env=env) as proc:
+            under_way(proc, engine)
+            engine.dispose()
+            stopped = True
+            cluster.stop()  # an immediate shutdown, as a crashed or rebooted server
+            out, _ = proc.communicate(timeout=300)
+    finally:
+        if not stopped:
+            cluster.stop()
+    assert proc.returncode == 5, out
+    assert "Traceback" not in out, out
+    [line] = [x for x in out.splitlines() if x.startswith("error:")]
+    assert "the warehouse postgresql://postgres@127.0.0.1" in line, line

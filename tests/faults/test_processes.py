@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli.demo import generate_province
-from tests.factories import KHAOSAT, ROOT, cli_env, khaosat, rows
-from tests.pipeline.test_operations import _descendants, mart_tables
+from tests.factories import cli_env, descendants, khaosat, khaosat_running, mart_tables, rows
 from warehouse.db import connect
 
 pytestmark = pytest.mark.slow
@@ -32,7 +31,7 @@ pytestmark = pytest.mark.slow
 def pool_workers(pid: int) -> list[int]:
     """The run's parse and load processes: the forkserver's children."""
     found = []
-    for child in _descendants(pid):
+    for child in descendants(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -100,23 +99,16 @@ def test_killing_worker_processes_leaves_only_the_sources_in_hand_stopped(
         KHAOSAT_RUN__LOAD_PROCESSES="1",
     )
     started = time.time()
-    proc = subprocess.Popen(
-        [str(KHAOSAT), "run", "--config", str(killed)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    kills: list[int] = []
-    killer = threading.Thread(target=kill_workers, args=(proc, kills, seed))
-    killer.start()
-    try:
-        out, _ = proc.communicate(timeout=900)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        killer.join()
+    with khaosat_running("run", "--config", str(killed), env=env) as proc:
+        kills: list[int] = []
+        killer = threading.Thread(target=kill_workers, args=(proc, kills, seed))
+        killer.start()
+        try:
+            out, _ = proc.communicate(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            killer.join()
     assert kills, "no worker was killed"
     assert proc.returncode in (1, 5), out  # 5: a source was stopped; 1: every one retried
     assert "Traceback" not in out and "BrokenProcessPool" not in out, out

@@ -11,25 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from flows.cli.demo import generate_province
-from tests.factories import KHAOSAT, ROOT, cli_env, khaosat, rows
+from tests.factories import cli_env, khaosat, khaosat_running, rows, under_way
 from warehouse.db import connect
 
 pytestmark = pytest.mark.slow
-
-
-def loaded(engine: sa.Engine) -> int:
-    try:
-        return len(rows(engine, "SELECT load_id FROM load_ledger WHERE status = 'loaded'"))
-    except sa.exc.DBAPIError:  # tables not made yet
-        return 0
 
 
 @pytest.mark.parametrize(
@@ -45,21 +36,9 @@ def test_a_signal_stops_the_run_within_seconds_as_interrupted(
     env = cli_env(
         KHAOSAT_WAREHOUSE_URL=url, KHAOSAT_RUN__CONCURRENCY="1", KHAOSAT_RUN__BATCH_SOURCES="2"
     )
-    proc = subprocess.Popen(
-        [str(KHAOSAT), "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,  # its own process group, as a terminal's job has
-    )
     engine = connect(url)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None and loaded(engine) < 3:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before the signal"
+    with khaosat_running("run", "--config", str(config), env=env) as proc:
+        under_way(proc, engine)
         if group:
             os.killpg(proc.pid, signum)
         else:
@@ -67,10 +46,6 @@ def test_a_signal_stops_the_run_within_seconds_as_interrupted(
         sent = time.monotonic()
         out, _ = proc.communicate(timeout=60)
         took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 128 + signum, out
     assert took < 15, f"{took:.1f} s to stop\n{out}"
     assert "Traceback" not in out, out
@@ -86,4 +61,28 @@ def test_a_signal_stops_the_run_within_seconds_as_interrupted(
     assert again.returncode == 1, again.stdout + again.stderr  # the demo has broken files
     statuses = [r["status"] for r in rows(engine, "SELECT status FROM run ORDER BY started_at")]
     assert statuses == ["interrupted", "partial"]
+    engine.dispose()
+
+
+def test_ctrl_c_stops_publish_and_releases_the_lock(tmp_path: Path, prefect_harness: None) -> None:
+    config = generate_province(tmp_path / "province")
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    first = khaosat("run", "--config", str(config), KHAOSAT_WAREHOUSE_URL=url)
+    assert first.returncode == 1, first.stdout + first.stderr  # the demo has broken files
+    engine = connect(url)
+    env = cli_env(KHAOSAT_WAREHOUSE_URL=url)
+    with khaosat_running("publish", "--config", str(config), env=env) as proc:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if rows(engine, "SELECT run_id FROM run_lock"):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "publish ended before the signal"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out, out
+    [line] = [x for x in out.splitlines() if x.startswith("error:")]
+    assert "SIGINT" in line, line
+    assert rows(engine, "SELECT * FROM run_lock") == []
     engine.dispose()

@@ -40,8 +40,10 @@ from tests.factories import (
     KHAOSAT,
     ROOT,
     cli_env,
+    descendants,
     khaosat,
     make_province,
+    mart_tables,
     process_running,
     wait_for,
 )
@@ -50,47 +52,6 @@ from warehouse.db import connect
 
 #: Whole flows, servers and subprocesses: minutes, not seconds.
 pytestmark = pytest.mark.slow
-
-#: Columns that record when something happened rather than what the figures are.
-VOLATILE = {"last_loaded_at", "alert_id", "first_seen_at", "last_seen_at"}
-
-
-def mart_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every mart (and alerts), rows sorted, without the columns that record times or ids."""
-    with engine.connect() as conn:
-        names = [tbl.name for tbl in t.MART_TABLES]
-        if sa.inspect(conn).has_table("alerts"):
-            names.append("alerts")
-        out = {}
-        for name in names:
-            table = t.metadata.tables[name]
-            columns = [c for c in table.c if c.name not in VOLATILE and c.name != "campaign_id"]
-            rows = conn.execute(sa.select(*columns)).all()
-            out[name] = sorted((tuple(_round(v) for v in r) for r in rows), key=repr)
-    return out
-
-
-def _round(value: Any) -> Any:
-    # Both runs compute the same sums in the same SQL; rounding only guards against the last
-    # bit of float addition order, not against a different figure.
-    return round(value, 9) if isinstance(value, float) else value
-
-
-def _descendants(pid: int) -> list[int]:
-    """The processes below ``pid`` (Linux /proc), its children first."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # ended while listed
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return found
 
 
 def count(engine: Engine, sql: str, **params: Any) -> int:
@@ -177,7 +138,7 @@ def test_a_sigkilled_run_then_a_new_run_gives_the_marts_of_an_undisturbed_run(
             if loaded >= 3:
                 break
             time.sleep(0.02)
-        helpers = _descendants(proc.pid)  # the forkserver, the parse and load processes
+        helpers = descendants(proc.pid)  # the forkserver, the parse and load processes
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
