@@ -245,14 +245,6 @@ TRICKS: tuple[Trick, ...] = (
             "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": _ON,
         },
     ),
-    Trick(
-        "temporary API registers no blocks",
-        "flows/settings.py",
-        env={
-            "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": _ON,
-            "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": _ON,
-        },
-    ),
 )
 
 

@@ -452,11 +452,6 @@ TEMPORARY_API_DEFAULTS = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
-    # Nor does it register Prefect's block types as it boots (that imports every installed
-    # Prefect collection to find them, Dask's among them); the flows use no blocks, and a block
-    # saved through it registers its own type.
-    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
-    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
 }
 
 
