@@ -207,6 +207,57 @@ def close_stopped_run(ctx: Context, exc: BaseException) -> None:
         log.info("run %s could not be recorded as %s: %s", ctx.run_id, status, first)
 
 
+def _why_stopped(exc: BaseException, settings: Settings) -> tuple[str, str]:
+    """The run status and one-line reason of a run ``exc`` stopped."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", str(exc) or "stopped by SIGINT"
+    if isinstance(exc, TerminationSignal):
+        return "interrupted", f"stopped by {signal.Signals(exc.signal).name}"
+    fault = run_fault(exc, settings)
+    if fault:
+        return "error", fault
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    plain = isinstance(exc, _REPORTED)  # their message is the line; anything else is named
+    return "failed", line if plain else f"{type(exc).__name__}: {line}"
+
+
+def record_stop(settings: Settings, run_id: str, exc: BaseException) -> None:
+    """Put a run that stopped before opening its run row on record, with why (``exc``), when
+    the warehouse is there and knows the campaign: ``khaosat status`` then shows this night,
+    not the one before, as the last run. A warehouse that is not there or cannot take the row
+    is left as it is (logged at info): the command's one line says why the run stopped."""
+    url = settings.warehouse_url
+    if not db.exists(url):
+        return
+    status, message = _why_stopped(exc, settings)
+    try:
+        engine = db.connect(url)
+        try:
+            if ledger.has_ledger(engine):
+                ledger.record_stopped_run(
+                    engine, run_id, settings.campaign.id, status=status, message=message
+                )
+        finally:
+            engine.dispose()
+    except Exception as err:  # noqa: BLE001 - the warehouse is often the fault itself
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.info("run %s could not be recorded as %s: %s", run_id, status, first)
+
+
+@contextlib.contextmanager
+def stops_on_record(settings: Settings, run_id: str | None) -> Iterator[None]:
+    """Within the block, a run (the flow run ``run_id``) that stops before opening its run row
+    is put on record (``record_stop``); one that opened it closed it itself
+    (``close_stopped_run``). Without a flow run there is no id to record it by."""
+    try:
+        yield
+    except BaseException as exc:
+        if run_id is not None:
+            record_stop(settings, run_id, exc)
+        raise
+
+
 def stopped_line(n: int) -> str:
     """The run's line when the machine stopped ``n`` sources' processes."""
     return (
