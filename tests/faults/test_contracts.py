@@ -252,10 +252,10 @@ def _unreadable(config: Path, damage: str) -> None:
         sources = config.parent / "sources.csv"
         text = sources.read_text(encoding="utf-8").replace(",location", ",where")
         sources.write_text(text, encoding="utf-8")
-    else:  # saved by Excel as "CSV" rather than "CSV UTF-8": cp1252 cannot hold "ư", "ờ"
+    else:  # saved by Excel as "CSV" rather than "CSV UTF-8", in Windows-1258
         schools = config.parent / "schools.csv"
         text = schools.read_text(encoding="utf-8")
-        schools.write_bytes(text.replace("Trường", "Truong").encode("cp1252", "replace"))
+        schools.write_bytes(text.encode("cp1258", "replace"))
 
 
 @pytest.mark.slow
