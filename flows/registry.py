@@ -1,6 +1,10 @@
-"""The registry: schools.csv and sources.csv, read into records with clear errors.
+"""The registry: schools.csv and sources.csv, read into records.
 
-Both are UTF-8 CSV files with a header row (a BOM is tolerated: Excel adds one).
+Both are UTF-8 CSV files with a header row (a BOM is tolerated: Excel adds one). A file that
+cannot be read at all raises RegistryError; a bad row (an unknown level, questionnaire or
+kind, a school code on two rows, a folder that does not exist) is refused with one line naming
+the file, the line, the value and the nearest valid one, and fails only its own sources
+(``read_registry``). ``pick`` checks the school and questionnaire a command names.
 """
 
 from __future__ import annotations
