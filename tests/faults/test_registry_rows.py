@@ -34,6 +34,7 @@ from flows.settings import load_settings
 from schemas import load_questionnaires
 from schemas.records import Source
 from tests.factories import khaosat, make_province, rows
+from tests.pipeline.test_notify import SMTPServer, notify_yaml
 from warehouse import db, ledger, registry
 
 #: (file, text as the test province has it, the mistake): one bad row each.
@@ -313,6 +314,23 @@ def test_an_unreadable_registry_is_recorded_and_shown_by_status(
     as_json = CliRunner().invoke(app, ["status", "--json", "--config", str(config)])
     last = json.loads(as_json.output)["last_run"]
     assert (last["run_id"], last["status"], last["message"]) == (tonight["run_id"], "failed", line)
+
+
+def test_an_unreadable_registry_is_mailed_when_notify_is_set(
+    tmp_path: Path, own_environment: None
+) -> None:
+    config = make_province(tmp_path)
+    (tmp_path / "sources.csv").write_text("school_code,questionnaire\n", encoding="utf-8")
+    with SMTPServer() as server:
+        with config.open("a", encoding="utf-8") as f:
+            f.write(notify_yaml(server, user=None))
+        done = CliRunner().invoke(
+            app, ["run", "--config", str(config)], env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}
+        )
+    assert done.exit_code == 2, done.output
+    [got] = server.messages
+    assert got.message["Subject"] == "[khaosat] T-2024: run failed"
+    assert f"{tmp_path / 'sources.csv'}: line 1: missing column(s) kind, location" in got.body
 
 
 def test_an_unreadable_registry_without_a_warehouse_creates_none(
