@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from prefect.exceptions import TerminationSignal
 
 from flows.pipeline.pools import discard_pools
+from flows.privacy import mask_personal
 from flows.registry import RegistryError
 from flows.settings import Settings, SettingsError
 from schemas import QuestionnaireError
@@ -189,17 +190,12 @@ def faults_of_the_run(settings: Settings) -> Iterator[None]:
 
 def close_stopped_run(ctx: Context, exc: BaseException) -> None:
     """Record why the run stopped on its run row: 'interrupted' (a signal), 'error' (the
-    machine's fault, with the line to fix) or 'failed' (anything else); forget the worker
-    pools, whose queued jobs no one will record. A warehouse that cannot take the row (the
-    fault itself, often) is left as it is: the next run closes the row when it takes the lock."""
+    machine's fault, with the line to fix) or 'failed' (anything else, with its first line);
+    forget the worker pools, whose queued jobs no one will record. A warehouse that cannot
+    take the row (the fault itself, often) is left as it is: the next run closes the row when
+    it takes the lock."""
     discard_pools()
-    if isinstance(exc, KeyboardInterrupt):
-        status, message = "interrupted", str(exc) or "stopped by SIGINT"
-    elif isinstance(exc, TerminationSignal):  # Prefect's own SIGTERM handler, inside a flow run
-        status, message = "interrupted", f"stopped by {signal.Signals(exc.signal).name}"
-    else:
-        fault = run_fault(exc, ctx.settings)
-        status, message = ("error", fault) if fault else ("failed", "")
+    status, message = _why_stopped(exc, ctx.settings)
     try:
         ledger.finish_run(ctx.engine, ctx.run_id, status=status, message=message)
     except sa.exc.SQLAlchemyError as err:  # the command's one line says why already
@@ -211,15 +207,17 @@ def _why_stopped(exc: BaseException, settings: Settings) -> tuple[str, str]:
     """The run status and one-line reason of a run ``exc`` stopped."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", str(exc) or "stopped by SIGINT"
-    if isinstance(exc, TerminationSignal):
+    if isinstance(exc, TerminationSignal):  # Prefect's own SIGTERM handler, inside a flow run
         return "interrupted", f"stopped by {signal.Signals(exc.signal).name}"
     fault = run_fault(exc, settings)
     if fault:
         return "error", fault
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
-    plain = isinstance(exc, _REPORTED)  # their message is the line; anything else is named
-    return "failed", line if plain else f"{type(exc).__name__}: {line}"
+    if isinstance(exc, _REPORTED):  # their message is the line
+        return "failed", line
+    # anything else is named, and may quote a value it choked on: masked as a school's text is
+    return "failed", mask_personal(f"{type(exc).__name__}: {line}")
 
 
 def record_stop(settings: Settings, run_id: str, exc: BaseException) -> None:
