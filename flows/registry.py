@@ -1,16 +1,22 @@
-"""The registry: schools.csv and sources.csv, read into records with clear errors.
+"""The registry: schools.csv and sources.csv, read into records.
 
-Both are UTF-8 CSV files with a header row (a BOM is tolerated: Excel adds one).
+Both are UTF-8 CSV files with a header row (a BOM is tolerated: Excel adds one). A file that
+cannot be read at all raises RegistryError; a bad row (an unknown level, questionnaire or
+kind, a school code on two rows, a folder that does not exist) is refused with one line naming
+the file, the line, the value and the nearest valid one, and fails only its own sources
+(``read_registry``). ``pick`` checks the school and questionnaire a command names.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import io
 import os
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.records import SCHOOL_LEVELS, School, Source
@@ -22,6 +28,11 @@ SOURCE_KINDS = ("excel", "csv", "gsheet")
 
 class RegistryError(ValueError):
     """A registry file that cannot be used; the message names the file, line and column."""
+
+
+class NotInRegistry(ValueError):
+    """A command named a school or questionnaire the registry does not have; the message is
+    one line with the nearest codes."""
 
 
 def _rows(path: Path, required: Iterable[str]) -> list[tuple[int, dict[str, str]]]:
@@ -95,30 +106,129 @@ def _enrollment(where: str, raw: str) -> int | None:
     return enrollment
 
 
-def read_schools(path: Path) -> list[School]:
-    """Read schools.csv (columns SCHOOL_COLUMNS; level one of SCHOOL_LEVELS; enrollment may be
-    blank or its column absent, see ``enrollment_warning``)."""
-    schools: list[School] = []
-    seen: set[str] = set()
+@dataclass(frozen=True)
+class Refused:
+    """A source that a bad registry row fails: ``message`` is the one line naming the file,
+    the line, the value and, where there is one, the nearest valid value."""
+
+    source: Source
+    message: str
+
+
+@dataclass
+class Registry:
+    """schools.csv and sources.csv as read: the rows accepted, and those that were not.
+
+    schools: the schools accepted. sources: the sources accepted, each of an accepted school.
+    refused: each source a bad row fails (a bad sources.csv row, or a source of a bad
+    schools.csv row), in file order. notes: bad rows with no source to fail (a schools.csv row
+    without a code, or whose school has no source; a source listed twice), one line each.
+    """
+
+    schools: list[School] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    #: every school code schools.csv has, its bad rows' included (a command may name them).
+    school_codes: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every bad row's line: each refused source's, then the notes."""
+        return [r.message for r in self.refused] + self.notes
+
+
+def nearest(value: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice closest to ``value`` (letter case ignored), for a "did you mean …?"; None
+    when nothing is close."""
+    by_fold = {c.upper(): c for c in choices}
+    found = difflib.get_close_matches(value.upper(), list(by_fold), n=1, cutoff=cutoff)
+    return by_fold[found[0]] if found else None
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the choice closest to ``value``, or "" when none is close."""
+    found = nearest(value, choices)
+    return f" (did you mean {found}?)" if found else ""
+
+
+def _school(where: str, row: Mapping[str, str]) -> School:
+    """The School of one schools.csv row; RegistryError naming what is wrong with it."""
+    return School(
+        code=row["school_code"],
+        name=row["school_name"],
+        level=_level(where, row["level"]),
+        unit_code=row["unit_code"],
+        unit_name=row["unit_name"],
+        enrollment=_enrollment(where, row.get("enrollment", "")),
+    )
+
+
+@dataclass
+class _SchoolRows:
+    """schools.csv read: schools by upper-case code, the bad rows' messages by upper-case
+    code, and bad rows without a code."""
+
+    good: dict[str, School] = field(default_factory=dict)
+    bad: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    #: every code, by upper-case code, as its first row spells it.
+    codes: dict[str, str] = field(default_factory=dict)
+
+
+def _read_school_rows(path: Path) -> _SchoolRows:
+    """Every row of schools.csv, accepted or with why not.
+
+    A school code listed twice with the same details is one school (the repeat is noted); with
+    different details neither row is taken: which one is right (or whether one is another
+    school's code mistyped) only the officer can tell, and a school's answers published under
+    the wrong name or unit would go unnoticed.
+    """
+    out = _SchoolRows()
+    first: dict[str, tuple[int, dict[str, str]]] = {}
     for line, row in _rows(path, SCHOOL_COLUMNS[:-1]):
         where = f"{path}: line {line}"
         code = row["school_code"]
         if not code:
-            raise RegistryError(f"{where}: school_code is empty")
-        if code in seen:
-            raise RegistryError(f"{where}: school_code {code} appears twice")
-        seen.add(code)
-        schools.append(
-            School(
-                code=code,
-                name=row["school_name"],
-                level=_level(where, row["level"]),
-                unit_code=row["unit_code"],
-                unit_name=row["unit_name"],
-                enrollment=_enrollment(where, row.get("enrollment", "")),
+            out.notes.append(f"{where}: school_code is empty: the row is left out")
+            continue
+        key = code.upper()
+        if key in first:
+            seen_line, seen_row = first[key]
+            if seen_row == row:
+                out.notes.append(f"{where}: repeats line {seen_line} (school {code}): left out")
+                continue
+            out.good.pop(key, None)
+            out.bad[key] = (
+                f"{where}: school_code {code} is on line {seen_line} too, with other details: "
+                "keep one row per school (is one of them another school's code?)"
             )
-        )
-    return schools
+            continue
+        first[key] = (line, row)
+        out.codes[key] = code
+        try:
+            out.good[key] = _school(where, row)
+        except RegistryError as exc:
+            out.bad[key] = str(exc)
+    return out
+
+
+def read_schools(path: Path) -> list[School]:
+    """Read schools.csv (columns SCHOOL_COLUMNS; level one of SCHOOL_LEVELS; enrollment may be
+    blank or its column absent, see ``enrollment_warning``), strictly: RegistryError for the
+    first bad row. A run uses ``read_registry``, where a bad row fails only its sources."""
+    rows = _read_school_rows(path)
+    problems = list(rows.bad.values()) + rows.notes
+    if problems:
+        raise RegistryError(min(problems, key=_line_of))
+    return list(rows.good.values())
+
+
+def _line_of(message: str) -> int:
+    """The line number a registry message names (for ordering), 0 if none."""
+    _, _, rest = message.partition(": line ")
+    digits = rest.split(":", 1)[0]
+    return int(digits) if digits.isdigit() else 0
 
 
 def enrollment_warning(path: Path, schools: Sequence[School]) -> str | None:
@@ -133,40 +243,181 @@ def enrollment_warning(path: Path, schools: Sequence[School]) -> str | None:
     )
 
 
+def _folders(folder: Path) -> list[str]:
+    """The names of ``folder``'s sub-folders, or none if it cannot be read."""
+    try:
+        return [p.name for p in folder.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+
+
+def _missing_folder(base: Path, target: str) -> str | None:
+    """Why the folder of ``target`` (relative to ``base``) cannot hold the file, with the
+    nearest path that exists ("did you mean submissions/TH01.xlsx?"); None when the folder is
+    there (the file itself may still be absent: pending or missing, not failed)."""
+    if (base / target).parent.is_dir():
+        return None
+    parts = Path(target).parts
+    absolute = Path(target).is_absolute()
+    here = Path(parts[0]) if absolute else base
+    fixed = [parts[0]] if absolute else []
+    missing: str | None = None
+    for i, part in enumerate(parts[1:] if absolute else parts, 1 if absolute else 0):
+        last = i == len(parts) - 1
+        # the file's own name is kept: TH02.xlsx is not TH01.xlsx mistyped, it is absent
+        if last or part in (".", "..") or (here / part).is_dir():
+            choice = part
+        else:
+            missing = missing or os.path.join(*parts[: i + 1])
+            close = difflib.get_close_matches(part, _folders(here), n=1, cutoff=0.6)
+            choice = close[0] if close else part
+        here = here / choice
+        fixed.append(choice)
+    suggestion = os.path.join(*fixed)
+    hint = f" (did you mean {suggestion}?)" if suggestion != target and here.parent.is_dir() else ""
+    return f"folder {missing or Path(target).parent} does not exist{hint}"
+
+
+def _source(
+    where: str, row: Mapping[str, str], known_q: Iterable[str], folder: Path
+) -> tuple[Source, str | None]:
+    """The Source of one sources.csv row (school code as given) and what is wrong with the
+    row apart from its school, if anything: questionnaire, kind, location."""
+    code, q, kind, location = (row[c] for c in SOURCE_COLUMNS)
+    q = next((k for k in known_q if k.upper() == q.upper()), q)
+    kind = kind.lower() if kind.lower() in SOURCE_KINDS else kind
+    target, _, worksheet = location.partition("#")
+    # Absolute, ".." folded, symbolic links left as they are: fetch resolves them when it
+    # reads, and reads only inside the campaign's folders (flows.fetch.files).
+    file_path = None if kind == "gsheet" else Path(os.path.abspath(folder / target))
+    source = Source(code, q, kind, location, path=file_path, worksheet=worksheet or None)
+    if q not in known_q:
+        valid = ", ".join(sorted(known_q))
+        return (
+            source,
+            f"{where}: questionnaire {q!r} is not one of {valid}{did_you_mean(q, known_q)}",
+        )
+    if kind not in SOURCE_KINDS:
+        valid = ", ".join(SOURCE_KINDS)
+        return (
+            source,
+            f"{where}: kind {kind!r} is not one of {valid}{did_you_mean(kind, SOURCE_KINDS)}",
+        )
+    if not target:
+        return source, f"{where}: location is empty: give the file's path or the sheet's key"
+    if kind != "gsheet":
+        why = _missing_folder(folder, target)
+        if why:
+            return source, f"{where}: location {location!r}: {why}"
+    return source, None
+
+
+def read_registry(
+    schools_path: Path, sources_path: Path, questionnaires: Iterable[str]
+) -> Registry:
+    """Read schools.csv and sources.csv: the rows that can be used, and each bad row as the
+    sources it fails (``Registry``). RegistryError only for a file that cannot be read at all
+    (not UTF-8, a column missing). File locations are made absolute relative to sources.csv's
+    folder; codes are matched in any letter case and kept as schools.csv and the
+    questionnaires spell them."""
+    known_q = sorted(questionnaires)
+    schools = _read_school_rows(schools_path)
+    out = Registry(
+        schools=list(schools.good.values()),
+        notes=list(schools.notes),
+        school_codes=sorted(schools.codes.values()),
+    )
+    spelling = {key: s.code for key, s in schools.good.items()}
+    failed_schools: set[str] = set()
+    seen: dict[str, int] = {}
+    for line, row in _rows(sources_path, SOURCE_COLUMNS):
+        where = f"{sources_path}: line {line}"
+        source, problem = _source(where, row, known_q, sources_path.parent)
+        code = source.school_code
+        if code.upper() in spelling:
+            source = dataclasses.replace(source, school_code=spelling[code.upper()])
+        elif code.upper() in schools.bad:
+            problem = schools.bad[code.upper()]
+            failed_schools.add(code.upper())
+        elif not code:
+            problem = f"{where}: school_code is empty"
+        else:
+            known = [s.code for s in out.schools]
+            problem = (
+                f"{where}: school_code {code} is not in schools.csv{did_you_mean(code, known)}"
+            )
+        if source.key in seen:
+            out.notes.append(f"{where}: the same source is on line {seen[source.key]}: left out")
+            continue
+        seen[source.key] = line
+        if problem:
+            out.refused.append(Refused(source, problem))
+        else:
+            out.sources.append(source)
+    out.notes += [m for k, m in schools.bad.items() if k not in failed_schools]
+    return out
+
+
 def read_sources(
     path: Path, schools: Mapping[str, School], questionnaires: Iterable[str]
 ) -> list[Source]:
-    """Read sources.csv; file locations are made absolute relative to the file's folder."""
-    known_q = set(questionnaires)
+    """Read sources.csv against the schools given, strictly: RegistryError for the first bad
+    row. A run uses ``read_registry``, where a bad row fails only its own source."""
+    known_q = sorted(questionnaires)
+    by_key = {code.upper(): school for code, school in schools.items()}
     sources: list[Source] = []
     seen: set[str] = set()
     for line, row in _rows(path, SOURCE_COLUMNS):
         where = f"{path}: line {line}"
-        code, q, kind, location = (row[c] for c in SOURCE_COLUMNS)
-        if code not in schools:
-            raise RegistryError(f"{where}: school_code {code} is not in schools.csv")
-        if q not in known_q:
-            raise RegistryError(
-                f"{where}: questionnaire {q!r} is not one of {', '.join(sorted(known_q))}"
-            )
-        if kind not in SOURCE_KINDS:
-            raise RegistryError(f"{where}: kind {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
-        if not location:
-            raise RegistryError(f"{where}: location is empty")
-        target, _, worksheet = location.partition("#")
-        # Absolute, ".." folded, symbolic links left as they are: fetch resolves them when it
-        # reads, and reads only inside the campaign's folders (flows.fetch.files).
-        file_path = None if kind == "gsheet" else Path(os.path.abspath(path.parent / target))
-        source = Source(
-            school_code=code,
-            questionnaire=q,
-            kind=kind,
-            location=location,
-            path=file_path,
-            worksheet=worksheet or None,
-        )
-        if source.key in seen:
-            raise RegistryError(f"{where}: the same source is listed twice")
+        source, problem = _source(where, row, known_q, path.parent)
+        school = by_key.get(source.school_code.upper())
+        if problem is None and school is None:
+            problem = f"{where}: school_code {source.school_code} is not in schools.csv"
+        if problem is None and source.key in seen:
+            problem = f"{where}: the same source is listed twice"
+        if problem:
+            raise RegistryError(problem)
+        source = dataclasses.replace(source, school_code=school.code)  # type: ignore[union-attr]
         seen.add(source.key)
         sources.append(source)
     return sources
+
+
+def _some(codes: Sequence[str], most: int = 8) -> str:
+    """``codes`` for a message: all of them, or the first few and how many there are."""
+    shown = ", ".join(codes[:most])
+    return shown if len(codes) <= most else f"{shown}, … ({len(codes)} in all)"
+
+
+def _hint(value: str, codes: Sequence[str], where: str) -> str:
+    """`` (did you mean X?)``, or what ``where`` has when nothing is close."""
+    return did_you_mean(value, codes) or (f" ({where} has {_some(codes)})" if codes else "")
+
+
+def pick(
+    found: Registry, school: str | None, questionnaire: str | None
+) -> tuple[str | None, str | None]:
+    """The school and questionnaire a command names, in any letter case, as the registry
+    spells them; NotInRegistry for a school schools.csv and sources.csv do not have, or a
+    questionnaire none of its (or, without a school, any) sources answers."""
+    every = [*found.sources, *(r.source for r in found.refused)]
+    codes = found.school_codes
+    if school is not None:
+        spelt = next((c for c in codes if c.upper() == school.strip().upper()), None)
+        if spelt is None:
+            raise NotInRegistry(
+                f"school {school} is not in schools.csv{_hint(school, codes, 'it')}"
+            )
+        school = spelt
+        every = [s for s in every if s.school_code.upper() == school.upper()]
+    if questionnaire is not None:
+        answered = sorted({s.questionnaire for s in every})
+        spelt = next((q for q in answered if q.upper() == questionnaire.strip().upper()), None)
+        if spelt is None:
+            whose = f"school {school} has" if school else "there is"
+            raise NotInRegistry(
+                f"{whose} no {questionnaire} source in sources.csv"
+                + (did_you_mean(questionnaire, answered) or f": only {_some(answered)}")
+            )
+        questionnaire = spelt
+    return school, questionnaire

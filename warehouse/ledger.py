@@ -200,6 +200,32 @@ def record_absent(
     return _record(engine, campaign_id, run_id, "absent", [(source, entry)], message)[0]
 
 
+def record_refused(
+    engine: Engine, campaign_id: str, run_id: str, refused: Sequence[tuple[Source, str]]
+) -> list[int]:
+    """Record sources whose registry row could not be used (an unknown questionnaire, a folder
+    that does not exist): a 'failed' ledger row each, with its (source, message), in one
+    transaction. No quarantine row: the mistake is the registry's, not the school's file, and
+    the rows of the source's last good load are kept."""
+    entry = LedgerEntry()
+    with writing(engine) as conn:
+        now = local_now(conn, campaign_id)
+        return [
+            append_ledger(
+                conn,
+                campaign_id=campaign_id,
+                run_id=run_id,
+                source=source,
+                source_id=ensure_source(conn, campaign_id, source),
+                status="failed",
+                entry=entry,
+                now=now,
+                message=message,
+            )
+            for source, message in refused
+        ]
+
+
 def latest_loads(campaign_id: str, *conditions: Any, name: str = "latest") -> sa.Subquery:
     """(source_id, load_id) of each source's latest ledger row in the campaign, among the rows
     matching ``conditions`` (for instance ``load_ledger.c.status == "loaded"``)."""
@@ -343,6 +369,39 @@ def finish_run(
         started_at=run_row.started_at,
         **{**values, "message": message},
     )
+
+
+def record_stopped_run(
+    engine: Engine, run_id: str, campaign_id: str, *, status: str, message: str
+) -> bool:
+    """Record a run that stopped before it opened its run row (a registry file that cannot be
+    read, another run holding the campaign): a closed row with ``status`` and ``message`` and
+    no sources. Nothing is written when the run has a row already (it closed it itself), or
+    when the warehouse does not know the campaign yet (nothing was ever recorded for it).
+    Whether a row was written."""
+    run, campaign = tables.run, tables.campaign
+    with engine.begin() as conn:
+        known = conn.execute(
+            sa.select(campaign.c.campaign_id).where(campaign.c.campaign_id == campaign_id)
+        ).first()
+        if (
+            known is None
+            or conn.execute(sa.select(run.c.run_id).where(run.c.run_id == run_id)).first()
+        ):
+            return False
+        now = local_now(conn, campaign_id)
+        conn.execute(
+            run.insert().values(
+                run_id=run_id,
+                campaign_id=campaign_id,
+                started_at=now,
+                finished_at=now,
+                status=status,
+                message=message or None,
+                **{f"n_{name}": 0 for name in ("sources", *tables.LEDGER_STATUSES)},
+            )
+        )
+    return True
 
 
 def _statuses_in_run(conn: sa.Connection, run_id: str) -> dict[str, int]:

@@ -6,8 +6,9 @@ the flow's code is imported, and prints where the warehouse, workbooks and feedb
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -28,18 +29,34 @@ def run_flow(settings: Settings, **params: object) -> int:
             context,
             faults,
             nightly,
+            notify,
             progress,
         )
-        from flows.registry import RegistryError
+        from flows.registry import NotInRegistry, RegistryError, pick
         from schemas import QuestionnaireError
         from warehouse.lock import LockHeld
 
     try:  # a user's mistake is one line, before the flow, not a failed flow's traceback
-        context.check_inputs(settings)
+        found = context.check_inputs(settings)[1]
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
+        api.stop()
+        run_id = str(uuid.uuid4())
+        faults.record_stop(settings, run_id, exc)  # the night is on record, and told
+        notify.notify_run_stopped(settings, run_id, str(exc))
+        print_error(exc)
+        return 2
+    try:  # a command naming what the registry does not have is refused: nothing is recorded
+        school, questionnaire = pick(
+            found,
+            cast(str | None, params.get("school")),
+            cast(str | None, params.get("questionnaire")),
+        )
+    except NotInRegistry as exc:
         api.stop()
         print_error(exc)
         return 2
+    if school is not None or questionnaire is not None:
+        params = {**params, "school": school, "questionnaire": questionnaire}
     reporter = progress.RichReporter(console)
     progress.use(reporter)
     faults.quiet_prefect_logs(settings)

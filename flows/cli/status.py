@@ -83,9 +83,13 @@ def _reason(school_code: str, location: str, message: str | None) -> str | None:
     return message.removeprefix(f"{school_code} {location}: ")
 
 
-def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
-    """Every active registered source of the campaign with its state, failed first, then
-    absent, then the rest (each group by school, questionnaire, location)."""
+def source_states(
+    engine: Engine, campaign_id: str, registry_files: tuple[str, ...] = ()
+) -> list[SourceState]:
+    """Every active registered source of the campaign with its state, failed first (those a
+    bad row of ``registry_files``, schools.csv and sources.csv, fails before the others: one
+    fix of the registry clears them), then absent, then the rest (each group by school,
+    questionnaire, location)."""
     states = [
         SourceState(
             school_code=r.school_code,
@@ -100,20 +104,33 @@ def source_states(engine: Engine, campaign_id: str) -> list[SourceState]:
         )
         for r in source_ledgers(engine, campaign_id)
     ]
+
+    def registry_row(s: SourceState) -> bool:
+        return bool(registry_files) and (s.reason or "").startswith(registry_files)
+
     return sorted(
         states,
-        key=lambda s: (STATE_ORDER.get(s.state, 9), s.school_code, s.questionnaire, s.location),
+        key=lambda s: (
+            STATE_ORDER.get(s.state, 9),
+            not registry_row(s),
+            s.school_code,
+            s.questionnaire,
+            s.location,
+        ),
     )
 
 
 def campaign_status(
-    engine: Engine, campaign_id: str, timezone: str = DEFAULT_TIMEZONE
+    engine: Engine,
+    campaign_id: str,
+    timezone: str = DEFAULT_TIMEZONE,
+    registry_files: tuple[str, ...] = (),
 ) -> CampaignStatus:
     """Sources, last run and the run in progress (if any) of one campaign, whose times are in
-    ``timezone`` (``campaign.timezone``)."""
+    ``timezone`` (``campaign.timezone``); see ``source_states`` for ``registry_files``."""
     return CampaignStatus(
         campaign_id=campaign_id,
-        sources=source_states(engine, campaign_id),
+        sources=source_states(engine, campaign_id, registry_files),
         last_run=last_run(engine, campaign_id),
         running=holder_of(engine, campaign_id) if has_lock_table(engine) else None,
         timezone=timezone,
@@ -146,8 +163,9 @@ def render_status(status: CampaignStatus, config: Path | None = None, width: int
             + f"; {run.n_loaded} loaded, {run.n_unchanged} unchanged, {run.n_failed} failed, "
             f"{run.n_absent} absent"
         )
-        if run.message:  # the machine or a signal stopped it: what the officer must see to
-            header.append(f"[bold red]{run.status}:[/] {escape(run.message)}")
+        stopped = last_run_line(run)
+        if stopped:  # the run stopped before its end: what the officer must see first
+            header.append(f"[bold red]{escape(stopped)}[/]")
     if status.running is not None:
         r = status.running
         header.append(f"Running now: run {r.run_id} on {r.holder} since {_when(r.acquired_at)}")
@@ -157,6 +175,8 @@ def render_status(status: CampaignStatus, config: Path | None = None, width: int
         hints.append(f"No run yet: khaosat run{suffix}")
     if status.count("failed"):
         hints.append(f"fix the file, then: khaosat rerun --failed{suffix}")
+    if run is not None and run.status == "failed":
+        hints.append(f"fix what the last run says, then: khaosat run{suffix}")
     if run is not None and run.status == "error":
         hints.append(f"fix the machine as the last run says, then: khaosat run{suffix}")
 
@@ -173,6 +193,20 @@ def render_status(status: CampaignStatus, config: Path | None = None, width: int
     else:
         _wide_rows(table, status.sources)
     return table
+
+
+#: How ``status`` names a run that stopped before its end, in the officer's language.
+STOPPED_RUN = {"failed": "thất bại", "error": "dừng vì lỗi máy", "interrupted": "bị dừng"}
+
+
+def last_run_line(run: RunRecord) -> str | None:
+    """ "Lần chạy cuối: thất bại lúc 2026-12-07 01:30 — lý do" for a run that stopped before
+    its end (failed, error, interrupted); None for one that ran to its end."""
+    said = STOPPED_RUN.get(run.status)
+    if said is None:
+        return None
+    when = _when(run.finished_at or run.started_at)
+    return f"Lần chạy cuối: {said} lúc {when}" + (f" — {run.message}" if run.message else "")
 
 
 def _state(s: SourceState) -> str:
@@ -293,7 +327,10 @@ def status(
                 console,
             )
             raise typer.Exit(2)
-        current = campaign_status(engine, settings.campaign.id, settings.campaign.timezone)
+        files = (str(settings.registry.schools), str(settings.registry.sources))
+        current = campaign_status(
+            engine, settings.campaign.id, settings.campaign.timezone, registry_files=files
+        )
     finally:
         engine.dispose()
     if json_output:

@@ -36,6 +36,7 @@ from flows.pipeline.tasks import (
     validate_questionnaire,
 )
 from flows.pipeline.warmup import warm_up
+from flows.registry import Refused
 from schemas.records import Fetched, Parsed, Source, SourceOutcome
 from warehouse import ledger, load
 
@@ -94,6 +95,16 @@ class Tracker:
         ledger.record_failure(ctx.engine, ctx.campaign_id, ctx.run_id, source, msg, fetched)
         name = fetched.filename if fetched else ""
         self._done(SourceOutcome(source, "failed", message=msg, filename=name))
+
+    def refused(self, refused: list[Refused]) -> None:
+        """These sources' registry rows could not be used: failed, each with its row's line
+        (file, line, value, nearest valid one), before anything is fetched."""
+        if not refused:
+            return
+        lines = [(r.source, f"{r.source.label}: {r.message}") for r in refused]
+        ledger.record_refused(self.ctx.engine, self.ctx.campaign_id, self.ctx.run_id, lines)
+        for source, msg in lines:
+            self._done(SourceOutcome(source, "failed", message=msg))
 
     def stopped(self, source: Source, exc: BaseException, fetched: Fetched | None = None) -> None:
         """The process on ``source`` died: not judged, no ledger row (it keeps its previous

@@ -21,7 +21,8 @@ from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool
 from flows.pipeline.processes import long_lived_imports
 from flows.pipeline.read_ahead import read_tables_ahead
-from flows.registry import enrollment_warning, read_schools, read_sources
+from flows.registry import Refused, Registry, enrollment_warning
+from flows.registry import read_registry as read_registry_files
 from flows.settings import Settings, SettingsError
 from flows.validate import create_context
 from schemas import Questionnaire, load_questionnaires
@@ -50,6 +51,7 @@ class Context:
         schools: dict[str, School],
         sources: list[Source],
         engine: Engine,
+        refused: list[Refused] | None = None,
         salt: str,
         run_id: str,
         gsheets: GSheetsClient | None = None,
@@ -58,6 +60,8 @@ class Context:
         self.questionnaires = questionnaires
         self.schools = schools
         self.sources = sources
+        #: the sources bad registry rows fail, each with its row's line.
+        self.refused = refused or []
         self.engine = engine
         self.salt = salt
         self.run_id = run_id
@@ -87,20 +91,25 @@ class Context:
 
 def prepare(settings: Settings, run_id: str) -> Context:
     """Read schemas and registry, open and upgrade the warehouse, sync the registry into it."""
-    questionnaires, school_list, sources = check_inputs(settings)
-    schools = {school.code: school for school in school_list}
+    questionnaires, found = check_inputs(settings)
+    sources = found.sources
     # said here, once a run: read_ahead reads the registry too
-    warning = enrollment_warning(settings.registry.schools, school_list)
+    for note in found.notes:
+        log.warning(note)
+    warning = enrollment_warning(settings.registry.schools, found.schools)
     if warning:
         log.warning(warning)
     engine = db.connect(settings.warehouse_url)
     db.migrate(engine)
-    registry.sync_registry(engine, settings.campaign, school_list, questionnaires, sources=sources)
+    # a refused row's source is registered too: status lists it, failed, with its line
+    listed = [*sources, *(r.source for r in found.refused)]
+    registry.sync_registry(engine, settings.campaign, found.schools, questionnaires, sources=listed)
     return Context(
         settings=settings,
         questionnaires=questionnaires,
-        schools=schools,
+        schools={school.code: school for school in found.schools},
         sources=sources,
+        refused=found.refused,
         engine=engine,
         salt=db.get_salt(engine),
         run_id=run_id,
@@ -108,9 +117,7 @@ def prepare(settings: Settings, run_id: str) -> Context:
     )
 
 
-def check_inputs(
-    settings: Settings,
-) -> tuple[dict[str, Questionnaire], list[School], list[Source]]:
+def check_inputs(settings: Settings) -> tuple[dict[str, Questionnaire], Registry]:
     """The thresholds, questionnaires and registry checked, before anything is fetched: as
     ``read_registry``, and SettingsError for a threshold that cannot be used. The commands call
     it before starting a flow, so that a user's mistake is one line, not a failed flow run's
@@ -122,15 +129,15 @@ def check_inputs(
     return read_registry(settings)
 
 
-def read_registry(
-    settings: Settings,
-) -> tuple[dict[str, Questionnaire], list[School], list[Source]]:
-    """The questionnaires, the registered schools and their sources; raises QuestionnaireError
-    or RegistryError for files that cannot be used."""
+def read_registry(settings: Settings) -> tuple[dict[str, Questionnaire], Registry]:
+    """The questionnaires and the registry (``flows.registry.read_registry``: bad rows are
+    refused sources, not errors); raises QuestionnaireError or RegistryError for files that
+    cannot be used at all."""
     questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
-    schools = read_schools(settings.registry.schools)
-    sources = read_sources(settings.registry.sources, {s.code: s for s in schools}, questionnaires)
-    return questionnaires, schools, sources
+    found = read_registry_files(
+        settings.registry.schools, settings.registry.sources, questionnaires
+    )
+    return questionnaires, found
 
 
 def select_sources(
@@ -140,20 +147,32 @@ def select_sources(
     questionnaire: str | None = None,
     failed_only: bool = False,
 ) -> list[Source]:
-    """The sources a run (or a re-run) processes."""
+    """The sources a run (or a re-run) processes. A re-run of failed sources takes those whose
+    last load failed and those no run has processed yet: a registry row fixed since the last
+    run (a questionnaire or a path corrected) is a new source to the ledger."""
     chosen = _of(ctx.sources, school, questionnaire)
     if failed_only:
         states = ledger.latest_statuses(ctx.engine, ctx.settings.campaign.id)
-        chosen = [s for s in chosen if states.get(s.key) == "failed"]
+        chosen = [s for s in chosen if states.get(s.key, "failed") == "failed"]
     return chosen
 
 
+def select_refused(
+    ctx: Context, *, school: str | None = None, questionnaire: str | None = None
+) -> list[Refused]:
+    """The sources bad registry rows fail that a run (or a re-run) records: all of them, or
+    those of ``school`` and ``questionnaire``, where given (a re-run of failed sources takes
+    them all: they failed, and fail again until their row is fixed)."""
+    keep = {s.key for s in _of([r.source for r in ctx.refused], school, questionnaire)}
+    return [r for r in ctx.refused if r.source.key in keep]
+
+
 def _of(sources: list[Source], school: str | None, questionnaire: str | None) -> list[Source]:
-    """The sources of ``school`` and of ``questionnaire``, where given."""
+    """The sources of ``school`` and of ``questionnaire``, where given, in any letter case."""
     if school:
-        sources = [s for s in sources if s.school_code == school]
+        sources = [s for s in sources if s.school_code.upper() == school.upper()]
     if questionnaire:
-        sources = [s for s in sources if s.questionnaire == questionnaire]
+        sources = [s for s in sources if s.questionnaire.upper() == questionnaire.upper()]
     return sources
 
 
@@ -176,7 +195,7 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     if pool is None or params.get("failed_only"):
         return
     try:
-        sources = read_registry(settings)[2]
+        sources = read_registry(settings)[1].sources
     except Exception:  # noqa: BLE001 - the flow reads the registry again and says what is wrong
         return
     chosen = _of(sources, school, questionnaire)[: settings.run.batch_sources]

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from prefect.exceptions import TerminationSignal
 
 from flows.pipeline.pools import discard_pools
+from flows.privacy import mask_personal
 from flows.registry import RegistryError
 from flows.settings import Settings, SettingsError
 from schemas import QuestionnaireError
@@ -189,22 +190,70 @@ def faults_of_the_run(settings: Settings) -> Iterator[None]:
 
 def close_stopped_run(ctx: Context, exc: BaseException) -> None:
     """Record why the run stopped on its run row: 'interrupted' (a signal), 'error' (the
-    machine's fault, with the line to fix) or 'failed' (anything else); forget the worker
-    pools, whose queued jobs no one will record. A warehouse that cannot take the row (the
-    fault itself, often) is left as it is: the next run closes the row when it takes the lock."""
+    machine's fault, with the line to fix) or 'failed' (anything else, with its first line);
+    forget the worker pools, whose queued jobs no one will record. A warehouse that cannot
+    take the row (the fault itself, often) is left as it is: the next run closes the row when
+    it takes the lock."""
     discard_pools()
-    if isinstance(exc, KeyboardInterrupt):
-        status, message = "interrupted", str(exc) or "stopped by SIGINT"
-    elif isinstance(exc, TerminationSignal):  # Prefect's own SIGTERM handler, inside a flow run
-        status, message = "interrupted", f"stopped by {signal.Signals(exc.signal).name}"
-    else:
-        fault = run_fault(exc, ctx.settings)
-        status, message = ("error", fault) if fault else ("failed", "")
+    status, message = _why_stopped(exc, ctx.settings)
     try:
         ledger.finish_run(ctx.engine, ctx.run_id, status=status, message=message)
     except sa.exc.SQLAlchemyError as err:  # the command's one line says why already
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         log.info("run %s could not be recorded as %s: %s", ctx.run_id, status, first)
+
+
+def _why_stopped(exc: BaseException, settings: Settings) -> tuple[str, str]:
+    """The run status and one-line reason of a run ``exc`` stopped."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", str(exc) or "stopped by SIGINT"
+    if isinstance(exc, TerminationSignal):  # Prefect's own SIGTERM handler, inside a flow run
+        return "interrupted", f"stopped by {signal.Signals(exc.signal).name}"
+    fault = run_fault(exc, settings)
+    if fault:
+        return "error", fault
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, _REPORTED):  # their message is the line
+        return "failed", line
+    # anything else is named, and may quote a value it choked on: masked as a school's text is
+    return "failed", mask_personal(f"{type(exc).__name__}: {line}")
+
+
+def record_stop(settings: Settings, run_id: str, exc: BaseException) -> None:
+    """Put a run that stopped before opening its run row on record, with why (``exc``), when
+    the warehouse is there and knows the campaign: ``khaosat status`` then shows this night,
+    not the one before, as the last run. A warehouse that is not there or cannot take the row
+    is left as it is (logged at info): the command's one line says why the run stopped."""
+    url = settings.warehouse_url
+    if not db.exists(url):
+        return
+    status, message = _why_stopped(exc, settings)
+    try:
+        engine = db.connect(url)
+        try:
+            if ledger.has_ledger(engine):
+                ledger.record_stopped_run(
+                    engine, run_id, settings.campaign.id, status=status, message=message
+                )
+        finally:
+            engine.dispose()
+    except Exception as err:  # noqa: BLE001 - the warehouse is often the fault itself
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.info("run %s could not be recorded as %s: %s", run_id, status, first)
+
+
+@contextlib.contextmanager
+def stops_on_record(settings: Settings, run_id: str | None) -> Iterator[None]:
+    """Within the block, a run (the flow run ``run_id``) that stops before opening its run row
+    is put on record (``record_stop``); one that opened it closed it itself
+    (``close_stopped_run``). Without a flow run there is no id to record it by."""
+    try:
+        yield
+    except BaseException as exc:
+        if run_id is not None:
+            record_stop(settings, run_id, exc)
+        raise
 
 
 def stopped_line(n: int) -> str:

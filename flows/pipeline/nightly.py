@@ -19,12 +19,13 @@ from prefect.runtime import flow_run
 
 from flows.pipeline import progress
 from flows.pipeline.batches import Tracker, consolidate
-from flows.pipeline.context import local_now, prepare, run_lock, select_sources
+from flows.pipeline.context import local_now, prepare, run_lock, select_refused, select_sources
 from flows.pipeline.faults import (
     check_output,
     close_stopped_run,
     faults_of_the_run,
     stopped_line,
+    stops_on_record,
 )
 from flows.pipeline.notify import notify_failed_sources, notify_stopped_sources, on_failure
 from flows.pipeline.pools import task_runner
@@ -49,7 +50,7 @@ def nightly(
     a school or of failed sources forces them. ``as_of`` fixes "now" for pending/missing.
     """
     settings = load_settings(Path(config))
-    with faults_of_the_run(settings):
+    with stops_on_record(settings, flow_run.id), faults_of_the_run(settings):
         summary = _night(settings, school, questionnaire, failed_only, force, as_of)
     progress.active().finish(summary)
     notify_failed_sources(settings, summary)
@@ -71,13 +72,15 @@ def _night(
     chosen = select_sources(
         ctx, school=school, questionnaire=questionnaire, failed_only=failed_only
     )
+    refused = select_refused(ctx, school=school, questionnaire=questionnaire)
     force = force or failed_only or school is not None
     known = {} if force else ledger.last_loads(ctx.engine, ctx.campaign_id)
     # one run of a campaign at a time: a second waits (run.lock_wait_seconds) or exits clearly
     with run_lock(ctx):
         ledger.start_run(ctx.engine, ctx.run_id, ctx.campaign_id)
-        track = Tracker(ctx, chosen)
+        track = Tracker(ctx, [*(r.source for r in refused), *chosen])
         try:
+            track.refused(refused)  # bad registry rows: failed, each with its line
             consolidate(ctx, chosen, known, track)
             published = publish_all(ctx, as_of or local_now(settings), skip_unchanged=not force)
         except BaseException as exc:
@@ -96,7 +99,7 @@ def _night(
         return RunSummary(
             run_id=ctx.run_id,
             campaign_id=ctx.campaign_id,
-            outcomes=[track.outcomes[src.key] for src in chosen if src.key in track.outcomes],
+            outcomes=[o for key in track.started if (o := track.outcomes.get(key))],
             workbooks=workbooks,
             feedback=feedback,
             published=published is not None,

@@ -211,6 +211,14 @@ def run_failed_message(
     return f"[khaosat] {c.id}: run failed", body
 
 
+def notify_run_stopped(settings: Settings, run_id: str, reason: str) -> bool:
+    """E-mail that a run stopped before its flow started (a registry or questionnaire file
+    that cannot be read), when ``notify`` is configured; whether a notice went out."""
+    if not enabled(settings.notify):
+        return False
+    return _deliver(settings, *run_failed_message(settings, "khaosat run", run_id, reason))
+
+
 def on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
     """Prefect ``on_failure`` hook of the nightly flow: e-mail that the run failed.
 

@@ -1,9 +1,11 @@
 """Issue #20, items 6 (config half) and 7: khaosat.yaml and schools.csv checked as contracts.
 
 A config fault ends every command with exit code 2 and one line naming the file, the field, the
-value and what is allowed, never a traceback; a registry fault the same, with the nearest valid
-level; a schools.csv without enrolment runs, says so once, and tells the leader "chưa có sĩ số"
-through an alert per school rather than dropping the low-response rule silently.
+value and what is allowed, never a traceback; a registry file that cannot be read the same (a
+bad row of one fails only its own sources, with the nearest valid level: see
+test_registry_rows.py); a schools.csv without enrolment runs, says so once, and tells the
+leader "chưa có sĩ số" through an alert per school rather than dropping the low-response rule
+silently.
 
 The command line is exercised through typer's CliRunner where the command fails before Prefect
 is touched (a config that does not load), and as a subprocess, as an officer runs it, where it
@@ -244,27 +246,41 @@ def test_levels_are_read_in_any_case(tmp_path: Path) -> None:
     assert {s.level for s in read_schools(schools)} == {"TH", "THPT", "THCS"}
 
 
+def _unreadable(config: Path, damage: str) -> None:
+    """Damage the province's registry so that it cannot be read at all."""
+    if damage == "missing column":
+        sources = config.parent / "sources.csv"
+        text = sources.read_text(encoding="utf-8").replace(",location", ",where")
+        sources.write_text(text, encoding="utf-8")
+    else:  # saved by Excel as "CSV" rather than "CSV UTF-8", in Windows-1258
+        schools = config.parent / "schools.csv"
+        text = schools.read_text(encoding="utf-8")
+        schools.write_bytes(text.encode("cp1258", "replace"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("command", "old", "new", "says"),
+    ("command", "damage", "says"),
     [
-        ("run", ",TH,U1,Phường Một,250", ",MG,U1,Phường Một,250", "did you mean MN?"),
-        ("publish", ",TH,U1,Phường Một,250", ",MG,U1,Phường Một,250", "did you mean MN?"),
-        ("serve", ",TH,U1,Phường Một,250", ",MG,U1,Phường Một,250", "did you mean MN?"),
-        ("rerun", ",TH,U1,Phường Một,250", ",MG,U1,Phường Một,250", "did you mean MN?"),
-        ("run", "Phường Một,300", "Phường Một,-300", "enrollment '-300' is negative"),
+        ("run", "not UTF-8", "schools.csv: not UTF-8 (save it as 'CSV UTF-8')"),
+        ("publish", "not UTF-8", "schools.csv: not UTF-8 (save it as 'CSV UTF-8')"),
+        ("serve", "not UTF-8", "schools.csv: not UTF-8 (save it as 'CSV UTF-8')"),
+        ("rerun", "not UTF-8", "schools.csv: not UTF-8 (save it as 'CSV UTF-8')"),
+        ("run", "missing column", "sources.csv: line 1: missing column(s) location"),
     ],
 )
 def test_registry_fault_ends_every_command_with_one_line(
-    tmp_path: Path, command: str, old: str, new: str, says: str
+    tmp_path: Path, command: str, damage: str, says: str
 ) -> None:
+    """A registry file that cannot be read at all stops every command (a bad row only fails
+    its own sources: tests/faults/test_registry_rows.py)."""
     config = make_province(tmp_path)
-    _with_school_row(config, old, new)
+    _unreadable(config, damage)
     args = [command, "--config", str(config), *(["--failed"] if command == "rerun" else [])]
     # A Prefect API that is never reached: the registry is rejected before any flow starts.
     done = khaosat(*args, timeout=300, api=False, PREFECT_API_URL="http://127.0.0.1:9/api")  # type: ignore[arg-type]
     assert done.returncode == 2, done.stdout + done.stderr
-    _one_error_line(done.stdout + done.stderr, "schools.csv: line ", says)
+    _one_error_line(done.stdout + done.stderr, says)
     assert not (tmp_path / "khaosat.sqlite").exists()  # nothing started
 
 

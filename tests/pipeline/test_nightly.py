@@ -382,8 +382,9 @@ def test_a_run_that_breaks_is_recorded_failed_not_running(
     with pytest.raises(RuntimeError, match="disk full"):
         nightly.run(settings, as_of=AS_OF)
     engine = db.connect(settings.warehouse_url)
-    (run,) = rows(engine, "SELECT status, finished_at FROM run")
+    (run,) = rows(engine, "SELECT status, message, finished_at FROM run")
     assert run["status"] == "failed" and run["finished_at"] is not None
+    assert run["message"] == "RuntimeError: disk full"  # why, for khaosat status
     monkeypatch.undo()
     assert nightly.run(settings, as_of=AS_OF).exit_code == 1  # S5 fails; the lock was released
 

@@ -331,7 +331,13 @@ def test_a_run_that_cannot_start_mails_why(
     migrate(engine)
     with RunLock(engine, "T-2024", "the-other-run"):
         done = khaosat("run", "--config", str(config))
+    from tests.factories import rows
+
+    # the night that could not start is on record, with why (khaosat status shows it)
+    [run] = rows(engine, "SELECT status, message FROM run")
     engine.dispose()
+    assert run["status"] == "failed"
+    assert "is being consolidated by run the-other-run" in str(run["message"])
     assert done.returncode != 0
     assert "being consolidated by run the-other-run" in done.stdout + done.stderr
     [got] = smtp_server.messages
