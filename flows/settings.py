@@ -462,3 +462,12 @@ def apply_prefect_defaults(*, one_run: bool = False) -> None:
     defaults = {**PREFECT_DEFAULTS, **(TEMPORARY_API_DEFAULTS if one_run else {})}
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
+    # The flow run's own lines (get_run_logger, at INFO) reach the run's page in Prefect's UI,
+    # while the console shows only what PREFECT_LOGGING_LEVEL lets through, as it did; task
+    # runs stay at that level, so that no line per source goes to the API.
+    level = os.environ["PREFECT_LOGGING_LEVEL"]
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", level)
+    os.environ.setdefault(
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL",
+        level if level.upper() in ("DEBUG", "INFO") else "INFO",
+    )

@@ -23,7 +23,7 @@ from prefect.utilities.annotations import quote
 
 from flows.fetch import unchanged
 from flows.fetch.files import SourceAbsent
-from flows.pipeline import progress
+from flows.pipeline import prefect_ui, progress
 from flows.pipeline.context import Context
 from flows.pipeline.faults import RunFault, WorkerDied, run_fault, worker_died
 from flows.pipeline.pools import discard_pools, in_processes, load_pool, tried
@@ -136,7 +136,7 @@ class Tracker:
         )
 
 
-@task(name="load", cache_policy=NONE)
+@task(name="load", task_run_name=prefect_ui.load_batch_name, cache_policy=NONE)
 def load_batch(ctx: Context, checked: list[tuple[Fetched, Parsed]]) -> list[Any]:
     """Load a batch's sources, each in its own transaction, in the load processes (or in this
     thread): each source's LoadResult, or the exception its load ended with (it rolled back)."""

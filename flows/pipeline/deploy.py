@@ -31,7 +31,10 @@ def build_deployment(settings: Settings) -> RunnerDeployment:
     Runs ``nightly(config=<settings.config_path>)`` on ``Cron(run.cron, timezone=run.timezone)``
     with the task runner ``run.task_runner`` asks for. At most one run of it at a time
     (``concurrency_limit=1``): a night that overruns makes the next scheduled run wait rather
-    than meet the run lock.
+    than meet the run lock. Its other parameters (``failed_only``, ``school``,
+    ``questionnaire``, ``force``) are typed and described in its schema, from the flow's
+    signature and docstring, so that Prefect's UI offers them in "Custom run": a re-run of the
+    failed sources or of one school, as ``khaosat rerun`` does.
     """
     apply_prefect_defaults()
     from prefect.schedules import Cron

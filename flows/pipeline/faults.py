@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from prefect.exceptions import TerminationSignal
 
+from flows.pipeline import prefect_ui
 from flows.pipeline.pools import discard_pools
 from flows.privacy import mask_personal
 from flows.registry import RegistryError
@@ -327,10 +328,12 @@ class _QuietFaults(logging.Filter):
 
 
 def quiet_prefect_logs(settings: Settings) -> None:
-    """Keep Prefect's flow and task run loggers from printing run faults as tracebacks."""
+    """Keep Prefect's flow and task run loggers from printing run faults as tracebacks, and the
+    run's own lines (``prefect_ui.report``) off the console: the command prints them."""
     quiet = _QuietFaults(settings)
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logger = logging.getLogger(name)
         for old in [f for f in logger.filters if isinstance(f, _QuietFaults)]:
             logger.removeFilter(old)
         logger.addFilter(quiet)
+    prefect_ui.keep_off_console()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import State
 
-from flows.pipeline import progress
+from flows.pipeline import prefect_ui, progress
 from flows.pipeline.batches import Tracker, consolidate
 from flows.pipeline.context import local_now, prepare, run_lock, select_refused, select_sources
 from flows.pipeline.faults import (
@@ -35,7 +36,12 @@ from schemas.records import RunSummary
 from warehouse import db, ledger
 
 
-@flow(name="khaosat-nightly", log_prints=False, on_failure=[on_failure])
+@flow(
+    name="khaosat-nightly",
+    flow_run_name=prefect_ui.flow_run_name,
+    log_prints=False,
+    on_failure=[on_failure],
+)
 def nightly(
     config: str,
     school: str | None = None,
@@ -43,19 +49,30 @@ def nightly(
     failed_only: bool = False,
     force: bool = False,
     as_of: dt.datetime | None = None,
-) -> RunSummary:
+) -> State[RunSummary]:
     """Consolidate one campaign: every source (or a re-run's selection), then marts, workbooks.
 
-    ``force`` re-processes sources whose content is unchanged since their last load; a re-run of
-    a school or of failed sources forces them. ``as_of`` fixes "now" for pending/missing.
+    The run ends Failed when a source failed, Completed otherwise (named "Thiếu bài nộp" when
+    files are absent); either way its result is the RunSummary (``prefect_ui.verdict``).
+
+    Args:
+        config: Path to the campaign's khaosat.yaml.
+        school: Re-run one school's sources only, forced (its code, e.g. TH015), as
+            `khaosat rerun --school` does. Leave empty for the whole campaign.
+        questionnaire: With school: only this questionnaire of it (e.g. CMHS_TH).
+        failed_only: Re-run only the sources whose last load failed, forced, as
+            `khaosat rerun --failed` does (after the schools fixed their files).
+        force: Re-process sources whose content is unchanged since their last load.
+        as_of: The moment the night is judged at (pending or missing files); empty for now.
     """
     settings = load_settings(Path(config))
     with stops_on_record(settings, flow_run.id), faults_of_the_run(settings):
         summary = _night(settings, school, questionnaire, failed_only, force, as_of)
     progress.active().finish(summary)
+    prefect_ui.report(settings, summary)
     notify_failed_sources(settings, summary)
     notify_stopped_sources(settings, summary)
-    return summary
+    return prefect_ui.verdict(summary, summary)
 
 
 def _night(
@@ -120,17 +137,23 @@ def publish(config: str, as_of: dt.datetime | None = None) -> tuple[list[Path], 
             return published
 
 
-@flow(name="khaosat-province", log_prints=False)
-def province_night(config: str) -> int:
+@flow(name="khaosat-province", flow_run_name=prefect_ui.flow_run_name, log_prints=False)
+def province_night(config: str) -> State[int]:
     """One province's night on a work pool: the nightly flow (a subflow) with the task runner
-    ``config`` asks for. Returns the run's exit code (0 all loaded or unchanged, 1 a source
-    failed, 3 only absent files), as ``khaosat run`` would exit with."""
-    settings = load_settings(Path(config))
-    configured = nightly.with_options(task_runner=task_runner(settings))
-    return configured(config=str(settings.config_path)).exit_code
+    ``config`` asks for. Its result is the run's exit code (0 all loaded or unchanged, 1 a
+    source failed, 3 only absent files), as ``khaosat run`` would exit with; its state is the
+    night's.
+
+    Args:
+        config: Path to the province's khaosat.yaml.
+    """
+    summary = run(load_settings(Path(config)))
+    return prefect_ui.verdict(summary, summary.exit_code)
 
 
 def run(settings: Settings, **params: Any) -> RunSummary:
-    """Run the nightly flow for ``settings`` on its configured task runner (threads or Dask)."""
+    """Run the nightly flow for ``settings`` on its configured task runner (threads or Dask)
+    and give its summary, whatever state the night ended in; a run that stopped raises."""
     configured = nightly.with_options(task_runner=task_runner(settings))
-    return configured(config=str(settings.config_path), **params)
+    state = configured(config=str(settings.config_path), return_state=True, **params)
+    return prefect_ui.summary_of(cast("State[RunSummary]", state))

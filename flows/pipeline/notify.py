@@ -225,6 +225,10 @@ def on_failure(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> No
     The SMTP settings come from the run's own ``config`` parameter; a run whose config cannot
     be read has no one to tell, which is logged.
     """
+    from flows.pipeline import prefect_ui
+
+    if prefect_ui.is_verdict(state):  # the night ran to its end: notify_failed_sources told
+        return
     config = (flow_run.parameters or {}).get("config")
     if not config:
         log.warning("flow run %s failed; it has no config parameter to notify from", flow_run.id)

@@ -114,6 +114,7 @@ class TemporaryApi:
             return
         from prefect.events.clients import NullEventsClient
         from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
         from prefect.settings import (
             PREFECT_API_URL,
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -131,7 +132,11 @@ class TemporaryApi:
                 # its next one-second tick.
                 updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
             with temporary_settings(updates):
-                yield
+                try:
+                    yield
+                finally:
+                    # the run's log lines go before the API does, not at exit to nowhere
+                    APILogWorker.drain_all(timeout=10, at_exit=False)
         finally:
             if mute:
                 EventsWorker.set_client_override(None)

@@ -15,6 +15,7 @@ from prefect.cache_policies import NONE
 
 from flows.alerts import evaluate_alerts
 from flows.fetch import fetch
+from flows.pipeline import prefect_ui
 from flows.pipeline.context import Context
 from flows.pipeline.faults import WorkerDied, worker_died
 from flows.pipeline.pools import in_processes, parse_pool, parse_processes, tried
@@ -96,7 +97,13 @@ class Ingested:
 # One task per source for fetch and parse together: a Prefect task run costs the flow's process
 # about as much as the fetch itself (benchmarks/README.md), and a province has a thousand
 # sources a night.
-@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(
+    name="ingest",
+    task_run_name=prefect_ui.ingest_name,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NONE,
+)
 def ingest_source(ctx: Context, source: Source, last: ledger.LastLoad | None = None) -> Ingested:
     """Fetch and archive one source, then parse it unless its content is that of its last load.
 
@@ -115,7 +122,7 @@ def ingest_source(ctx: Context, source: Source, last: ledger.LastLoad | None = N
     return Ingested(source, fetched, got)
 
 
-@task(name="validate", cache_policy=NONE)
+@task(name="validate", task_run_name=prefect_ui.validate_name, cache_policy=NONE)
 def validate_questionnaire(ctx: Context, code: str, parsed: list[Parsed]) -> list[Parsed]:
     """One Great Expectations run over every staged sheet of one questionnaire."""
     return validate(ctx.questionnaires[code], parsed, ctx.settings.campaign.window)
@@ -126,17 +133,19 @@ def load_source(ctx: Context, fetched: Fetched, parsed: Parsed) -> None:
     load.replace_source(ctx.engine, ctx.settings.campaign.id, ctx.run_id, fetched, parsed)
 
 
-load_source_task = task(name="load", cache_policy=NONE)(load_source)
+load_source_task = task(name="load", task_run_name=prefect_ui.load_source_name, cache_policy=NONE)(
+    load_source
+)
 
 
-@task(name="marts", cache_policy=NONE)
+@task(name="marts", task_run_name="marts", cache_policy=NONE)
 def build_marts(ctx: Context, as_of: dt.datetime) -> None:
     """Rebuild the department-level marts from the facts."""
     campaign = ctx.settings.campaign
     marts.rebuild_marts(ctx.engine, campaign.id, as_of=as_of, deadline_at=campaign.deadline_at)
 
 
-@task(name="alerts", cache_policy=NONE)
+@task(name="alerts", task_run_name="alerts", cache_policy=NONE)
 def raise_alerts(ctx: Context, now: dt.datetime) -> None:
     """Evaluate the alert rules on tonight's marts and upsert the alerts' lifecycle."""
     campaign = ctx.settings.campaign
@@ -149,13 +158,13 @@ def raise_alerts(ctx: Context, now: dt.datetime) -> None:
     )
 
 
-@task(name="feedback", cache_policy=NONE)
+@task(name="feedback", task_run_name="feedback", cache_policy=NONE)
 def publish_feedback(ctx: Context) -> list[Path]:
     """One feedback workbook per school with something to fix; stale ones removed."""
     return write_feedback(ctx.engine, ctx.campaign_id, ctx.settings.output)
 
 
-@task(name="workbooks", cache_policy=NONE)
+@task(name="workbooks", task_run_name="workbooks", cache_policy=NONE)
 def publish_workbooks(ctx: Context) -> list[Path]:
     """Write the province's and each unit's workbook from the marts."""
     s = ctx.settings

@@ -369,7 +369,8 @@ def test_khaosat_serve_registers_the_deployment_and_runs_it(
 
         # What the scheduler would do at 01:30: create a run; the served process executes it.
         flow_run = run_deployment("khaosat-nightly/T-2024", timeout=300)
-        assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+        assert flow_run.state is not None and flow_run.state.is_failed(), flow_run.state
+        assert flow_run.state.message == "1/6 nguồn lỗi; 1/6 nguồn chưa nộp"  # S5, S6
     finally:
         output = _stop(proc)
     engine = connect(load_settings(config, env={}).warehouse_url)
@@ -436,7 +437,7 @@ def test_khaosat_run_without_a_prefect_api_records_the_flow_run_on_its_temporary
             sa.text("SELECT state_type FROM flow_run WHERE id = :id"), {"id": run_id}
         ).one()
     prefect_db.dispose()
-    assert flow_run.state_type == "COMPLETED"
+    assert flow_run.state_type == "FAILED"  # the night's verdict: S5 failed
 
 
 # -- production: prefect.yaml on a work pool, a worker runs a province -------------------------
@@ -516,7 +517,8 @@ def test_prefect_yaml_deploys_every_province_to_the_work_pool_and_a_worker_runs_
             raise AssertionError(f"{exc}; the worker said:\n{_stop(worker)[-4000:]}") from None
     finally:
         output = _stop(worker)
-    assert state.is_completed(), f"{state}\n{output[-4000:]}"
+    assert state.is_failed(), f"{state}\n{output[-4000:]}"
+    assert state.message == "1/6 nguồn lỗi; 1/6 nguồn chưa nộp"  # the night's, not a crash
     hanoi = connect(load_settings(configs["ha-noi"], env={}).warehouse_url)
     assert count(hanoi, "SELECT COUNT(*) FROM load_ledger WHERE status = 'loaded'") == 4
     hanoi.dispose()
