@@ -134,6 +134,11 @@ _MERGE_BY_OPENPYXL = """\
     return
 """
 
+_ROW_WISE = """\
+    if frame_name not in compiled.row_wise:
+        return run_frame(code, compiled, suite, frame, parameters)
+"""
+
 _WORKBOOKS_HERE = """\
     if pool is None or len(jobs) < 2:
         return write_scopes(data, jobs)
@@ -218,6 +223,17 @@ TRICKS: tuple[Trick, ...] = (
         edits=(
             ("flows/publish/xlsx.py", _STYLE_IDS, _STYLE_ASSIGNED),
             ("flows/publish/xlsx.py", _MERGE_START, _MERGE_BY_OPENPYXL + _MERGE_START),
+        ),
+    ),
+    Trick(
+        "GX sees distinct rows, verdicts kept",
+        "flows/validate/distinct.py",
+        edits=(
+            (
+                "flows/validate/distinct.py",
+                _ROW_WISE,
+                _ROW_WISE.replace("if frame_name not in compiled.row_wise:", "if True:"),
+            ),
         ),
     ),
     Trick(

@@ -35,8 +35,8 @@ def text_column(values: np.ndarray) -> pd.Categorical[str]:
     """``values`` as the str column GX checks (``astype("str")``), stored as codes.
 
     Answers repeat a few dozen codes and kinds and a few hundred raw texts over hundreds of
-    thousands of rows: held as codes, only the distinct values are converted. When every value
-    is a str (or missing) the distinct
+    thousands of rows: held as codes, finding the distinct rows hashes nothing more, and only
+    the distinct values are converted. When every value is a str (or missing) the distinct
     values convert one to one; otherwise two values might share a text (1 and "1"), so the
     whole column is converted first and equal texts share a code.
     """

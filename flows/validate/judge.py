@@ -13,6 +13,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from flows.validate.distinct import failed_rules
 from flows.validate.frames import (
     int_or_minus_one,
     offsets,
@@ -21,7 +22,7 @@ from flows.validate.frames import (
     stacked_timestamps,
     text_column,
 )
-from flows.validate.suites import ANSWERS, RESPONSES, compiled_suite, failed_rules
+from flows.validate.suites import ANSWERS, RESPONSES, compiled_suite
 from schemas.questionnaire import Questionnaire
 from schemas.records import Parsed
 
@@ -88,7 +89,7 @@ def judge_answers(
     count = int(starts[-1])
     params = {"question_codes": [i.code for i in questionnaire.scored_items]}
     # raw text is read by no expectation of today's suites (it is there for the school to
-    # see): when so, it is not converted.
+    # see): when so, it is neither converted nor part of the distinct rows.
     builders = {
         "question_code": lambda: text_column(columns["question_code"]),
         "kind": lambda: text_column(columns["kind"]),

@@ -28,7 +28,8 @@ ANSWERS = "answers"
 RESPONSES = "responses"
 
 #: Expectations whose verdict on a row depends on that row's values alone. A frame checked
-#: only by these reads no column its expectations do not name (``Compiled.reads``).
+#: only by these gives each distinct row the verdict of its copies, so GX is shown each
+#: distinct row once (a province's 6 million answers are a few hundred distinct rows).
 ROW_WISE_EXPECTATIONS = frozenset(
     {
         "expect_column_values_to_be_in_set",
@@ -93,6 +94,12 @@ class Compiled:
     checks: dict[str, Check]  # rule -> check
     row_wise: frozenset[str]  # frames whose every expectation judges each row on its own
     kwargs_text: dict[str, str]  # frame -> its expectations' kwargs as JSON (see reads)
+    #: Verdicts of the distinct rows of row-wise frames already validated with this suite, per
+    #: (frame, parameters): the row's values -> its first failing rule, or None (kept and
+    #: bounded by ``flows.validate.distinct``; they go when the compiled suite does).
+    verdicts: dict[tuple[str, str], dict[tuple[Any, ...], str | None]] = dataclasses.field(
+        default_factory=dict, compare=False
+    )
 
     def reads(self, frame: str, column: str, parameters: dict[str, Any]) -> bool:
         """Whether GX may look at ``column`` of ``frame`` given ``parameters``.
@@ -152,26 +159,14 @@ def _compile(code: str) -> Compiled:
 
 def judges_each_row(exp: dict[str, Any]) -> bool:
     """Whether expectation ``exp`` (as stored) judges each row on that row's values alone."""
-    # ``mostly`` below 1 makes a row's verdict depend on how many rows fail.
+    # ``mostly`` below 1 makes a row's verdict depend on how many rows fail, which showing
+    # each distinct row once would change.
     return exp["type"] in ROW_WISE_EXPECTATIONS and exp.get("kwargs", {}).get("mostly", 1) == 1
 
 
 def no_failures() -> pd.Series:
     """The verdict of a frame none of whose rows failed (see ``run_frame``)."""
     return pd.Series([], index=pd.Index([], dtype="int64"), dtype="str")
-
-
-def failed_rules(
-    code: str, frame_name: str, frame: pd.DataFrame, parameters: dict[str, Any]
-) -> pd.Series:
-    """Validate ``frame`` with ``code``'s suite for ``frame_name``: the first failing rule
-    (suite order) of each unexpected row, as a str Series indexed by row_key holding only the
-    rows that failed."""
-    compiled = compiled_suite(code)
-    suite = compiled.suites[frame_name]
-    if frame.empty or not suite.expectations:
-        return no_failures()
-    return run_frame(code, compiled, suite, frame, parameters)
 
 
 def run_frame(

@@ -6,6 +6,7 @@ which are bad, and checks where each rejection points.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -19,6 +20,7 @@ import pytest
 from expectations import SUITES_DIR
 from expectations.generate import build_suite, dumps
 from flows.validate import fix_hint, validate
+from flows.validate.distinct import distinct_rows, failed_rules
 from flows.validate.frames import for_gx, service_key, stacked_timestamps, text_column
 from flows.validate.gx import RESULT_FORMAT, SuiteError
 from flows.validate.rejections import TIMESTAMP_CODE
@@ -26,7 +28,6 @@ from flows.validate.suites import (
     ANSWERS,
     RESPONSES,
     compiled_suite,
-    failed_rules,
     judges_each_row,
     load_suite,
     run_frame,
@@ -599,6 +600,114 @@ def test_importing_the_module_does_not_import_gx():
     assert done.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("code", CODES)
+def test_distinct_rows_give_every_copy_the_verdict_gx_gives_it(code):
+    """GX is shown each distinct answer once; the verdicts equal GX's over every row."""
+    p, _ = bad_fixture(code)
+    copies = [p] * 7  # seven schools sending the same sheet: every answer has 6 twins
+    answers = pd.concat([c.answers for c in copies], ignore_index=True)
+    frame = pd.DataFrame(
+        {
+            "row_key": np.arange(len(answers), dtype="int64"),
+            "question_code": answers["question_code"].astype("str"),
+            "kind": answers["kind"].astype("str"),
+            "value": pd.to_numeric(answers["value"], errors="coerce").astype("float64"),
+            "raw": answers["raw"].astype("str"),
+        }
+    )
+    compiled = compiled_suite(code)
+    assert ANSWERS in compiled.row_wise
+    params = {"question_codes": [i.code for i in QS[code].scored_items]}
+    every_row = run_frame(code, compiled, compiled.suites[ANSWERS], frame, params)
+    distinct = failed_rules(code, ANSWERS, frame, params)
+    assert len(every_row) >= 7 and len(distinct_rows(frame)[0]) < len(frame) / 6
+    pd.testing.assert_series_equal(distinct.sort_index(), every_row.sort_index())
+
+
+def _frames_shown_to_gx(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    shown: list[tuple[str, int]] = []
+    real = run_frame
+
+    def spy(code, compiled, suite, frame, parameters):
+        shown.append((suite.name.rsplit(".", 1)[1], len(frame)))
+        return real(code, compiled, suite, frame, parameters)
+
+    monkeypatch.setattr("flows.validate.distinct.run_frame", spy)
+    return shown
+
+
+#: Schools in a batch sending the same sheet: each distinct row then repeats often enough to
+#: be remembered (flows.validate.distinct._REPEATS).
+SCHOOLS = 5
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_rows_seen_in_an_earlier_batch_are_not_shown_to_gx_again(code, monkeypatch):
+    compiled_suite.cache_clear()  # a suite of its own: no verdicts from other tests
+    shown = _frames_shown_to_gx(monkeypatch)
+    p, _ = bad_fixture(code)
+    first = validate(QS[code], [p] * SCHOOLS, WINDOW)
+    assert {frame for frame, _ in shown} == {ANSWERS, RESPONSES}
+    shown.clear()
+    # the next batch: the same rows again, from other schools' sheets
+    other = dataclasses.replace(p, sheet="Trường khác")
+    again = validate(QS[code], [other] * SCHOOLS, WINDOW)
+    # every distinct row's verdict was known (a frame with a rule across rows, such as a
+    # service listed twice, is always validated whole)
+    whole = [(f, n) for f, n in shown if f not in compiled_suite(code).row_wise]
+    assert shown == whole and len(whole) <= 1
+    for a, b in zip(again, first, strict=True):
+        pd.testing.assert_frame_equal(
+            a.rejections.drop(columns="sheet"), b.rejections.drop(columns="sheet")
+        )
+        pd.testing.assert_frame_equal(a.answers, b.answers)
+        pd.testing.assert_frame_equal(a.responses, b.responses)
+    # one new answer value: only that row is shown, and judged
+    late = p.answers.copy()
+    late.loc[0, ["value", "raw"]] = [99.0, "99"]
+    shown.clear()
+    changed = validate(QS[code], [dataclasses.replace(p, answers=late)] * SCHOOLS, WINDOW)
+    assert shown == [*whole, (ANSWERS, 1)]
+    assert len(changed[0].rejections) == len(first[0].rejections) + 1
+
+
+def test_rows_that_hardly_repeat_are_not_remembered(monkeypatch):
+    compiled_suite.cache_clear()
+    shown = _frames_shown_to_gx(monkeypatch)
+    # every response at its own time, twice (two schools): each timestamp repeats only twice
+    responses = [
+        {"response_no": n, "submitted_at": IN_WINDOW + dt.timedelta(minutes=n)} for n in range(8)
+    ]
+    answers = [a for n in range(8) for a in full_answers("CMHS_TH", n)]
+    p = make_parsed("CMHS_TH", responses, answers)
+    for _ in range(2):
+        validate(QS["CMHS_TH"], [p, p], WINDOW)
+    assert [f for f, _ in shown].count(RESPONSES) == 2  # shown again: nothing remembered
+    assert [f for f, _ in shown].count(ANSWERS) == 1  # answers repeat: remembered
+    assert [frame for frame, _ in compiled_suite("CMHS_TH").verdicts] == [ANSWERS]
+    compiled_suite.cache_clear()
+
+
+def test_verdicts_are_per_window_and_survive_their_bound(monkeypatch):
+    compiled_suite.cache_clear()
+    p, where = bad_fixture("CMHS_TH")
+    first = validate(QS["CMHS_TH"], [p] * SCHOOLS, WINDOW)
+    assert "submitted_outside_window" in set(first[0].rejections["rule"])
+    # another window is another set of verdicts: the early response is now inside it
+    wider = (dt.datetime(2024, 9, 1), CLOSES)
+    out = validate(QS["CMHS_TH"], [p] * SCHOOLS, wider)
+    assert "submitted_outside_window" not in set(out[0].rejections["rule"])
+    # with room for one verdict, the known ones are dropped as new ones come, and every row
+    # still gets its own verdict
+    monkeypatch.setattr("flows.validate.distinct.MAX_VERDICTS", 1)
+    late = p.answers.copy()
+    late.loc[0, ["value", "raw"]] = [99.0, "99"]
+    changed = validate(QS["CMHS_TH"], [dataclasses.replace(p, answers=late)] * SCHOOLS, WINDOW)
+    assert set(changed[0].rejections["rule"]) == set(where)
+    assert len(changed[0].rejections) == len(first[0].rejections) + 1
+    compiled_suite.cache_clear()
+
+
 # --- frames as prepared for GX: same verdicts as GX over the rows as parsed ---------------
 
 
@@ -717,6 +826,9 @@ def test_answers_held_as_codes_keep_gx_verdicts():
         "percent_unreadable",
     }
     pd.testing.assert_series_equal(verdicts, every_row)
+    distinct, inverse = distinct_rows(coded)
+    pd.testing.assert_frame_equal(for_gx(distinct), distinct_rows(plain)[0])
+    np.testing.assert_array_equal(inverse, distinct_rows(plain)[1])
 
 
 def test_text_is_astype_str_whatever_the_objects():
