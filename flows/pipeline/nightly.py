@@ -31,6 +31,7 @@ from flows.pipeline.faults import (
 from flows.pipeline.notify import notify_failed_sources, notify_stopped_sources, on_failure
 from flows.pipeline.pools import task_runner
 from flows.pipeline.publishing import publish_all
+from flows.registry import NotInRegistry
 from flows.settings import Settings, load_settings
 from schemas.records import RunSummary
 from warehouse import db, ledger
@@ -90,6 +91,12 @@ def _night(
         ctx, school=school, questionnaire=questionnaire, failed_only=failed_only
     )
     refused = select_refused(ctx, school=school, questionnaire=questionnaire)
+    if (school or questionnaire) and not chosen and not refused:
+        # a Custom run from Prefect's UI naming what the registry lacks (the CLI checks first)
+        named = " ".join(
+            f"{k} {v}" for k, v in (("school", school), ("questionnaire", questionnaire)) if v
+        )
+        raise NotInRegistry(f"{named}: no source in sources.csv; nothing was run")
     force = force or failed_only or school is not None
     known = {} if force else ledger.last_loads(ctx.engine, ctx.campaign_id)
     # one run of a campaign at a time: a second waits (run.lock_wait_seconds) or exits clearly

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from flows.cli.app import app
 from flows.cli.status import campaign_status, last_run_line
 from flows.pipeline.context import read_registry
-from flows.registry import RegistryError
+from flows.registry import NotInRegistry, RegistryError
 from flows.registry import read_registry as read_registry_files
 from flows.settings import load_settings
 from schemas import load_questionnaires
@@ -404,3 +404,18 @@ def test_a_province_with_registry_mistakes_loads_the_rest_and_names_each_row(
     assert status["S6 submissions/S6_missing.xlsx"]["state"] == "absent"
     assert status["S4 submissions/S4.xlsx"]["state"] == "absent"  # its file is not in yet
     assert "S3 submisions/S3_hs.csv" not in status  # the misspelt row left sources.csv
+
+
+@pytest.mark.slow
+def test_a_flow_run_naming_a_school_the_registry_lacks_fails_and_runs_nothing(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    """A Custom run from Prefect's UI is not checked by the command line: the flow itself
+    refuses a school no source names, rather than ending Completed with nothing done."""
+    from flows.pipeline import nightly
+
+    config = make_province(tmp_path)
+    settings = load_settings(config, env={})
+    with pytest.raises(NotInRegistry, match="school XX999: no source in sources.csv"):
+        nightly.run(settings, school="XX999")
+    assert not settings.output.exists()  # no workbook rewritten
