@@ -179,7 +179,7 @@ def record_unchanged_many(
 ) -> list[int]:
     """``record_unchanged`` for many sources in one transaction (a quiet night skips nearly
     every source: one commit, not one per source)."""
-    entries = [(f.source, LedgerEntry.of(f, started_at)) for f in fetched]
+    entries = [(f.source, LedgerEntry.of(f, started_at), None) for f in fetched]
     return _record(engine, campaign_id, run_id, "unchanged", entries)
 
 
@@ -197,7 +197,7 @@ def record_absent(
     Rows loaded earlier are kept: absence is no reason to forget answers already received.
     """
     entry = LedgerEntry.of(None, started_at)
-    return _record(engine, campaign_id, run_id, "absent", [(source, entry)], message)[0]
+    return _record(engine, campaign_id, run_id, "absent", [(source, entry, message)])[0]
 
 
 def record_refused(
@@ -208,22 +208,9 @@ def record_refused(
     transaction. No quarantine row: the mistake is the registry's, not the school's file, and
     the rows of the source's last good load are kept."""
     entry = LedgerEntry()
-    with writing(engine) as conn:
-        now = local_now(conn, campaign_id)
-        return [
-            append_ledger(
-                conn,
-                campaign_id=campaign_id,
-                run_id=run_id,
-                source=source,
-                source_id=ensure_source(conn, campaign_id, source),
-                status="failed",
-                entry=entry,
-                now=now,
-                message=message,
-            )
-            for source, message in refused
-        ]
+    return _record(
+        engine, campaign_id, run_id, "failed", [(source, entry, msg) for source, msg in refused]
+    )
 
 
 def latest_loads(campaign_id: str, *conditions: Any, name: str = "latest") -> sa.Subquery:
@@ -534,10 +521,9 @@ def _record(
     campaign_id: str,
     run_id: str,
     status: str,
-    entries: Sequence[tuple[Source, LedgerEntry]],
-    message: str | None = None,
+    entries: Sequence[tuple[Source, LedgerEntry, str | None]],
 ) -> list[int]:
-    """One ledger row of ``status`` per (source, entry), all in one transaction."""
+    """One ledger row of ``status`` per (source, entry, message), all in one transaction."""
     with writing(engine) as conn:
         now = local_now(conn, campaign_id)
         return [
@@ -552,7 +538,7 @@ def _record(
                 now=now,
                 message=message,
             )
-            for source, entry in entries
+            for source, entry, message in entries
         ]
 
 
