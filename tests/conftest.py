@@ -107,6 +107,15 @@ def engine(warehouse_url: str) -> Iterator[Engine]:
         eng.dispose()
 
 
+@pytest.fixture
+def own_environment() -> Iterator[None]:
+    """The commands set Prefect's defaults in os.environ: undone after the test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect API for the whole session (it takes 8-17 s to start)."""

@@ -248,6 +248,18 @@ def khaosat_running(*args: str, env: dict[str, str]) -> Iterator[subprocess.Pope
             proc.wait()
 
 
+def ctrl_c(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C to a running ``khaosat`` (``serve``): its output once it has stopped, killed if
+    it does not within a minute."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
 def process_running(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie, ended but not yet reaped, is not)."""
     try:

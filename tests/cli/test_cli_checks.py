@@ -12,8 +12,6 @@ runs ``rerun --school`` in lowercase for real).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +26,6 @@ from warehouse import db, ledger, registry
 
 #: A Prefect API nobody answers: a command that got as far as a flow would fail on it.
 NO_API = {"PREFECT_API_URL": "http://127.0.0.1:9/api"}
-
-
-@pytest.fixture
-def own_environment() -> Iterator[None]:
-    """The commands set Prefect's defaults in os.environ: undone after the test."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ recorded when the warehouse knows the campaign, and ``status`` says so in Vietna
 from __future__ import annotations
 
 import json
-import os
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -266,15 +264,6 @@ def test_a_night_that_stops_before_its_run_row_is_recorded_once(
 # ------------------------------------------------------------------------------------------
 # An unreadable registry: exit 2, one line, and the night on record (no Prefect touched)
 # ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_environment() -> Iterator[None]:
-    """The commands set Prefect's defaults in os.environ: undone after the test."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_an_unreadable_registry_is_recorded_and_shown_by_status(

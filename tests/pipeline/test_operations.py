@@ -40,6 +40,7 @@ from tests.factories import (
     KHAOSAT,
     ROOT,
     cli_env,
+    ctrl_c,
     descendants,
     khaosat,
     make_province,
@@ -327,16 +328,6 @@ def next_runs(schedule: Any, after: dt.datetime) -> dt.datetime:
     return first.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
-
-
 def test_khaosat_serve_registers_the_deployment_and_runs_it(
     tmp_path: Path, prefect_harness: None
 ) -> None:
@@ -372,7 +363,7 @@ def test_khaosat_serve_registers_the_deployment_and_runs_it(
         assert flow_run.state is not None and flow_run.state.is_failed(), flow_run.state
         assert flow_run.state.message == "1/6 nguồn lỗi; 1/6 nguồn chưa nộp"  # S5, S6
     finally:
-        output = _stop(proc)
+        output = ctrl_c(proc)
     engine = connect(load_settings(config, env={}).warehouse_url)
     assert count(engine, "SELECT COUNT(*) FROM load_ledger WHERE status = 'loaded'") == 4
     with engine.connect() as conn:
@@ -408,10 +399,10 @@ def test_khaosat_serve_without_a_prefect_api_starts_a_server_that_schedules(
     try:
         wait_for(finished_run, 240, "a scheduled run to finish")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; khaosat serve said:\n{_stop(proc)[-4000:]}") from None
+        raise AssertionError(f"{exc}; khaosat serve said:\n{ctrl_c(proc)[-4000:]}") from None
     finally:
         engine.dispose()
-    output = _stop(proc)
+    output = ctrl_c(proc)
     assert "Started a local Prefect server" in output
     assert "Traceback" not in output, output[-4000:]
 
@@ -514,9 +505,9 @@ def test_prefect_yaml_deploys_every_province_to_the_work_pool_and_a_worker_runs_
         try:
             state = wait_for(finished, 300, "the worker to run the province")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; the worker said:\n{_stop(worker)[-4000:]}") from None
+            raise AssertionError(f"{exc}; the worker said:\n{ctrl_c(worker)[-4000:]}") from None
     finally:
-        output = _stop(worker)
+        output = ctrl_c(worker)
     assert state.is_failed(), f"{state}\n{output[-4000:]}"
     assert state.message == "1/6 nguồn lỗi; 1/6 nguồn chưa nộp"  # the night's, not a crash
     hanoi = connect(load_settings(configs["ha-noi"], env={}).warehouse_url)

@@ -38,6 +38,7 @@ from tests.factories import (  # noqa: E402
     KHAOSAT,
     ROOT,
     cli_env,
+    ctrl_c,
     fetched,
     khaosat,
     make_province,
@@ -209,16 +210,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 proc.wait()
 
 
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
-
-
 def _task_run_names(client: Any, flow_run_id: uuid.UUID) -> set[str]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -345,11 +336,11 @@ def test_a_night_with_a_corrupt_file_tells_the_truth_on_prefects_ui_and_a_custom
             try:
                 state = wait_for(finished, 300, "khaosat serve to run the custom run")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}; serve said:\n{_stop(serve)[-4000:]}") from None
+                raise AssertionError(f"{exc}; serve said:\n{ctrl_c(serve)[-4000:]}") from None
             assert state.is_completed() and state.message == "1/1 nguồn đã nạp hoặc không đổi"
             assert client.read_flow_run(custom.id).name == "T-2024 · rerun failed"
     finally:
-        output = _stop(serve)
+        output = ctrl_c(serve)
     assert "Traceback" not in output, output[-4000:]
     assert _last_run_id(engine) == str(custom.id)
     with engine.connect() as conn:
