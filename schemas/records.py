@@ -73,6 +73,18 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Found:
+    """A file found in a folder source (a shared folder or a Google Drive folder), before it is
+    placed with a school."""
+
+    name: str  # its path under the folder, "/"-separated: what the officer sees
+    location: str  # how to fetch it: a path relative to sources.csv, or a Drive file id
+    kind: str  # excel | csv | gsheet: how it is read
+    modified: dt.datetime | None  # time zone aware
+    checksum: str | None = None  # Drive's md5Checksum; None for a local file or a Google Sheet
+
+
+@dataclass(frozen=True)
 class Fetched:
     """A submission as fetched and archived, before parsing."""
 
