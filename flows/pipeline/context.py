@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from flows.alerts import ThresholdError, Thresholds
 from flows.fetch import new_content
 from flows.fetch.google import GSheetsClient, open_client
-from flows.pipeline.pools import parse_pool
+from flows.pipeline.pools import parse_pool, submit
 from flows.pipeline.processes import long_lived_imports
 from flows.pipeline.read_ahead import read_tables_ahead
 from flows.registry import Refused, Registry, enrollment_warning
@@ -206,7 +206,7 @@ def read_ahead(settings: Settings, **params: Any) -> None:
             source, settings.limits, known.get(source.key), settings.source_folders
         )
         if content is not None and source.path is not None:
-            pool.submit(read_tables_ahead, content, source.path.name, settings.limits)
+            submit(pool, read_tables_ahead, content, source.path.name, settings.limits)
             reading = True
     if reading:  # something will need validating: GX is imported now, before any data
         with long_lived_imports():

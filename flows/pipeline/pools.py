@@ -7,14 +7,20 @@ the warehouse URL rather than its Engine (``flows.pipeline.context``).
 With the threads runner the flow's process also keeps two pools of worker processes, one that
 parses submissions and one that loads them (``parse_pool``, ``load_pool``), because the work
 under the GIL would otherwise run on one core. ``in_processes`` runs jobs on them and survives
-a worker that dies.
+a worker that dies; every job goes through ``submit``, which hands its outcome back through a
+file, so that a worker killed while it reports cannot leave the pool waiting forever.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +37,7 @@ T = TypeVar("T")
 
 _pools: dict[tuple[str, int], Executor] = {}
 _pools_lock = threading.Lock()
+_outcomes: list[str] = []  # the folder where this process's jobs leave their outcomes
 
 
 def task_runner(settings: Settings) -> TaskRunner[Any]:
@@ -159,7 +166,7 @@ def in_processes(
         return [tried(fn, *job) for job in jobs]
     results: list[T | BaseException] = []
     broken: list[int] = []
-    for i, future in enumerate([_submit(pool, fn, job) for job in jobs]):
+    for i, future in enumerate([submit(pool, fn, *job) for job in jobs]):
         got = tried(future.result)
         if isinstance(got, BrokenProcessPool):
             broken.append(i)
@@ -168,19 +175,80 @@ def in_processes(
         discard_pool(pool)
     for i in broken:
         with new_pool(1) as alone:
-            results[i] = tried(alone.submit(fn, *jobs[i]).result)
+            results[i] = tried(submit(alone, fn, *jobs[i]).result)
     return results
 
 
-def _submit(pool: Executor, fn: Callable[..., T], job: tuple[Any, ...]) -> Future[T]:
-    """``pool.submit(fn, *job)``; a pool that broke, or that another thread discarded, gives a
-    future that failed with BrokenProcessPool, for the job to be tried again elsewhere."""
+def submit(pool: Executor, fn: Callable[..., T], *args: Any) -> Future[T]:
+    """``pool.submit(fn, *args)``, the job's value or exception handed back through a file.
+
+    A worker reports a job's outcome down a pipe that every worker of the pool shares. Killed
+    while it writes a large outcome (a parsed sheet), it leaves half a message there, and the
+    pool's manager thread waits forever for the rest: the pool never learns that it broke,
+    and neither its jobs nor the command end. Written to a file first, the outcome leaves only
+    its short name to the pipe, which the system writes whole or not at all.
+
+    A pool that broke, or that another thread discarded, gives a future that failed with
+    BrokenProcessPool, for the job to be tried again elsewhere.
+    """
+    handed: Future[T] = Future()
     try:
-        return pool.submit(fn, *job)
+        future = pool.submit(_hand_back, _outcome_folder(), fn, args)
     except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down meanwhile
-        failed: Future[T] = Future()
-        failed.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(exc))
-        return failed
+        handed.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(exc))
+        return handed
+
+    def take(done: Future[str]) -> None:
+        if done.cancelled():
+            handed.cancel()
+            return
+        try:
+            handed.set_result(_take_back(done.result()))
+        except BaseException as exc:  # noqa: BLE001 - the job's own exception, or the pool's
+            handed.set_exception(exc)
+
+    future.add_done_callback(take)
+    return handed
+
+
+def _outcome_folder() -> str:
+    """This process's folder for its jobs' outcomes, made on first use, removed at exit."""
+    with _pools_lock:
+        if not _outcomes:
+            folder = tempfile.mkdtemp(prefix="khaosat-outcomes-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            _outcomes.append(folder)
+        return _outcomes[0]
+
+
+def _hand_back(folder: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    # In a worker: the job's outcome, pickled into a file of its own; its path is the result.
+    try:
+        outcome: tuple[bool, Any] = (True, fn(*args))
+    except Exception as exc:  # noqa: BLE001 - handed back to be raised in the caller
+        outcome = (False, exc)
+    path = os.path.join(folder, f"{uuid.uuid4().hex}.pickle")
+    try:
+        with open(path, "wb") as out:
+            pickle.dump(outcome, out, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        os.unlink(path)
+        if outcome[0]:
+            raise
+        raise outcome[1] from None  # not picklable: concurrent.futures says what it can of it
+    return path
+
+
+def _take_back(path: str) -> Any:
+    # In this process: the outcome a worker left at ``path``; the file goes.
+    try:
+        with open(path, "rb") as handed:
+            ok, value = pickle.load(handed)  # noqa: S301 - written by our own worker
+    finally:
+        os.unlink(path)
+    if not ok:
+        raise value
+    return value
 
 
 def tried(call: Callable[..., T], *args: Any) -> T | BaseException:

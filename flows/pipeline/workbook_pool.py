@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from flows.alerts import Thresholds
-from flows.pipeline.pools import discard_pool
+from flows.pipeline.pools import discard_pool, submit
 from flows.publish.workbooks import plan_workbooks, write_scope, write_scopes
 from flows.publish.workbooks.data import CampaignData, Scope
 from schemas.questionnaire import Questionnaire
@@ -79,14 +79,9 @@ def _write_pooled(
         # Two jobs a process, one running and one queued, so that no process waits for this
         # thread; never more, so that the rest stay here to take (a job given to a pool cannot
         # be taken back safely: cancelling races with a pool that breaks).
-        nonlocal broken
         while not broken and waiting and len(running) < 2 * workers:
             i = waiting.popleft()
-            try:
-                running[pool.submit(_write_pickled, token, pickled, jobs[i])] = i
-            except (BrokenProcessPool, RuntimeError):  # broke, or discarded, before publishing
-                broken = True
-                waiting.appendleft(i)
+            running[submit(pool, _write_pickled, token, pickled, jobs[i])] = i
 
     feed()
     paths = write_scopes(data, [province])
@@ -95,7 +90,8 @@ def _write_pooled(
             i = running.pop(future)
             try:
                 written[i] = future.result()
-            except BrokenProcessPool:  # its process died (killed, out of memory): write it here
+            except BrokenProcessPool:  # its process died (killed, out of memory), or the pool
+                # broke or was discarded before publishing: write it here
                 broken = True
                 waiting.append(i)
         feed()

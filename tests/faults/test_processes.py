@@ -156,6 +156,55 @@ def test_a_job_whose_process_dies_fails_alone_and_the_others_are_retried() -> No
     assert got[:3] + got[4:] == [100, 121, 144, 196, 225, 256]
 
 
+class _KilledWhileSent(bytes):
+    """A large value whose process is killed (as the OOM killer does) while it sends it back:
+    once its main thread waits to write to a pipe (pipe_write, anon_pipe_write), or after five
+    seconds."""
+
+    def __reduce__(self) -> tuple[type, tuple[bytes]]:  # pickled on its way back
+        threading.Thread(target=self._kill_while_sent, daemon=True).start()
+        return (bytes, (bytes(self),))
+
+    @staticmethod
+    def _kill_while_sent() -> None:
+        main = Path(f"/proc/self/task/{os.getpid()}/wchan")
+        deadline = time.monotonic() + 5
+        while "pipe" not in main.read_text() and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _killed_while_reporting(size: int) -> bytes:
+    """A pool job: ``size`` bytes, its process killed while it sends them back."""
+    return _KilledWhileSent(size)
+
+
+def test_a_process_killed_while_it_reports_breaks_its_job_instead_of_the_run() -> None:
+    # Killed halfway through sending a large value back, a worker used to leave half a message
+    # in the pipe its pool reads results from: the pool waited forever for the rest, and the
+    # night with it.
+    from concurrent.futures.process import BrokenProcessPool
+
+    from flows.pipeline.pools import in_processes, new_pool
+
+    pool = new_pool(2)
+    got: list[object] = []
+    job = threading.Thread(
+        target=lambda: got.extend(
+            in_processes(lambda: pool, _killed_while_reporting, [(256 * 2**20,)])
+        ),
+        daemon=True,
+    )
+    try:
+        job.start()
+        job.join(timeout=120)
+        assert not job.is_alive(), "the pool waits forever for the killed worker's value"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    [outcome] = got  # killed mid-value: the job failed; or the value came whole
+    assert isinstance(outcome, BrokenProcessPool) or outcome == bytes(256 * 2**20)
+
+
 def test_a_source_whose_process_died_is_stopped_by_the_machine_not_failed() -> None:
     from flows.pipeline.faults import worker_died
     from flows.pipeline.tasks import failure_message
