@@ -560,7 +560,7 @@ def alert_line(data: CampaignData, alert: Row) -> str:
     )
     action = action_for(alert["rule"], alert["subject"] or "", data.actions)
     if action:
-        text += f" Đề xuất: {action}."
+        text += f" Đề xuất: {action.rstrip('.')}."
     if alert["status"] == "acknowledged":
         note = mask_personal(alert["note"]) if alert["note"] else ""
         text += " Đã ghi nhận" + (f": {note}" if note else "") + "."
