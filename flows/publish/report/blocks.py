@@ -81,6 +81,11 @@ def pct(value: Any) -> str:
     return number(value, 1)
 
 
+def plain(value: float) -> str:
+    """A threshold as few digits as it needs, with a decimal comma: ``3,5``, ``85``."""
+    return f"{value:g}".replace(".", ",")
+
+
 def mean(value: Any) -> str:
     """A mean score 1–5 with two decimals: ``4,59``."""
     return number(value, 2)

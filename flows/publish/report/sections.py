@@ -37,6 +37,7 @@ from flows.publish.report.blocks import (
     mean,
     number,
     pct,
+    plain,
 )
 from flows.publish.workbooks.alerts import alert_respondents, subject_text
 from flows.publish.workbooks.data import CampaignData, Scope
@@ -57,6 +58,8 @@ from schemas.questionnaire import DIMENSIONS
 from warehouse.read_models import Row
 
 Group = tuple[str, str]  # (level, questionnaire)
+#: z of a 95% interval: the report's intervals are 95% whatever z the alert rules use.
+Z_95 = 1.96
 
 
 def group_name(data: CampaignData, group: Group) -> str:
@@ -276,7 +279,6 @@ def dimension_table(data: CampaignData, group: Group, by_dim: dict[str, Row]) ->
     """One group's five tiêu chí and CHUNG: respondents, mean, % satisfied and its 95% Wilson
     interval (on the respondents, as the alert rules take it)."""
     q = data.questionnaires.get(group[1])
-    z = data.thresholds["wilson_z"]
     rows = []
     for dim in sorted(by_dim, key=lambda d: dimension_key(d, q)):
         if dim == EXPECTATION:
@@ -285,7 +287,7 @@ def dimension_table(data: CampaignData, group: Group, by_dim: dict[str, Row]) ->
         n = r["n_respondents"]
         low = high = None
         if r["pct_satisfied"] is not None and n:
-            low, high = wilson_interval(r["pct_satisfied"], n, z)
+            low, high = wilson_interval(r["pct_satisfied"], n, Z_95)
         rows.append(
             [
                 dimension_label(data, group[1], dim),
@@ -474,7 +476,7 @@ def services(data: CampaignData) -> list[Block]:
     blocks.append(
         Para(
             f"{number(len(rows))} lượt dịch vụ được rà soát; {number(low)} lượt dưới "
-            f"{least:g}/80 điểm cần rà soát lại."
+            f"{plain(least)}/80 điểm cần rà soát lại."
         )
     )
     blocks.append(
@@ -499,8 +501,8 @@ REPORTED_STATUSES = ("open", "acknowledged")
 
 def alert_value(data: CampaignData, alert: Row, value: Any) -> str:
     """An alert's value or threshold in its rule's unit, hidden like the figure it is."""
-    if value is None:
-        return NO_FIGURE
+    if value is None or isinstance(value, str):
+        return NO_FIGURE if value is None else value
     unit = RULES[alert["rule"]].unit if alert["rule"] in RULES else ""
     if unit == "pct":
         return f"{pct(value)}%"
@@ -578,9 +580,9 @@ def concerns(data: CampaignData) -> list[Block]:
         Para(
             f"Có {number(count.get('red', 0))} cảnh báo mức đỏ và {number(count.get('amber', 0))} "
             "cảnh báo mức vàng chưa được xử lý xong (mức đỏ: tỷ lệ hài lòng dưới "
-            f"{data.thresholds['pct_satisfied_red']:g}% hoặc điểm trung bình dưới "
-            f"{data.thresholds['mean_score_red']:g}; mức vàng: dưới mục tiêu "
-            f"{data.thresholds['pct_satisfied_amber']:g}%)."
+            f"{plain(data.thresholds['pct_satisfied_red'])}% hoặc điểm trung bình dưới "
+            f"{plain(data.thresholds['mean_score_red'])}; mức vàng: dưới mục tiêu "
+            f"{plain(data.thresholds['pct_satisfied_amber'])}%)."
         ),
     ]
     current = None
@@ -674,7 +676,6 @@ def cutoff(data: CampaignData) -> Any:
 def method(data: CampaignData) -> list[Block]:
     """The last page: the run, the data cut-off, and how every figure is computed."""
     run = data.run or {}
-    th = data.thresholds
     lines: Sequence[str] = (
         "Thang đo: mỗi câu hỏi có 5 mức: 1 Rất không hài lòng, 2 Không hài lòng, "
         "3 Bình thường, 4 Hài lòng, 5 Rất hài lòng.",
@@ -684,7 +685,7 @@ def method(data: CampaignData) -> list[Block]:
         "từng câu); tỷ lệ bình quân 5 tiêu chí = trung bình cộng tỷ lệ của 5 tiêu chí; tỷ lệ "
         "hài lòng chung lấy từ câu hỏi chung.",
         "Mức đáp ứng mong đợi = trung bình các câu trả lời 0–100%.",
-        f"Khoảng tin cậy 95% của tỷ lệ hài lòng: khoảng Wilson với z = {th['wilson_z']:g}, "
+        f"Khoảng tin cậy 95% của tỷ lệ hài lòng: khoảng Wilson với z = {plain(Z_95)}, "
         "cỡ mẫu là số người trả lời.",
         "Chỉ số PAPI: tỷ lệ “Có” = số trả lời Có / số trả lời × 100.",
         "Rà soát dịch vụ: Tốt 10, Khá 7, Trung bình 5, Yếu 3, Kém 0 điểm; tổng 8 tiêu chí "
