@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from flows.publish.report import charts
 from flows.publish.report.blocks import Block, Chart, Heading, Para, Table, number, pct
+from flows.publish.report.charts import horizontal_bars
 from schemas.comments import OTHER_THEME, Quote, ThemeCount
 
 #: Quotes shown per theme (the mart keeps up to three per scope and theme).
@@ -61,7 +61,7 @@ def comment_section(
             blocks.append(
                 Chart(
                     f"Số ý kiến theo chủ đề: {name}",
-                    charts.horizontal_bars(
+                    horizontal_bars(
                         [t.label for t in named],
                         [t.n_comments for t in named],
                         xlabel="Số ý kiến",

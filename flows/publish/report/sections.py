@@ -24,7 +24,6 @@ from flows.publish.labels import (
     SEVERITY_LABELS,
     SUPPRESSED,
 )
-from flows.publish.report import charts
 from flows.publish.report.blocks import (
     NO_FIGURE,
     Block,
@@ -39,6 +38,7 @@ from flows.publish.report.blocks import (
     pct,
     plain,
 )
+from flows.publish.report.charts import grouped_bars, horizontal_bars
 from flows.publish.workbooks.alerts import alert_respondents, subject_text
 from flows.publish.workbooks.data import CampaignData, Scope
 from flows.publish.workbooks.figures import (
@@ -218,7 +218,7 @@ def results(data: CampaignData, groups: list[GroupSummary]) -> list[Block]:
         blocks.append(
             Chart(
                 "Tỷ lệ hài lòng theo tiêu chí và cấp học (%)",
-                charts.grouped_bars(
+                grouped_bars(
                     [DIMENSION_SHORT[d] for d in DIMENSIONS],
                     [
                         (
@@ -395,7 +395,7 @@ def unit_ranking(data: CampaignData) -> list[Block]:
     blocks.append(
         Chart(
             "Tỷ lệ hài lòng bình quân 5 tiêu chí theo đơn vị (%)",
-            charts.horizontal_bars(
+            horizontal_bars(
                 [b[0] for b in bars],
                 [b[1] for b in bars],
                 target=data.thresholds["pct_satisfied_amber"],
@@ -443,7 +443,7 @@ def papi(data: CampaignData) -> list[Block]:
     blocks.append(
         Chart(
             "Tỷ lệ trả lời “Có” theo chỉ số PAPI (%)",
-            charts.horizontal_bars(
+            horizontal_bars(
                 [code for code, _ in items], values, target=data.thresholds["papi_pct_yes_min"]
             ),
         )
