@@ -570,3 +570,12 @@ def test_a_report_that_cannot_be_written_loses_no_workbook(
         "T-2024_U1.xlsx",
         "T-2024_U2.xlsx",
     ]
+
+
+@pytest.mark.slow
+def test_khaosat_demo_says_where_the_report_is(tmp_path: Path, prefect_harness: None) -> None:
+    demo = khaosat("demo", str(tmp_path / "demo"))
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    path = tmp_path / "demo" / "output" / "HN-2024_BAO_CAO.docx"
+    assert f"Report: {path}" in demo.stdout
+    assert "IV. NHỮNG VẤN ĐỀ CẦN QUAN TÂM VÀ KIẾN NGHỊ" in _body(path)
