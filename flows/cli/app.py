@@ -6,7 +6,7 @@ from typing import NoReturn
 
 import typer
 
-from flows.cli import run, serve, template
+from flows.cli import report, run, serve, template
 from flows.cli.alerts import alerts_app
 from flows.cli.status import status
 from flows.pipeline.processes import leave
@@ -23,6 +23,7 @@ app.command(name="serve")(serve.serve_command)
 app.command()(run.run)
 app.command()(run.rerun)
 app.command()(run.publish)
+app.command()(report.report)
 app.command()(template.template)
 app.command()(run.demo)
 

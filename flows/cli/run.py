@@ -155,6 +155,16 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
         console.print(f"Workbook: {path}")
     if feedback:
         console.print(f"Feedback for {len(feedback)} school(s) in {feedback[0].parent}")
+    print_report(settings)
+
+
+def print_report(settings: Settings) -> None:
+    """Say where the draft report is, if the publish wrote it."""
+    from flows.publish.report import report_path
+
+    path = report_path(settings.output, settings.campaign.id)
+    if path.exists():
+        console.print(f"Report: {path}")
 
 
 def demo(
@@ -168,7 +178,9 @@ def demo(
 
     config = generate_province(folder, seed=seed)
     console.print(f"Demo province written to {folder.resolve()}")
-    code = run_flow(read_config(config))
+    settings = read_config(config)
+    code = run_flow(settings)
+    print_report(settings)
     console.print(
         f"\nConfig: {config.resolve()}\nRe-run with: khaosat run --config {config.resolve()}"
     )

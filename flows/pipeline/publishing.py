@@ -9,12 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import logging
 from pathlib import Path
 
 from flows.pipeline.context import Context
 from flows.pipeline.tasks import build_marts, publish_feedback, publish_workbooks, raise_alerts
+from flows.privacy import mask_personal
+from flows.publish.report import report_path, write_report
 from warehouse import alerts as warehouse_alerts
 from warehouse import marts
+
+log = logging.getLogger(__name__)
 
 
 def publish_all(
@@ -28,7 +33,8 @@ def publish_all(
     """
     if skip_unchanged:
         stored = json.loads(marts.last_publish(ctx.engine, ctx.campaign_id) or "{}")
-        files = [Path(p) for p in stored.get("workbooks", []) + stored.get("feedback", [])]
+        kept = ("workbooks", "feedback", "report")
+        files = [Path(p) for key in kept for p in stored.get(key, [])]
         if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
             warehouse_alerts.mark_seen(ctx.engine, ctx.campaign_id, now)
             return None
@@ -39,9 +45,31 @@ def publish_all(
         "inputs": _publish_inputs(ctx, now),
         "workbooks": [str(p) for p in workbooks],
         "feedback": [str(p) for p in feedback],
+        # Recorded even when it failed, so that the next night writes the missing report again.
+        "report": [str(publish_report(ctx))],
     }
     marts.record_publish(ctx.engine, ctx.campaign_id, json.dumps(state, ensure_ascii=False))
     return workbooks, feedback
+
+
+def publish_report(ctx: Context) -> Path:
+    """Write the draft báo cáo after the workbooks; its path (one logged line if it failed)."""
+    s = ctx.settings
+    try:
+        return write_report(
+            ctx.engine,
+            s.campaign.id,
+            s.output,
+            ctx.questionnaires,
+            run_id=ctx.run_id,
+            thresholds=s.thresholds,
+            actions=s.actions,
+        )
+    except Exception as exc:  # noqa: BLE001 - the workbooks leadership reads are written: keep them
+        log.warning(
+            "the draft report was not written: %s", mask_personal(f"{type(exc).__name__}: {exc}")
+        )
+        return report_path(s.output, s.campaign.id)
 
 
 def _publish_inputs(ctx: Context, now: dt.datetime) -> str:

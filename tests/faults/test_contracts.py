@@ -53,6 +53,7 @@ COMMANDS = {
     "run": ["run"],
     "rerun": ["rerun", "--failed"],
     "publish": ["publish"],
+    "report": ["report"],
     "status": ["status"],
     "serve": ["serve"],
     "alerts": ["alerts", "list"],

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import docx
 import pytest
 from openpyxl import Workbook, load_workbook
 
@@ -119,9 +120,18 @@ def written_files(folder: Path) -> dict[str, str]:
             texts[str(rel)] = workbook_text(path)
         elif path.suffix == ".sqlite":
             texts[str(rel)] = warehouse_text(path)
+        elif path.suffix == ".docx":  # the draft report: its text, not its zipped bytes
+            texts[str(rel)] = report_text(path)
         else:  # sidecars, journals, anything else: as bytes would be searched
             texts[str(rel)] = path.read_bytes().decode("utf-8", "replace")
     return texts
+
+
+def report_text(path: Path) -> str:
+    """Every paragraph and table cell of a DOCX."""
+    doc = docx.Document(str(path))
+    cells = [c.text for table in doc.tables for row in table.rows for c in row.cells]
+    return "\n".join([p.text for p in doc.paragraphs] + cells)
 
 
 def unwrapped(text: str) -> str:
@@ -153,6 +163,7 @@ def test_a_night_quotes_no_email_or_phone_anywhere_but_says_what_was_there(
         **written_files(folder),
     }
     assert "khaosat.sqlite" in outputs and "output/feedback/S4.xlsx" in outputs
+    assert "output/T-2024_BAO_CAO.docx" in outputs
     for where, text in outputs.items():
         assert_nothing_leaks(where, text)
 

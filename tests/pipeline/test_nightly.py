@@ -244,6 +244,10 @@ def test_a_quiet_night_publishes_only_what_changed(province: Path) -> None:
     gone.unlink()
     rewritten = nightly.run(settings, as_of=AS_OF)
     assert rewritten.published and gone.exists()
+    # ... and so is a deleted draft report
+    report = settings.output / f"{settings.campaign.id}_BAO_CAO.docx"
+    report.unlink()
+    assert nightly.run(settings, as_of=AS_OF).published and report.exists()
 
     # a changed threshold changes tiers and alerts
     province.write_text(

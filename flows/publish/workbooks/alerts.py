@@ -93,8 +93,8 @@ def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshe
             (SCOPE_LABELS.get(a["scope"], a["scope"]), None),
             (a["scope_code"], None),
             (name, None),
-            (_subject_text(data, mask_personal(a["subject"] or "")), None),
-            (shown_value(a["value"], _alert_respondents(data, a)), unit_fmt),
+            (subject_text(data, mask_personal(a["subject"] or "")), None),
+            (shown_value(a["value"], alert_respondents(data, a)), unit_fmt),
             (a["threshold"], unit_fmt),
             (ALERT_STATUS_LABELS.get(a["status"], a["status"]), None),
             (to_seconds(a["first_seen_at"]), DATETIME_FORMAT),
@@ -152,7 +152,7 @@ def _item_text(data: CampaignData, questionnaire: str | None, code: str) -> str:
     return code
 
 
-def _subject_text(data: CampaignData, subject: str) -> str:
+def subject_text(data: CampaignData, subject: str) -> str:
     """An alert subject in words ("Tiểu học · Cha mẹ học sinh · Cơ sở vật chất, …"), with the
     subject itself kept in brackets for the officer who acknowledges it."""
     texts = data.lookups.subject_texts
@@ -176,7 +176,7 @@ def _describe_subject(data: CampaignData, subject: str) -> str:
     return text if text == subject else f"{text} ({subject})"
 
 
-def _alert_respondents(data: CampaignData, alert: Row) -> int | None:
+def alert_respondents(data: CampaignData, alert: Row) -> int | None:
     """How many respondents the alert's value was computed from, where it is an opinion
     figure (None otherwise: services are scored by a board, completeness has no answers).
 

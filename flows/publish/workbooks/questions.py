@@ -56,7 +56,7 @@ _QUESTION_WIDTHS = (8, 44, *([7, 7] * 5), 9, 10, 10, 9)
 _OTHER = "_OTHER"
 
 
-def _scope_questions(data: CampaignData, scope: Scope) -> dict[tuple[str, str], dict[str, Row]]:
+def scope_questions(data: CampaignData, scope: Scope) -> dict[tuple[str, str], dict[str, Row]]:
     """(level, questionnaire) -> question_code -> counts and figures of the scope.
 
     A unit's rows are its mart_unit_question rows as they are; the province's are the units'
@@ -94,7 +94,7 @@ def write_question_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Work
     )
     thresholds = data.thresholds
     width = _write_question_headers(ws, top)
-    questions = _scope_questions(data, scope)
+    questions = scope_questions(data, scope)
     row = top + 1
     first_data = row + 1
     for level, qcode in sorted(questions, key=lambda key: group_key(data, *key)):
