@@ -105,7 +105,7 @@ STATUS_HEADERS = (
     "Số giá trị bị loại",
     "Lần nạp thành công gần nhất",
 )
-_STATUS_WIDTHS = (11, 36, 20, 10, 10, 17)
+_STATUS_WIDTHS = (11, 32, 20, 10, 10, 17)
 #: A question's wording in the "Câu hỏi" column is cut to this many characters.
 _QUESTION_CHARS = 70
 
