@@ -134,7 +134,7 @@ def _write_form_title(ws: Worksheet, questionnaire: Questionnaire, width: int) -
         ws,
         2,
         1,
-        f"Mã phiếu: {questionnaire.code} · phiên bản {questionnaire.version} · "
+        f"Mẫu phiếu: {questionnaire.code} · phiên bản {questionnaire.version} · "
         f"người trả lời: {questionnaire.respondent}",
     )
     write_cell(ws, 3, 1, "Trường: ……………………………………    Mã trường: ……………", font=BOLD)

@@ -30,6 +30,7 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
@@ -56,6 +57,7 @@ from flows.publish.xlsx import (
     PCT_FORMAT,
     fit_row_heights,
     merge_cells,
+    portrait_width,
     safe_file_part,
     save_workbook,
     set_style,
@@ -345,12 +347,20 @@ def test_a_unit_coded_like_the_province_does_not_overwrite_it(
 
 
 @pytest.mark.slow
-def test_every_sheet_prints_a4_landscape_fitted_to_width_with_frozen_headers(
+def test_every_sheet_prints_a4_fitted_to_width_with_frozen_headers(
     books: dict[str, Path],
 ) -> None:
     wb = load_workbook(books["U1"])
     for ws in wb.worksheets:
-        assert ws.page_setup.orientation == "landscape"
+        # landscape exactly when the columns are wider than a portrait page
+        used = sum(
+            ws.column_dimensions[get_column_letter(c)].width or 8.43
+            for c in range(1, ws.max_column + 1)
+        )
+        wide = used > portrait_width()
+        assert ws.page_setup.orientation == ("landscape" if wide else "portrait"), ws.title
+        # the footer sits inside the bottom margin, with room for its line
+        assert ws.page_margins.bottom - ws.page_margins.footer >= 0.3
         assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4)
         assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
         assert ws.sheet_properties.pageSetUpPr.fitToPage
