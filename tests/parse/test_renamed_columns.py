@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from flows.parse.header import pair_renamed_columns
+from flows.parse.sheet import parse_table
 from schemas import load_questionnaires
+from schemas.records import SourceOutcome, Table
+from tests.factories import src
 
 Q = load_questionnaires()["CMHS_TH"]
 TC1 = "Thông tin tuyển sinh được cung cấp đầy đủ, kịp thời"
@@ -53,3 +56,23 @@ def test_a_stricter_cutoff_pairs_less() -> None:
     unknown = [(4, "Thông tin tuyển sinh kịp thời")]
     assert pair_renamed_columns(unknown, ["TC1"], Q, cutoff=0.6)
     assert not pair_renamed_columns(unknown, ["TC1"], Q, cutoff=0.95)
+
+
+def test_a_renamed_column_is_rejected_at_its_header_cell_and_named_in_the_drift_line() -> None:
+    headers = ["Dấu thời gian", "Lớp", "1. Thông tin tuyển sinh rõ ràng, đầy đủ, kịp thời", TC2]
+    table = Table("Câu trả lời", [headers, ["29/10/2024 9:05", "3A", "4", "5"]])
+    parsed = parse_table(table, Q, salt="s")
+    assert parsed.likely_renamed == {"C": "TC1"}
+    assert "TC1" in parsed.missing_questions and len(parsed.unknown_columns) == 1
+    (rejection,) = parsed.rejections.to_dict("records")
+    assert (rejection["scope"], rejection["row"], rejection["col"]) == ("column", 1, 3)
+    assert (rejection["question_code"], rejection["rule"]) == ("TC1", "renamed_column")
+    assert "cột C" in rejection["reason"] and "TC1" in rejection["reason"]
+    outcome = SourceOutcome(
+        src("S1", "CMHS_TH"),
+        "loaded",
+        unknown_columns=parsed.unknown_columns,
+        missing_questions=parsed.missing_questions,
+        likely_renamed=parsed.likely_renamed,
+    )
+    assert outcome.drift.endswith(": column C is probably TC1")

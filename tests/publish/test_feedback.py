@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from flows.publish.feedback import (
     feedback_path,
     write_feedback,
 )
-from flows.publish.labels import RULE_LABELS
+from flows.publish.labels import REASON_OTHER, RULE_LABELS, reason_label
 from flows.validate import fix_hint
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Fetched, School, Source
@@ -258,3 +259,32 @@ def test_nothing_to_fix_writes_nothing(engine: Engine, tmp_path: Path) -> None:
 )
 def test_mask_personal(raw: str | None, masked: str | None) -> None:
     assert mask_personal(raw) == masked
+
+
+def test_every_rule_a_school_can_meet_has_a_vietnamese_name() -> None:
+    suites = Path(__file__).resolve().parents[2] / "expectations"
+    rules = set(
+        re.findall(r'"rule": "([a-z_]+)"', "".join(p.read_text() for p in suites.glob("*.json")))
+    )
+    rules |= {"duplicate_response", "unreadable_timestamp", "formula_without_value"}
+    rules |= {"control_characters", "source_unusable", "unknown_column", "missing_question"}
+    rules.add("renamed_column")
+    assert rules - RULE_LABELS.keys() == set()
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("S5.xlsx: not a spreadsheet (unrecognised binary content)", "Tệp không phải là bảng tính"),
+        ("a.csv: text in an unknown encoding (byte 1); save it as 'CSV UTF-8'", "Tệp CSV không"),
+        ("a.xlsx: the file is password-protected", "Tệp có đặt mật khẩu"),
+        ("a.xlsx: damaged file (only 12 bytes: cut off?)", "Tệp bị hỏng"),
+        ("Tệp_Đông.xlsx: the file is empty", "Tệp rỗng"),
+        ("sheet 'X': no header row of CMHS_TH (…) in the first 30 rows", "Không tìm thấy dòng"),
+        ("something new went wrong", REASON_OTHER),
+    ],
+)
+def test_a_file_failure_is_told_in_vietnamese(message: str, expected: str) -> None:
+    assert reason_label("source_unusable", message).startswith(expected)
+    # reasons of the suites and the parser are Vietnamese already
+    assert reason_label("likert_unreadable", "Không phải mức 1-5") == "Không phải mức 1-5"
