@@ -1,5 +1,8 @@
 """Vietnamese labels of the published workbooks: levels, Likert answers, dimensions, sheet
-names, thresholds, alert severities and statuses, ledger states."""
+names, thresholds, alert severities and statuses, ledger states; the feedback's rule names
+and reasons."""
+
+import re
 
 #: Level codes (schools.csv) in report order, with the names leadership reads.
 LEVEL_LABELS: dict[str, str] = {
@@ -165,6 +168,7 @@ _REASON_PATTERNS: tuple[tuple[str, str], ...] = (
     ("not answering", "Không đọc được tệp do ổ đĩa hoặc mạng không phản hồi"),
     ("google", "Không tải được bảng tính Google"),
 )
+_FOUND = re.compile(r"(?:; found|\(first cells:) (.+?)\)?$")
 #: A message no pattern knows.
 REASON_OTHER = "Không đọc được tệp"
 
@@ -181,6 +185,11 @@ def reason_label(rule: str, reason: str) -> str:
     folded = reason.casefold()
     for pattern, label in _REASON_PATTERNS:
         if pattern in folded:
+            # A sheet without the form's headers: what its first cells hold (quoted, masked)
+            # shows the school which sheet or file it sent instead.
+            found = _FOUND.search(reason)
+            if found and found.group(1) != "no text at all":
+                return f"{label}; các ô đầu tiên: {found.group(1)}"
             return label
     return REASON_OTHER
 

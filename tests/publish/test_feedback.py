@@ -281,6 +281,12 @@ def test_every_rule_a_school_can_meet_has_a_vietnamese_name() -> None:
         ("a.xlsx: damaged file (only 12 bytes: cut off?)", "Tệp bị hỏng"),
         ("Tệp_Đông.xlsx: the file is empty", "Tệp rỗng"),
         ("sheet 'X': no header row of CMHS_TH (…) in the first 30 rows", "Không tìm thấy dòng"),
+        (
+            "sheet 'X': no header row of CMHS_TH (…) in the first 30 rows; expected headers "
+            "such as 'A'; found '[email]', 'Lớp'",
+            "Không tìm thấy dòng tiêu đề của mẫu phiếu trong trang tính; các ô đầu tiên: "
+            "'[email]', 'Lớp'",
+        ),
         ("something new went wrong", REASON_OTHER),
     ],
 )
