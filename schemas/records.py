@@ -135,6 +135,8 @@ class Parsed:
     personal_columns: list[str] = field(default_factory=list)
     #: template drift: question code -> the header the sheet uses instead of the form's words.
     renamed_questions: dict[str, str] = field(default_factory=dict)
+    #: unknown columns that are probably a missing question renamed: column letter -> code.
+    likely_renamed: dict[str, str] = field(default_factory=dict)
 
 
 class SourceError(Exception):
@@ -161,17 +163,27 @@ class SourceOutcome:
     missing_questions: list[str] = field(default_factory=list)
     #: question code -> the header the sheet uses instead of the form's wording.
     renamed_questions: dict[str, str] = field(default_factory=dict)
+    #: unknown columns that are probably a missing question renamed: column letter -> code.
+    likely_renamed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def drift(self) -> str:
-        """Template drift in a few words: questions renamed, columns added, questions missing."""
+        """Template drift in a few words: questions renamed, columns added, questions missing,
+        and which added column is probably which missing question ("column E is probably
+        TC1")."""
         parts = [
             f"{len(self.renamed_questions)} renamed" if self.renamed_questions else "",
             f"{len(self.unknown_columns)} added" if self.unknown_columns else "",
             f"{len(self.missing_questions)} missing" if self.missing_questions else "",
         ]
-        return ", ".join(p for p in parts if p)
+        text = ", ".join(p for p in parts if p)
+        if self.likely_renamed:
+            text += ": " + ", ".join(
+                f"column {letter} is probably {code}"
+                for letter, code in self.likely_renamed.items()
+            )
+        return text
 
 
 @dataclass

@@ -8,6 +8,7 @@ any title block.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Sequence
@@ -91,6 +92,8 @@ class HeaderMatch:
     #: header texts of dropped personal columns (the e-mail column included).
     personal: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    #: column index of each ``unknown`` header, in the same order.
+    unknown_cols: list[int] = field(default_factory=list)
     #: item code -> header text as found.
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -246,6 +249,7 @@ def match_headers(headers: Sequence[Cell], questionnaire: Questionnaire) -> Head
             match.personal.append(text)
         elif key not in _IGNORED_HEADERS:
             match.unknown.append(text)
+            match.unknown_cols.append(col)
     return match
 
 
@@ -361,6 +365,75 @@ def renamed_questions(parsed: Parsed, questionnaire: Questionnaire) -> dict[str,
         if header_key(header) not in canonical:
             renamed[code] = header
     return renamed
+
+
+#: How alike (difflib's ratio, 0–1, over folded, unaccented words) an unknown header and a
+#: missing question's wording must be to be called a renamed column: an edited wording, a
+#: dropped or added word, a number in front, a typo keep it above; another question of the
+#: same form falls below.
+RENAME_CUTOFF = 0.6
+
+
+@dataclass(frozen=True)
+class RenamedColumn:
+    """A column whose header matched no question, paired with the missing question it most
+    resembles: probably the same question, renamed."""
+
+    #: column index (0-based) in the sheet.
+    col: int
+    header: str
+    question_code: str
+    #: the question's wording in the form.
+    question_text: str
+    similarity: float
+
+
+def _similarity(header: str, item: Item) -> float:
+    found = loose(header_key(header))
+    wordings = [item.text, *item.aliases]
+    if item.grid:
+        wordings.append(f"{item.grid} [{item.text}]")
+    return max(
+        difflib.SequenceMatcher(None, found, loose(header_key(w)), autojunk=False).ratio()
+        for w in wordings
+    )
+
+
+def pair_renamed_columns(
+    unknown: Sequence[tuple[int, str]],
+    missing: Sequence[str],
+    questionnaire: Questionnaire,
+    cutoff: float = RENAME_CUTOFF,
+) -> list[RenamedColumn]:
+    """Pair each unknown column ``(index, header)`` with the missing question it most resembles.
+
+    Similarity is difflib's ratio between the header and the question's wording, each alias
+    and its grid header, compared as matching compares (numbering stripped, case and accents
+    folded). The most alike pairs are taken first, each column and each question at most once,
+    and none below ``cutoff``. Returned in column order.
+    """
+    items = items_by_code(questionnaire)
+    wanted = [items[code] for code in missing if code in items]
+    scored = sorted(
+        (
+            (-_similarity(header, item), col, n, header, item)
+            for col, header in unknown
+            for n, item in enumerate(wanted)
+        ),
+        key=lambda t: t[:3],
+    )
+    used_cols: set[int] = set()
+    used_codes: set[str] = set()
+    pairs: list[RenamedColumn] = []
+    for negative, col, _, header, item in scored:
+        if -negative < cutoff:
+            break
+        if col in used_cols or item.code in used_codes:
+            continue
+        used_cols.add(col)
+        used_codes.add(item.code)
+        pairs.append(RenamedColumn(col, header, item.code, item.text, round(-negative, 3)))
+    return sorted(pairs, key=lambda p: p.col)
 
 
 def items_by_code(questionnaire: Questionnaire) -> dict[str, Item]:

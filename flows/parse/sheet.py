@@ -28,13 +28,14 @@ from flows.parse.header import (
     find_header_row,
     items_by_code,
     match_headers,
+    pair_renamed_columns,
     renamed_questions,
 )
 from flows.parse.normalise import cell_text, fold, is_blank, parse_timestamps
 from flows.privacy import mask_personal
 from flows.read.cells import FormulaWithoutValue
 from schemas.questionnaire import Questionnaire
-from schemas.records import REJECTION_COLUMNS, Cell, Parsed, Table
+from schemas.records import REJECTION_COLUMNS, Cell, Parsed, Table, column_letter
 
 #: question_code of rejections about the timestamp column.
 TIMESTAMP = "TIMESTAMP"
@@ -48,6 +49,13 @@ REASON_CONTROL = (
 )
 REASON_UNREADABLE_TIMESTAMP = "Không đọc được dấu thời gian"
 REASON_FORMULA = "công thức không có giá trị"
+#: An unknown column paired with the missing question it most resembles (pair_renamed_columns):
+#: one rejection at its header cell, so the school is pointed at the cell to rename.
+RULE_RENAMED_COLUMN = "renamed_column"
+REASON_RENAMED_COLUMN = (
+    "Tiêu đề cột {column} không khớp câu hỏi nào; có lẽ là câu hỏi {code} đã bị đổi tiêu đề. "
+    "Câu trả lời trong cột chưa được tổng hợp"
+)
 
 
 _TOTALS = {"tổng", "tổng cộng", "cộng", "tổng số", "total"}
@@ -278,6 +286,22 @@ def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed
     kept_idx, response_no = _kept(cells, match, considered, rejections)
     _reject_formulas(cells, match, kept_idx, response_no, rejections)
     _note_cells(table, header_idx, match, response_no, rejections)
+    missing = _missing(questionnaire, match)
+    renamed_columns = pair_renamed_columns(
+        list(zip(match.unknown_cols, match.unknown, strict=True)), missing, questionnaire
+    )
+    for pair in renamed_columns:
+        letter = column_letter(pair.col + 1)
+        rejections.add(
+            "column",
+            -1,  # the header row
+            pair.col,
+            pair.question_code,
+            mask_personal(pair.header),
+            RULE_RENAMED_COLUMN,
+            REASON_RENAMED_COLUMN.format(column=letter, code=pair.question_code),
+            None,
+        )
     parsed = Parsed(
         questionnaire=questionnaire.code,
         sheet=table.name,
@@ -285,7 +309,8 @@ def parse_table(table: Table, questionnaire: Questionnaire, salt: str) -> Parsed
         columns=dict(match.headers),
         # quoted in the ledger, status and feedback: an e-mail typed as a header is masked
         unknown_columns=[mask_personal(text) for text in match.unknown],
-        missing_questions=_missing(questionnaire, match),
+        missing_questions=missing,
+        likely_renamed={column_letter(p.col + 1): p.question_code for p in renamed_columns},
         responses=_responses(cells, match, questionnaire, kept_idx, response_no, salt, rejections),
         answers=_answers(cells, match, questionnaire, kept_idx, response_no, first_row),
         rejections=rejections.frame(),

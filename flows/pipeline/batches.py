@@ -132,6 +132,7 @@ class Tracker:
                 unknown_columns=list(parsed.unknown_columns),
                 missing_questions=list(parsed.missing_questions),
                 renamed_questions=dict(parsed.renamed_questions),
+                likely_renamed=dict(parsed.likely_renamed),
             )
         )
 

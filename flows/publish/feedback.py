@@ -27,17 +27,23 @@ from openpyxl.utils import column_index_from_string
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.privacy import mask_personal
+from flows.publish.labels import COLUMN_LABELS, reason_label, rule_label
 from flows.publish.xlsx import (
     BOLD,
     BOX,
     DATETIME_FORMAT,
     FEEDBACK_HEADER_FILL,
     INT_FORMAT,
+    PLAIN,
     TITLE,
     WRAP,
     WRAP_CENTER,
+    WRAP_MIDDLE,
+    merge_cells,
+    print_setup,
     safe_file_part,
     save_workbook,
+    set_style,
     write_cell,
 )
 from flows.validate import fix_hint
@@ -50,6 +56,8 @@ FEEDBACK_DIR = "feedback"
 #: Rules that are not in any expectation suite (parse, load, and this module's own rows).
 RULE_UNKNOWN_COLUMN = "unknown_column"
 RULE_MISSING_QUESTION = "missing_question"
+#: A column parse paired with a missing question (flows.parse.header.pair_renamed_columns).
+RULE_RENAMED_COLUMN = "renamed_column"
 FIX_HINTS: dict[str, str] = {
     "source_unusable": "Mở tệp bằng Excel hoặc Google Trang tính để kiểm tra tệp đọc được và "
     "có dữ liệu; lưu đúng định dạng (.xlsx, .xls, .ods hoặc .csv UTF-8) rồi nộp lại.",
@@ -72,31 +80,34 @@ REASON_UNKNOWN_COLUMN = (
 REASON_MISSING_QUESTION = "Không tìm thấy cột của câu hỏi này trong tệp"
 
 ISSUES_SHEET = "Lỗi cần sửa"
+#: The issues table, narrow enough to print one A4 landscape page wide at a readable size:
+#: the long texts wrap; the rule's code sits last, narrow, for the data officer.
 ISSUES_HEADERS = (
     "STT",
-    "Phiếu",
+    "Mẫu phiếu",
     "Tệp",
     "Trang tính",
     "Ô",
-    "Dòng",
     "Câu hỏi",
     "Giá trị trong tệp",
-    "Mã lỗi",
     "Lý do",
     "Cách sửa",
+    "Loại lỗi (mã)",
 )
-_ISSUES_WIDTHS = (6, 12, 28, 22, 8, 8, 12, 30, 20, 45, 60)
+_ISSUES_WIDTHS = (5, 11, 22, 14, 8, 20, 18, 28, 34, 16)
 
 STATUS_SHEET = "Tình trạng nộp"
 STATUS_HEADERS = (
-    "Phiếu",
-    "Tên phiếu",
+    "Mẫu phiếu",
+    "Tên mẫu phiếu",
     "Tình trạng",
     "Số phiếu hợp lệ",
     "Số giá trị bị loại",
     "Lần nạp thành công gần nhất",
 )
-_STATUS_WIDTHS = (12, 45, 28, 14, 16, 22)
+_STATUS_WIDTHS = (11, 32, 20, 10, 10, 17)
+#: A question's wording in the "Câu hỏi" column is cut to this many characters.
+_QUESTION_CHARS = 70
 
 #: mart_completeness.status as a school reads it.
 STATUS_LABELS = {
@@ -121,11 +132,43 @@ class Issue:
     raw_value: str | None
     rule: str
     reason: str
+    #: the question's wording in the form, when the issue is about a question.
+    question_text: str | None = None
 
     @property
     def hint(self) -> str:
-        """How to fix it (Vietnamese): the suite's hint for its rule, else FIX_HINTS'."""
+        """How to fix it (Vietnamese): a renamed column's new header, else the suite's hint for
+        its rule, else FIX_HINTS'."""
+        if self.rule == RULE_RENAMED_COLUMN and self.cell and self.question_text:
+            letters = "".join(ch for ch in self.cell if ch.isalpha())
+            return (
+                f"Đổi tiêu đề cột {letters} thành «{self.question_text}» (đúng như mẫu phiếu "
+                "của Sở) rồi nộp lại; câu trả lời trong cột sẽ được tổng hợp."
+            )
         return fix_hint(self.rule) or FIX_HINTS.get(self.rule, "")
+
+    @property
+    def place(self) -> str:
+        """Where in the sheet: the cell, else the row, else "" (the whole file)."""
+        if self.cell and any(ch.isalpha() for ch in self.cell):
+            return self.cell
+        return f"Dòng {self.row_number}" if self.row_number is not None else ""
+
+    @property
+    def question(self) -> str:
+        """The question as the school knows it: its code and the start of its wording, or the
+        name of a column that is not a question (Dấu thời gian)."""
+        code = self.question_code
+        if not code:
+            return ""
+        if code in COLUMN_LABELS:
+            return COLUMN_LABELS[code]
+        if not self.question_text:
+            return code
+        text = self.question_text
+        if len(text) > _QUESTION_CHARS:
+            text = text[: _QUESTION_CHARS - 1].rstrip() + "…"
+        return f"{code}: {text}"
 
     def sort_key(self) -> tuple[Any, ...]:
         """Where the school meets the issue in its file."""
@@ -204,11 +247,23 @@ def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
     successful load, its unknown columns and missing questions.
     """
     rows = read_feedback_rows(engine, campaign_id)
+    texts = rows.question_texts
     issues: dict[str, list[Issue]] = defaultdict(list)
+    renamed: set[tuple[str, str, str]] = set()
     for r in rows.quarantine:
-        issues[r["school_code"]].append(_rejected_issue(r))
+        issue = _rejected_issue(r, texts)
+        issues[r["school_code"]].append(issue)
+        if issue.rule == RULE_RENAMED_COLUMN:
+            # The column and the question it pairs are told once, by this row.
+            renamed.add((r["school_code"], issue.questionnaire, issue.raw_value or ""))
+            renamed.add((r["school_code"], issue.questionnaire, issue.question_code or ""))
     for r in rows.loads:
-        found = _load_issues(r, rows.question_texts)
+        found = [
+            issue
+            for issue in _load_issues(r, texts)
+            if (r["school_code"], issue.questionnaire, issue.raw_value or issue.question_code)
+            not in renamed
+        ]
         if found:  # a school with nothing to fix gets no workbook
             issues[r["school_code"]].extend(found)
     if not issues:
@@ -239,7 +294,7 @@ def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
     ]
 
 
-def _rejected_issue(r: Row) -> Issue:
+def _rejected_issue(r: Row, texts: dict[tuple[str, str], str]) -> Issue:
     """A quarantine row as an issue."""
     # A failure's message starts with "<school> <location>: " for the run log; the workbook
     # has its own columns for those.
@@ -253,6 +308,7 @@ def _rejected_issue(r: Row) -> Issue:
         raw_value=mask_personal(r["raw_value"]),
         rule=r["rule"],
         reason=r["reason"].removeprefix(f"{r['school_code']} {r['location']}: "),
+        question_text=texts.get((r["questionnaire"], r["question_code"] or "")),
     )
 
 
@@ -281,9 +337,10 @@ def _load_issues(r: Row, texts: dict[tuple[str, str], str]) -> list[Issue]:
             cell=None,
             row_number=None,
             question_code=code,
-            raw_value=texts.get((r["questionnaire"], code)),
+            raw_value=None,
             rule=RULE_MISSING_QUESTION,
             reason=REASON_MISSING_QUESTION,
+            question_text=texts.get((r["questionnaire"], code)),
         )
         for code in _json_list(r["missing_questions"])
     ]
@@ -297,21 +354,19 @@ def _load_issues(r: Row, texts: dict[tuple[str, str], str]) -> list[Issue]:
 def _title(ws: Worksheet, feedback: SchoolFeedback, subtitle: str, width: int) -> int:
     """Title block; returns the header row."""
     write_cell(ws, 1, 1, f"{feedback.school_name} ({feedback.school_code})", font=TITLE)
+    ws.row_dimensions[1].height = 22  # room for the marks above Vietnamese capitals
     write_cell(ws, 2, 1, feedback.campaign_name, font=BOLD)
-    write_cell(ws, 3, 1, subtitle)
+    set_style(write_cell(ws, 3, 1, subtitle, font=PLAIN), alignment=WRAP)
     for r in (1, 2, 3):
-        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
+        merge_cells(ws, r, 1, r, width)
     return 5
 
 
 def _header(ws: Worksheet, row: int, headers: Sequence[str], widths: Sequence[int]) -> None:
     for col, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
         cell = write_cell(ws, row, col, text, font=BOLD)
-        cell.fill = FEEDBACK_HEADER_FILL
-        cell.alignment = WRAP_CENTER
-        cell.border = BOX
+        set_style(cell, fill=FEEDBACK_HEADER_FILL, alignment=WRAP_CENTER, border=BOX)
         ws.column_dimensions[column_letter(col)].width = width
-    ws.freeze_panes = ws.cell(row=row + 1, column=1)
 
 
 def write_issues_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
@@ -333,29 +388,28 @@ def write_issues_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
             issue.questionnaire,
             issue.file,
             issue.sheet,
-            issue.cell,
-            issue.row_number,
-            issue.question_code,
+            issue.place,
+            issue.question,
             issue.raw_value,
-            issue.rule,
-            issue.reason,
+            reason_label(issue.rule, issue.reason),
             issue.hint,
+            # the rule's name, and its code for the data officer
+            f"{rule_label(issue.rule)}\n({issue.rule})",
         )
         for col, value in enumerate(values, start=1):
-            cell = write_cell(ws, row, col, value)
-            cell.border = BOX
-            cell.alignment = WRAP
+            set_style(write_cell(ws, row, col, value, font=PLAIN), border=BOX, alignment=WRAP)
     if feedback.issues:
         ws.auto_filter.ref = f"A{header_row}:{column_letter(len(ISSUES_HEADERS))}{row}"
-    ws.page_setup.orientation = "landscape"
-    ws.print_title_rows = f"{header_row}:{header_row}"
+    print_setup(ws, (header_row, header_row), f"A{header_row + 1}", landscape=True)
     return ws
 
 
 def write_status_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
     """Sheet "Tình trạng nộp": the school's submission status per questionnaire."""
     ws = wb.create_sheet(STATUS_SHEET)
-    header_row = _title(ws, feedback, "Tình trạng nộp dữ liệu theo từng phiếu", len(STATUS_HEADERS))
+    header_row = _title(
+        ws, feedback, "Tình trạng nộp dữ liệu theo từng mẫu phiếu", len(STATUS_HEADERS)
+    )
     _header(ws, header_row, STATUS_HEADERS, _STATUS_WIDTHS)
     row = header_row
     for sub in feedback.submissions:
@@ -369,9 +423,11 @@ def write_status_sheet(wb: Workbook, feedback: SchoolFeedback) -> Worksheet:
             (sub.last_loaded_at, DATETIME_FORMAT),
         )
         for col, (value, fmt) in enumerate(values, start=1):
-            write_cell(ws, row, col, value, number_format=fmt).border = BOX
+            cell = write_cell(ws, row, col, value, number_format=fmt, font=PLAIN)
+            set_style(cell, border=BOX, alignment=WRAP_MIDDLE)
     if not feedback.submissions:
         write_cell(ws, header_row + 1, 1, "Chưa có thông tin nộp của trường trong đợt này.")
+    print_setup(ws, (header_row, header_row), f"A{header_row + 1}")
     return ws
 
 

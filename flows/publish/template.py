@@ -30,7 +30,7 @@ from flows.publish.xlsx import (
     TITLE,
     WRAP,
     WRAP_CENTER,
-    fit_row_heights,
+    print_setup,
     save_workbook,
     write_cell,
 )
@@ -71,9 +71,6 @@ SERVICE_EXAMPLES = (
     ),
     ("Tự nguyện", "tài trợ, quỹ Đoàn/Đội, quỹ Ban đại diện cha mẹ học sinh"),
 )
-
-#: Forms up to this many columns print fitted to the page width.
-_FIT_COLUMNS = 14
 
 
 def form_items(questionnaire: Questionnaire) -> list[Item]:
@@ -126,7 +123,7 @@ def _write_form(ws: Worksheet, questionnaire: Questionnaire, n_rows: int) -> Non
     _write_header_and_numbers(ws, form_headers(questionnaire), first, last)
     _write_answer_columns(ws, items, first, last)
     ws.freeze_panes = ws.cell(row=first, column=2)
-    _form_page_setup(ws, width)
+    _form_page_setup(ws)
 
 
 def _write_form_title(ws: Worksheet, questionnaire: Questionnaire, width: int) -> None:
@@ -137,7 +134,7 @@ def _write_form_title(ws: Worksheet, questionnaire: Questionnaire, width: int) -
         ws,
         2,
         1,
-        f"Mã phiếu: {questionnaire.code} · phiên bản {questionnaire.version} · "
+        f"Mẫu phiếu: {questionnaire.code} · phiên bản {questionnaire.version} · "
         f"người trả lời: {questionnaire.respondent}",
     )
     write_cell(ws, 3, 1, "Trường: ……………………………………    Mã trường: ……………", font=BOLD)
@@ -215,29 +212,16 @@ def _write_answer_columns(ws: Worksheet, items: list[Item], first: int, last: in
             cell.number_format = "@" if item.kind == "text" else "General"
 
 
-def _form_page_setup(ws: Worksheet, width: int) -> None:
-    """Print setup of the form.
-
-    A form thirty questions wide is unreadable shrunk to one page: it prints across pages at a
-    readable scale, each page repeating the header rows and the STT column. A narrow form
-    (PAPI, service review) fits the page width.
-    """
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape"
-    if width <= _FIT_COLUMNS:
-        ws.page_setup.fitToWidth = 1
-        ws.page_setup.fitToHeight = 0
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
-    else:
-        ws.page_setup.scale = 70
-        ws.print_title_cols = "A:A"
-    ws.print_title_rows = f"{HEADER_ROW - 1}:{HEADER_ROW}"
+def _form_page_setup(ws: Worksheet) -> None:
+    """Print setup of the form: one A4 landscape page wide (answers are short: the columns are
+    narrow and the question headers wrap), the header rows on every page."""
+    print_setup(ws, (HEADER_ROW - 1, HEADER_ROW), None, landscape=True)
 
 
 def _width(item: Item) -> float:
     if item.kind == "text":
-        return 28 if item.code in ("Y_KIEN", "DICH_VU") or "DICH_VU" in item.code else 14
-    return 18 if item.kind == "likert" else 14
+        return 24 if item.code in ("Y_KIEN", "DICH_VU") or "DICH_VU" in item.code else 12
+    return 12
 
 
 def _validation(kind: str) -> DataValidation:
@@ -278,12 +262,7 @@ def _write_guide(ws: Worksheet, questionnaire: Questionnaire, n_rows: int) -> No
     _write_column_table(ws, questionnaire, row + 2)
     for letter, column_width in zip("ABCDE", (8, 14, 60, 28, 78), strict=True):
         ws.column_dimensions[letter].width = column_width
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    fit_row_heights(ws)
+    print_setup(ws, None, None)
 
 
 def _guide_steps(review: bool, n_rows: int) -> list[str]:

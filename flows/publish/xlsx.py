@@ -46,10 +46,16 @@ VALUE_FORMAT = "#,##0.0#"
 DATE_FORMAT = "dd/mm/yyyy"
 DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
 
-BOLD = Font(bold=True)
-ITALIC = Font(italic=True, color="595959")
-TITLE = Font(bold=True, size=14)
-SECTION = Font(bold=True, size=12, color="1F4E78")
+#: Every font the project writes is named: Calibri has every Vietnamese letter, Excel has it, and
+#: LibreOffice prints it with Carlito (Debian: fonts-crosextra-carlito), a font with Calibri's
+#: metrics, so a page breaks in the same place in both. An unnamed font is printed by
+#: LibreOffice in its own default face, wider, and the page no longer fits.
+FONT_NAME = "Calibri"
+PLAIN = Font(name=FONT_NAME, size=11)
+BOLD = Font(name=FONT_NAME, size=11, bold=True)
+ITALIC = Font(name=FONT_NAME, size=11, italic=True, color="595959")
+TITLE = Font(name=FONT_NAME, bold=True, size=14)
+SECTION = Font(name=FONT_NAME, bold=True, size=12, color="1F4E78")
 HEADER_FILL = PatternFill("solid", start_color="DDEBF7")
 GROUP_FILL = PatternFill("solid", start_color="F2F2F2")
 #: The header of a school's feedback file: orange, apart from the leadership blue.
@@ -72,7 +78,10 @@ TIER_STYLE = {
 }
 #: The "Mức" cell of a red or amber alert: the tier's fill, its font in bold.
 SEVERITY_STYLE = {
-    tier: (PatternFill("solid", start_color=fill, end_color=fill), Font(color=font, bold=True))
+    tier: (
+        PatternFill("solid", start_color=fill, end_color=fill),
+        Font(name=FONT_NAME, size=11, color=font, bold=True),
+    )
     for tier, (fill, font, _) in TIER_STYLE.items()
 }
 
@@ -348,20 +357,116 @@ def _column_width(ws: Worksheet, col: int) -> float:
     return float(width) if width else 8.43
 
 
-def print_setup(ws: Worksheet, header_rows: tuple[int, int] | None, freeze: str | None) -> None:
-    """A4 landscape, fitted to the page width, header rows repeated on every page; rows with
-    wrapped text made tall enough to show it."""
+#: Paper: A4 is 8.27 x 11.69 in. Column-width units (one "0" of Calibri 11) per inch of paper.
+_A4_SHORT, _A4_LONG = 8.27, 11.69
+_UNITS_PER_INCH = 13.7
+_SIDE_MARGIN = 0.4
+#: The header and footer sit 0.3 in from the paper's edge, in a 0.75 in margin: room for a
+#: 9 pt line and a gap, so neither is cut by the printable area nor overlaps the table.
+_TOP_BOTTOM_MARGIN = 0.75
+_HEADER_FOOTER_MARGIN = 0.3
+#: A table column grows to fit its longest text up to this width; longer text wraps.
+MAX_COLUMN_WIDTH = 50.0
+
+
+def portrait_width() -> float:
+    """Column-width units that fit across an A4 portrait page between the margins."""
+    return (_A4_SHORT - 2 * _SIDE_MARGIN) * _UNITS_PER_INCH
+
+
+def fit_columns(ws: Worksheet, cap: float = MAX_COLUMN_WIDTH) -> None:
+    """Widen each column to its longest table cell (a bordered cell), up to ``cap``; a text
+    longer than ``cap`` wraps instead ("Trung học phổ thông" is never cut to "…phổ thôn").
+
+    Titles and notes (unbordered) may run across the page and do not count; wrapped cells keep
+    the width they were given and grow in height (:func:`fit_row_heights`).
+    """
+    wb = ws.parent
+    alignments, fonts = wb._alignments, wb._fonts
+    merged = {
+        (row, col)
+        for rng in ws.merged_cells.ranges
+        for row in range(rng.min_row, rng.max_row + 1)
+        for col in range(rng.min_col, rng.max_col + 1)
+    }
+    wrap_later: list[Cell] = []
+    needs: dict[int, float] = {}
+    for row in ws.iter_rows():
+        for cell in row:
+            value = cell.value
+            style = cell._style
+            if value is None or style is None or style.borderId == 0:
+                continue
+            if (cell.row, cell.column) in merged or alignments[style.alignmentId].wrap_text:
+                continue
+            text = value if isinstance(value, str) else _shown(value)
+            need = _text_width(text, bold=bool(fonts[style.fontId].b)) + 2.0
+            if need > cap and isinstance(value, str):
+                wrap_later.append(cell)
+                need = cap
+            needs[cell.column] = max(needs.get(cell.column, 0.0), need)
+    for col, need in needs.items():
+        if need > _column_width(ws, col):
+            ws.column_dimensions[column_letter(col)].width = round(need, 1)
+    for cell in wrap_later:
+        old = alignments[_style_array(cell).alignmentId]
+        set_style(cell, alignment=_wrapped(old.horizontal, old.vertical))
+
+
+@functools.lru_cache(maxsize=64)
+def _wrapped(horizontal: str | None, vertical: str | None) -> Alignment:
+    # One object per kind, so set_style finds it by identity.
+    return Alignment(horizontal=horizontal, vertical=vertical or "center", wrap_text=True)
+
+
+def _shown(value: Any) -> str:
+    """Roughly what a number or date looks like in its cell."""
+    if isinstance(value, dt.datetime):
+        return "00/00/0000 00:00"
+    if isinstance(value, dt.date):
+        return "00/00/0000"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _used_width(ws: Worksheet) -> float:
+    return sum(_column_width(ws, col) for col in range(1, ws.max_column + 1))
+
+
+def print_setup(
+    ws: Worksheet,
+    header_rows: tuple[int, int] | None,
+    freeze: str | None,
+    *,
+    landscape: bool | None = None,
+) -> None:
+    """Make ``ws`` print on A4, one page wide, as leadership and schools read it.
+
+    Table columns widened to their content (:func:`fit_columns`), rows with wrapped text made
+    tall enough to show it, fitted to the page width (as many pages down as the rows need),
+    landscape when the table is wider than a portrait page (or as ``landscape`` says), header
+    rows repeated on every page, and a footer with the sheet's name and the page number inside
+    margins that keep it whole.
+    """
+    fit_columns(ws)
     fit_row_heights(ws)
+    if landscape is None:
+        landscape = _used_width(ws) > portrait_width()
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape"
+    ws.page_setup.orientation = "landscape" if landscape else "portrait"
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    margins = ws.page_margins
+    margins.left = margins.right = _SIDE_MARGIN
+    margins.top = margins.bottom = _TOP_BOTTOM_MARGIN
+    margins.header = margins.footer = _HEADER_FOOTER_MARGIN
     ws.print_options.horizontalCentered = True
-    ws.oddFooter.left.text = "&A"
-    ws.oddFooter.right.text = "Trang &P / &N"
+    for part, text in ((ws.oddFooter.left, "&A"), (ws.oddFooter.right, "Trang &P / &N")):
+        part.text = text
+        part.font = f"{FONT_NAME},Regular"
+        part.size = 9
     if header_rows is not None:
         ws.print_title_rows = f"{header_rows[0]}:{header_rows[1]}"
     if freeze is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from flows.publish.feedback import (
     feedback_path,
     write_feedback,
 )
+from flows.publish.labels import REASON_OTHER, RULE_LABELS, reason_label
 from flows.validate import fix_hint
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Fetched, School, Source
@@ -139,41 +141,56 @@ def issue_rows(path: Path) -> list[dict[str, Any]]:
     return [dict(zip(ISSUES_HEADERS, r, strict=True)) for r in rows[header + 1 :]]
 
 
+def rule(row: dict[str, Any]) -> str:
+    """The rule's code, from "name\n(code)"."""
+    return str(row["Loại lỗi (mã)"]).rsplit("(", 1)[-1].rstrip(")")
+
+
+def question_code(row: dict[str, Any]) -> str | None:
+    """The question's code, from "code: wording"."""
+    return str(row["Câu hỏi"]).split(":")[0] if row["Câu hỏi"] else None
+
+
 def test_feedback_names_every_rejected_cell(warehouse: Engine, tmp_path: Path) -> None:
     written = write_feedback(warehouse, C, tmp_path)
     assert written == [feedback_path(tmp_path, "S1"), feedback_path(tmp_path, "S2")]
     assert written[0] == tmp_path / "feedback" / "S1.xlsx"
 
     rows = issue_rows(written[0])
-    where = [(r["Ô"], r["Dòng"], r["Câu hỏi"], r["Mã lỗi"]) for r in rows]
+    where = [(r["Ô"], question_code(r), rule(r)) for r in rows]
     # sheet order: row 3 (D3, E3), 5 (AA5), 6 (the duplicate row), 7 (F7), then the file's columns
     assert where == [
-        ("D3", 3, "A1", "likert_unreadable"),
-        ("E3", 3, "B1", "likert_unreadable"),
-        ("AA5", 5, "CHUNG", "likert_out_of_range"),
-        (None, 6, None, "duplicate_response"),
-        ("F7", 7, "CHUNG", "likert_unreadable"),
-        (None, None, "B1", "missing_question"),
-        (None, None, None, "unknown_column"),
+        ("D3", "A1", "likert_unreadable"),
+        ("E3", "B1", "likert_unreadable"),
+        ("AA5", "CHUNG", "likert_out_of_range"),
+        ("Dòng 6", None, "duplicate_response"),
+        ("F7", "CHUNG", "likert_unreadable"),
+        (None, "B1", "missing_question"),
+        (None, None, "unknown_column"),
     ]
     assert [r["STT"] for r in rows] == list(range(1, 8))
-    assert {(r["Phiếu"], r["Tệp"], r["Trang tính"]) for r in rows} == {("SAT", "S1.xlsx", SHEET)}
+    assert {(r["Mẫu phiếu"], r["Tệp"], r["Trang tính"]) for r in rows} == {
+        ("SAT", "S1.xlsx", SHEET)
+    }
+    # the rule's Vietnamese name, its code below it for the data officer
+    assert rows[0]["Loại lỗi (mã)"] == f"{RULE_LABELS['likert_unreadable']}\n(likert_unreadable)"
 
     by_cell = {r["Ô"]: r for r in rows if r["Ô"]}
     assert by_cell["F7"]["Giá trị trong tệp"] == "Không biết"
     assert by_cell["F7"]["Lý do"] == "Không phải mức 1-5"
     assert by_cell["F7"]["Cách sửa"] == fix_hint("likert_unreadable") != ""
     assert by_cell["AA5"]["Cách sửa"] == fix_hint("likert_out_of_range") != ""
-    duplicate = next(r for r in rows if r["Mã lỗi"] == "duplicate_response")
+    duplicate = next(r for r in rows if rule(r) == "duplicate_response")
     assert duplicate["Cách sửa"] == FIX_HINTS["duplicate_response"]
-    missing = next(r for r in rows if r["Mã lỗi"] == "missing_question")
-    assert missing["Giá trị trong tệp"] == "Phòng học đủ ánh sáng"  # the question's wording
-    unknown = next(r for r in rows if r["Mã lỗi"] == "unknown_column")
+    missing = next(r for r in rows if rule(r) == "missing_question")
+    assert missing["Câu hỏi"] == "B1: Phòng học đủ ánh sáng"  # the question's wording
+    assert missing["Giá trị trong tệp"] is None
+    unknown = next(r for r in rows if rule(r) == "unknown_column")
     assert unknown["Giá trị trong tệp"] == "Ông/Bà biết khảo sát qua đâu?"
 
     # respondent text is text, never a formula; e-mails and phone numbers are not repeated
     ws = load_workbook(written[0])[ISSUES_SHEET]
-    formula_like = next(c for c in ws["H"] if c.value == "=1+1")
+    formula_like = next(c for c in ws["G"] if c.value == "=1+1")
     assert formula_like.data_type == "s" and formula_like.quotePrefix
     assert by_cell["E3"]["Giá trị trong tệp"] == "gọi [số điện thoại] hoặc [email]"
 
@@ -183,8 +200,9 @@ def test_feedback_for_an_unusable_file_and_the_status_sheet(
 ) -> None:
     s1, s2 = write_feedback(warehouse, C, tmp_path)
     (failure,) = issue_rows(s2)
-    assert (failure["Tệp"], failure["Mã lỗi"], failure["Ô"]) == ("S2.xlsx", "source_unusable", None)
-    assert failure["Lý do"] == "not a spreadsheet"  # the "<school> <location>: " prefix dropped
+    assert (failure["Tệp"], rule(failure), failure["Ô"]) == ("S2.xlsx", "source_unusable", None)
+    # read's English message ("not a spreadsheet"), as the school reads it
+    assert failure["Lý do"] == "Tệp không phải là bảng tính (Excel, ODS hoặc CSV)"
     assert failure["Cách sửa"] == FIX_HINTS["source_unusable"]
 
     status = sheet_rows(s2, STATUS_SHEET)
@@ -241,3 +259,38 @@ def test_nothing_to_fix_writes_nothing(engine: Engine, tmp_path: Path) -> None:
 )
 def test_mask_personal(raw: str | None, masked: str | None) -> None:
     assert mask_personal(raw) == masked
+
+
+def test_every_rule_a_school_can_meet_has_a_vietnamese_name() -> None:
+    suites = Path(__file__).resolve().parents[2] / "expectations"
+    rules = set(
+        re.findall(r'"rule": "([a-z_]+)"', "".join(p.read_text() for p in suites.glob("*.json")))
+    )
+    rules |= {"duplicate_response", "unreadable_timestamp", "formula_without_value"}
+    rules |= {"control_characters", "source_unusable", "unknown_column", "missing_question"}
+    rules.add("renamed_column")
+    assert rules - RULE_LABELS.keys() == set()
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("S5.xlsx: not a spreadsheet (unrecognised binary content)", "Tệp không phải là bảng tính"),
+        ("a.csv: text in an unknown encoding (byte 1); save it as 'CSV UTF-8'", "Tệp CSV không"),
+        ("a.xlsx: the file is password-protected", "Tệp có đặt mật khẩu"),
+        ("a.xlsx: damaged file (only 12 bytes: cut off?)", "Tệp bị hỏng"),
+        ("Tệp_Đông.xlsx: the file is empty", "Tệp rỗng"),
+        ("sheet 'X': no header row of CMHS_TH (…) in the first 30 rows", "Không tìm thấy dòng"),
+        (
+            "sheet 'X': no header row of CMHS_TH (…) in the first 30 rows; expected headers "
+            "such as 'A'; found '[email]', 'Lớp'",
+            "Không tìm thấy dòng tiêu đề của mẫu phiếu trong trang tính; các ô đầu tiên: "
+            "'[email]', 'Lớp'",
+        ),
+        ("something new went wrong", REASON_OTHER),
+    ],
+)
+def test_a_file_failure_is_told_in_vietnamese(message: str, expected: str) -> None:
+    assert reason_label("source_unusable", message).startswith(expected)
+    # reasons of the suites and the parser are Vietnamese already
+    assert reason_label("likert_unreadable", "Không phải mức 1-5") == "Không phải mức 1-5"

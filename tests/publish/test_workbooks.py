@@ -30,6 +30,7 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
@@ -53,9 +54,13 @@ from flows.publish.labels import (
 )
 from flows.publish.workbooks.summary import SUMMARY_HEADER_ROW, SUMMARY_HEADERS
 from flows.publish.xlsx import (
+    BOX,
+    MAX_COLUMN_WIDTH,
     PCT_FORMAT,
     fit_row_heights,
     merge_cells,
+    portrait_width,
+    print_setup,
     safe_file_part,
     save_workbook,
     set_style,
@@ -345,12 +350,20 @@ def test_a_unit_coded_like_the_province_does_not_overwrite_it(
 
 
 @pytest.mark.slow
-def test_every_sheet_prints_a4_landscape_fitted_to_width_with_frozen_headers(
+def test_every_sheet_prints_a4_fitted_to_width_with_frozen_headers(
     books: dict[str, Path],
 ) -> None:
     wb = load_workbook(books["U1"])
     for ws in wb.worksheets:
-        assert ws.page_setup.orientation == "landscape"
+        # landscape exactly when the columns are wider than a portrait page
+        used = sum(
+            ws.column_dimensions[get_column_letter(c)].width or 8.43
+            for c in range(1, ws.max_column + 1)
+        )
+        wide = used > portrait_width()
+        assert ws.page_setup.orientation == ("landscape" if wide else "portrait"), ws.title
+        # the footer sits inside the bottom margin, with room for its line
+        assert ws.page_margins.bottom - ws.page_margins.footer >= 0.3
         assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4)
         assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
         assert ws.sheet_properties.pageSetUpPr.fitToPage
@@ -1010,3 +1023,22 @@ def test_mask_personal(text: str, expected: str) -> None:
 def test_registry_codes_cannot_escape_the_output_folder(code: str, expected: str) -> None:
     assert safe_file_part(code) == expected
     assert "/" not in safe_file_part(code)
+
+
+def test_table_columns_fit_their_content_and_long_text_wraps() -> None:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    write_cell(ws, 1, 1, "TỔNG HỢP · a title far wider than any column of the table below it")
+    for row, text in enumerate(("Trung học phổ thông", "x" * 80), start=3):
+        set_style(write_cell(ws, row, 1, text), border=BOX)
+        set_style(write_cell(ws, row, 2, 1234567), border=BOX)
+    ws.column_dimensions["A"].width = 10
+    print_setup(ws, (3, 3), None)
+    # the 80-character cell is capped and wraps; the title (no border) does not count
+    assert ws.column_dimensions["A"].width == MAX_COLUMN_WIDTH
+    assert ws["A4"].alignment.wrap_text and not ws["A3"].alignment.wrap_text
+    assert ws.row_dimensions[4].height and ws.row_dimensions[4].height > 15
+    assert ws.column_dimensions["B"].width >= len("1,234,567")
+    assert ws.page_setup.orientation == "portrait"  # 50 + 11 fit a portrait page
+    assert ws.oddFooter.right.font == "Calibri,Regular"

@@ -105,7 +105,10 @@ def write_yoy_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet
 def _no_comparison(data: CampaignData, scope: Scope, previous: Mapping[Any, Any]) -> str | None:
     """Why the scope has nothing to compare with, or None if it has."""
     if not data.previous_id:
-        return "Không có đợt khảo sát năm trước để so sánh (chưa khai báo campaign.previous)."
+        return (
+            "Không có đợt khảo sát năm trước để so sánh: cấu hình của đợt này chưa chỉ ra "
+            "đợt năm trước."
+        )
     if not data.previous_unit_dimension:
         return (
             f"Không có đợt khảo sát năm trước để so sánh: kho dữ liệu không có số liệu "
