@@ -267,7 +267,8 @@ class _LocalApiCredentials(service_account.Credentials):
 
 
 class GSheetsClient:
-    """Everything needed to call Google for ``gsheet`` sources; safe to share across threads.
+    """Everything needed to call Google for ``gsheet`` and ``drive`` sources and Drive folders;
+    safe to share across threads.
 
     Made by ``open_client``. Each thread gets its own HTTP session (requests sessions are not
     thread-safe); credentials (so the access token) and rate limiters are shared.
@@ -385,7 +386,8 @@ def open_client(
     limiter: RateLimiter | None = None,
     retry: RetryPolicy | None = None,
 ) -> GSheetsClient:
-    """A client for ``gsheet`` sources from the ``gsheets`` settings section.
+    """A client for the sources held on Google (``gsheet``, ``drive``) from the ``gsheets``
+    settings section.
 
     Never raises for a missing or unusable key file: the client then carries the problem and
     every ``sheet_revision``/``fetch_gsheet`` raises a one-line ``SourceError`` naming the
