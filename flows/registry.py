@@ -23,7 +23,7 @@ from schemas.records import SCHOOL_LEVELS, School, Source
 
 SCHOOL_COLUMNS = ("school_code", "school_name", "level", "unit_code", "unit_name", "enrollment")
 SOURCE_COLUMNS = ("school_code", "questionnaire", "kind", "location")
-SOURCE_KINDS = ("excel", "csv", "gsheet")
+SOURCE_KINDS = ("excel", "csv", "gsheet", "drive")
 
 
 class RegistryError(ValueError):

@@ -11,14 +11,17 @@ Fixtures for other test files: ``postgres_url`` (session; the server's admin URL
 ``fresh_postgres_url`` (a new empty database, dropped afterwards), ``warehouse_url``
 (parametrised sqlite/postgresql: the URL of a fresh, empty warehouse) and ``engine`` (the same,
 migrated, as an Engine). Ask for ``warehouse_url`` or ``engine`` and a test runs on both.
+``no_network`` keeps the tests of the Google client on the fake Google.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -126,6 +129,24 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail (and remember) any lookup of a host other than 127.0.0.1 (the fake Google): google-
+    auth would otherwise call iamcredentials.googleapis.com."""
+    attempts: list[str] = []
+    real = socket.getaddrinfo
+
+    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "localhost", b"127.0.0.1"):
+            attempts.append(str(host))
+            raise socket.gaierror(f"test: no network ({host})")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    yield attempts
+    assert attempts == [], f"tried to reach {attempts}"
 
 
 @pytest.fixture(scope="session")

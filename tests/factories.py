@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,25 @@ from warehouse.registry import sync_registry
 
 #: The service account the fake Google API knows (the e-mail a school shares its sheet with).
 SERVICE_ACCOUNT = "khaosat-etl@khaosat-test.iam.gserviceaccount.com"
+
+
+class FakeClock:
+    """A monotonic clock that only moves when someone sleeps on it (thread-safe): backoff and
+    rate limiting of the Google client take no real time with it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += max(seconds, 0.0)
 
 
 def write_key(path: Path, token_uri: str, pem: str) -> Path:

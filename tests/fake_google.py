@@ -10,8 +10,24 @@ It speaks enough of the real wire protocol for the real gspread client and googl
   with valueRenderOption (FORMATTED_VALUE, UNFORMATTED_VALUE, FORMULA treated as unformatted),
   dateTimeRenderOption (SERIAL_NUMBER, FORMATTED_STRING) and majorDimension; like the real API
   it leaves out trailing blank cells and rows, and sends interior blank rows as ``[]``.
-- ``GET /drive/v3/files/{key}``: id, name, mimeType, modifiedTime, version (``fields`` honoured
-  at the top level).
+- ``GET /drive/v3/files/{id}`` (files.get): a spreadsheet's or a Drive file's metadata, ``fields``
+  honoured (nested ``a(b,c)`` and ``a/b`` masks, ``*``); with ``alt=media`` the file's bytes, or
+  403 ``fileNotDownloadable`` for a native Google file or a folder, and 403
+  ``insufficientPermissions`` for a token without a Drive read scope.
+- ``GET /drive/v3/files`` (files.list): ``q`` made of ``'<id>' in parents``, ``trashed =|!=
+  true|false``, ``mimeType =|!= '…'`` and ``name =|contains '…'`` joined by ``and`` (anything else:
+  400); ``pageSize``/``pageToken``/``nextPageToken`` paging, at most ``drive_page_size`` files a
+  page (small, so tests page; Google may also return fewer than asked); ``fields``;
+  ``supportsAllDrives``, ``includeItemsFromAllDrives``, ``corpora`` (user, drive with ``driveId``,
+  allDrives) for shared drives, whose items only come back when all of them ask for them.
+
+Drive holds folders, shared drives, files (bytes, their md5Checksum, size, modifiedTime, version),
+shortcuts (``shortcutDetails.targetId/targetMimeType``), trashed items and the spreadsheets
+(native Google Sheets, which may sit in a folder). What the service account sees follows Drive's
+sharing: an item shared with it, or inside a folder (or shared drive) that is. An item it cannot
+see gives 404 notFound from files.get (403 insufficientFilePermissions for one ``deny``'d with 403)
+and is simply left out of files.list, which answers an unseen folder with an empty list, as Google
+does. ``downloads()`` lists the files whose bytes were served, from the request log.
 
 Every API call needs ``Authorization: Bearer <token issued here and not expired or revoked>``,
 else 401 as Google answers it. Errors use Google's JSON error bodies: Sheets
@@ -30,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
 import secrets
@@ -41,6 +58,22 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+FOLDER = "application/vnd.google-apps.folder"
+SHORTCUT = "application/vnd.google-apps.shortcut"
+SPREADSHEET = "application/vnd.google-apps.spreadsheet"
+#: what Drive records for a file uploaded with one of these extensions.
+MIME_TYPES = {
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".xls": "application/vnd.ms-excel",
+    ".ods": "application/vnd.oasis.opendocument.spreadsheet",
+    ".csv": "text/csv",
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+_DRIVE_READ_SCOPES = frozenset(
+    f"https://www.googleapis.com/auth/{s}" for s in ("drive", "drive.readonly")
+)
 
 SHEETS_EPOCH = dt.datetime(1899, 12, 30)
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -72,6 +105,48 @@ class FakeSpreadsheet:
     modified_time: str = "2024-10-29T02:05:31.000Z"
     version: int = 1
     shared: bool = True
+    #: Drive folders it sits in (a native sheet in a folder source).
+    parents: list[str] = field(default_factory=list)
+    trashed: bool = False
+    denied: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.key
+
+    @property
+    def name(self) -> str:
+        return self.title
+
+    mime_type = SPREADSHEET
+    drive_id: str | None = None
+    target_id: str | None = None
+
+
+@dataclass
+class FakeDriveFile:
+    """A Drive item that is not a spreadsheet: a file (bytes), a folder or a shortcut."""
+
+    id: str
+    name: str
+    mime_type: str
+    parents: list[str]
+    content: bytes = b""
+    modified_time: str = "2024-10-29T02:05:31.000Z"
+    version: int = 1
+    trashed: bool = False
+    #: shared with the service account itself (else only through a folder it sits in).
+    shared: bool = False
+    #: 404 or 403: refused to the service account whatever its folders say.
+    denied: int | None = None
+    #: the shared drive it belongs to (None: someone's My Drive).
+    drive_id: str | None = None
+    #: a shortcut's target.
+    target_id: str | None = None
+
+    @property
+    def native(self) -> bool:
+        return self.mime_type.startswith("application/vnd.google-apps.")
 
 
 @dataclass
@@ -112,6 +187,10 @@ class FakeGoogle:
     #: read for ``Recorded.at``; tests with a fake clock pass it so request times share it.
     clock: Callable[[], float] = time.monotonic
     spreadsheets: dict[str, FakeSpreadsheet] = field(default_factory=dict)
+    drive_files: dict[str, FakeDriveFile] = field(default_factory=dict)
+    #: the most files one files.list page holds, whatever pageSize asks (Google's own cap is
+    #: 1000 and it may send fewer): small, so tests page.
+    drive_page_size: int = 3
     requests: list[Recorded] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     #: every access token issued, in order (tests assert none leaks into messages or logs).
@@ -119,6 +198,7 @@ class FakeGoogle:
     #: claims of every JWT assertion received at the token endpoint.
     assertions: list[dict[str, Any]] = field(default_factory=list)
     _valid: dict[str, float] = field(default_factory=dict)  # token -> expiry (monotonic)
+    _scopes: dict[str, frozenset[str]] = field(default_factory=dict)  # token -> scopes
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -190,10 +270,104 @@ class FakeGoogle:
                 "%Y-%m-%dT%H:%M:%S.000Z"
             )
 
-    def deny(self, key: str) -> None:
-        """The spreadsheet exists but is not shared with the service account."""
+    def deny(self, key: str, status: int | None = None) -> None:
+        """The spreadsheet or Drive item exists but is not shared with the service account;
+        ``status`` 403 makes Drive answer insufficientFilePermissions instead of notFound."""
         with self._lock:
-            self.spreadsheets[key].shared = False
+            item = self._item(key)
+            assert item is not None, key
+            item.shared = False
+            item.denied = status
+
+    # ---- Drive content -----------------------------------------------------------------------
+
+    def add_folder(
+        self, folder_id: str, name: str, parent: str | None = None, *, shared: bool | None = None
+    ) -> FakeDriveFile:
+        """A folder, in ``parent`` or at the top of someone's My Drive; a top folder is shared
+        with the service account unless ``shared=False``."""
+        item = FakeDriveFile(
+            folder_id, name, FOLDER, [parent] if parent else [], shared=parent is None
+        )
+        if shared is not None:
+            item.shared = shared
+        return self._put(item)
+
+    def add_shared_drive(self, drive_id: str, name: str, *, member: bool = True) -> FakeDriveFile:
+        """A shared drive (its root folder has the drive's id); ``member``: the service account
+        is one of its members."""
+        return self._put(
+            FakeDriveFile(drive_id, name, FOLDER, [], shared=member, drive_id=drive_id)
+        )
+
+    def add_file(
+        self,
+        file_id: str,
+        name: str,
+        content: bytes,
+        parent: str,
+        *,
+        mime_type: str | None = None,
+        modified_time: str = "2024-10-29T02:05:31.000Z",
+        shared: bool = False,
+    ) -> FakeDriveFile:
+        """A file uploaded to ``parent``; its mimeType from its extension unless given."""
+        suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        mime = mime_type or MIME_TYPES.get(suffix, "application/octet-stream")
+        item = FakeDriveFile(
+            file_id, name, mime, [parent], content, modified_time=modified_time, shared=shared
+        )
+        return self._put(item)
+
+    def add_shortcut(self, shortcut_id: str, name: str, target: str, parent: str) -> FakeDriveFile:
+        """A shortcut in ``parent`` to the item ``target``."""
+        return self._put(FakeDriveFile(shortcut_id, name, SHORTCUT, [parent], target_id=target))
+
+    def upload(self, file_id: str, content: bytes, modified_time: str | None = None) -> None:
+        """A new version of a file's bytes: md5Checksum, size, version and modifiedTime move."""
+        with self._lock:
+            item = self.drive_files[file_id]
+            item.content = content
+            item.version += 1
+            item.modified_time = modified_time or dt.datetime.now(dt.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.000Z"
+            )
+
+    def trash(self, item_id: str) -> None:
+        """Move an item to the trash (it stays readable, and listed unless ``trashed = false``)."""
+        with self._lock:
+            item = self._item(item_id)
+            assert item is not None, item_id
+            item.trashed = True
+
+    def downloads(self) -> list[str]:
+        """Ids of the files whose bytes were served (files.get?alt=media answered 200), in order."""
+        return [
+            r.path.rsplit("/", 1)[-1]
+            for r in self.calls("drive")
+            if r.query.get("alt") == ["media"] and r.status == 200
+        ]
+
+    def _put(self, item: FakeDriveFile) -> FakeDriveFile:
+        with self._lock:
+            if item.drive_id is None and item.parents:
+                parent = self._item(item.parents[0])
+                item.drive_id = parent.drive_id if parent is not None else None
+            self.drive_files[item.id] = item
+        return item
+
+    def _item(self, item_id: str) -> FakeDriveFile | FakeSpreadsheet | None:
+        """The Drive item with this id (caller holds the lock)."""
+        return self.drive_files.get(item_id) or self.spreadsheets.get(item_id)
+
+    def _visible(self, item: FakeDriveFile | FakeSpreadsheet, depth: int = 0) -> bool:
+        """Whether the service account sees ``item``: shared with it, or inside what is."""
+        if item.denied is not None or depth > 50:
+            return False
+        if item.shared:
+            return True
+        parents = (self._item(p) for p in item.parents)
+        return any(p is not None and self._visible(p, depth + 1) for p in parents)
 
     # ---- faults and tokens -----------------------------------------------------------------
 
@@ -240,12 +414,17 @@ class FakeGoogle:
                     return fault
         return None
 
-    def _issue(self) -> str:
+    def _issue(self, scope: str = "") -> str:
         token = "ya29.fake-" + secrets.token_urlsafe(24)
         with self._lock:
             self.issued_tokens.append(token)
             self._valid[token] = time.monotonic() + self.token_lifetime
+            self._scopes[token] = frozenset(scope.split())
         return token
+
+    def _token_scopes(self, header: str | None) -> frozenset[str]:
+        with self._lock:
+            return self._scopes.get((header or "")[len("Bearer ") :], frozenset())
 
     def _authorized(self, header: str | None) -> bool:
         if not header or not header.startswith("Bearer "):
@@ -333,6 +512,272 @@ def _column_letters(n: int) -> str:
 
 
 _BOUNDS = re.compile(r"([A-Za-z]{0,3})(\d*)(?::([A-Za-z]{0,3})(\d*))?")
+
+
+# ---- Drive ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Media:
+    """A download's answer: bytes, not JSON."""
+
+    content: bytes
+    mime_type: str
+
+
+def _parse_fields(text: str) -> dict[str, Any] | None:
+    """A ``fields`` mask as a tree: name -> subtree (None: the whole value); None for ``*``."""
+    tree: dict[str, Any] = {}
+    pos = 0
+
+    def items(end: str) -> dict[str, Any]:
+        nonlocal pos
+        out: dict[str, Any] = {}
+        while pos < len(text) and text[pos] != end:
+            m = re.compile(r"\s*([A-Za-z_*][\w/*]*)\s*").match(text, pos)
+            if not m:
+                raise _drive_error(400, f"Invalid field selection {text}", "invalidParameter")
+            pos = m.end()
+            path = m.group(1).split("/")
+            sub: dict[str, Any] | None = None
+            if pos < len(text) and text[pos] == "(":
+                pos += 1
+                sub = items(")")
+                pos += 1
+            node = out
+            for name in path[:-1]:
+                node = node.setdefault(name, {}) or {}
+            node[path[-1]] = sub
+            if pos < len(text) and text[pos] == ",":
+                pos += 1
+        return out
+
+    tree = items("")
+    return None if "*" in tree else tree
+
+
+def _mask(value: Any, tree: dict[str, Any] | None) -> Any:
+    if tree is None:
+        return value
+    if isinstance(value, list):
+        return [_mask(v, tree) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask(value[k], sub) for k, sub in tree.items() if k in value}
+    return value
+
+
+def _drive_resource(g: FakeGoogle, item: FakeDriveFile | FakeSpreadsheet) -> dict[str, Any]:
+    """Everything Drive v3 says of an item (int64 values as strings, as Google sends them)."""
+    out: dict[str, Any] = {
+        "kind": "drive#file",
+        "id": item.id,
+        "name": item.name,
+        "mimeType": item.mime_type,
+        "parents": list(item.parents),
+        "trashed": item.trashed,
+        "modifiedTime": item.modified_time,
+        "version": str(item.version),
+    }
+    if item.drive_id is not None:
+        out["driveId"] = item.drive_id
+    if isinstance(item, FakeDriveFile) and not item.native:
+        out["md5Checksum"] = hashlib.md5(item.content).hexdigest()  # noqa: S324 - Drive's checksum
+        out["size"] = str(len(item.content))
+    if item.mime_type == SHORTCUT and item.target_id is not None:
+        target = g._item(item.target_id)
+        out["shortcutDetails"] = {
+            "targetId": item.target_id,
+            "targetMimeType": target.mime_type if target is not None else FOLDER,
+        }
+    return out
+
+
+def _true(query: dict[str, list[str]], name: str) -> bool:
+    return query.get(name, ["false"])[0].lower() == "true"
+
+
+def _drive_get(
+    g: FakeGoogle, key: str, query: dict[str, list[str]], scopes: frozenset[str]
+) -> dict[str, Any] | Media:
+    """files.get: metadata, or with ``alt=media`` the bytes."""
+    with g._lock:
+        item = g._item(key)
+        visible = item is not None and g._visible(item)
+        resource = _drive_resource(g, item) if item is not None else {}
+    if item is not None and item.denied == 403:
+        raise _drive_error(
+            403,
+            "The user does not have sufficient permissions for this file.",
+            "insufficientFilePermissions",
+        )
+    if item is None or not visible or (item.drive_id and not _true(query, "supportsAllDrives")):
+        raise _drive_error(404, f"File not found: {key}.")
+    if query.get("alt", [""])[0] == "media":
+        if not scopes & _DRIVE_READ_SCOPES:
+            raise _drive_error(
+                403, "Request had insufficient authentication scopes.", "insufficientPermissions"
+            )
+        if not isinstance(item, FakeDriveFile) or item.native:
+            raise _drive_error(
+                403,
+                "Only files with binary content can be downloaded. Use Export with Docs Editors "
+                "files.",
+                "fileNotDownloadable",
+            )
+        return Media(item.content, item.mime_type)
+    fields = query.get("fields", [""])[0]
+    if not fields:
+        return {k: resource[k] for k in ("kind", "id", "name", "mimeType")}
+    return dict(_mask(resource, _parse_fields(fields)))
+
+
+_QUOTED = r"'((?:[^'\\]|\\.)*)'"
+_CLAUSES = (
+    ("parent", re.compile(rf"\s*{_QUOTED}\s+in\s+parents\s*", re.IGNORECASE)),
+    ("trashed", re.compile(r"\s*trashed\s*(=|!=)\s*(true|false)\s*", re.IGNORECASE)),
+    ("mimeType", re.compile(rf"\s*mimeType\s*(=|!=)\s*{_QUOTED}\s*")),
+    ("name", re.compile(rf"\s*name\s*(=|contains)\s*{_QUOTED}\s*")),
+)
+_AND = re.compile(r"and\b", re.IGNORECASE)
+Item = FakeDriveFile | FakeSpreadsheet
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def _clause(kind: str, m: re.Match[str]) -> tuple[Callable[[Item], bool], str | None]:
+    """(predicate, the parent it names) of one ``q`` clause."""
+    if kind == "parent":
+        parent = _unquote(m.group(1))
+        return (lambda i: parent in i.parents), parent
+    if kind == "trashed":
+        want = (m.group(2).lower() == "true") == (m.group(1) == "=")
+        return (lambda i: i.trashed == want), None
+    if kind == "mimeType":
+        mime, equal = _unquote(m.group(2)), m.group(1) == "="
+        return (lambda i: (i.mime_type == mime) == equal), None
+    name, op = _unquote(m.group(2)), m.group(1)
+    if op == "=":
+        return (lambda i: i.name == name), None
+    return (lambda i: name.casefold() in i.name.casefold()), None
+
+
+def _parse_q(q: str) -> tuple[list[Callable[[Item], bool]], str | None]:
+    """(predicates, the parent folder named) of a files.list ``q``; 400 for what is not known."""
+    tests: list[Callable[[Item], bool]] = []
+    parent = None
+    pos = 0
+    while q.strip():
+        matched = [(k, m) for k, p in _CLAUSES if (m := p.match(q, pos))]
+        if not matched:
+            raise _drive_error(400, "Invalid Value", "invalid")
+        kind, m = matched[0]
+        test, named = _clause(kind, m)
+        tests.append(test)
+        parent = parent or named
+        pos = m.end()
+        if pos == len(q):
+            break
+        joined = _AND.match(q, pos)
+        if not joined:
+            raise _drive_error(400, "Invalid Value", "invalid")
+        pos = joined.end()
+    return tests, parent
+
+
+class _DriveList:
+    """files.list: one page of the items the service account sees that match ``q``."""
+
+    def __init__(
+        self,
+        g: FakeGoogle,
+        query: dict[str, list[str]],
+        raise_fault: Callable[[str, str | None], None],
+    ):
+        self.g = g
+        self.query = query
+        self.raise_fault = raise_fault
+
+    def _arg(self, name: str, default: str = "") -> str:
+        return self.query.get(name, [default])[0]
+
+    def _drives(self) -> Callable[[Item], bool]:
+        """Which items' drives the request covers (My Drive, one shared drive, all)."""
+        corpora, drive_id = self._arg("corpora", "user"), self._arg("driveId")
+        all_drives = _true(self.query, "includeItemsFromAllDrives")
+        if (corpora == "drive") != bool(drive_id):
+            raise _drive_error(
+                400,
+                "The driveId parameter must be specified if and only if corpora is set to drive.",
+                "invalid",
+            )
+        if (all_drives or corpora != "user") and not _true(self.query, "supportsAllDrives"):
+            raise _drive_error(
+                403,
+                "The includeItemsFromAllDrives parameter can only be set to true when "
+                "supportsAllDrives is also set to true.",
+                "teamDriveIncludeItemsFromAllDrivesNotSupported",
+            )
+        if corpora not in ("user", "drive", "allDrives"):
+            raise _drive_error(400, "Invalid Value", "invalid")
+        if corpora == "drive":
+            return lambda i: all_drives and i.drive_id == drive_id
+        if corpora == "allDrives":
+            return lambda i: i.drive_id is None or all_drives
+        return lambda i: i.drive_id is None
+
+    def _page(self, sign: str) -> tuple[int, int]:
+        """(offset, size) of the page asked for."""
+        try:
+            size = int(self._arg("pageSize", "100"))
+        except ValueError:
+            raise _drive_error(400, "Invalid Value", "invalid") from None
+        if not 1 <= size <= 1000:
+            raise _drive_error(400, "Invalid Value", "invalid")
+        token = self._arg("pageToken")
+        offset = 0
+        if token:
+            try:
+                got = json.loads(base64.urlsafe_b64decode(token.encode()))
+                offset, signed = int(got["o"]), str(got["s"])
+            except (ValueError, KeyError, TypeError):
+                raise _drive_error(400, "Invalid Value", "invalid") from None
+            if signed != sign:
+                raise _drive_error(400, "Invalid Value", "invalid")
+        return offset, min(size, self.g.drive_page_size)
+
+    def answer(self) -> dict[str, Any]:
+        tests, parent = _parse_q(self._arg("q"))
+        self.raise_fault("drive", parent)
+        in_drives = self._drives()
+        sign = hashlib.sha256(
+            repr(sorted((k, v) for k, v in self.query.items() if k != "pageToken")).encode()
+        ).hexdigest()[:16]
+        offset, size = self._page(sign)
+        g = self.g
+        with g._lock:
+            items = [*g.drive_files.values(), *g.spreadsheets.values()]
+            found = [
+                _drive_resource(g, i)
+                for i in items
+                if g._visible(i) and in_drives(i) and all(t(i) for t in tests)
+            ]
+        page: dict[str, Any] = {
+            "kind": "drive#fileList",
+            "incompleteSearch": False,
+            "files": found[offset : offset + size],
+        }
+        if offset + size < len(found):
+            page["nextPageToken"] = base64.urlsafe_b64encode(
+                json.dumps({"o": offset + size, "s": sign}).encode()
+            ).decode()
+        fields = self._arg("fields")
+        if not fields:
+            keep = ("kind", "id", "name", "mimeType")
+            page["files"] = [{k: f[k] for k in keep} for f in page["files"]]
+            return page
+        return dict(_mask(page, _parse_fields(fields)))
 
 
 # ---- the request handler -------------------------------------------------------------------------
@@ -444,14 +889,24 @@ class _Handler(BaseHTTPRequestHandler):
             api = "token"
         elif parts.path.startswith("/v4/spreadsheets/"):
             api = "sheets"
-        elif parts.path.startswith("/drive/v3/files/"):
+        elif parts.path == "/drive/v3/files" or parts.path.startswith("/drive/v3/files/"):
             api = "drive"
         try:
             status, answer, headers = self._route(method, api, parts.path, query, body)
         except _ApiError as err:
             status, answer, headers = err.status, err.body, err.headers
         self.google._record(Recorded(method, api, path, query, status))
-        self._send(status, answer, headers)
+        if isinstance(answer, Media):
+            self._send_bytes(status, answer)
+        else:
+            self._send(status, answer, headers)
+
+    def _send_bytes(self, status: int, media: Media) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", media.mime_type)
+        self.send_header("Content-Length", str(len(media.content)))
+        self.end_headers()
+        self.wfile.write(media.content)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         self._answer("GET")
@@ -470,16 +925,20 @@ class _Handler(BaseHTTPRequestHandler):
             return self._token(body)
         self._admit(method, api, raw_path)
         segments = raw_path.split("/")
-        # /v4/spreadsheets/{key}[/values/{range} | /values:batchGet]; /drive/v3/files/{key}
-        key_segment = segments[3] if api == "sheets" else segments[4]
+        if api == "drive":
+            # /drive/v3/files (list) or /drive/v3/files/{id} (get, alt=media)
+            if len(segments) == 4:
+                return 200, _DriveList(self.google, query, self._raise_fault).answer(), {}
+            key = unquote(segments[4])
+            self._raise_fault(api, key)
+            scopes = self.google._token_scopes(self.headers.get("Authorization"))
+            return 200, _drive_get(self.google, key, query, scopes), {}
+        # /v4/spreadsheets/{key}[/values/{range} | /values:batchGet]
+        key_segment = segments[3]
         key = unquote(key_segment.split(":")[0])
         self._raise_fault(api, key)
         with self.google._lock:
             spreadsheet = self.google.spreadsheets.get(key)
-        if api == "drive":
-            if spreadsheet is None or not spreadsheet.shared:
-                raise _drive_error(404, f"File not found: {key}.")
-            return 200, self._drive_file(spreadsheet, query), {}
         if spreadsheet is None:
             raise _sheets_error(404)
         if not spreadsheet.shared:
@@ -500,7 +959,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
             )
 
-    def _raise_fault(self, api: str, key: str) -> None:
+    def _raise_fault(self, api: str, key: str | None) -> None:
         """Answer with the next fault planted for ``key`` on ``api``, if any."""
         fault = self.google._take_fault(api, key)
         if fault is not None:
@@ -551,7 +1010,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT."}, {}
         with g._lock:
             g.assertions.append(claims)
-        token = g._issue()
+        token = g._issue(str(claims.get("scope", "")))
         return (
             200,
             {"access_token": token, "expires_in": g.token_lifetime, "token_type": "Bearer"},
@@ -585,22 +1044,6 @@ class _Handler(BaseHTTPRequestHandler):
             ],
             "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{s.key}/edit",
         }
-
-    @staticmethod
-    def _drive_file(s: FakeSpreadsheet, query: dict[str, list[str]]) -> dict[str, Any]:
-        full = {
-            "kind": "drive#file",
-            "id": s.key,
-            "name": s.title,
-            "mimeType": "application/vnd.google-apps.spreadsheet",
-            "modifiedTime": s.modified_time,
-            "version": str(s.version),
-        }
-        fields = query.get("fields", [""])[0]
-        if not fields:
-            return {k: full[k] for k in ("kind", "id", "name", "mimeType")}
-        wanted = {f.strip() for f in fields.split(",")}
-        return {k: v for k, v in full.items() if k in wanted}
 
     @staticmethod
     def _find_sheet(s: FakeSpreadsheet, a1: str) -> tuple[FakeWorksheet, str]:

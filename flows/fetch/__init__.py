@@ -1,8 +1,9 @@
 """Fetch: the only step that touches the drop folder and Google; by source kind.
 
-``fetch`` fetches and archives a file or a Google Sheet. A source whose content is that of its
-last load is recognised as cheaply as its kind allows: a sheet by its Drive version (no Sheets
-quota), a file by its modified time and bytes (``unchanged``, no archiving); ``new_content``
+``fetch`` fetches and archives a file, a Google Sheet or a file in Google Drive. A source whose
+content is that of its last load is recognised as cheaply as its kind allows: a sheet by its
+Drive version (no Sheets quota), a Drive file by its md5Checksum (no download), a file by its
+modified time and bytes (``unchanged``, no archiving); ``new_content``
 gives a file's bytes only when they differ from its last load's. Every one of them reads a
 file only inside the folders it is given, and only a regular file, within ``limits.read_seconds``
 (``files.read_confined``).
@@ -16,11 +17,15 @@ from pathlib import Path
 from typing import Protocol
 
 from flows.fetch.archive import fingerprint_of
+from flows.fetch.drive import drive_file, fetch_drive_file
 from flows.fetch.files import fetch_file, read_confined, unchanged_file
-from flows.fetch.google import GSheetsClient
+from flows.fetch.google import GSheetsClient, naive_local
 from flows.fetch.gsheets import fetch_gsheet, sheet_revision
 from flows.settings import Limits
 from schemas.records import Fetched, Source, SourceError
+
+#: kinds held on Google: fetched through a ``GSheetsClient``, never read from the drop folder.
+GOOGLE_KINDS = ("gsheet", "drive")
 
 
 class LastFetch(Protocol):
@@ -52,12 +57,15 @@ def fetch(
     (a file outside ``folders`` among them), and any other exception for what may pass on a
     retry (network, file system).
 
-    A Google Sheet whose Drive version equals that of its last load is not read again: the
-    last load's fingerprint comes back, and the flow records the source unchanged.
+    A Google Sheet whose Drive version, or a Drive file whose md5Checksum (modifiedTime without
+    one), equals that of its last load is not read again: the last load's fingerprint comes
+    back, and the flow records the source unchanged.
     """
-    if source.kind != "gsheet":
+    if source.kind not in GOOGLE_KINDS:
         return fetch_file(source, archive_dir, limits, timezone, folders)
-    assert gsheets is not None  # noqa: S101 - the flow opens a client for gsheet sources
+    assert gsheets is not None  # noqa: S101 - the flow opens a client for Google sources
+    if source.kind == "drive":
+        return _fetch_drive(source, archive_dir, limits, timezone, gsheets, last)
     if last is not None and last.revision is not None:
         modified_at, version = sheet_revision(gsheets, source, timezone=timezone)
         if version == last.revision:
@@ -73,6 +81,29 @@ def fetch(
     return fetch_gsheet(gsheets, source, archive_dir, timezone, limits=limits)
 
 
+def _fetch_drive(
+    source: Source,
+    archive_dir: Path,
+    limits: Limits,
+    timezone: str,
+    client: GSheetsClient,
+    last: LastFetch | None,
+) -> Fetched:
+    """A Drive file: its metadata, then its bytes unless its revision is its last load's."""
+    meta = drive_file(client, source)
+    if last is not None and last.revision is not None and last.revision == meta.revision:
+        return Fetched(
+            source=source,
+            content=b"",
+            fingerprint=last.fingerprint,
+            archive_path=Path(last.archive_path or ""),
+            filename=meta.name,
+            modified_at=naive_local(meta.modified, timezone),
+            revision=meta.revision,
+        )
+    return fetch_drive_file(client, source, meta, archive_dir, timezone, limits)
+
+
 def unchanged(
     source: Source,
     last: LastFetch | None,
@@ -82,7 +113,7 @@ def unchanged(
 ) -> Fetched | None:
     """A local file as its last load fetched it, when its modified time and bytes are still
     those (a stat and a hash, nothing archived); None for anything to fetch (or to report)."""
-    if last is None or source.kind == "gsheet":
+    if last is None or source.kind in GOOGLE_KINDS:
         return None
     return unchanged_file(
         source, last.fingerprint, last.modified_at, last.archive_path, timezone, folders, limits
@@ -93,9 +124,9 @@ def new_content(
     source: Source, limits: Limits, last: LastFetch | None, folders: Sequence[Path]
 ) -> bytes | None:
     """A file source's bytes as they are now, unless they are its last load's; None for a
-    sheet, and for a file that is not there, outside ``folders``, not a regular file,
-    unreadable, not read in time or over the limit (fetching reports those)."""
-    if source.kind == "gsheet" or source.path is None:
+    source held on Google, and for a file that is not there, outside ``folders``, not a regular
+    file, unreadable, not read in time or over the limit (fetching reports those)."""
+    if source.kind in GOOGLE_KINDS or source.path is None:
         return None
     try:
         got = read_confined(source, folders, limits)

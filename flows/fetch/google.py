@@ -1,4 +1,4 @@
-"""Google APIs for sources held on Google (Sheets now, Drive later): the shared half.
+"""Google APIs for sources held on Google (Sheets, and Drive folders and files): the shared half.
 
 One authorized session per thread; a process-wide ``RateLimiter`` per (API root, service
 account) keeps requests under ``gsheets.requests_per_minute``. 429, 5xx, 408 and Drive's
@@ -10,6 +10,7 @@ codes and Google's error text only, outside the ``except`` block.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import random
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import gspread
 import requests
@@ -34,10 +36,12 @@ from schemas.records import SourceError
 
 log = logging.getLogger(__name__)
 
-#: Read-only scopes: khaosat never writes to a school's sheet, and a leaked key then cannot.
+#: Read-only scopes: khaosat never writes to a school's sheet or folder, and a leaked key then
+#: cannot. Drive's read scope (not only its metadata one) because files in a Drive folder are
+#: downloaded; it covers the metadata calls too.
 SCOPES = (
     "https://www.googleapis.com/auth/spreadsheets.readonly",
-    "https://www.googleapis.com/auth/drive.metadata.readonly",
+    "https://www.googleapis.com/auth/drive.readonly",
 )
 #: The real API roots gspread's URL constants point at; requests to them are redirected when
 #: ``gsheets.endpoint`` names another root (an emulator, or the tests' fake).
@@ -52,6 +56,8 @@ DRIVE_REQUESTS_PER_MINUTE = 600
 HTTP_TIMEOUT = (10.0, 120.0)
 #: Drive's 403 reasons that mean "slow down", the only 403s worth retrying.
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+#: 403 reasons that mean the API is off in the service account's project, not the file's access.
+_API_DISABLED = frozenset({"SERVICE_DISABLED", "accessNotConfigured"})
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -261,7 +267,8 @@ class _LocalApiCredentials(service_account.Credentials):
 
 
 class GSheetsClient:
-    """Everything needed to call Google for ``gsheet`` sources; safe to share across threads.
+    """Everything needed to call Google for ``gsheet`` and ``drive`` sources and Drive folders;
+    safe to share across threads.
 
     Made by ``open_client``. Each thread gets its own HTTP session (requests sessions are not
     thread-safe); credentials (so the access token) and rate limiters are shared.
@@ -379,7 +386,8 @@ def open_client(
     limiter: RateLimiter | None = None,
     retry: RetryPolicy | None = None,
 ) -> GSheetsClient:
-    """A client for ``gsheet`` sources from the ``gsheets`` settings section.
+    """A client for the sources held on Google (``gsheet``, ``drive``) from the ``gsheets``
+    settings section.
 
     Never raises for a missing or unusable key file: the client then carries the problem and
     every ``sheet_revision``/``fetch_gsheet`` raises a one-line ``SourceError`` naming the
@@ -416,6 +424,24 @@ def open_client(
     )
 
 
+def parse_rfc3339(text: str | None) -> dt.datetime | None:
+    """An RFC 3339 time as Google sends it (``2024-10-29T02:05:31.250Z``), aware UTC; None for
+    none or a malformed one."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    except ValueError:
+        return None
+
+
+def naive_local(moment: dt.datetime | None, timezone: str) -> dt.datetime | None:
+    """An aware time as naive local time of ``timezone`` (how the campaign's times are kept)."""
+    if moment is None:
+        return None
+    return moment.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+
 def _one_line(text: str, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -435,7 +461,7 @@ def _error_parts(exc: APIError) -> tuple[int, str, str, set[str]]:
 def _describe(client: GSheetsClient, api: str, exc: APIError) -> str:
     status, word, message, reasons = _error_parts(exc)
     share = client.service_account or "the service account"
-    if status == 403 and (reasons & {"SERVICE_DISABLED", "accessNotConfigured"}):
+    if status == 403 and (reasons & _API_DISABLED):
         return (
             f"the Google {api} API is not enabled in the service account's Google Cloud "
             "project; enable it in the Cloud console"
@@ -463,8 +489,31 @@ def _refresh_problem(exc: google_exceptions.RefreshError) -> str:
     )
 
 
-class NotFound(SourceError):
+class Refused(SourceError):
+    """Google refused the call for what was asked (HTTP 403 or 404), not for a quota or a
+    disabled API; ``reasons`` are Google's error reasons (``fileNotDownloadable`` …)."""
+
+    reasons: frozenset[str] = frozenset()
+
+
+class NotFound(Refused):
     """HTTP 404: for Drive this may also mean "not shared", see ``_drive_file``."""
+
+
+class Denied(Refused):
+    """HTTP 403 that is not "slow down" nor a disabled API: not shared, or not allowed."""
+
+
+def _failure(where: str, client: GSheetsClient, api: str, exc: APIError) -> SourceError:
+    """The one-line error for an API error answer: ``Refused`` for what the caller may explain
+    better (a 404, a 403 about the file), else a plain ``SourceError``."""
+    status, _, _, reasons = _error_parts(exc)
+    message = f"{where}: {_describe(client, api, exc)}"
+    if status not in (403, 404) or reasons & _API_DISABLED:
+        return SourceError(message)
+    failure = NotFound(message) if status == 404 else Denied(message)
+    failure.reasons = frozenset(reasons)
+    return failure
 
 
 def call(client: GSheetsClient, where: str, api: str, fn: Callable[[], T]) -> T:
@@ -475,8 +524,7 @@ def call(client: GSheetsClient, where: str, api: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except APIError as exc:
-        error_class = NotFound if exc.response.status_code == 404 else SourceError
-        failure = error_class(f"{where}: {_describe(client, api, exc)}")
+        failure = _failure(where, client, api, exc)
     except RetriesExhausted as exc:
         failure = SourceError(f"{where}: {exc}")
     except google_exceptions.RefreshError as exc:

@@ -20,13 +20,12 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from gspread.http_client import HTTPClient
 from gspread.urls import DRIVE_FILES_API_V3_URL
 
 from flows.fetch.archive import archive
-from flows.fetch.google import GSheetsClient, NotFound, call
+from flows.fetch.google import GSheetsClient, NotFound, call, naive_local, parse_rfc3339
 from flows.privacy import mask_personal
 from flows.read.gsheet import CONTENT_FORMAT, is_empty_value
 from flows.settings import Limits
@@ -121,21 +120,6 @@ def _drive_file(client: GSheetsClient, http: HTTPClient, key: str, where: str) -
     )
 
 
-def _parse_rfc3339(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
-    except ValueError:
-        return None
-
-
-def _naive_local(moment: dt.datetime | None, timezone: str) -> dt.datetime | None:
-    if moment is None:
-        return None
-    return moment.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
-
-
 def sheet_revision(
     client: GSheetsClient, source: Source, *, timezone: str | None = None
 ) -> tuple[dt.datetime | None, str | None]:
@@ -149,10 +133,10 @@ def sheet_revision(
     key, where = _where(source)
     http = client.http(where)
     meta = _drive_file(client, http, key, where)
-    modified = _parse_rfc3339(meta.get("modifiedTime"))
+    modified = parse_rfc3339(meta.get("modifiedTime"))
     version = str(meta["version"]) if meta.get("version") is not None else None
     if timezone is not None:
-        modified = _naive_local(modified, timezone)
+        modified = naive_local(modified, timezone)
     return modified, version
 
 
@@ -223,7 +207,7 @@ def fetch_gsheet(
     doc, drive = _worksheet(client, source, limits or Limits())
     content = _canonical(doc)
     filename = f"{doc['spreadsheet']} / {doc['worksheet']}"
-    modified_at = _naive_local(_parse_rfc3339(drive.get("modifiedTime")), timezone)
+    modified_at = naive_local(parse_rfc3339(drive.get("modifiedTime")), timezone)
     revision = str(drive["version"]) if drive.get("version") is not None else None
     stored = archive(
         content,

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from flows.alerts import ThresholdError, Thresholds
-from flows.fetch import new_content
+from flows.fetch import GOOGLE_KINDS, new_content
 from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool, submit
 from flows.pipeline.processes import long_lived_imports
@@ -113,7 +113,9 @@ def prepare(settings: Settings, run_id: str) -> Context:
         engine=engine,
         salt=db.get_salt(engine),
         run_id=run_id,
-        gsheets=open_client(settings.gsheets) if any(s.kind == "gsheet" for s in sources) else None,
+        gsheets=(
+            open_client(settings.gsheets) if any(s.kind in GOOGLE_KINDS for s in sources) else None
+        ),
     )
 
 

@@ -1,8 +1,8 @@
 """Google Sheets sources: the real gspread and google-auth against the fake Google on 127.0.0.1.
 
-No network: the fake serves the token endpoint, Sheets v4 and Drive v3, and an autouse fixture
-fails any DNS lookup of another host (google-auth would otherwise call iamcredentials). The
-service-account key is a throwaway RSA key made here. Backoff and rate limiting run on a fake
+No network: the fake serves the token endpoint, Sheets v4 and Drive v3, and the ``no_network``
+fixture fails any DNS lookup of another host (google-auth would otherwise call iamcredentials).
+The service-account key is a throwaway RSA key made here. Backoff and rate limiting run on a fake
 clock whose ``sleep`` only advances it, so these tests take no real waiting time.
 """
 
@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +24,11 @@ from flows.fetch.gsheets import fetch_gsheet, sheet_key, sheet_revision
 from flows.read.gsheet import tables_from_content
 from flows.settings import GSheets, Limits
 from schemas.records import Source, SourceError
-from tests.factories import SERVICE_ACCOUNT, write_key
+from tests.factories import SERVICE_ACCOUNT, FakeClock, write_key
 from tests.fake_google import FakeGoogle, Shown
+
+#: no host but the fake's is looked up (conftest.no_network).
+pytestmark = pytest.mark.usefixtures("no_network")
 
 TZ = "Asia/Ho_Chi_Minh"
 KEY = "1FormsResponsesKey_abc-123"
@@ -71,41 +73,6 @@ FORMS_ROWS: list[list[Any]] = [
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
-
-
-class FakeClock:
-    """A monotonic clock that only moves when someone sleeps on it (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += max(seconds, 0.0)
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Fail (and remember) any lookup of a host other than the fake's."""
-    attempts: list[str] = []
-    real = socket.getaddrinfo
-
-    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in ("127.0.0.1", "localhost", b"127.0.0.1"):
-            attempts.append(str(host))
-            raise socket.gaierror(f"test: no network ({host})")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", local_only)
-    yield attempts
-    assert attempts == [], f"tried to reach {attempts}"
 
 
 @pytest.fixture
@@ -219,7 +186,7 @@ def test_fetch_forms_sheet(client: Any, google: FakeGoogle, tmp_path: Path) -> N
     assert google.assertions[0]["iss"] == SERVICE_ACCOUNT
     assert set(google.assertions[0]["scope"].split()) == {
         "https://www.googleapis.com/auth/spreadsheets.readonly",
-        "https://www.googleapis.com/auth/drive.metadata.readonly",
+        "https://www.googleapis.com/auth/drive.readonly",
     }
 
 
