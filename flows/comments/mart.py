@@ -55,7 +55,7 @@ def summarise(
         if not found:
             continue
         quotable = n_school.get((c.school_code, c.questionnaire), 0) >= MIN_QUOTE_RESPONDENTS
-        scored = (-abs(min(len(c.text), 2 * QUOTE_CHARS) - IDEAL_CHARS), c.text)
+        scored = (-_distance(c.text), c.text)
         for scope, code in _scopes(c.school_code, c.unit_code, province_code):
             for theme in found:
                 hits[(scope, code, c.questionnaire, theme)] += 1
@@ -100,9 +100,7 @@ def choose_quotes(candidates: Iterable[str], k: int = QUOTES_PER_THEME) -> list[
     """Up to ``k`` of ``candidates``: those closest to IDEAL_CHARS long first, skipping any
     near-duplicate of one already chosen; masked (``mask_personal``) and cut at a word before
     QUOTE_CHARS characters."""
-    ordered = sorted(
-        set(candidates), key=lambda s: (abs(min(len(s), 2 * QUOTE_CHARS) - IDEAL_CHARS), s)
-    )
+    ordered = sorted(set(candidates), key=lambda s: (_distance(s), s))
     chosen: list[str] = []
     seen: list[str] = []
     for text in ordered:
@@ -114,6 +112,11 @@ def choose_quotes(candidates: Iterable[str], k: int = QUOTES_PER_THEME) -> list[
         if len(chosen) == k:
             break
     return chosen
+
+
+def _distance(text: str) -> int:
+    """How far ``text`` is from the ideal length; a long text counts as the quote it is cut to."""
+    return abs(min(len(text), QUOTE_CHARS) - IDEAL_CHARS)
 
 
 def _similar(a: str, b: str) -> bool:

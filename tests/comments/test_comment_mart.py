@@ -14,10 +14,11 @@ import re
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from openpyxl import load_workbook
 
-from tests.factories import khaosat, make_province, rows, stamp
+from tests.factories import khaosat, make_province, stamp
 from warehouse.comments import built_with, read_quotes, read_theme_counts
+from warehouse.db import connect
 
 COMMENT_HEADER = "Ý kiến, đề xuất khác"
 
@@ -105,7 +106,7 @@ def test_the_comment_mart_counts_each_theme_and_quotes_only_masked_text_of_large
 ) -> None:
     config = commented_province(tmp_path, warehouse_url)
     _run(config)
-    engine = sa.create_engine(warehouse_url)
+    engine = connect(warehouse_url)
     try:
         counts = read_theme_counts(engine, "T-2024")
         found: dict[tuple[str, str, str], tuple[set[int], dict[str, int]]] = {}
@@ -144,5 +145,41 @@ def test_the_comment_mart_counts_each_theme_and_quotes_only_masked_text_of_large
         assert "Các khoản thu đầu năm quá nhiều. Email: [email]" in texts
         assert "Cô [tên] dạy thêm ở nhà, các cháu phải đi học thêm" in texts
         assert built_with(engine, "T-2024")["version"] == "2026.1"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_night_rebuilds_the_comment_mart_when_the_officers_codebook_changes(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    url = f"sqlite:///{tmp_path / 'khaosat.sqlite'}"
+    config = commented_province(tmp_path, url)
+    own = tmp_path / "chu-de"
+    own.mkdir()
+    (own / "so.yaml").write_text("version: so-1\nthemes: []\n", encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8") + "codebook_dir: chu-de\n", encoding="utf-8"
+    )
+    _run(config)
+    engine = connect(url)
+    try:
+        first = built_with(engine, "T-2024")
+        s1 = {c.theme for c in read_theme_counts(engine, "T-2024", "school", "S1")}
+        assert "khac" in s1 and "canh_quan" not in s1
+
+        # Nothing submitted changes; the officer adds a theme for what "khác" held.
+        (own / "so.yaml").write_text(
+            "version: so-2\nthemes:\n  - code: canh_quan\n    label: Cảnh quan\n"
+            "    phrases: [trồng thêm hoa]\n",
+            encoding="utf-8",
+        )
+        _run(config)
+        s1 = {c.theme: c.n_comments for c in read_theme_counts(engine, "T-2024", "school", "S1")}
+        assert s1["canh_quan"] == 1 and "khac" not in s1
+        now = built_with(engine, "T-2024")
+        assert now["version"] == "2026.1+so-2" and now["fingerprint"] != first["fingerprint"]
+        workbook = tmp_path / "output" / "T-2024_U1.xlsx"
+        assert "Cảnh quan" in {c.value for row in load_workbook(workbook)["Ý kiến"] for c in row}
     finally:
         engine.dispose()
