@@ -94,7 +94,7 @@ def _write_questionnaire(
     for i, c in enumerate(ordered, start=1):
         share = None if c.share is None else 100 * c.share
         put(ws, header + i, 1, c.label)
-        put(ws, header + i, 2, DIMENSION_SHORT.get(c.dimension or "", "Chung"))
+        put(ws, header + i, 2, DIMENSION_SHORT.get(c.dimension or "", "—"))
         put(ws, header + i, 3, shown_value(c.n_comments, c.n_respondents), INT_FORMAT)
         put(ws, header + i, 4, shown_value(share, c.n_respondents), PCT_FORMAT)
     last = header + len(ordered)
