@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,8 +106,8 @@ def write_comment_mart(
     with engine.begin() as conn:
         for table in t.COMMENT_MART_TABLES:
             conn.execute(sa.delete(table).where(table.c.campaign_id == campaign_id))
-        theme_rows = [asdict(c) for c in counts if c.campaign_id == campaign_id]
-        quote_rows = [asdict(q) for q in quotes if q.campaign_id == campaign_id]
+        theme_rows = [dict(vars(c)) for c in counts if c.campaign_id == campaign_id]
+        quote_rows = [dict(vars(q)) for q in quotes if q.campaign_id == campaign_id]
         if theme_rows:
             conn.execute(t.mart_comment_theme.insert(), theme_rows)
         if quote_rows:

@@ -81,12 +81,21 @@ def folded(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).lower().split())
 
 
+def _base_letter(c: str) -> str:
+    return "".join(d for d in unicodedata.normalize("NFD", c) if not unicodedata.combining(d))
+
+
+#: Each precomposed Latin letter with diacritics -> its base letter; đ -> d.
+_STRIP = {
+    ord(c): _base_letter(c)
+    for c in map(chr, range(0xC0, 0x1F00))
+    if c.isalpha() and _base_letter(c) != c and _base_letter(c).isascii()
+} | {ord("đ"): "d", ord("Đ"): "D"}
+
+
 def unaccented(text: str) -> str:
     """``text`` without its diacritics (đ → d), for comments typed without accents."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return unicodedata.normalize(
-        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
-    )
+    return unicodedata.normalize("NFC", text).translate(_STRIP)
 
 
 def bare(text: str) -> str:

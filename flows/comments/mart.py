@@ -7,7 +7,6 @@ small bounded pools, so memory does not grow with the number of comments.
 
 from __future__ import annotations
 
-import difflib
 import heapq
 from collections import defaultdict
 from collections.abc import Iterable
@@ -29,8 +28,8 @@ QUOTE_CHARS = 300
 IDEAL_CHARS = 160
 #: Candidates kept per scope, questionnaire and theme (the best by length).
 POOL = 40
-#: Two quotes this similar (difflib ratio of their bare text) are one said twice.
-NEAR_DUPLICATE = 0.75
+#: Two quotes sharing this share of their words (Jaccard, bare text) are one said twice.
+NEAR_DUPLICATE = 0.6
 
 
 def summarise(
@@ -102,9 +101,9 @@ def choose_quotes(candidates: Iterable[str], k: int = QUOTES_PER_THEME) -> list[
     QUOTE_CHARS characters."""
     ordered = sorted(set(candidates), key=lambda s: (_distance(s), s))
     chosen: list[str] = []
-    seen: list[str] = []
+    seen: list[frozenset[str]] = []
     for text in ordered:
-        plain = bare(text)
+        plain = frozenset(bare(text).split())
         if any(_similar(plain, other) for other in seen):
             continue
         seen.append(plain)
@@ -119,9 +118,9 @@ def _distance(text: str) -> int:
     return abs(min(len(text), QUOTE_CHARS) - IDEAL_CHARS)
 
 
-def _similar(a: str, b: str) -> bool:
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return matcher.real_quick_ratio() >= NEAR_DUPLICATE and matcher.ratio() >= NEAR_DUPLICATE
+def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Near-duplicates: most of their words in common, whatever the order and punctuation."""
+    return len(a & b) >= NEAR_DUPLICATE * len(a | b)
 
 
 def trim(text: str, limit: int = QUOTE_CHARS) -> str:
