@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from typer.testing import CliRunner
 
+from flows.cli.app import app
 from tests.factories import khaosat, make_province, stamp
 from warehouse.comments import built_with, read_quotes, read_theme_counts
 from warehouse.db import connect
@@ -183,3 +185,23 @@ def test_a_night_rebuilds_the_comment_mart_when_the_officers_codebook_changes(
         assert "Cảnh quan" in {c.value for row in load_workbook(workbook)["Ý kiến"] for c in row}
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("command", ["run", "publish"])
+def test_an_officers_codebook_that_cannot_be_used_stops_the_command_in_one_line(
+    tmp_path: Path, own_environment: None, command: str
+) -> None:
+    config = make_province(tmp_path)
+    (tmp_path / "chu-de").mkdir()
+    bad = tmp_path / "chu-de" / "so.yaml"
+    bad.write_text("version: 1\nthemes:\n  - code: Nha VS\n    label: X\n", encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8") + "codebook_dir: chu-de\n", encoding="utf-8"
+    )
+    env = {"PREFECT_API_URL": "http://127.0.0.1:9/api"}  # never reached: nothing starts
+    done = CliRunner().invoke(app, [command, "--config", str(config)], env=env)
+    assert done.exit_code == 2, done.output
+    assert done.output.strip().splitlines() == [
+        f"error: {config}: {bad}: themes[0]: code 'Nha VS' must be lower-case letters, digits "
+        "and _ (and not 'khac', the theme of what matches nothing)"
+    ]
