@@ -62,8 +62,8 @@ def compile_codebook(codebook: Codebook) -> Matcher:
     starts: dict[str, dict[str, tuple[int, ...]]] = {}
     for name, table in frozen.items():
         lengths: dict[str, set[int]] = defaultdict(set)
-        for phrase in table:
-            lengths[phrase[0]].add(len(phrase))
+        for key in table:
+            lengths[key[0]].add(len(key))
         starts[name] = {w: tuple(sorted(ks, reverse=True)) for w, ks in lengths.items()}
     return Matcher(codebook, frozen["accented"], frozen["multi"], frozen["all"], starts)
 
