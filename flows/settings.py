@@ -184,6 +184,8 @@ class Settings(_Section):
 
     thresholds: dict[str, float] = Field(default_factory=dict)
     schemas_dir: Path | None = None
+    #: A folder of codebook YAML extending or overriding the built-in comment themes.
+    codebook_dir: Path | None = None
     gsheets: GSheets = GSheets()
     run: Run = Run()
     notify: Notify = Notify()
@@ -418,6 +420,7 @@ def load_settings(config_path: Path, env: Mapping[str, str] | None = None) -> Se
             "warehouse": Warehouse(url=sqlite_beside(base, s.warehouse.url)),
             "output": _resolve(base, s.output),
             "schemas_dir": _resolve(base, s.schemas_dir) if s.schemas_dir else None,
+            "codebook_dir": _resolve(base, s.codebook_dir) if s.codebook_dir else None,
             "run": s.run.model_copy(update={"archive": _resolve(base, s.run.archive)}),
             "gsheets": s.gsheets.model_copy(
                 update={

@@ -766,6 +766,61 @@ MART_TABLES = (
     mart_completeness,
 )
 
+# Comment mart (warehouse.comments), rebuilt by each publish from response.comment and the
+# codebook (flows.comments), not by rebuild_marts.
+
+mart_comment_theme = sa.Table(
+    "mart_comment_theme",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("scope", sa.String(), "school | unit | province.", primary_key=True),
+    _col(
+        "scope_code",
+        sa.String(),
+        "school_code, unit_code, or the campaign's province_code.",
+        primary_key=True,
+    ),
+    _col("questionnaire", sa.String(), "Questionnaire code.", primary_key=True),
+    _col("theme", sa.String(), "Codebook theme code; 'khac': matches none.", primary_key=True),
+    _col("label", sa.Text(), "The theme in Vietnamese, as the codebook names it."),
+    _col(
+        "dimension",
+        sa.String(),
+        "Dimension (tiêu chí) the theme belongs to; NULL for a cross-cutting theme.",
+        nullable=True,
+    ),
+    _col("n_comments", sa.Integer(), "Respondents whose comment is about the theme."),
+    _col(
+        "n_respondents",
+        sa.Integer(),
+        "Responses of the scope and questionnaire, whether they commented or not.",
+    ),
+    comment="One row per (campaign, scope, scope_code, questionnaire, theme) with at least one "
+    "comment; a comment about several themes counts in each.",
+)
+
+mart_comment_quote = sa.Table(
+    "mart_comment_quote",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", primary_key=True),
+    _col("scope", sa.String(), "unit | province.", primary_key=True),
+    _col("scope_code", sa.String(), "unit_code or the campaign's province_code.", primary_key=True),
+    _col("questionnaire", sa.String(), "Questionnaire code.", primary_key=True),
+    _col("theme", sa.String(), "Codebook theme code, or 'khac'.", primary_key=True),
+    _col("rank", sa.Integer(), "1..3: the order to show the quotes in.", primary_key=True),
+    _col(
+        "text",
+        sa.Text(),
+        "The comment, e-mails, phone numbers and names masked (flows.privacy), cut at about "
+        "300 characters; only from scopes and schools of 10 respondents or more.",
+    ),
+    comment="One row per quote shown for a (campaign, scope, scope_code, questionnaire, theme): "
+    "up to three, chosen for length and variety.",
+)
+
+#: The comment mart's tables (warehouse.comments), rebuilt together.
+COMMENT_MART_TABLES = (mart_comment_theme, mart_comment_quote)
+
 # --------------------------------------------------------------------------------------------
 # Run lock (warehouse.lock): one run per campaign at a time, across processes and machines.
 # --------------------------------------------------------------------------------------------

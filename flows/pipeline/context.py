@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from flows.alerts import ThresholdError, Thresholds
+from flows.comments import CodebookError, load_codebook
 from flows.fetch import GOOGLE_KINDS, new_content
 from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool, submit
@@ -126,7 +127,8 @@ def check_inputs(settings: Settings) -> tuple[dict[str, Questionnaire], Registry
     traceback."""
     try:
         Thresholds.from_mapping(settings.thresholds)
-    except ThresholdError as exc:
+        load_codebook(settings.codebook_dir)
+    except (ThresholdError, CodebookError) as exc:
         raise SettingsError(f"{settings.config_path}: {exc}") from exc
     return read_registry(settings)
 

@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+from flows.comments import load_codebook
 from flows.pipeline.context import Context
 from flows.pipeline.tasks import build_marts, publish_feedback, publish_workbooks, raise_alerts
 from flows.privacy import mask_personal
@@ -74,8 +75,8 @@ def publish_report(ctx: Context) -> Path:
 
 def _publish_inputs(ctx: Context, now: dt.datetime) -> str:
     """What the published outputs depend on: the warehouse's inputs (``published_inputs``),
-    the settings, the side of the deadline ``now`` is on, and the previous campaign's publish
-    (year-on-year figures)."""
+    the settings, the side of the deadline ``now`` is on, the previous campaign's publish
+    (year-on-year figures), and the codebook's content (the comment mart)."""
     campaign = ctx.settings.campaign
     previous = marts.last_publish(ctx.engine, campaign.previous) if campaign.previous else ""
     return marts.published_inputs(
@@ -85,4 +86,5 @@ def _publish_inputs(ctx: Context, now: dt.datetime) -> str:
         now > campaign.deadline_at,
         previous,
         importlib.metadata.version("khaosat"),
+        load_codebook(ctx.settings.codebook_dir).fingerprint,
     )

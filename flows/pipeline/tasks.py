@@ -14,6 +14,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from flows.alerts import evaluate_alerts
+from flows.comments import build_comment_mart, load_codebook
 from flows.fetch import fetch
 from flows.pipeline import prefect_ui
 from flows.pipeline.context import Context
@@ -140,9 +141,11 @@ load_source_task = task(name="load", task_run_name=prefect_ui.load_source_name, 
 
 @task(name="marts", task_run_name="marts", cache_policy=NONE)
 def build_marts(ctx: Context, as_of: dt.datetime) -> None:
-    """Rebuild the department-level marts from the facts."""
+    """Rebuild the department-level marts from the facts, and the comment mart from the
+    stored comments with the codebook."""
     campaign = ctx.settings.campaign
     marts.rebuild_marts(ctx.engine, campaign.id, as_of=as_of, deadline_at=campaign.deadline_at)
+    build_comment_mart(ctx.engine, campaign.id, load_codebook(ctx.settings.codebook_dir))
 
 
 @task(name="alerts", task_run_name="alerts", cache_policy=NONE)

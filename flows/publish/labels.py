@@ -56,6 +56,7 @@ PAPI_SHEET = "PAPI"
 YOY_SHEET = "So sánh năm trước"
 ALERT_SHEET = "Cảnh báo"
 INFO_SHEET = "Thông tin"
+COMMENT_SHEET = "Ý kiến"
 
 #: Figures from fewer respondents than this are written as SUPPRESSED (DOMAIN.md, Privacy).
 MIN_RESPONDENTS = 5

@@ -776,7 +776,7 @@ def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
         "Đã ghi nhận",
     )
     assert amber[9] == dt.datetime(2025, 12, 1, 1, 35, 10) and amber[10] == amber[9]
-    assert amber[11] == "=cmd|' /C calc'!A0 gọi cô Lan [số điện thoại]"  # text, phone masked
+    assert amber[11] == "=cmd|' /C calc'!A0 gọi cô [tên] [số điện thoại]"  # text, masked
     u2 = alerts("U2")
     assert [(r[0], r[3], r[5]) for r in u2] == [
         (

@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flows.cli.demo.comments import LOW_COMMENTS, PARENT_COMMENTS, STUDENT_COMMENTS
 from flows.cli.demo.province import CLOSES, OPENS, comma_list
 from schemas.questionnaire import Item, Questionnaire
 from schemas.records import Cell
@@ -41,27 +42,6 @@ _MIDDLE = comma_list("Văn, Thị, Hữu, Đức, Minh, Thu, Thanh, Ngọc, Quan
 _GIVEN = comma_list(
     "An, Bình, Chi, Dũng, Giang, Hà, Hải, Hạnh, Hòa, Hùng, Hương, Khánh, Lan, Linh, Long, Mai, "
     "Nam, Nga, Phương, Quân, Sơn, Tâm, Thảo, Trang, Tuấn, Việt, Yến"
-)
-_PARENT_COMMENTS = (
-    "Nhà trường cần bổ sung thêm cây xanh và sân chơi cho các con.",
-    "Đề nghị nhà trường tăng cường trao đổi với phụ huynh qua Zalo.",
-    "Cảm ơn các thầy cô đã tận tình với các cháu.",
-    "Mong nhà trường giảm bớt các khoản thu đầu năm.",
-    "Không có ý kiến.",
-    "Phòng học hơi nóng, đề nghị lắp thêm quạt.",
-    "Nhà vệ sinh cần được dọn thường xuyên hơn.",
-)
-_STUDENT_COMMENTS = (
-    "Em mong trường có thêm câu lạc bộ thể thao.",
-    "Thư viện nên mở cửa cả buổi trưa ạ.",
-    "Em cảm ơn thầy cô.",
-    "Mong nhà trường sửa lại máy chiếu ở các phòng học.",
-    "Không có ý kiến.",
-)
-_LOW_COMMENTS = (
-    "Cơ sở vật chất xuống cấp, phòng học dột khi trời mưa.",
-    "Các khoản thu chưa được công khai rõ ràng.",
-    "Giáo viên ít trao đổi với gia đình.",
 )
 #: Comments a spreadsheet program would take for a formula (the first is a common emoticon).
 _FORMULA_LIKE_COMMENTS = (
@@ -158,7 +138,7 @@ def _text_value(item: Item, level: str, student: bool, low: bool, rng: random.Ra
     if item.code == "KHU_VUC":
         return rng.choice(("Thành thị", "Nông thôn"))
     if item.code == "Y_KIEN" and rng.random() < 0.3:
-        pool = _LOW_COMMENTS if low else (_STUDENT_COMMENTS if student else _PARENT_COMMENTS)
+        pool = LOW_COMMENTS if low else (STUDENT_COMMENTS if student else PARENT_COMMENTS)
         return rng.choice(pool)
     return ""
 

@@ -20,6 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.alerts import Thresholds
 from flows.publish.workbooks.alerts import write_alert_sheet
+from flows.publish.workbooks.comments import write_comment_sheet
 from flows.publish.workbooks.data import (
     CampaignData,
     Scope,
@@ -39,7 +40,7 @@ from flows.publish.xlsx import safe_file_part, save_workbook
 from schemas.questionnaire import Questionnaire
 
 #: Writes one sheet of a workbook.
-SheetWriter = Callable[[Workbook, CampaignData, Scope], Worksheet]
+SheetWriter = Callable[[Workbook, CampaignData, Scope], Worksheet | None]
 
 #: Sheets of every workbook, in tab order.
 SHEETS: tuple[SheetWriter, ...] = (
@@ -50,6 +51,7 @@ SHEETS: tuple[SheetWriter, ...] = (
     write_service_sheet,
     write_papi_sheet,
     write_yoy_sheet,
+    write_comment_sheet,
     write_alert_sheet,
     write_info_sheet,
 )

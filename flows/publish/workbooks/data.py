@@ -17,7 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from flows.alerts import Thresholds
+from schemas.comments import Quote, ThemeCount
 from schemas.questionnaire import Questionnaire
+from warehouse.comments import read_quotes, read_theme_counts
 from warehouse.read_models import Row, read_campaign_rows
 
 
@@ -51,6 +53,9 @@ class CampaignData:
     thresholds: dict[str, float]
     #: khaosat.yaml ``actions:``: the province's own follow-up actions (``action_for``).
     actions: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The comment mart (warehouse.comments) of every scope: the Ý kiến sheets show it.
+    comment_themes: list[ThemeCount] = dataclasses.field(default_factory=list)
+    comment_quotes: list[Quote] = dataclasses.field(default_factory=list)
 
     @functools.cached_property
     def lookups(self) -> Lookups:
@@ -142,6 +147,8 @@ def read_campaign(
         questionnaires=questionnaires,
         thresholds=dataclasses.asdict(thresholds),
         actions=dict(actions or {}),
+        comment_themes=read_theme_counts(engine, campaign_id),
+        comment_quotes=read_quotes(engine, campaign_id),
     )
 
 
