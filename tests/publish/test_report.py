@@ -352,7 +352,11 @@ def test_concerns_list_open_red_and_amber_alerts_by_school_with_the_follow_up(re
     assert f"Đề xuất: {ACTIONS['CSVC']}." in text
     # the small school's figure is hidden; the acknowledged one says so, its note masked
     assert f": {SUPPRESSED} (ngưỡng 85,0%)." in text and "33,3" not in text
-    assert "Đã ghi nhận: gọi cô Lan [số điện thoại]." in text and "0912" not in text
+    assert (
+        "Đã ghi nhận: gọi cô [tên] [số điện thoại]." in text
+        and "0912" not in text
+        and "Lan" not in text
+    )
     # resolved and information alerts are not listed
     assert "HOC_THEM" not in text and "62,3" not in text and "(ngưỡng 30" not in text
     assert ": 24 (ngưỡng 40)." in text
@@ -474,6 +478,40 @@ def test_comment_section_shows_themes_by_count_and_their_quotes() -> None:
     assert comment_section([], [])[1] == Para(
         "Chưa có số liệu tổng hợp ý kiến, đề xuất của người trả lời."
     )
+
+
+def test_comment_section_equals_the_comment_mart(warehouse: Engine, tmp_path: Path) -> None:
+    from flows.comments import build_comment_mart, load_codebook
+
+    with warehouse.begin() as conn:  # comments on two known themes beside the formula-like ones
+        r = t.response
+        conn.execute(
+            r.update()
+            .where(r.c.campaign_id == C, r.c.response_no % 3 == 0)
+            .values(comment="Nhà vệ sinh bẩn quá, cần sửa")
+        )
+        conn.execute(
+            r.update()
+            .where(r.c.campaign_id == C, r.c.response_no % 3 == 1)
+            .values(comment="cac khoan thu dau nam qua nhieu")
+        )
+    build_comment_mart(warehouse, C, load_codebook())
+    path = write_report(warehouse, C, tmp_path / "out", QS, run_id="run-1", actions=ACTIONS)
+    tables = _tables(path)
+    mart = rows(
+        warehouse,
+        "SELECT questionnaire, label, n_comments, n_respondents FROM mart_comment_theme "
+        "WHERE campaign_id = :c AND scope = 'province'",
+        c=C,
+    )
+    assert {m["label"] for m in mart} >= {"Nhà vệ sinh và nước uống", "Khoản thu và đóng góp"}
+    by_q: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for m in mart:
+        share = 100 * m["n_comments"] / m["n_respondents"]
+        by_q[m["questionnaire"]][m["label"]] = [number(m["n_comments"]), pct(share)]
+    for code, expected in by_q.items():
+        shown = tables[f"Chủ đề ý kiến: {QS[code].name}"]
+        assert {row[0]: row[1:] for row in shown[1:]} == expected
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from flows.publish.report.sections import (
 from flows.publish.workbooks.data import CampaignData, province_scope, read_campaign
 from flows.publish.workbooks.figures import summarise
 from flows.publish.xlsx import safe_file_part
-from schemas.comments import Quote, ThemeCount
 from schemas.questionnaire import Questionnaire
 
 #: Who a Sở's report goes to, for the officer to adjust before signing.
@@ -47,23 +46,13 @@ def report_path(output_dir: Path, campaign_id: str) -> Path:
     return output_dir / f"{safe_file_part(campaign_id)}_BAO_CAO.docx"
 
 
-def comment_records(
-    engine: sa.Engine, campaign_id: str, province_code: str
-) -> tuple[list[ThemeCount], list[Quote]]:
-    """The province scope's comment themes and quotes from the comment mart.
-
-    Empty until the comment mart is in the warehouse: this is where
-    ``warehouse.comments.read_theme_counts(engine, campaign_id, scope="province",
-    scope_code=province_code)`` and ``warehouse.comments.read_quotes(...)`` are called."""
-    del engine, campaign_id, province_code
-    return [], []
-
-
-def report_blocks(data: CampaignData, themes: list[ThemeCount], quotes: list[Quote]) -> list[Block]:
-    """The report's body, in order, from the campaign's rows and the comment mart's."""
+def report_blocks(data: CampaignData) -> list[Block]:
+    """The report's body, in order, from the campaign's rows and its comment mart."""
     province = province_scope(data)
     groups = summarise(data, province)
-    names = {code: q.respondent for code, q in data.questionnaires.items()}
+    names = {code: q.name for code, q in data.questionnaires.items()}  # tells the levels apart
+    themes = [t for t in data.comment_themes if t.scope == "province"]
+    quotes = [q for q in data.comment_quotes if q.scope == "province"]
     return join(
         [
             overview(data, province, groups),
@@ -110,6 +99,5 @@ def write_report(
     data = read_campaign(
         engine, campaign_id, questionnaires, run_id=run_id, thresholds=thresholds, actions=actions
     )
-    themes, quotes = comment_records(engine, campaign_id, data.province_code)
-    doc = build_document(front_of(data), report_blocks(data, themes, quotes))
+    doc = build_document(front_of(data), report_blocks(data))
     return save_document(doc, report_path(output_dir, campaign_id))
