@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from flows.alerts import ThresholdError, Thresholds
-from flows.fetch import new_content
+from flows.fetch import discover, new_content
 from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool
 from flows.pipeline.processes import long_lived_imports
@@ -131,13 +131,26 @@ def check_inputs(settings: Settings) -> tuple[dict[str, Questionnaire], Registry
 
 def read_registry(settings: Settings) -> tuple[dict[str, Questionnaire], Registry]:
     """The questionnaires and the registry (``flows.registry.read_registry``: bad rows are
-    refused sources, not errors); raises QuestionnaireError or RegistryError for files that
-    cannot be used at all."""
+    refused sources, not errors), each folder row of sources.csv listed and expanded into the
+    sources it discovers (``flows.fetch.discover.expand``); raises QuestionnaireError or
+    RegistryError for files that cannot be used at all."""
     questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
     found = read_registry_files(
         settings.registry.schools, settings.registry.sources, questionnaires
     )
-    return questionnaires, found
+    return questionnaires, discover.expand(
+        found,
+        {code: q.levels for code, q in questionnaires.items()},
+        folder_listers(settings),
+        settings.registry.sources.parent,
+    )
+
+
+def folder_listers(settings: Settings) -> dict[str, discover.Lister]:
+    """How each kind of folder row of sources.csv is listed: ``folder`` rows from the file
+    system, confined to the campaign's folders."""
+    base = settings.registry.sources.parent
+    return {"folder": discover.local_lister(base, settings.source_folders)}
 
 
 def select_sources(
