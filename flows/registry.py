@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.records import SCHOOL_LEVELS, School, Source
+from warehouse.registry import SupersededFile
 
 SCHOOL_COLUMNS = ("school_code", "school_name", "level", "unit_code", "unit_name", "enrollment")
 SOURCE_COLUMNS = ("school_code", "questionnaire", "kind", "location")
@@ -163,6 +164,8 @@ class Registry:
     school_codes: list[str] = field(default_factory=list)
     #: the folder and drive rows accepted, not listed yet (``flows.fetch.discover.expand``).
     folders: list[FolderRow] = field(default_factory=list)
+    #: the files of folder rows not used: their school has a newer one (once listed).
+    superseded: list[SupersededFile] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:

@@ -209,6 +209,13 @@ source = sa.Table(
         "False once the source left sources.csv: its rows are kept but count in no mart.",
         server_default=sa.true(),
     ),
+    _col(
+        "found_in",
+        sa.Text(),
+        "The location of the folder or drive row of sources.csv the source was discovered in; "
+        "NULL for a source listed on a row of its own.",
+        nullable=True,
+    ),
     sa.UniqueConstraint("campaign_id", "school_code", "questionnaire", "location"),
     comment="One row per registered source (school, questionnaire, location) of a campaign.",
 )
@@ -539,6 +546,22 @@ load_ledger = sa.Table(
     sa.Index(None, "run_id"),
     comment="One row per source per run: what happened to it. Append-only; the latest row per "
     "source is its current state.",
+)
+
+superseded_file = sa.Table(
+    "superseded_file",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk(), primary_key=True),
+    _col("school_code", sa.String(), "School the file's name names.", primary_key=True),
+    _col("questionnaire", sa.String(), "Questionnaire of the folder row.", primary_key=True),
+    _col("location", sa.Text(), "The file not used (path or Drive file id).", primary_key=True),
+    _col("found_in", sa.Text(), "Location of the folder or drive row the file is in."),
+    _col("used_location", sa.Text(), "The newer file used instead."),
+    _col("message", sa.Text(), "The line the school and the officer read, in Vietnamese."),
+    _col("run_id", sa.String(), "The run that last listed the folder."),
+    comment="One row per file of a folder source that is not used because the same school has "
+    "a newer file for the questionnaire, as the latest run found the folders; replaced whole "
+    "by each run.",
 )
 
 meta = sa.Table(

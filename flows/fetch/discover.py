@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from flows.registry import ANY_SCHOOL, FolderRow, Refused, Registry
 from schemas.records import Found, School, Source, SourceError
+from warehouse.registry import SupersededFile
 
 #: File endings read as a workbook (python-calamine: xlsx, xls, ods) or as CSV; any other file
 #: in a folder source (.docx, .pdf, pictures) is not a submission.
@@ -265,17 +266,18 @@ def expand(
 ) -> Registry:
     """The registry with each folder row listed and its files placed: the sources it
     discovers added, each unplaced file a refused source of school ``*`` with its line, each
-    superseded file a note. A row whose folder cannot be listed (or whose kind has no lister)
-    is refused alone. A school and questionnaire that sources.csv lists on a row of its own
-    take nothing from a folder. ``levels``: the levels of each questionnaire; ``base``: the
-    folder of sources.csv."""
+    superseded file in ``superseded``. A row whose folder cannot be listed (or whose kind has
+    no lister) is refused alone. A school and questionnaire that sources.csv lists on a row
+    of its own take nothing from a folder. ``levels``: the levels of each questionnaire;
+    ``base``: the folder of sources.csv."""
     if not registry.folders:
         return registry
     listed = [*registry.sources, *(r.source for r in registry.refused)]
     explicit = {(s.school_code.upper(), s.questionnaire) for s in listed}
     seen = {s.key for s in listed}
     unplaced: set[str] = set()
-    sources, refused, notes = list(registry.sources), list(registry.refused), list(registry.notes)
+    sources, refused = list(registry.sources), list(registry.refused)
+    superseded: list[SupersededFile] = []
     for row in registry.folders:
         lister = listers.get(row.kind)
         if lister is None:
@@ -304,9 +306,10 @@ def expand(
                 unplaced.add(file.location)
                 source = source_of(row, file, ANY_SCHOOL, base)
                 refused.append(Refused(source, f"{row.where}: {why}"))
-        notes += [
-            f"{row.where}: {code}: {why}"
-            for code, _, why in placement.superseded
+        used = {code: file.location for code, file in placement.placed}
+        superseded += [
+            SupersededFile(code, row.questionnaire, file.location, row.location, used[code], why)
+            for code, file, why in placement.superseded
             if (code.upper(), row.questionnaire) not in explicit
         ]
-    return dataclasses.replace(registry, sources=sources, refused=refused, notes=notes)
+    return dataclasses.replace(registry, sources=sources, refused=refused, superseded=superseded)

@@ -104,6 +104,7 @@ def prepare(settings: Settings, run_id: str) -> Context:
     # a refused row's source is registered too: status lists it, failed, with its line
     listed = [*sources, *(r.source for r in found.refused)]
     registry.sync_registry(engine, settings.campaign, found.schools, questionnaires, sources=listed)
+    registry.replace_superseded(engine, settings.campaign.id, run_id, found.superseded)
     return Context(
         settings=settings,
         questionnaires=questionnaires,

@@ -48,9 +48,7 @@ def test_a_file_is_placed_with_the_school_its_name_names(name: str, school: str)
 
 
 def test_a_file_naming_no_school_or_two_is_unplaced_in_one_vietnamese_line() -> None:
-    result = place(
-        [found("truong-hoa-binh.xlsx"), found("TH0101_TH0102.xlsx")], SCHOOLS, ("TH",)
-    )
+    result = place([found("truong-hoa-binh.xlsx"), found("TH0101_TH0102.xlsx")], SCHOOLS, ("TH",))
     assert result.placed == []
     assert [why for _, why in result.unplaced] == [
         "tệp khớp hai trường: TH0101_TH0102.xlsx (TH0101, TH0102)",
