@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from flows.settings import load_settings
 from tests.factories import khaosat, make_province, mart_tables, rows, stamp
@@ -137,3 +138,27 @@ def test_a_messy_folder_loads_what_it_can_and_names_every_file_it_could_not_plac
             "tệp S1 ban cu.xls không dùng vì đã có tệp mới hơn XA01/S1/phieu.xlsx",
         )
     ]
+
+    # the school reads why its older file was not used; the province sees every file it
+    # could not place, and the one not used
+    superseded = "tệp S1 ban cu.xls không dùng vì đã có tệp mới hơn XA01/S1/phieu.xlsx"
+    assert superseded in texts(tmp_path / "output" / "feedback" / "S1.xlsx")
+    province = texts(tmp_path / "output" / "T-2024_TM.xlsx", "Thông tin")
+    assert {
+        "nop/truong A.xls\n(tìm thấy trong thư mục nop)",
+        "nop/S1_S2.xls\n(tìm thấy trong thư mục nop)",
+    } <= province
+    assert {"Tệp không dùng vì trường đã có tệp mới hơn", "nop/S1 ban cu.xls"} <= province
+
+
+def texts(path: Path, sheet: str | None = None) -> set[str]:
+    """Every text cell of the workbook at ``path`` (of one sheet, if named)."""
+    wb = load_workbook(path, read_only=True)
+    sheets = [wb[sheet]] if sheet else wb.worksheets
+    return {
+        v
+        for ws in sheets
+        for row in ws.iter_rows(values_only=True)
+        for v in row
+        if isinstance(v, str)
+    }

@@ -51,6 +51,8 @@ class CampaignData:
     thresholds: dict[str, float]
     #: khaosat.yaml ``actions:``: the province's own follow-up actions (``action_for``).
     actions: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: files of folder sources not used, their school having a newer one.
+    superseded: list[Row] = dataclasses.field(default_factory=list)
 
     @functools.cached_property
     def lookups(self) -> Lookups:
@@ -142,6 +144,7 @@ def read_campaign(
         questionnaires=questionnaires,
         thresholds=dataclasses.asdict(thresholds),
         actions=dict(actions or {}),
+        superseded=rows.superseded,
     )
 
 
