@@ -42,6 +42,7 @@ from flows.publish.xlsx import (
     set_style,
     write_cell,
 )
+from flows.registry import ANY_SCHOOL
 
 
 def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
@@ -117,7 +118,10 @@ def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> i
         )
         for s in problems:
             r += 1
-            name = data.schools.get(s["school_code"], {}).get("school_name") or s["school_code"]
+            name = data.schools.get(s["school_code"], {}).get("school_name") or (
+                # a file of a folder row whose name names no school, or two
+                UNPLACED_NAME if s["school_code"] == ANY_SCHOOL else s["school_code"]
+            )
             for col, value in enumerate(
                 (
                     s["school_code"],
@@ -130,6 +134,10 @@ def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> i
             ):
                 put(ws, r, col, value, wrap=True)
     return _write_superseded(ws, r, data, scope)
+
+
+#: What the source list says of the school of a folder's file that could not be placed.
+UNPLACED_NAME = "(tên tệp không cho biết trường nào)"
 
 
 def _where(location: str, found_in: str | None) -> str:
