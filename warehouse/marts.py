@@ -594,9 +594,15 @@ def _rejected_per_pair(campaign_id: str) -> sa.Subquery:
     )
 
 
+#: The school code of a file found in a folder row's folder whose name names no school, or two
+#: (``flows.registry.ANY_SCHOOL``): a failed source, but no school's submission.
+NO_SCHOOL = "*"
+
+
 def _expected_pairs(campaign_id: str) -> sa.Subquery:
-    """Every (school, questionnaire) the campaign expects: each active source's, and each
-    registered school's with each required questionnaire of its level."""
+    """Every (school, questionnaire) the campaign expects: each active source's (but those of
+    no school, NO_SCHOOL), and each registered school's with each required questionnaire of
+    its level."""
     source, school, questionnaire = t.source, t.school, t.questionnaire
     used = t.campaign_questionnaire
     # Levels are stored comma-separated; wrapping both sides in commas matches whole codes only
@@ -605,7 +611,9 @@ def _expected_pairs(campaign_id: str) -> sa.Subquery:
         sa.literal("%,", sa.String) + school.c.level + ",%"
     )
     return sa.union(
-        sa.select(source.c.school_code, source.c.questionnaire).where(_active_source(campaign_id)),
+        sa.select(source.c.school_code, source.c.questionnaire).where(
+            _active_source(campaign_id), source.c.school_code != NO_SCHOOL
+        ),
         sa.select(school.c.school_code, questionnaire.c.questionnaire_code.label("questionnaire"))
         .select_from(
             school.join(used, used.c.campaign_id == school.c.campaign_id).join(

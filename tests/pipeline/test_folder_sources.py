@@ -139,6 +139,10 @@ def test_a_messy_folder_loads_what_it_can_and_names_every_file_it_could_not_plac
         )
     ]
 
+    # an unplaced file is no school's submission: no completeness row, no alert
+    assert all(r[0] != "*" for r in marts(config)["mart_completeness"])
+    assert all("*" not in r for r in marts(config)["alerts"])
+
     # the school reads why its older file was not used; the province sees every file it
     # could not place, and the one not used
     superseded = "tệp S1 ban cu.xls không dùng vì đã có tệp mới hơn XA01/S1/phieu.xlsx"
