@@ -32,6 +32,7 @@ def sync_registry(
     questionnaires: Mapping[str, Questionnaire],
     *,
     sources: Sequence[Source] | None = None,
+    unlisted_folders: Sequence[str] = (),
 ) -> None:
     """Write the campaign, its units and schools, and its questionnaires, in one transaction.
 
@@ -42,7 +43,9 @@ def sync_registry(
 
     With ``sources`` (the rows of sources.csv), every source is registered and any source of
     the campaign no longer listed is retired (``is_active`` false): its rows stay in the
-    warehouse but count in no mart, and putting it back in sources.csv restores it.
+    warehouse but count in no mart, and putting it back in sources.csv restores it. A source
+    found in a folder row of ``unlisted_folders`` (the locations of the folder rows that could
+    not be listed this time) is not retired: it keeps its state until its folder can be read.
     """
     with engine.begin() as conn:
         _write_campaign(conn, campaign)
@@ -51,7 +54,8 @@ def sync_registry(
         _write_campaign_questionnaires(conn, campaign.id, questionnaires)
         _write_schools(conn, campaign.id, schools)
         if sources is not None:
-            _retire_unlisted(conn, campaign.id, _ensure_sources(conn, campaign.id, sources))
+            active = _ensure_sources(conn, campaign.id, sources)
+            _retire_unlisted(conn, campaign.id, active, unlisted_folders)
 
 
 def _write_campaign(conn: sa.Connection, campaign: Campaign) -> None:
@@ -159,12 +163,19 @@ def _write_schools(conn: sa.Connection, campaign_id: str, schools: Sequence[Scho
     )
 
 
-def _retire_unlisted(conn: sa.Connection, campaign_id: str, active: list[int]) -> None:
-    """Mark every source of the campaign not in ``active`` (source ids) inactive."""
+def _retire_unlisted(
+    conn: sa.Connection, campaign_id: str, active: list[int], unlisted_folders: Sequence[str]
+) -> None:
+    """Mark every source of the campaign not in ``active`` (source ids) inactive, but those
+    found in one of ``unlisted_folders``."""
     source = tables.source
     retire = sa.update(source).where(source.c.campaign_id == campaign_id)
     if active:
         retire = retire.where(source.c.source_id.not_in(active))
+    if unlisted_folders:
+        retire = retire.where(
+            sa.or_(source.c.found_in.is_(None), source.c.found_in.not_in(list(unlisted_folders)))
+        )
     conn.execute(retire.values(is_active=False))
 
 

@@ -21,7 +21,7 @@ from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool
 from flows.pipeline.processes import long_lived_imports
 from flows.pipeline.read_ahead import read_tables_ahead
-from flows.registry import Refused, Registry, enrollment_warning
+from flows.registry import FOLDER_KINDS, Refused, Registry, enrollment_warning
 from flows.registry import read_registry as read_registry_files
 from flows.settings import Settings, SettingsError
 from flows.validate import create_context
@@ -103,7 +103,20 @@ def prepare(settings: Settings, run_id: str) -> Context:
     db.migrate(engine)
     # a refused row's source is registered too: status lists it, failed, with its line
     listed = [*sources, *(r.source for r in found.refused)]
-    registry.sync_registry(engine, settings.campaign, found.schools, questionnaires, sources=listed)
+    # a folder row that could not be listed this time keeps the sources it found before
+    unlisted = [
+        r.source.location
+        for r in found.refused
+        if r.source.kind in FOLDER_KINDS and r.source.found_in is None  # a row, not a file
+    ]
+    registry.sync_registry(
+        engine,
+        settings.campaign,
+        found.schools,
+        questionnaires,
+        sources=listed,
+        unlisted_folders=unlisted,
+    )
     registry.replace_superseded(engine, settings.campaign.id, run_id, found.superseded)
     return Context(
         settings=settings,

@@ -154,6 +154,17 @@ def test_a_messy_folder_loads_what_it_can_and_names_every_file_it_could_not_plac
     } <= province
     assert {"Tệp không dùng vì trường đã có tệp mới hơn", "nop/S1 ban cu.xls"} <= province
 
+    # a night the folder cannot be read (a mount gone): its row fails, the files it found
+    # before keep their state and their answers
+    before = marts(config)["mart_school_dimension"]
+    nop.rename(tmp_path / "nop-offline")
+    code, out = run(config)
+    assert code == 1, out
+    reasons = {s["location"]: s["reason"] for s in status(config)["sources"]}  # type: ignore[union-attr]
+    assert "folder nop does not exist" in reasons["nop"]
+    assert reasons["nop/XA01/S1/phieu.xlsx"] is None
+    assert marts(config)["mart_school_dimension"] == before
+
 
 def texts(path: Path, sheet: str | None = None) -> set[str]:
     """Every text cell of the workbook at ``path`` (of one sheet, if named)."""
