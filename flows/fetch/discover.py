@@ -88,39 +88,48 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(pieces))
 
 
-def _codes_in(name: str, codes: Mapping[str, str]) -> set[str]:
-    """The school codes (folded code -> code as registered) that ``name`` names, each as a
-    whole word: TH01 is not in TH0101, and ``_`` or ``-`` separates words."""
-    if not codes:
-        return set()
-    alternatives = "|".join(re.escape(c) for c in sorted(codes, key=len, reverse=True))
-    word = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])")
-    return {codes[m.group(0)] for m in word.finditer(fold(name))}
+class _Names:
+    """What one folder row tells schools by: the school codes (folded -> as registered), as
+    whole words, and the row's pattern, if any."""
+
+    def __init__(self, codes: Mapping[str, str], pattern: str | None) -> None:
+        self.codes = codes
+        alternatives = "|".join(re.escape(c) for c in sorted(codes, key=len, reverse=True))
+        # a code as a whole word: TH01 is not in TH0101, and "_" or "-" separate words
+        self.word = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])") if codes else None
+        self.pattern = pattern_regex(pattern) if pattern else None
+        self.on_path = pattern is not None and "/" in pattern
+
+    def named_in(self, name: str) -> set[str]:
+        """The codes ``name`` names anywhere, as whole words."""
+        if self.word is None:
+            return set()
+        return {self.codes[m.group(0)] for m in self.word.finditer(fold(name))}
+
+    def named_by(self, name: str) -> set[str] | None:
+        """The codes the file ``name`` names; None when it does not match the pattern."""
+        if self.pattern is None:
+            return self.named_in(name)
+        # a pattern is matched against the file's own name, or its path if it has a folder
+        match = self.pattern.fullmatch(fold(name if self.on_path else PurePosixPath(name).name))
+        if match is None:
+            return None
+        if "code" not in match.groupdict():
+            return self.named_in(name)
+        code = self.codes.get(match.group("code"))
+        return {code} if code else set()
 
 
 def _school_of(
-    file: Found, codes: Mapping[str, str], answering: Collection[str], regex: re.Pattern[str] | None
+    file: Found, names: _Names, answering: Collection[str]
 ) -> tuple[str | None, str | None] | None:
     """(school code, None) for the school ``file``'s name names, (None, why not) when it
     names none or two; None when it is not this row's: it does not match the row's pattern,
     or it names one school that is not ``answering`` (of another level: another
     questionnaire's file)."""
-    named: set[str]
-    if regex is not None:
-        # a pattern is matched against the file's own name, or its path if it has a folder
-        subject = (
-            file.name if "/" in regex.pattern.replace("[^/]", "") else PurePosixPath(file.name).name
-        )
-        match = regex.fullmatch(fold(subject))
-        if match is None:
-            return None
-        if "code" in match.groupdict():
-            code = codes.get(match.group("code"))
-            named = {code} if code else set()
-        else:
-            named = _codes_in(file.name, codes)
-    else:
-        named = _codes_in(file.name, codes)
+    named = names.named_by(file.name)
+    if named is None:
+        return None
     if not named:
         return None, f"tệp không khớp trường nào: {file.name}"
     if len(named) > 1:
@@ -154,15 +163,14 @@ def place(
     and accents ignored. Files that are no submission (``kind_of``) are passed over.
     """
     every = list(schools)
-    codes = {fold(s.code): s.code for s in every}
+    names = _Names({fold(s.code): s.code for s in every}, pattern)
     answering = {s.code for s in every if s.level in levels}
-    regex = pattern_regex(pattern) if pattern else None
     out = Placement()
     by_school: dict[str, list[Found]] = {}
     for file in sorted(files, key=lambda f: f.name):
         if kind_of(file.name) is None and file.kind != "gsheet":
             continue
-        found = _school_of(file, codes, answering, regex)
+        found = _school_of(file, names, answering)
         if found is None:
             continue
         code, why = found

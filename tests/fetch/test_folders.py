@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.fetch.discover import expand, kind_of, list_local_folder, local_lister, place
-from flows.registry import read_registry
+from flows.registry import FolderRow, read_registry
 from schemas.records import Found, School, SourceError
 
 UTC = dt.UTC
@@ -223,3 +223,31 @@ def test_a_drive_row_without_its_lister_and_a_vanished_folder_fail_alone(tmp_pat
         ("*", "folder", "nop"),
     ]
     assert "No such file or directory" in out.refused[1].message
+
+
+def test_a_drive_row_takes_its_lister_and_its_files_become_drive_and_gsheet_sources(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "nop").mkdir()
+    found = registry_of(tmp_path, "*,CMHS_TH,drive,1AbC#{school_code}_*\n")
+    when = dt.datetime(2024, 10, 20, tzinfo=UTC)
+    listed = [
+        Found("TH0101_CMHS.xlsx", "1file", "excel", when, "9e107d9d372bb6826bd81d3542a419d6"),
+        Found("TH0102_CMHS", "1sheet", "gsheet", when),
+        Found("TH0199_CMHS.xlsx", "1typo", "excel", when),
+    ]
+    seen: list[str] = []
+
+    def drive_lister(row: FolderRow) -> list[Found]:
+        seen.append(row.target)
+        return listed
+
+    out = expand(found, {"CMHS_TH": ("TH",)}, {"drive": drive_lister}, tmp_path)  # type: ignore[arg-type]
+    assert seen == ["1AbC"]
+    assert [(s.school_code, s.kind, s.location, s.path, s.found_in) for s in out.sources] == [
+        ("TH0101", "drive", "1file", None, "1AbC#{school_code}_*"),
+        ("TH0102", "gsheet", "1sheet", None, "1AbC#{school_code}_*"),
+    ]
+    assert [(r.source.school_code, r.source.kind, r.source.location) for r in out.refused] == [
+        ("*", "drive", "1typo")
+    ]
