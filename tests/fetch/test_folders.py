@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.fetch.discover import expand, kind_of, list_local_folder, local_lister, place
-from flows.registry import FolderRow, read_registry
+from flows.registry import FolderRow, Registry, read_registry
 from schemas.records import Found, School, SourceError
 
 UTC = dt.UTC
@@ -154,7 +154,7 @@ TH0102,Trường Tiểu học Đống Đa,TH,XA01,Xã Một
 """
 
 
-def registry_of(tmp_path: Path, sources: str) -> object:
+def registry_of(tmp_path: Path, sources: str) -> Registry:
     (tmp_path / "schools.csv").write_text(SCHOOLS_CSV, encoding="utf-8")
     (tmp_path / "sources.csv").write_text(
         "school_code,questionnaire,kind,location\n" + sources, encoding="utf-8"
@@ -176,11 +176,11 @@ def test_the_registry_takes_folder_and_drive_rows_and_fails_a_bad_one_alone(
         "TH0101,CMHS_TH,folder,nop\n"
         "*,CMHS_TH,excel,nop/TH0101.xlsx\n",
     )
-    assert [(r.kind, r.target, r.pattern) for r in found.folders] == [  # type: ignore[attr-defined]
+    assert [(r.kind, r.target, r.pattern) for r in found.folders] == [
         ("folder", "nop", "{school_code}_*.xlsx"),
         ("drive", "https://drive.google.com/drive/folders/1AbC", "{school_code}_*"),
     ]
-    messages = [r.message.split(": ", 1)[1] for r in found.refused]  # type: ignore[attr-defined]
+    messages = [r.message.split(": ", 1)[1] for r in found.refused]
     assert messages == [
         "line 4: location 'npo': folder npo does not exist (did you mean nop?)",
         "line 5: questionnaire 'CMSH_TH' is not one of CMHS_TH (did you mean CMHS_TH?)",
@@ -189,7 +189,7 @@ def test_the_registry_takes_folder_and_drive_rows_and_fails_a_bad_one_alone(
         "line 7: a folder row names one folder for every school: its school_code is *",
         "line 8: school_code * is for folder and drive rows (kind excel names one file)",
     ]
-    assert found.sources == []  # type: ignore[attr-defined]
+    assert found.sources == []
 
 
 def test_expanding_places_files_and_an_explicit_row_wins(tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_expanding_places_files_and_an_explicit_row_wins(tmp_path: Path) -> None
     write(tmp_path / "rieng" / "TH0102.xlsx")
     found = registry_of(tmp_path, "*,CMHS_TH,folder,nop\nTH0102,CMHS_TH,excel,rieng/TH0102.xlsx\n")
     listers = {"folder": local_lister(tmp_path, [tmp_path])}
-    out = expand(found, {"CMHS_TH": ("TH",)}, listers, tmp_path)  # type: ignore[arg-type]
+    out = expand(found, {"CMHS_TH": ("TH",)}, listers, tmp_path)
     assert [(s.school_code, s.kind, s.location, s.found_in) for s in out.sources] == [
         ("TH0102", "excel", "rieng/TH0102.xlsx", None),
         ("TH0101", "excel", "nop/TH0101_CMHS.xlsx", "nop"),
@@ -216,7 +216,7 @@ def test_a_drive_row_without_its_lister_and_a_vanished_folder_fail_alone(tmp_pat
     found = registry_of(tmp_path, "*,CMHS_TH,drive,1AbC\n*,CMHS_TH,folder,nop\n")
     (tmp_path / "nop").rmdir()  # gone between reading sources.csv and listing it
     listers = {"folder": local_lister(tmp_path, [tmp_path])}
-    out = expand(found, {"CMHS_TH": ("TH",)}, listers, tmp_path)  # type: ignore[arg-type]
+    out = expand(found, {"CMHS_TH": ("TH",)}, listers, tmp_path)
     assert out.sources == []
     assert [(r.source.school_code, r.source.kind, r.source.location) for r in out.refused] == [
         ("*", "drive", "1AbC"),
@@ -242,7 +242,7 @@ def test_a_drive_row_takes_its_lister_and_its_files_become_drive_and_gsheet_sour
         seen.append(row.target)
         return listed
 
-    out = expand(found, {"CMHS_TH": ("TH",)}, {"drive": drive_lister}, tmp_path)  # type: ignore[arg-type]
+    out = expand(found, {"CMHS_TH": ("TH",)}, {"drive": drive_lister}, tmp_path)
     assert seen == ["1AbC"]
     assert [(s.school_code, s.kind, s.location, s.path, s.found_in) for s in out.sources] == [
         ("TH0101", "drive", "1file", None, "1AbC#{school_code}_*"),

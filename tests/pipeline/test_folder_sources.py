@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -34,7 +35,7 @@ def run(config: Path) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
-def status(config: Path) -> dict[str, object]:
+def status(config: Path) -> dict[str, Any]:
     shown = khaosat("status", "--config", str(config), "--json")
     assert shown.returncode == 0, shown.stdout + shown.stderr
     return dict(json.loads(shown.stdout))
@@ -90,7 +91,7 @@ def test_a_folder_gives_the_marts_of_its_files_listed_one_by_one_and_nothing_twi
     code, out = run(folder)  # a second night, nothing changed
     assert code == 1, out
     assert [r[3] for r in ledger(folder)] == ["unchanged"] * 4 + ["failed"]
-    found_in = {s["location"]: s.get("found_in") for s in status(folder)["sources"]}  # type: ignore[union-attr]
+    found_in = {s["location"]: s.get("found_in") for s in status(folder)["sources"]}
     assert found_in["submissions/S1_cmhs.xlsx"] == "submissions#{school_code}_cmhs.*"
 
 
@@ -128,10 +129,10 @@ def test_a_messy_folder_loads_what_it_can_and_names_every_file_it_could_not_plac
         ("S6", "CMHS_THCS", "submissions/S6_missing.xlsx", "absent"),
     ]
     shown = status(config)
-    reasons = {s["location"]: s["reason"] for s in shown["sources"]}  # type: ignore[union-attr]
+    reasons = {s["location"]: s["reason"] for s in shown["sources"]}
     assert reasons["nop/truong A.xls"].endswith("tệp không khớp trường nào: truong A.xls")
     assert reasons["nop/S1_S2.xls"].endswith("tệp khớp hai trường: S1_S2.xls (S1, S2)")
-    assert [(f["school_code"], f["location"], f["message"]) for f in shown["superseded"]] == [  # type: ignore[index]
+    assert [(f["school_code"], f["location"], f["message"]) for f in shown["superseded"]] == [
         (
             "S1",
             "nop/S1 ban cu.xls",
@@ -160,7 +161,7 @@ def test_a_messy_folder_loads_what_it_can_and_names_every_file_it_could_not_plac
     nop.rename(tmp_path / "nop-offline")
     code, out = run(config)
     assert code == 1, out
-    reasons = {s["location"]: s["reason"] for s in status(config)["sources"]}  # type: ignore[union-attr]
+    reasons = {s["location"]: s["reason"] for s in status(config)["sources"]}
     assert "folder nop does not exist" in reasons["nop"]
     assert reasons["nop/XA01/S1/phieu.xlsx"] is None
     assert marts(config)["mart_school_dimension"] == before
