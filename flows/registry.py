@@ -20,10 +20,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.records import SCHOOL_LEVELS, School, Source
+from warehouse.registry import SupersededFile
 
 SCHOOL_COLUMNS = ("school_code", "school_name", "level", "unit_code", "unit_name", "enrollment")
 SOURCE_COLUMNS = ("school_code", "questionnaire", "kind", "location")
+#: Kinds of a row that names one file (or one Google Sheet, or one Drive file by its id).
 SOURCE_KINDS = ("excel", "csv", "gsheet", "drive")
+#: Kinds of a row that names a folder, not a file: ``*,QUESTIONNAIRE,folder,PATH[#PATTERN]``
+#: (a folder beside sources.csv) or ``*,QUESTIONNAIRE,drive,FOLDER_ID_OR_URL[#PATTERN]`` (a
+#: Google Drive folder: a drive row is a folder's when its school code is ``*``, a file's
+#: otherwise). Each file in it becomes a source of the school its name names
+#: (flows.fetch.discover).
+FOLDER_KINDS = ("folder", "drive")
+#: Every kind a sources.csv row may have.
+ROW_KINDS = ("excel", "csv", "gsheet", "folder", "drive")
+#: The school code of a folder or drive row: every school, each placed by its file's name.
+ANY_SCHOOL = "*"
+
+
+def is_folder_row(source: Source) -> bool:
+    """Whether a sources.csv row names a folder (school ``*``) rather than one file."""
+    return source.kind in FOLDER_KINDS and source.school_code == ANY_SCHOOL
 
 
 class RegistryError(ValueError):
@@ -115,6 +132,30 @@ class Refused:
     message: str
 
 
+@dataclass(frozen=True)
+class FolderRow:
+    """A sources.csv row naming a folder (kind ``folder`` or ``drive``) rather than a file.
+
+    where: "sources.csv: line N", for messages. location: as written. target: the folder's
+    path relative to sources.csv, or the Drive folder's id or URL. pattern: the file-name
+    pattern after ``#`` (``{school_code}_*.xlsx``), None for none. path: the folder, absolute
+    (``folder`` rows only).
+    """
+
+    where: str
+    questionnaire: str
+    kind: str
+    location: str
+    target: str
+    pattern: str | None = None
+    path: Path | None = None
+
+    @property
+    def source(self) -> Source:
+        """The row as a Source of school ``*``: what its failure is recorded against."""
+        return Source(ANY_SCHOOL, self.questionnaire, self.kind, self.location, path=self.path)
+
+
 @dataclass
 class Registry:
     """schools.csv and sources.csv as read: the rows accepted, and those that were not.
@@ -131,6 +172,10 @@ class Registry:
     notes: list[str] = field(default_factory=list)
     #: every school code schools.csv has, its bad rows' included (a command may name them).
     school_codes: list[str] = field(default_factory=list)
+    #: the folder and drive rows accepted, not listed yet (``flows.fetch.discover.expand``).
+    folders: list[FolderRow] = field(default_factory=list)
+    #: the files of folder rows not used: their school has a newer one (once listed).
+    superseded: list[SupersededFile] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -285,11 +330,12 @@ def _source(
     row apart from its school, if anything: questionnaire, kind, location."""
     code, q, kind, location = (row[c] for c in SOURCE_COLUMNS)
     q = next((k for k in known_q if k.upper() == q.upper()), q)
-    kind = kind.lower() if kind.lower() in SOURCE_KINDS else kind
+    kind = kind.lower() if kind.lower() in ROW_KINDS else kind
     target, _, worksheet = location.partition("#")
     # Absolute, ".." folded, symbolic links left as they are: fetch resolves them when it
     # reads, and reads only inside the campaign's folders (flows.fetch.files).
-    file_path = None if kind == "gsheet" else Path(os.path.abspath(folder / target))
+    remote = kind in ("gsheet", "drive")
+    file_path = None if remote else Path(os.path.abspath(folder / target))
     source = Source(code, q, kind, location, path=file_path, worksheet=worksheet or None)
     if q not in known_q:
         valid = ", ".join(sorted(known_q))
@@ -297,19 +343,49 @@ def _source(
             source,
             f"{where}: questionnaire {q!r} is not one of {valid}{did_you_mean(q, known_q)}",
         )
-    if kind not in SOURCE_KINDS:
-        valid = ", ".join(SOURCE_KINDS)
+    if kind not in ROW_KINDS:
+        valid = ", ".join(ROW_KINDS)
         return (
             source,
-            f"{where}: kind {kind!r} is not one of {valid}{did_you_mean(kind, SOURCE_KINDS)}",
+            f"{where}: kind {kind!r} is not one of {valid}{did_you_mean(kind, ROW_KINDS)}",
+        )
+    if kind == "folder" and code != ANY_SCHOOL:
+        return (
+            source,
+            f"{where}: a folder row names one folder for every school: its school_code is *",
+        )
+    if code == ANY_SCHOOL and kind not in FOLDER_KINDS:
+        return (
+            source,
+            f"{where}: school_code * is for folder and drive rows (kind {kind} names one file)",
         )
     if not target:
         return source, f"{where}: location is empty: give the file's path or the sheet's key"
-    if kind != "gsheet":
+    if kind == "folder":
+        # the folder itself must exist: checked as the folder of a file in it
+        why = _missing_folder(folder, os.path.join(target, "x"))
+        if why:
+            why = why.replace(f"{os.sep}x?)", "?)")
+            return source, f"{where}: location {location!r}: {why}"
+    elif not remote:
         why = _missing_folder(folder, target)
         if why:
             return source, f"{where}: location {location!r}: {why}"
     return source, None
+
+
+def _folder_row(where: str, source: Source) -> FolderRow:
+    """The FolderRow of an accepted folder or drive row (read as a Source)."""
+    target, _, pattern = source.location.partition("#")
+    return FolderRow(
+        where=where,
+        questionnaire=source.questionnaire,
+        kind=source.kind,
+        location=source.location,
+        target=target.strip(),
+        pattern=pattern.strip() or None,
+        path=source.path,
+    )
 
 
 def read_registry(
@@ -334,7 +410,9 @@ def read_registry(
         where = f"{sources_path}: line {line}"
         source, problem = _source(where, row, known_q, sources_path.parent)
         code = source.school_code
-        if code.upper() in spelling:
+        if code == ANY_SCHOOL:
+            pass  # a folder row (or a file row wrongly given *: problem says so)
+        elif code.upper() in spelling:
             source = dataclasses.replace(source, school_code=spelling[code.upper()])
         elif code.upper() in schools.bad:
             problem = schools.bad[code.upper()]
@@ -352,6 +430,8 @@ def read_registry(
         seen[source.key] = line
         if problem:
             out.refused.append(Refused(source, problem))
+        elif is_folder_row(source):
+            out.folders.append(_folder_row(where, source))
         else:
             out.sources.append(source)
     out.notes += [m for k, m in schools.bad.items() if k not in failed_schools]

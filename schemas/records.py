@@ -54,12 +54,15 @@ class Source:
 
     school_code: str
     questionnaire: str
-    kind: str  # excel | csv | gsheet
-    location: str  # as written in sources.csv
+    kind: str  # excel | csv | gsheet (folder | drive: a row that discovers sources)
+    location: str  # as written in sources.csv, or the discovered file's path
     #: for excel/csv, the resolved file path; None for gsheet.
     path: Path | None = None
     #: the `#name` suffix of location: worksheet title (gsheet) or sheet name (excel).
     worksheet: str | None = None
+    #: for a source discovered in a folder or drive row of sources.csv, that row's location
+    #: (``submissions/#{school_code}_*.xlsx``); None for a source listed on its own row.
+    found_in: str | None = None
 
     @property
     def key(self) -> str:

@@ -93,6 +93,8 @@ class SourceLedger:
     checked_at: dt.datetime | None
     last_loaded_at: dt.datetime | None
     n_responses: int
+    #: the folder or drive row of sources.csv the source was discovered in, if any.
+    found_in: str | None = None
 
 
 def record_failure(
@@ -450,8 +452,13 @@ def source_ledgers(engine: Engine, campaign_id: str) -> list[SourceLedger]:
     latest = latest_loads(campaign_id)
     last = ledger.alias("last")
     loaded, counts = _last_loaded_at(campaign_id), _responses_by_source(campaign_id)
+    with engine.connect() as conn:
+        # a warehouse not yet upgraded by a run (status reads, it never migrates)
+        known = {c["name"] for c in sa.inspect(conn).get_columns(source.name)}
+    found_in = source.c.found_in if "found_in" in known else sa.null()
     stmt = (
         sa.select(
+            found_in.label("found_in"),
             source.c.school_code,
             school.c.school_name,
             source.c.questionnaire,
@@ -489,6 +496,7 @@ def source_ledgers(engine: Engine, campaign_id: str) -> list[SourceLedger]:
             checked_at=row.finished_at,
             last_loaded_at=row.at,
             n_responses=int(row.n or 0),
+            found_in=row.found_in,
         )
         for row in rows
     ]

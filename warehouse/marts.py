@@ -119,7 +119,8 @@ def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
     campaign are made from.
 
     Equal digests mean a rebuild would publish the same figures: the registry (campaign, units,
-    schools, sources and whether they are active), the items, each source's current load and
+    schools, sources, whether they are active and the folders they were found in, the files
+    of folders not used), the items, each source's current load and
     latest status, and the alerts' states and notes (the workbooks list them), plus the plain
     values in ``outside`` (settings, say). The ledger rows a quiet night appends ('unchanged',
     the same 'absent' or 'failed' again) do not change it.
@@ -138,6 +139,7 @@ def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
             sa.select(
                 s.c.source_id,
                 s.c.is_active,
+                s.c.found_in,
                 # 'unchanged' says the current load still stands, as 'loaded' did
                 sa.case((status.c.status == "unchanged", "loaded"), else_=status.c.status),
                 loaded.c.load_id,
@@ -168,6 +170,8 @@ def published_inputs(engine: Engine, campaign_id: str, *outside: Any) -> str:
                 a.c.status,
                 a.c.note,
             ),
+            # the files a folder holds beside those used: the workbooks and feedback list them
+            rows(t.superseded_file, *(c for c in t.superseded_file.c if c.name != "run_id")),
             outside,
         )
 
@@ -590,9 +594,15 @@ def _rejected_per_pair(campaign_id: str) -> sa.Subquery:
     )
 
 
+#: The school code of a file found in a folder row's folder whose name names no school, or two
+#: (``flows.registry.ANY_SCHOOL``): a failed source, but no school's submission.
+NO_SCHOOL = "*"
+
+
 def _expected_pairs(campaign_id: str) -> sa.Subquery:
-    """Every (school, questionnaire) the campaign expects: each active source's, and each
-    registered school's with each required questionnaire of its level."""
+    """Every (school, questionnaire) the campaign expects: each active source's (but those of
+    no school, NO_SCHOOL), and each registered school's with each required questionnaire of
+    its level."""
     source, school, questionnaire = t.source, t.school, t.questionnaire
     used = t.campaign_questionnaire
     # Levels are stored comma-separated; wrapping both sides in commas matches whole codes only
@@ -601,7 +611,9 @@ def _expected_pairs(campaign_id: str) -> sa.Subquery:
         sa.literal("%,", sa.String) + school.c.level + ",%"
     )
     return sa.union(
-        sa.select(source.c.school_code, source.c.questionnaire).where(_active_source(campaign_id)),
+        sa.select(source.c.school_code, source.c.questionnaire).where(
+            _active_source(campaign_id), source.c.school_code != NO_SCHOOL
+        ),
         sa.select(school.c.school_code, questionnaire.c.questionnaire_code.label("questionnaire"))
         .select_from(
             school.join(used, used.c.campaign_id == school.c.campaign_id).join(

@@ -7,7 +7,7 @@ carry floats, which is what openpyxl writes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,8 @@ class CampaignRows:
     province_dimension: list[Row]
     previous_unit_dimension: list[Row]
     previous_province_dimension: list[Row]
+    #: files of folder sources not used, their school having a newer one (superseded_file).
+    superseded: list[Row] = field(default_factory=list)
 
 
 def read_campaign_rows(engine: sa.Engine, campaign_id: str, run_id: str | None) -> CampaignRows:
@@ -89,6 +91,7 @@ def read_campaign_rows(engine: sa.Engine, campaign_id: str, run_id: str | None) 
             if previous_id
             else [],
             previous_province_dimension=[],
+            superseded=rows(tables.superseded_file),
         )
     result.province_dimension = _frame_rows(province_dimension(engine, campaign_id))
     if previous_id and result.previous_unit_dimension:
@@ -122,6 +125,7 @@ def read_sources(conn: sa.Connection, campaign_id: str, run: Row | None) -> list
             source.c.school_code,
             source.c.questionnaire,
             source.c.location,
+            source.c.found_in,
             ledger.c.status,
             ledger.c.modified_at,
         )

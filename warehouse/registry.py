@@ -9,6 +9,7 @@ computed with changed kind or dimension.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ def sync_registry(
     questionnaires: Mapping[str, Questionnaire],
     *,
     sources: Sequence[Source] | None = None,
+    unlisted_folders: Sequence[str] = (),
 ) -> None:
     """Write the campaign, its units and schools, and its questionnaires, in one transaction.
 
@@ -41,7 +43,9 @@ def sync_registry(
 
     With ``sources`` (the rows of sources.csv), every source is registered and any source of
     the campaign no longer listed is retired (``is_active`` false): its rows stay in the
-    warehouse but count in no mart, and putting it back in sources.csv restores it.
+    warehouse but count in no mart, and putting it back in sources.csv restores it. A source
+    found in a folder row of ``unlisted_folders`` (the locations of the folder rows that could
+    not be listed this time) is not retired: it keeps its state until its folder can be read.
     """
     with engine.begin() as conn:
         _write_campaign(conn, campaign)
@@ -50,7 +54,8 @@ def sync_registry(
         _write_campaign_questionnaires(conn, campaign.id, questionnaires)
         _write_schools(conn, campaign.id, schools)
         if sources is not None:
-            _retire_unlisted(conn, campaign.id, _ensure_sources(conn, campaign.id, sources))
+            active = _ensure_sources(conn, campaign.id, sources)
+            _retire_unlisted(conn, campaign.id, active, unlisted_folders)
 
 
 def _write_campaign(conn: sa.Connection, campaign: Campaign) -> None:
@@ -158,12 +163,19 @@ def _write_schools(conn: sa.Connection, campaign_id: str, schools: Sequence[Scho
     )
 
 
-def _retire_unlisted(conn: sa.Connection, campaign_id: str, active: list[int]) -> None:
-    """Mark every source of the campaign not in ``active`` (source ids) inactive."""
+def _retire_unlisted(
+    conn: sa.Connection, campaign_id: str, active: list[int], unlisted_folders: Sequence[str]
+) -> None:
+    """Mark every source of the campaign not in ``active`` (source ids) inactive, but those
+    found in one of ``unlisted_folders``."""
     source = tables.source
     retire = sa.update(source).where(source.c.campaign_id == campaign_id)
     if active:
         retire = retire.where(source.c.source_id.not_in(active))
+    if unlisted_folders:
+        retire = retire.where(
+            sa.or_(source.c.found_in.is_(None), source.c.found_in.not_in(list(unlisted_folders)))
+        )
     conn.execute(retire.values(is_active=False))
 
 
@@ -181,7 +193,7 @@ def _ensure_sources(conn: sa.Connection, campaign_id: str, sources: Sequence[Sou
 
     known = registered()
     new = {
-        i: {**key, "kind": source.kind, "is_active": True}
+        i: {**key, "kind": source.kind, "found_in": source.found_in, "is_active": True}
         for i, key, source in zip(ids, keys, sources, strict=True)
         if i not in known
     }
@@ -202,7 +214,9 @@ def ensure_source(conn: sa.Connection, campaign_id: str, source: Source) -> int:
     row = conn.execute(_SOURCE_BY_KEY, key).first()
     if row is None:
         conn.execute(
-            insert_ignore(conn, tables.source).values(**key, kind=source.kind, is_active=True),
+            insert_ignore(conn, tables.source).values(
+                **key, kind=source.kind, found_in=source.found_in, is_active=True
+            ),
         )
         return int(conn.execute(_SOURCE_BY_KEY, key).one().source_id)
     return _active_id(conn, row, source)
@@ -219,13 +233,13 @@ def _natural_key(campaign_id: str, source: Source) -> dict[str, str]:
 
 
 def _active_id(conn: sa.Connection, row: Any, source: Source) -> int:
-    """The source_id of ``source``'s registered ``row``, its kind updated and the source
-    reactivated where they differ."""
-    if row.kind != source.kind or not row.is_active:
+    """The source_id of ``source``'s registered ``row``, its kind and the folder row it was
+    found in updated and the source reactivated where they differ."""
+    if row.kind != source.kind or row.found_in != source.found_in or not row.is_active:
         conn.execute(
             sa.update(tables.source)
             .where(tables.source.c.source_id == row.source_id)
-            .values(kind=source.kind, is_active=True)
+            .values(kind=source.kind, found_in=source.found_in, is_active=True)
         )
     return int(row.source_id)
 
@@ -235,15 +249,63 @@ def _active_id(conn: sa.Connection, row: Any, source: Source) -> int:
 #: source's natural key: its columns, which are also the parameters of _SOURCE_BY_KEY.
 _SOURCE_KEY = ("campaign_id", "school_code", "questionnaire", "location")
 _SOURCE_BY_KEY = sa.select(
-    tables.source.c.source_id, tables.source.c.kind, tables.source.c.is_active
+    tables.source.c.source_id,
+    tables.source.c.kind,
+    tables.source.c.found_in,
+    tables.source.c.is_active,
 ).where(*(tables.source.c[c] == sa.bindparam(c) for c in _SOURCE_KEY))
 #: every source of a campaign, with its natural key (parameter campaign_id).
 _SOURCES_OF_CAMPAIGN = sa.select(
     tables.source.c.source_id,
     tables.source.c.kind,
+    tables.source.c.found_in,
     tables.source.c.is_active,
     *(tables.source.c[c] for c in _SOURCE_KEY),
 ).where(tables.source.c.campaign_id == sa.bindparam("campaign_id"))
+
+
+@dataclass(frozen=True)
+class SupersededFile:
+    """A file of a folder source not used: its school has a newer one for the questionnaire
+    (a row of ``superseded_file``)."""
+
+    school_code: str
+    questionnaire: str
+    location: str
+    found_in: str
+    used_location: str
+    message: str
+
+
+def replace_superseded(
+    engine: Engine, campaign_id: str, run_id: str, files: Sequence[SupersededFile]
+) -> None:
+    """Record the campaign's superseded files as ``run_id`` found the folders, in place of
+    those any run found before."""
+    table = tables.superseded_file
+    with engine.begin() as conn:
+        conn.execute(sa.delete(table).where(table.c.campaign_id == campaign_id))
+        _insert_many(
+            conn,
+            table,
+            [{"campaign_id": campaign_id, "run_id": run_id, **asdict(f)} for f in files],
+        )
+
+
+def superseded_files(engine: Engine, campaign_id: str) -> list[SupersededFile]:
+    """The campaign's superseded files as the latest run found them, by school, questionnaire
+    and location; none for a warehouse that has no such table yet."""
+    table = tables.superseded_file
+    columns = [table.c[f.name] for f in fields(SupersededFile)]
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(table.name):
+            return []
+        found = conn.execute(
+            sa.select(*columns)
+            .where(table.c.campaign_id == campaign_id)
+            .order_by(table.c.school_code, table.c.questionnaire, table.c.location)
+        )
+        return [SupersededFile(*row) for row in found]
 
 
 def items(conn: sa.Connection) -> list[list[Any]]:

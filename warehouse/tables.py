@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from warehouse import columns
+
 # Types are chosen to be portable between SQLite and PostgreSQL: ``String`` without a length for
 # codes, ``Text`` for free text, ``Float`` (double precision) for scores, naive ``DateTime`` in
 # the campaign's local time (``campaign.timezone``), ``Boolean`` without a CHECK constraint.
@@ -26,41 +28,17 @@ import sqlalchemy as sa
 #   quarantine (rejected values, with where and why);
 # - per-source figures (``warehouse.figures``): figure_source, figure_source_dimension,
 #   figure_source_question, the sums the marts are rebuilt from;
-# - operations: run, load_ledger, meta;
+# - operations: run, load_ledger, superseded_file, meta, run_lock;
 # - marts (rebuilt by ``warehouse.marts``): mart_school_dimension, mart_unit_dimension,
-#   mart_unit_question, mart_papi, mart_service_ranking, mart_completeness; and alerts (kept
+#   mart_unit_question, mart_papi, mart_service_ranking, mart_completeness, and the comment
+#   mart (``warehouse.comments``) mart_comment_theme, mart_comment_quote; and alerts (kept
 #   across runs with a lifecycle, never rebuilt) with alert_event (each alert's history).
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-#: ledger statuses (load_ledger.status).
-LEDGER_STATUSES = ("loaded", "unchanged", "failed", "absent")
-#: mart_completeness.status values.
-COMPLETENESS_STATUSES = ("submitted", "late", "pending", "missing", "failed")
-#: scopes of province/unit/school figures (mart_papi.scope, alerts.scope).
-SCOPES = ("school", "unit", "province")
-
-
-def _col(
-    name: str, type_: Any, comment: str, *args: Any, pii: bool = False, **kw: Any
-) -> sa.Column[Any]:
-    """A column whose comment is required; PII columns get the [PII] mark and info flag."""
-    kw.setdefault("nullable", False)
-    if pii:
-        comment = f"[PII] {comment}"
-        kw["info"] = {"pii": True}
-    return sa.Column(name, type_, *args, comment=comment, **kw)
-
-
-def _campaign_fk() -> sa.ForeignKey:
-    return sa.ForeignKey("campaign.campaign_id")
-
+metadata = columns.metadata
+LEDGER_STATUSES = columns.LEDGER_STATUSES
+COMPLETENESS_STATUSES = columns.COMPLETENESS_STATUSES
+SCOPES = columns.SCOPES
+_col = columns.column
+_campaign_fk = columns.campaign_fk
 
 # --------------------------------------------------------------------------------------------
 # Dimensions
@@ -208,6 +186,13 @@ source = sa.Table(
         sa.Boolean(),
         "False once the source left sources.csv: its rows are kept but count in no mart.",
         server_default=sa.true(),
+    ),
+    _col(
+        "found_in",
+        sa.Text(),
+        "The location of the folder or drive row of sources.csv the source was discovered in; "
+        "NULL for a source listed on a row of its own.",
+        nullable=True,
     ),
     sa.UniqueConstraint("campaign_id", "school_code", "questionnaire", "location"),
     comment="One row per registered source (school, questionnaire, location) of a campaign.",
@@ -539,6 +524,22 @@ load_ledger = sa.Table(
     sa.Index(None, "run_id"),
     comment="One row per source per run: what happened to it. Append-only; the latest row per "
     "source is its current state.",
+)
+
+superseded_file = sa.Table(
+    "superseded_file",
+    metadata,
+    _col("campaign_id", sa.String(), "Campaign.", _campaign_fk(), primary_key=True),
+    _col("school_code", sa.String(), "School the file's name names.", primary_key=True),
+    _col("questionnaire", sa.String(), "Questionnaire of the folder row.", primary_key=True),
+    _col("location", sa.Text(), "The file not used (path or Drive file id).", primary_key=True),
+    _col("found_in", sa.Text(), "Location of the folder or drive row the file is in."),
+    _col("used_location", sa.Text(), "The newer file used instead."),
+    _col("message", sa.Text(), "The line the school and the officer read, in Vietnamese."),
+    _col("run_id", sa.String(), "The run that last listed the folder."),
+    comment="One row per file of a folder source that is not used because the same school has "
+    "a newer file for the questionnaire, as the latest run found the folders; replaced whole "
+    "by each run.",
 )
 
 meta = sa.Table(

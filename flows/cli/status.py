@@ -29,6 +29,7 @@ from schemas.campaign import DEFAULT_TIMEZONE
 from warehouse import db
 from warehouse.ledger import RunRecord, has_ledger, last_run, source_ledgers
 from warehouse.lock import LockInfo, has_lock_table, holder_of
+from warehouse.registry import SupersededFile, superseded_files
 
 #: States of a source, in the order a data officer should look at them.
 STATE_ORDER = {"failed": 0, "absent": 1, "loaded": 2, "unchanged": 3}
@@ -57,6 +58,8 @@ class SourceState:
     rows: int
     last_loaded_at: dt.datetime | None
     checked_at: dt.datetime | None
+    #: the folder or drive row of sources.csv that discovered it; None for a row of its own.
+    found_in: str | None = None
 
 
 @dataclass
@@ -70,6 +73,8 @@ class CampaignStatus:
     running: LockInfo | None = None
     #: the campaign's IANA time zone, in which every time above is (naive) local time.
     timezone: str = DEFAULT_TIMEZONE
+    #: files of folder sources not used, their school having a newer one, as last found.
+    superseded: list[SupersededFile] = field(default_factory=list)
 
     def count(self, state: str) -> int:
         """How many sources are in ``state``."""
@@ -101,6 +106,7 @@ def source_states(
             rows=r.n_responses,
             last_loaded_at=r.last_loaded_at,
             checked_at=r.checked_at,
+            found_in=r.found_in,
         )
         for r in source_ledgers(engine, campaign_id)
     ]
@@ -134,6 +140,7 @@ def campaign_status(
         last_run=last_run(engine, campaign_id),
         running=holder_of(engine, campaign_id) if has_lock_table(engine) else None,
         timezone=timezone,
+        superseded=superseded_files(engine, campaign_id),
     )
 
 
@@ -179,6 +186,12 @@ def render_status(status: CampaignStatus, config: Path | None = None, width: int
         hints.append(f"fix what the last run says, then: khaosat run{suffix}")
     if run is not None and run.status == "error":
         hints.append(f"fix the machine as the last run says, then: khaosat run{suffix}")
+    if status.superseded:  # not sources: the files the folders hold beside the ones used
+        hints.append(f"Not used, the school has a newer file ({len(status.superseded)}):")
+        hints += [
+            escape(f"  {f.school_code} {f.questionnaire} {f.location}: {f.message}")
+            for f in status.superseded
+        ]
 
     table = Table(
         title="\n".join(header),
@@ -231,7 +244,7 @@ def _wide_rows(table: Table, sources: list[SourceState]) -> None:
             # as plain text, not markup: a placeholder such as "[email]" is shown as it is
             Text(s.school_name or ""),
             s.questionnaire,
-            Text(s.location),
+            Text(s.location + (f" (in {s.found_in})" if s.found_in else "")),
             Text(s.reason or ""),
             str(s.rows),
             _when(s.last_loaded_at),
@@ -277,8 +290,8 @@ def status_json(status: CampaignStatus) -> str:
     """The status as JSON text for scripts and monitoring (``khaosat status --json``).
 
     ``{"campaign_id", "counts": {state: n}, "sources": [...], "last_run": {...} | null,
-    "running": {...} | null}``; times ISO 8601 in campaign local time with its UTC offset
-    (``2024-11-05T01:30:00+07:00`` in Asia/Ho_Chi_Minh).
+    "running": {...} | null, "superseded": [...]}``; times ISO 8601 in campaign local time
+    with its UTC offset (``2024-11-05T01:30:00+07:00`` in Asia/Ho_Chi_Minh).
     """
     data = {
         "campaign_id": status.campaign_id,
@@ -286,6 +299,7 @@ def status_json(status: CampaignStatus) -> str:
         "sources": [asdict(s) for s in status.sources],
         "last_run": _run_json(status.last_run) if status.last_run else None,
         "running": asdict(status.running) if status.running else None,
+        "superseded": [asdict(f) for f in status.superseded],
     }
     return json.dumps(_jsonable(data, ZoneInfo(status.timezone)), ensure_ascii=False, indent=2)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,18 +18,19 @@ from sqlalchemy.engine import Engine
 
 from flows.alerts import ThresholdError, Thresholds
 from flows.comments import CodebookError, load_codebook
-from flows.fetch import GOOGLE_KINDS, new_content
+from flows.fetch import GOOGLE_KINDS, discover, new_content
+from flows.fetch.drive import list_drive_folder
 from flows.fetch.google import GSheetsClient, open_client
 from flows.pipeline.pools import parse_pool, submit
 from flows.pipeline.processes import long_lived_imports
 from flows.pipeline.read_ahead import read_tables_ahead
-from flows.registry import Refused, Registry, enrollment_warning
+from flows.registry import FolderRow, Refused, Registry, enrollment_warning, is_folder_row
 from flows.registry import read_registry as read_registry_files
 from flows.settings import Settings, SettingsError
 from flows.validate import create_context
 from schemas import Questionnaire, load_questionnaires
 from schemas.questionnaire import SCHEMAS_DIR
-from schemas.records import School, Source
+from schemas.records import Found, School, Source
 from warehouse import db, ledger, registry
 from warehouse.lock import RunLock
 
@@ -104,7 +106,21 @@ def prepare(settings: Settings, run_id: str) -> Context:
     db.migrate(engine)
     # a refused row's source is registered too: status lists it, failed, with its line
     listed = [*sources, *(r.source for r in found.refused)]
-    registry.sync_registry(engine, settings.campaign, found.schools, questionnaires, sources=listed)
+    # a folder row that could not be listed this time keeps the sources it found before
+    unlisted = [
+        r.source.location
+        for r in found.refused
+        if is_folder_row(r.source) and r.source.found_in is None  # a row, not a file
+    ]
+    registry.sync_registry(
+        engine,
+        settings.campaign,
+        found.schools,
+        questionnaires,
+        sources=listed,
+        unlisted_folders=unlisted,
+    )
+    registry.replace_superseded(engine, settings.campaign.id, run_id, found.superseded)
     return Context(
         settings=settings,
         questionnaires=questionnaires,
@@ -135,13 +151,57 @@ def check_inputs(settings: Settings) -> tuple[dict[str, Questionnaire], Registry
 
 def read_registry(settings: Settings) -> tuple[dict[str, Questionnaire], Registry]:
     """The questionnaires and the registry (``flows.registry.read_registry``: bad rows are
-    refused sources, not errors); raises QuestionnaireError or RegistryError for files that
-    cannot be used at all."""
+    refused sources, not errors), each folder row of sources.csv listed and expanded into the
+    sources it discovers (``flows.fetch.discover.expand``); raises QuestionnaireError or
+    RegistryError for files that cannot be used at all."""
     questionnaires = load_questionnaires(settings.schemas_dir or SCHEMAS_DIR)
     found = read_registry_files(
         settings.registry.schools, settings.registry.sources, questionnaires
     )
-    return questionnaires, found
+    return questionnaires, discover.expand(
+        found,
+        {code: q.levels for code, q in questionnaires.items()},
+        folder_listers(settings),
+        settings.registry.sources.parent,
+    )
+
+
+def folder_listers(settings: Settings) -> dict[str, discover.Lister]:
+    """How each kind of folder row of sources.csv is listed: ``folder`` rows from the file
+    system, confined to the campaign's folders; ``drive`` rows with Drive's ``files.list``
+    (``drive_lister``)."""
+    base = settings.registry.sources.parent
+    return {
+        "folder": discover.local_lister(base, settings.source_folders),
+        "drive": drive_lister(settings),
+    }
+
+
+#: Drive folders listed lately, by endpoint and location: (when, files).
+_drive_listings: dict[tuple[str, str], tuple[float, list[Found]]] = {}
+#: How long a Drive folder's listing serves: a command reads the registry up to three times
+#: within seconds (its checks, the flow, the read-ahead), one listing of a large folder costs
+#: a page per 100 files, and a night a day later must see the files uploaded meanwhile.
+DRIVE_LISTING_SECONDS = 120.0
+
+
+def drive_lister(settings: Settings) -> discover.Lister:
+    """The lister of ``drive`` folder rows: ``list_drive_folder`` with a client opened on first
+    use, each folder's listing kept ``DRIVE_LISTING_SECONDS``."""
+    client: list[GSheetsClient] = []
+
+    def lister(row: FolderRow) -> list[Found]:
+        key = (settings.gsheets.endpoint, row.target)
+        listed = _drive_listings.get(key)
+        if listed is not None and time.monotonic() - listed[0] < DRIVE_LISTING_SECONDS:
+            return listed[1]
+        if not client:
+            client.append(open_client(settings.gsheets))
+        files = list_drive_folder(row.target, client[0])
+        _drive_listings[key] = (time.monotonic(), files)
+        return files
+
+    return lister
 
 
 def select_sources(

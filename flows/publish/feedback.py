@@ -49,6 +49,7 @@ from flows.publish.xlsx import (
 from flows.validate import fix_hint
 from schemas.records import column_letter
 from warehouse.read_models import Row, read_feedback_rows, read_feedback_schools
+from warehouse.registry import SupersededFile, superseded_files
 
 #: Folder under the output folder that holds the feedback workbooks.
 FEEDBACK_DIR = "feedback"
@@ -58,6 +59,8 @@ RULE_UNKNOWN_COLUMN = "unknown_column"
 RULE_MISSING_QUESTION = "missing_question"
 #: A column parse paired with a missing question (flows.parse.header.pair_renamed_columns).
 RULE_RENAMED_COLUMN = "renamed_column"
+#: A file of a folder source not used: the school has a newer one for the questionnaire.
+RULE_SUPERSEDED_FILE = "superseded_file"
 FIX_HINTS: dict[str, str] = {
     "source_unusable": "Mở tệp bằng Excel hoặc Google Trang tính để kiểm tra tệp đọc được và "
     "có dữ liệu; lưu đúng định dạng (.xlsx, .xls, .ods hoặc .csv UTF-8) rồi nộp lại.",
@@ -73,6 +76,8 @@ FIX_HINTS: dict[str, str] = {
     "điện thoại trong tệp nộp.",
     RULE_MISSING_QUESTION: "Bổ sung câu hỏi này vào biểu mẫu theo đúng mẫu phiếu của Sở, hoặc "
     "sửa tiêu đề cột cho khớp với nội dung câu hỏi.",
+    RULE_SUPERSEDED_FILE: "Mỗi phiếu chỉ để một tệp của trường trong thư mục nộp bài: tệp mới "
+    "nhất được dùng. Xóa tệp cũ; nếu tệp cũ mới là tệp đúng, nộp lại tệp đó.",
 }
 REASON_UNKNOWN_COLUMN = (
     "Cột không khớp với câu hỏi nào của mẫu phiếu; dữ liệu trong cột không được tổng hợp"
@@ -266,6 +271,8 @@ def read_feedback(engine: sa.Engine, campaign_id: str) -> list[SchoolFeedback]:
         ]
         if found:  # a school with nothing to fix gets no workbook
             issues[r["school_code"]].extend(found)
+    for f in superseded_files(engine, campaign_id):
+        issues[f.school_code].append(_superseded_issue(f))
     if not issues:
         return []
     schools = read_feedback_schools(engine, campaign_id, list(issues))
@@ -309,6 +316,21 @@ def _rejected_issue(r: Row, texts: dict[tuple[str, str], str]) -> Issue:
         rule=r["rule"],
         reason=r["reason"].removeprefix(f"{r['school_code']} {r['location']}: "),
         question_text=texts.get((r["questionnaire"], r["question_code"] or "")),
+    )
+
+
+def _superseded_issue(f: SupersededFile) -> Issue:
+    """A file of a folder source not used, its school having a newer one, as an issue."""
+    return Issue(
+        questionnaire=f.questionnaire,
+        file=PurePath(f.location).name,
+        sheet=None,
+        cell=None,
+        row_number=None,
+        question_code=None,
+        raw_value=None,
+        rule=RULE_SUPERSEDED_FILE,
+        reason=f.message,
     )
 
 

@@ -18,7 +18,8 @@ from openpyxl import load_workbook
 from flows.cli import demo
 from flows.cli.demo import answers as demo_answers
 from flows.cli.demo import province as demo_province
-from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS, read_schools, read_sources
+from flows.pipeline.context import read_registry
+from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS, read_schools
 from flows.settings import load_settings
 from schemas import load_questionnaires
 
@@ -121,7 +122,7 @@ def test_registry_and_config_follow_the_contract(province: Path) -> None:
     assert c.opens < c.closes < c.deadline
     assert settings.registry.schools == (province / "schools.csv").resolve()
     schools = read_schools(settings.registry.schools)
-    sources = read_sources(settings.registry.sources, {s.code: s for s in schools}, QS)
+    sources = read_registry(settings)[1].sources
     assert len(schools) == 20
     assert {s.level for s in schools} == {"MN", "TH", "THCS", "THPT", "GDTX"}
     assert {s.questionnaire for s in sources} == set(QS)
@@ -143,8 +144,13 @@ def test_every_required_questionnaire_has_a_source_except_the_traps(
     province: Path, traps: dict[str, list[tuple[str, str]]]
 ) -> None:
     schools = read_schools(province / "schools.csv")
-    sources = read_sources(province / "sources.csv", {s.code: s for s in schools}, QS)
-    have = {(s.school_code, s.questionnaire) for s in sources}
+    found = read_registry(load_settings(province / "khaosat.yaml", env={}))[1]
+    # the PAPI_TH files are found in their folder, but for the one misnamed
+    assert [(r.source.school_code, r.source.location) for r in found.refused] == [
+        ("*", loc) for _, loc in traps["misnamed"]
+    ]
+    assert found.refused[0].message.endswith("tệp không khớp trường nào: TH02_PAPI_TH.csv")
+    have = {(s.school_code, s.questionnaire) for s in found.sources}
     no_source = {code for code, _ in traps["no_source"]}
     for s in schools:
         for q in QS.values():

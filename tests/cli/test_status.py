@@ -157,7 +157,9 @@ def test_status_json_for_scripts(ledger: Engine) -> None:
         "rows": 1,
         "last_loaded_at": failed["last_loaded_at"],
         "checked_at": failed["checked_at"],
+        "found_in": None,  # listed on a row of its own, not found in a folder row's folder
     }
+    assert data["superseded"] == []
     assert len(failed["last_loaded_at"]) == len("2024-11-05T01:30:00+07:00")
     assert data["last_run"]["run_id"] == "run-2" and data["running"] is None
 

@@ -52,7 +52,7 @@ MISTAKES = [
 #: source ("school location") -> what its status must say: file, line, value, suggestion.
 SAID = {
     "S2 submissions/S2_cmhs.xls": (
-        "sources.csv: line 3: kind 'exel' is not one of excel, csv, gsheet, drive "
+        "sources.csv: line 3: kind 'exel' is not one of excel, csv, gsheet, folder, drive "
         "(did you mean excel?)"
     ),
     "S3 submissions/S3_cmhs.ods": (

@@ -2,6 +2,8 @@
 
 ``generate_province`` writes a ready-to-run campaign folder (khaosat.yaml, schools.csv,
 sources.csv, submissions/) for ``khaosat demo``, for the end-to-end tests and for benchmarks.
+Every questionnaire is listed file by file in sources.csv but PAPI_TH, which a folder row finds
+(``province.FOLDER_ROW``); one of its files names its school wrongly.
 Answers are drawn from the questionnaire YAML, so the demo follows the schemas when they change.
 Which school carries which trap is fixed by position, not by the seed:
 ``province.trap_locations`` lists them and ``province.TRAPS`` says what each one is.
@@ -11,10 +13,20 @@ from __future__ import annotations
 
 import csv
 import random
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from flows.cli.demo.province import ENROLLMENT, SchoolRow, config_text, name_schools, plan_province
+from flows.cli.demo.province import (
+    ENROLLMENT,
+    FOLDER_QUESTIONNAIRE,
+    FOLDER_ROW,
+    SchoolRow,
+    config_text,
+    misnamed_location,
+    name_schools,
+    plan_province,
+)
 from flows.cli.demo.traps import write_source
 from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS
 from schemas.questionnaire import Questionnaire, load_questionnaires
@@ -68,12 +80,19 @@ def generate_province(
         w = csv.writer(f)
         w.writerow(SOURCE_COLUMNS)
         for src in plan.sources:
-            w.writerow([src.school.code, src.questionnaire, src.kind, src.location])
+            if src.questionnaire != FOLDER_QUESTIONNAIRE:
+                w.writerow([src.school.code, src.questionnaire, src.kind, src.location])
+        if any(src.questionnaire == FOLDER_QUESTIONNAIRE for src in plan.sources):
+            w.writerow(FOLDER_ROW)  # the rest are found in the folder, by their names
 
     for src in plan.sources:
         write_source(
             folder, src, qs[src.questionnaire], school_names[src.school.code], respondents, rng
         )
+    folder_sources = [s for s in plan.sources if s.questionnaire == FOLDER_QUESTIONNAIRE]
+    if folder_sources:  # one school names its file wrongly: the demo shows it unplaced
+        first = folder_sources[0]
+        shutil.copy2(folder / first.location, folder / misnamed_location(first))
 
     config = folder / "khaosat.yaml"
     config.write_text(config_text(), encoding="utf-8")

@@ -62,6 +62,8 @@ TRAPS: dict[str, str] = {
     "corrupt": "a .xlsx file of random bytes",
     "empty": "a file of 0 bytes",
     "absent": "a source in sources.csv whose file does not exist",
+    "misnamed": "a PAPI_TH file in the folder row's folder whose name mistypes the school code "
+    "(TH02 for TH002): it names no school, so it is not placed",
     "no_source": "a school in schools.csv with no row in sources.csv",
     "late": "a file whose modified time is after the deadline",
     "low_satisfaction": "a school whose answers are mostly below 'Hài lòng' (red alerts)",
@@ -270,6 +272,20 @@ class PlannedSource:
         return "csv" if self.spec.ext == "csv" else "excel"
 
 
+#: The questionnaire the demo takes from a folder row of sources.csv rather than a row per file:
+#: every school's file in submissions/ named ``<school>_PAPI_TH.<ext>``.
+FOLDER_QUESTIONNAIRE = "PAPI_TH"
+FOLDER_ROW = ("*", FOLDER_QUESTIONNAIRE, "folder", "submissions#{school_code}_PAPI_TH.*")
+
+
+def misnamed_location(source: PlannedSource) -> str:
+    """Where the demo's misnamed copy of ``source``'s file is: its school code mistyped, one
+    zero dropped (TH002 → TH02), which no school of the demo has."""
+    code = source.school.code
+    mistyped = code.replace("0", "", 1)
+    return source.location.replace(f"/{code}_", f"/{mistyped}_", 1)
+
+
 @dataclass
 class _Plan:
     schools: list[_School]
@@ -374,6 +390,8 @@ def trap_locations(
     THCS008    CMHS_THCS modified after the deadline (late); DVGD_8TC
     MN009      CMHS_MN registered, file absent
     TH010      CMHS_TH empty file (0 bytes)
+    TH02       submissions/TH02_PAPI_TH.csv: TH002's PAPI_TH file under a mistyped code; every
+               PAPI_TH file is found by the folder row ``*,PAPI_TH,folder,submissions#…``
     MN011      in schools.csv, no source at all
     TH012      CMHS_TH with comments starting "=", "-", "+"; PAPI_TH with HOC_THEM ~60 % "Có";
                DVGD_8TC
@@ -394,6 +412,8 @@ def trap_locations(
             out["low_satisfaction"].append((src.school.code, src.location))
     for trap, codes in plan.school_traps.items():
         out[trap].extend((code, "") for code in codes)
+    first = next(s for s in plan.sources if s.questionnaire == FOLDER_QUESTIONNAIRE)
+    out["misnamed"].append((first.school.code, misnamed_location(first)))
     return out
 
 

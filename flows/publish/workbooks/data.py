@@ -56,6 +56,8 @@ class CampaignData:
     #: The comment mart (warehouse.comments) of every scope: the Ý kiến sheets show it.
     comment_themes: list[ThemeCount] = dataclasses.field(default_factory=list)
     comment_quotes: list[Quote] = dataclasses.field(default_factory=list)
+    #: files of folder sources not used, their school having a newer one.
+    superseded: list[Row] = dataclasses.field(default_factory=list)
 
     @functools.cached_property
     def lookups(self) -> Lookups:
@@ -149,6 +151,7 @@ def read_campaign(
         actions=dict(actions or {}),
         comment_themes=read_theme_counts(engine, campaign_id),
         comment_quotes=read_quotes(engine, campaign_id),
+        superseded=rows.superseded,
     )
 
 

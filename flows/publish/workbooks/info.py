@@ -42,6 +42,7 @@ from flows.publish.xlsx import (
     set_style,
     write_cell,
 )
+from flows.registry import ANY_SCHOOL
 
 
 def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
@@ -86,8 +87,16 @@ def _write_facts(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int
 
 
 def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int:
-    """Sources by ledger status, and those not in the figures; returns the last row written."""
-    sources = [s for s in data.sources if scope.has_school(s["school_code"])]
+    """Sources by ledger status, those not in the figures, and the files of folder sources not
+    used (a newer file of the same school); returns the last row written. The province's
+    workbook counts the sources of no registered school too (a file of a folder that names
+    no school, a row naming a school schools.csv lacks)."""
+    sources = [
+        s
+        for s in data.sources
+        if scope.has_school(s["school_code"])
+        or (scope.is_province and s["school_code"] not in data.schools)
+    ]
     counts = Counter(s["status"] for s in sources)
     r += 2
     write_section(ws, r, "Nguồn dữ liệu (theo sổ nạp của lần chạy)")
@@ -109,18 +118,51 @@ def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> i
         )
         for s in problems:
             r += 1
-            name = data.schools.get(s["school_code"], {}).get("school_name") or s["school_code"]
+            name = data.schools.get(s["school_code"], {}).get("school_name") or (
+                # a file of a folder row whose name names no school, or two
+                UNPLACED_NAME if s["school_code"] == ANY_SCHOOL else s["school_code"]
+            )
             for col, value in enumerate(
                 (
                     s["school_code"],
                     name,
                     s["questionnaire"],
-                    s["location"],
+                    _where(s["location"], s.get("found_in")),
                     LEDGER_LABELS.get(s["status"], s["status"]),
                 ),
                 start=1,
             ):
                 put(ws, r, col, value, wrap=True)
+    return _write_superseded(ws, r, data, scope)
+
+
+#: What the source list says of the school of a folder's file that could not be placed.
+UNPLACED_NAME = "(tên tệp không cho biết trường nào)"
+
+
+def _where(location: str, found_in: str | None) -> str:
+    """A source's file, and the folder row of sources.csv that found it, if one did."""
+    return f"{location}\n(tìm thấy trong thư mục {found_in})" if found_in else location
+
+
+def _write_superseded(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int:
+    """The files of folder sources not used because the school has a newer one; returns the
+    last row written."""
+    files = [f for f in data.superseded if scope.has_school(f["school_code"])]
+    if not files:
+        return r
+    r += 2
+    write_section(ws, r, "Tệp không dùng vì trường đã có tệp mới hơn")
+    r += 1
+    write_header(ws, r, ["Mã trường", "Tên trường", "Phiếu", "Tệp không dùng", "Tệp được dùng"])
+    for f in files:
+        r += 1
+        name = data.schools.get(f["school_code"], {}).get("school_name") or f["school_code"]
+        for col, value in enumerate(
+            (f["school_code"], name, f["questionnaire"], f["location"], f["used_location"]),
+            start=1,
+        ):
+            put(ws, r, col, value, wrap=True)
     return r
 
 
