@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -653,3 +655,14 @@ def load_both_campaigns(engine: Engine) -> None:
         failed=FAILED,
         absent=ABSENT,
     )
+
+
+def one_more_answer(content: bytes) -> bytes:
+    """The workbook with its last answer row given twice (a new respondent, same answers): a
+    school's file uploaded again, changed."""
+    book = openpyxl.load_workbook(io.BytesIO(content))
+    sheet = book.worksheets[0]
+    sheet.append([cell.value for cell in sheet[sheet.max_row]])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

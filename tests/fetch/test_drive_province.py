@@ -9,16 +9,22 @@ downloads nothing, and a re-uploaded file is the only one downloaded.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 from pathlib import Path
 
-import openpyxl
 import pytest
 
 from flows.pipeline import nightly
 from flows.settings import load_settings
-from tests.factories import AS_OF, PROVINCE_SOURCES, make_province, mart_tables, rows, write_key
+from tests.factories import (
+    AS_OF,
+    PROVINCE_SOURCES,
+    make_province,
+    mart_tables,
+    one_more_answer,
+    rows,
+    write_key,
+)
 from tests.fake_google import FakeGoogle
 from warehouse import db
 
@@ -65,16 +71,6 @@ def _renamed(value: object, ids: dict[str, str]) -> object:
     for name, file_id in ids.items():
         value = value.replace(f"submissions/{name}", file_id)
     return value
-
-
-def _one_more_answer(content: bytes) -> bytes:
-    """The workbook with its last answer row given twice (a new respondent, same answers)."""
-    book = openpyxl.load_workbook(io.BytesIO(content))
-    sheet = book.worksheets[0]
-    sheet.append([cell.value for cell in sheet[sheet.max_row]])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 def test_drive_province_loads_as_the_same_files_read_locally(
@@ -131,7 +127,7 @@ def test_drive_province_loads_as_the_same_files_read_locally(
         # one school uploads its file again, changed: it is the only one downloaded
         google.requests.clear()
         changed = ids["S1_cmhs.xlsx"]
-        google.upload(changed, _one_more_answer(google.drive_files[changed].content))
+        google.upload(changed, one_more_answer(google.drive_files[changed].content))
         third = nightly.run(settings, as_of=AS_OF + dt.timedelta(days=2))
         assert sorted(google.downloads()) == sorted({changed, *failed})
         statuses = {o.source.location: o.status for o in third.outcomes}
