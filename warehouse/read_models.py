@@ -153,6 +153,33 @@ def read_sources(conn: sa.Connection, campaign_id: str, run: Row | None) -> list
     return _fetch(conn, stmt)
 
 
+def response_counts(engine: sa.Engine, campaign_id: str) -> list[Row]:
+    """Valid responses per school and questionnaire (mart_completeness) with the school's
+    unit: ``school_code``, ``unit_code``, ``questionnaire``, ``n_valid``."""
+    completeness, school = tables.mart_completeness, tables.school
+    stmt = (
+        sa.select(
+            completeness.c.school_code,
+            school.c.unit_code,
+            completeness.c.questionnaire,
+            completeness.c.n_valid,
+        )
+        .select_from(
+            completeness.outerjoin(
+                school,
+                sa.and_(
+                    school.c.campaign_id == completeness.c.campaign_id,
+                    school.c.school_code == completeness.c.school_code,
+                ),
+            )
+        )
+        .where(completeness.c.campaign_id == campaign_id)
+        .order_by(completeness.c.school_code, completeness.c.questionnaire)
+    )
+    with engine.connect() as conn:
+        return _fetch(conn, stmt)
+
+
 @dataclass
 class FeedbackRows:
     """What the schools' feedback files are made of: rejected values and rows (quarantine,
