@@ -2,9 +2,10 @@
 
 One workbook per reporting unit, ``<campaign_id>_<unit_code>.xlsx``, and one for the province,
 ``<campaign_id>_<province_code>.xlsx``. Each sheet is a module here (summary, dimensions,
-questions, schools, services, papi, yoy, alerts, info): a function taking the workbook, the
-campaign's data (``data.CampaignData``) and the scope. Figures are written unrounded, and any
-figure from fewer than ``labels.MIN_RESPONDENTS`` respondents as ``"<5"`` (DOMAIN.md, Privacy).
+questions, schools, services, papi, yoy, alerts with its detail sheet, info): a function taking
+the workbook, the campaign's data (``data.CampaignData``) and the scope. Figures are written
+unrounded, and any figure from fewer than ``labels.MIN_RESPONDENTS`` respondents as ``"<5"``
+(DOMAIN.md, Privacy).
 Output is reproducible: the same warehouse gives byte-identical files; between two runs over
 the same data only the run stamp on "Thông tin" (``labels.STAMP_LABELS``) differs.
 """
@@ -19,7 +20,7 @@ from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.alerts import Thresholds
-from flows.publish.workbooks.alerts import write_alert_sheet
+from flows.publish.workbooks.alerts import write_alert_detail_sheet, write_alert_sheet
 from flows.publish.workbooks.data import (
     CampaignData,
     Scope,
@@ -51,6 +52,7 @@ SHEETS: tuple[SheetWriter, ...] = (
     write_papi_sheet,
     write_yoy_sheet,
     write_alert_sheet,
+    write_alert_detail_sheet,
     write_info_sheet,
 )
 

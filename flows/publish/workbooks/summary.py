@@ -31,8 +31,16 @@ from flows.publish.labels import (
     MIN_RESPONDENTS,
     PAPI_SHEET,
     SERVICE_SHEET,
+    SEVERITY_LABELS,
     SUMMARY_SHEET,
     SUPPRESSED,
+)
+from flows.publish.workbooks.alerts import (
+    dimensions_text,
+    items_text,
+    others_text,
+    scope_digest,
+    scope_name,
 )
 from flows.publish.workbooks.data import (
     CampaignData,
@@ -69,6 +77,7 @@ from flows.publish.xlsx import (
     ITALIC,
     MEAN_FORMAT,
     PCT_FORMAT,
+    SEVERITY_STYLE,
     TIER_STYLE,
     WRAP,
     column_range,
@@ -133,10 +142,48 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         flag_rule(ws, column_range(7, header_row + 1, row), "{c}>0", "red")
     for key_row in range(4, 8):  # key lines span the table's width
         merge_cells(ws, key_row, 1, key_row, width)
+    row = _write_follow_up(ws, row + 2, data, scope)
     _matrix_and_charts(ws, row + 2, data, scope)
     # No repeated header rows: later pages hold the matrix and charts, not the table.
     print_setup(ws, None, f"C{header_row + 1}")
     return ws
+
+
+#: How many schools "Tổng hợp" names as most in need of follow-up.
+FOLLOW_UP_SCHOOLS = 10
+FOLLOW_UP_HEADERS = ("Mức", "Trường", "Số phiếu", "Hài lòng thấp nhất (%)", "Vấn đề")
+
+
+def _write_follow_up(ws: Worksheet, row: int, data: CampaignData, scope: Scope) -> int:
+    """The schools most in need of follow-up (the first school lines of the digest on
+    "Cảnh báo"); returns the last row written (``row - 2`` when no school has an alert)."""
+    schools = [(line, n) for line, n in scope_digest(data, scope) if line.scope == "school"]
+    if not schools:
+        return row - 2
+    shown = schools[:FOLLOW_UP_SCHOOLS]
+    write_section(ws, row, f"{len(shown)} trường cần theo dõi trước tiên (xem trang {ALERT_SHEET})")
+    row += 1
+    write_header(ws, row, FOLLOW_UP_HEADERS)
+    merge_cells(ws, row, 5, row, len(SUMMARY_HEADERS))
+    for line, n in shown:
+        row += 1
+        issues = [dimensions_text(data, line), items_text(data, line), others_text(data, line)]
+        values: list[tuple[Any, str | None]] = [
+            (SEVERITY_LABELS.get(line.severity, line.severity), None),
+            (f"{scope_name(data, line.scope, line.scope_code)} ({line.scope_code})", None),
+            (n, INT_FORMAT),
+            (line.lowest_pct, PCT_FORMAT),
+            ("; ".join(i.replace("\n", "; ") for i in issues if i), None),
+        ]
+        for col, (value, fmt) in enumerate(values, start=1):
+            cell = put(ws, row, col, value, fmt, wrap=col in (2, 5))
+            if col == 1 and line.severity in ("red", "amber"):
+                fill, font = SEVERITY_STYLE[line.severity]
+                set_style(cell, fill=fill, font=font)
+        for col in range(6, len(SUMMARY_HEADERS) + 1):
+            set_style(ws.cell(row=row, column=col), border=BOX)
+        merge_cells(ws, row, 5, row, len(SUMMARY_HEADERS))
+    return row
 
 
 def _key_lines(data: CampaignData, scope: Scope, groups: list[GroupSummary]) -> list[str]:
