@@ -6,11 +6,13 @@ the flow's code is imported, and prints where the warehouse, workbooks and feedb
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
+from rich.console import Console
 
 from flows.cli.common import ConfigOption, console, print_error, read_config
 from flows.pipeline.prefect_api import start_temporary_api
@@ -21,8 +23,10 @@ if TYPE_CHECKING:
     from flows.pipeline.progress import RichReporter
 
 
-def run_flow(settings: Settings, **params: object) -> int:
-    """Run the nightly flow with a progress bar and report it; returns the exit code."""
+def run_flow(settings: Settings, *, quiet: bool = False, **params: object) -> int:
+    """Run the nightly flow with a progress bar and report it; returns the exit code.
+
+    ``quiet`` shows neither (the demo's previous campaign): errors are still printed."""
     api = start_temporary_api()  # it boots while the flow's code is imported
     with long_lived_imports():
         from flows.pipeline import (  # Prefect is imported only once its defaults are set
@@ -57,7 +61,7 @@ def run_flow(settings: Settings, **params: object) -> int:
         return 2
     if school is not None or questionnaire is not None:
         params = {**params, "school": school, "questionnaire": questionnaire}
-    reporter = progress.RichReporter(console)
+    reporter = progress.RichReporter(Console(file=io.StringIO()) if quiet else console)
     progress.use(reporter)
     faults.quiet_prefect_logs(settings)
     try:
@@ -73,6 +77,8 @@ def run_flow(settings: Settings, **params: object) -> int:
         return _stopped(reporter, f"{exc}; fix this, then run again", faults.EXIT_ERROR)
     except faults.Interrupted as exc:
         return _stopped(reporter, f"{exc}: the run is recorded as interrupted", exc.exit_code)
+    if quiet:
+        return summary.exit_code
     console.print(f"Warehouse: {summary.warehouse_url}")
     if not summary.published:
         console.print(
@@ -165,9 +171,19 @@ def demo(
 ) -> None:
     """Generate a realistic synthetic province and run the nightly consolidation on it."""
     from flows.cli.demo import generate_province
+    from flows.cli.demo.province import PREVIOUS_FOLDER
 
-    config = generate_province(folder, seed=seed)
+    config = generate_province(folder, seed=seed, previous=True)
     console.print(f"Demo province written to {folder.resolve()}")
+    before = read_config(config.parent / PREVIOUS_FOLDER / "khaosat.yaml")
+    # The year before first, as a warehouse that has run for two years holds it.
+    code = run_flow(before, quiet=True)
+    if code not in (0, 1, 3):
+        raise typer.Exit(code)
+    console.print(
+        f"Previous campaign {before.campaign.id} loaded ({before.campaign.school_year}): "
+        "the year-on-year page compares with it"
+    )
     code = run_flow(read_config(config))
     console.print(
         f"\nConfig: {config.resolve()}\nRe-run with: khaosat run --config {config.resolve()}"

@@ -57,12 +57,34 @@ SHEETS: tuple[SheetWriter, ...] = (
 )
 
 
+def _expects(data: CampaignData, scope: Scope, kind: str) -> bool:
+    """True when a questionnaire of ``kind`` is meant for a level of the scope's schools."""
+    levels = {data.schools[code]["level"] for code in scope.school_codes if code in data.schools}
+    return any(q.kind == kind and levels & set(q.levels) for q in data.questionnaires.values())
+
+
+def shows_sheet(sheet: SheetWriter, data: CampaignData, scope: Scope) -> bool:
+    """Whether the scope's workbook has ``sheet``: a page with nothing for the scope is left
+    out. PAPI and the service review only where a questionnaire of theirs is meant for the
+    scope's schools (or figures exist anyway): the Sở's own THPT/GDTX unit has no PAPI."""
+    if sheet is write_papi_sheet:
+        return _expects(data, scope, "papi") or any(
+            r["scope"] == "school" and scope.has_school(r["scope_code"]) for r in data.papi
+        )
+    if sheet is write_service_sheet:
+        return _expects(data, scope, "service_review") or any(
+            r["unit_code"] in scope.unit_codes for r in data.services
+        )
+    return True
+
+
 def build_workbook(data: CampaignData, scope: Scope) -> Workbook:
-    """The workbook of one scope, in memory."""
+    """The workbook of one scope, in memory: the sheets of ``SHEETS`` it shows."""
     wb = Workbook()
     default = wb.active
     for sheet in SHEETS:
-        sheet(wb, data, scope)
+        if shows_sheet(sheet, data, scope):
+            sheet(wb, data, scope)
     if default is not None:
         wb.remove(default)
     wb.active = 0

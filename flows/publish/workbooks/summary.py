@@ -142,8 +142,14 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         flag_rule(ws, column_range(7, header_row + 1, row), "{c}>0", "red")
     for key_row in range(4, 8):  # key lines span the table's width
         merge_cells(ws, key_row, 1, key_row, width)
-    row = _write_follow_up(ws, row + 2, data, scope)
-    _matrix_and_charts(ws, row + 2, data, scope)
+    follow_up = _write_follow_up(ws, row + 2, data, scope)
+    page_top = 1
+    if follow_up > row:
+        # The first page holds the table and the schools to follow up; the matrix and its
+        # charts start the next one rather than straddle two.
+        ws.row_breaks.append(Break(id=follow_up + 1))
+        row, page_top = follow_up, follow_up + 2
+    _matrix_and_charts(ws, row + 2, data, scope, page_top=page_top)
     # No repeated header rows: later pages hold the matrix and charts, not the table.
     print_setup(ws, None, f"C{header_row + 1}")
     return ws
@@ -267,8 +273,11 @@ def _chart_title(text: str) -> Title:
     return Title(tx=Text(rich=RichText(p=[paragraph])), overlay=False)
 
 
-def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope) -> None:
-    """Dimension × group matrix of pct_satisfied, and one bar chart per group under it."""
+def _matrix_and_charts(
+    ws: Worksheet, row: int, data: CampaignData, scope: Scope, page_top: int = 1
+) -> None:
+    """Dimension × group matrix of pct_satisfied, and one bar chart per group under it;
+    ``page_top`` is the first row of the printed page the matrix starts on."""
     groups = {
         key: by_dim
         for key, by_dim in by_group(scope_dims(data, scope)).items()
@@ -290,7 +299,8 @@ def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope
         _write_matrix_row(ws, first + i, dim, [groups[key] for key in keys])
     last = first + len(_CHART_DIMENSIONS)
     tier_rules(ws, f"C{first}:{column_letter(2 + len(keys))}{last}", data.thresholds)
-    _place_charts(ws, data, [(labels[j], groups[key]) for j, key in enumerate(keys)], first)
+    columns = [(labels[j], groups[key]) for j, key in enumerate(keys)]
+    _place_charts(ws, data, columns, first, page_top)
 
 
 #: The bars of a group's chart, in the matrix's order (the five-dimension mean follows them).
@@ -317,7 +327,11 @@ def _shown_rate(by_dim: dict[str, Row], dim: str) -> Any:
 
 
 def _place_charts(
-    ws: Worksheet, data: CampaignData, columns: list[tuple[str, dict[str, Row]]], first: int
+    ws: Worksheet,
+    data: CampaignData,
+    columns: list[tuple[str, dict[str, Row]]],
+    first: int,
+    page_top: int = 1,
 ) -> None:
     """One chart per matrix column (group) under the matrix, three to a row.
 
@@ -332,7 +346,7 @@ def _place_charts(
     ]
     anchor_row = first + len(_CHART_DIMENSIONS) + 2
     chart_rows = -(-len(charted) // _CHARTS_PER_ROW)
-    if chart_rows and anchor_row + min(chart_rows, 3) * _CHART_ROWS > _PAGE_ROWS:
+    if chart_rows and anchor_row - page_top + 1 + min(chart_rows, 3) * _CHART_ROWS > _PAGE_ROWS:
         ws.row_breaks.append(Break(id=anchor_row - 2))
     for k in range(3, chart_rows, 3):
         ws.row_breaks.append(Break(id=anchor_row + k * _CHART_ROWS - 1))
