@@ -245,3 +245,58 @@ def test_every_workbook_digest_prints_on_one_page(demo: Path, tmp_path: Path) ->
         assert [r[1].rsplit("(", 1)[1].rstrip(")") for r in follow_up] == [
             r[1] for r in schools[:10]
         ], book.name
+
+
+def pdf_pages_text(path: Path, out: Path) -> list[str]:
+    """The text of each page LibreOffice prints the workbook ``path`` on."""
+    done = subprocess.run(
+        [
+            _soffice(),
+            f"-env:UserInstallation={(out / 'lo-profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    pdf = out / f"{path.stem}.pdf"
+    assert done.returncode == 0 and pdf.exists(), done.stderr or done.stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return [page for page in text.split("\f") if page.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.soffice
+def test_the_sos_own_workbook(demo: Path, tmp_path: Path) -> None:
+    """The Sở's THPT/GDTX unit: no comparison with itself, no PAPI, no page without figures,
+    and last year's figures beside this year's."""
+    output = demo.parent / "output"
+    so = load_workbook(output / "HN-2024_SGD.xlsx")
+    commune = load_workbook(output / "HN-2024_XP01.xlsx")
+    assert "PAPI" not in so.sheetnames and "PAPI" in commune.sheetnames
+
+    def headers(wb: Any) -> list[Any]:
+        ws = wb["Theo tiêu chí"]
+        return [c for row in ws.iter_rows(max_row=8, values_only=True) for c in row if c]
+
+    assert not any("Chênh lệch với toàn tỉnh" in str(h) for h in headers(so))
+    assert any("Chênh lệch với toàn tỉnh" in str(h) for h in headers(commune))
+    texts = [str(v) for ws in so.worksheets for row in ws.iter_rows(values_only=True) for v in row]
+    assert not any(t.startswith(("Chưa có số liệu PAPI", "Không có đợt khảo sát")) for t in texts)
+
+    yoy = table(output / "HN-2024_SGD.xlsx", "So sánh năm trước", "Cấp học")
+    changes = [r[5] for r in yoy if isinstance(r[5], float)]
+    assert changes and any(abs(c) >= 1 for c in changes)  # last year's answers, loaded
+
+    pages = pdf_pages_text(output / "HN-2024_SGD.xlsx", tmp_path)
+    for n, page in enumerate(pages, start=1):
+        lines = [line for line in page.splitlines() if line.strip()]
+        # title, campaign, footer and at least a header and a row of figures
+        assert len(lines) >= 6, f"page {n} has nothing for the unit:\n{page}"
