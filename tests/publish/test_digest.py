@@ -240,9 +240,9 @@ def test_every_workbook_digest_prints_on_one_page(demo: Path, tmp_path: Path) ->
         )
         assert sheet_pages(book, ALERT_SHEET, tmp_path) == 1, book.name
 
-        follow_up = table(book, SUMMARY_SHEET, "Mức")
+        follow_up = table(book, SUMMARY_SHEET, "Trường")
         schools = [r for r in digest_rows if r[1] not in units]
-        assert [r[1].rsplit("(", 1)[1].rstrip(")") for r in follow_up] == [
+        assert [r[0].rsplit("(", 1)[1].rstrip(")") for r in follow_up] == [
             r[1] for r in schools[:10]
         ], book.name
 

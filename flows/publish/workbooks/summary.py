@@ -23,6 +23,7 @@ from openpyxl.drawing.text import (
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
+from flows.alerts import RULES
 from flows.publish.labels import (
     ALERT_SHEET,
     DIMENSION_SHORT,
@@ -38,7 +39,6 @@ from flows.publish.labels import (
 from flows.publish.workbooks.alerts import (
     dimensions_text,
     items_text,
-    others_text,
     scope_digest,
     scope_name,
 )
@@ -157,38 +157,49 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
 
 #: How many schools "Tổng hợp" names as most in need of follow-up.
 FOLLOW_UP_SCHOOLS = 10
-FOLLOW_UP_HEADERS = ("Mức", "Trường", "Số phiếu", "Hài lòng thấp nhất (%)", "Vấn đề")
+FOLLOW_UP_HEADERS = ("Trường", "Mức", "Số phiếu", "Thấp nhất (%)", "Vấn đề")
 
 
 def _write_follow_up(ws: Worksheet, row: int, data: CampaignData, scope: Scope) -> int:
     """The schools most in need of follow-up (the first school lines of the digest on
-    "Cảnh báo"); returns the last row written (``row - 2`` when no school has an alert)."""
+    "Cảnh báo"), a line each; returns the last row written (``row - 2`` when no school has an
+    alert)."""
     schools = [(line, n) for line, n in scope_digest(data, scope) if line.scope == "school"]
     if not schools:
         return row - 2
     shown = schools[:FOLLOW_UP_SCHOOLS]
     write_section(ws, row, f"{len(shown)} trường cần theo dõi trước tiên (xem trang {ALERT_SHEET})")
     row += 1
-    write_header(ws, row, FOLLOW_UP_HEADERS)
-    merge_cells(ws, row, 5, row, len(SUMMARY_HEADERS))
+    last = len(SUMMARY_HEADERS)
+    name, *others, issues_header = FOLLOW_UP_HEADERS
+    write_header(ws, row, [name, "", *others, issues_header, *[""] * (last - 6)])
+    for first, end in ((1, 2), (6, last)):
+        merge_cells(ws, row, first, row, end)
     for line, n in shown:
         row += 1
-        issues = [dimensions_text(data, line), items_text(data, line), others_text(data, line)]
+        issues = [dimensions_text(data, line).replace("\n", "; ")]
+        if line.items:
+            issues.append("câu " + items_text(data, line).replace("\n", "; "))
+        issues += [
+            RULES[r].title if r in RULES else r for r in dict.fromkeys(r for r, _ in line.others)
+        ]
         values: list[tuple[Any, str | None]] = [
-            (SEVERITY_LABELS.get(line.severity, line.severity), None),
             (f"{scope_name(data, line.scope, line.scope_code)} ({line.scope_code})", None),
+            (None, None),
+            (SEVERITY_LABELS.get(line.severity, line.severity), None),
             (n, INT_FORMAT),
             (line.lowest_pct, PCT_FORMAT),
-            ("; ".join(i.replace("\n", "; ") for i in issues if i), None),
+            ("; ".join(i for i in issues if i), None),
         ]
         for col, (value, fmt) in enumerate(values, start=1):
-            cell = put(ws, row, col, value, fmt, wrap=col in (2, 5))
-            if col == 1 and line.severity in ("red", "amber"):
+            cell = put(ws, row, col, value, fmt, wrap=col == 6)
+            if col == 3 and line.severity in ("red", "amber"):
                 fill, font = SEVERITY_STYLE[line.severity]
                 set_style(cell, fill=fill, font=font)
-        for col in range(6, len(SUMMARY_HEADERS) + 1):
+        for col in range(7, last + 1):
             set_style(ws.cell(row=row, column=col), border=BOX)
-        merge_cells(ws, row, 5, row, len(SUMMARY_HEADERS))
+        for first, end in ((1, 2), (6, last)):
+            merge_cells(ws, row, first, row, end)
     return row
 
 
