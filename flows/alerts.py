@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from schemas.questionnaire import DIMENSIONS
 from warehouse.alerts import (
     AlertCandidate,
     AlertInputs,
@@ -583,6 +585,144 @@ def evaluate_rules(inputs: AlertInputs, th: Thresholds) -> list[AlertCandidate]:
         *completeness_alerts(inputs.completeness, th),
         *rejection_alerts(inputs.sources, th),
     ]
+
+
+# ------------------------------------------------------------------------------------------
+# The digest: one line per school or unit, for the people who follow them up
+# ------------------------------------------------------------------------------------------
+
+#: Rules whose subject ends in a dimension (or CHUNG) of a questionnaire below its target.
+_DIMENSION_RULES = (PCT_SATISFIED_LOW, MEAN_SCORE_LOW, YOY_DROP)
+_SEVERITY_ORDER = (RED, AMBER, INFO)
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    """The alerts of one school or unit taken together (``digest``).
+
+    ``dimensions`` are (questionnaire, dimension) pairs below target, ``items`` (questionnaire,
+    dimension, item) triples with too many dissatisfied, ``others`` the rules of every other
+    alert in ``RULES`` order with their subjects; ``lowest_pct`` the lowest satisfaction rate
+    among its pct_satisfied_low alerts and ``shortfall`` how far that is below ``target``.
+    """
+
+    scope: str
+    scope_code: str
+    severity: str
+    n_alerts: int
+    n_red: int
+    questionnaires: tuple[str, ...]
+    dimensions: tuple[tuple[str, str], ...]
+    items: tuple[tuple[str, str, str], ...]
+    others: tuple[tuple[str, str], ...]
+    lowest_pct: float | None
+    shortfall: float
+    alert_ids: tuple[int, ...]
+
+
+def _dimension_rank(code: str) -> int:
+    """CHUNG, then the five dimensions in their order, then anything else."""
+    order = ("CHUNG", *DIMENSIONS)
+    return order.index(code) if code in order else len(order)
+
+
+def _questionnaire_parts(subject: str, questionnaires: Collection[str]) -> list[str]:
+    """A subject's parts from its questionnaire on ("TH/CMHS_TH/CSVC/CS2" → CMHS_TH, CSVC,
+    CS2); [] when it names none of ``questionnaires``."""
+    parts = [p for p in subject.split("/") if p]
+    for i, part in enumerate(parts):
+        if part in questionnaires:
+            return parts[i:]
+    return []
+
+
+def _digest_line(
+    key: tuple[str, str],
+    alerts: list[Mapping[str, Any]],
+    questionnaires: Collection[str],
+    target: float,
+) -> DigestLine:
+    """One school's or unit's alerts as a DigestLine."""
+    dims: dict[tuple[str, str], None] = {}
+    items: dict[tuple[str, str, str], None] = {}
+    others: dict[tuple[str, str], None] = {}
+    named: dict[str, None] = {}
+    pcts: list[float] = []
+    for a in alerts:
+        rule, subject = a["rule"], a["subject"] or ""
+        parts = _questionnaire_parts(subject, questionnaires)
+        if parts:
+            named[parts[0]] = None
+        if rule in _DIMENSION_RULES and len(parts) == 2:
+            dims[(parts[0], parts[1])] = None
+        elif rule == ITEM_DISSATISFIED_HIGH and len(parts) == 3:
+            items[(parts[0], parts[1], parts[2])] = None
+        else:
+            others[(rule, subject)] = None
+        if rule == PCT_SATISFIED_LOW and a["value"] is not None:
+            pcts.append(float(a["value"]))
+    severities = [a["severity"] for a in alerts]
+    worst = min(severities, key=lambda s: _SEVERITY_ORDER.index(s) if s in _SEVERITY_ORDER else 9)
+    rule_order = list(RULES)
+    lowest = min(pcts, default=None)
+    qs = [*named]
+    return DigestLine(
+        scope=key[0],
+        scope_code=key[1],
+        severity=worst,
+        n_alerts=len(alerts),
+        n_red=severities.count(RED),
+        questionnaires=tuple(named),
+        dimensions=tuple(sorted(dims, key=lambda d: (qs.index(d[0]), _dimension_rank(d[1])))),
+        items=tuple(sorted(items, key=lambda i: (qs.index(i[0]), _dimension_rank(i[1]), i[2]))),
+        others=tuple(
+            sorted(others, key=lambda o: rule_order.index(o[0]) if o[0] in rule_order else 99)
+        ),
+        lowest_pct=lowest,
+        shortfall=max(0.0, target - lowest) if lowest is not None else 0.0,
+        alert_ids=tuple(int(a["alert_id"]) for a in alerts if a.get("alert_id") is not None),
+    )
+
+
+def digest(
+    alerts: Iterable[Mapping[str, Any]],
+    questionnaires: Collection[str],
+    target: float = Thresholds.pct_satisfied_amber,
+) -> list[DigestLine]:
+    """The alerts grouped by school or unit (rows of ``alerts``, or ``Alert`` values as dicts),
+    one DigestLine each: the worst severity first, then the furthest below ``target`` (the
+    national target, ``pct_satisfied_amber``), then the most red alerts, then by code.
+
+    ``questionnaires`` are the questionnaire codes, to take subjects apart. The province's own
+    alerts (scope province) get a line of their own too.
+    """
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for a in alerts:
+        groups.setdefault((a["scope"], a["scope_code"]), []).append(a)
+    lines = [_digest_line(k, v, questionnaires, target) for k, v in groups.items()]
+
+    def order(line: DigestLine) -> tuple[Any, ...]:
+        rank = _SEVERITY_ORDER.index(line.severity) if line.severity in _SEVERITY_ORDER else 9
+        return (rank, -line.shortfall, -line.n_red, -line.n_alerts, line.scope, line.scope_code)
+
+    return sorted(lines, key=order)
+
+
+def sample_size(line: DigestLine, counts: Iterable[Mapping[str, Any]]) -> int:
+    """The valid responses behind a digest line: of the questionnaires its alerts name (all
+    when they name none), in its school, its unit's schools or the province. ``counts`` are
+    rows with ``school_code``, ``unit_code``, ``questionnaire`` and ``n_valid``
+    (``warehouse.read_models.response_counts``)."""
+    total = 0
+    for r in counts:
+        if line.scope == "school" and r["school_code"] != line.scope_code:
+            continue
+        if line.scope == "unit" and r["unit_code"] != line.scope_code:
+            continue
+        if line.questionnaires and r["questionnaire"] not in line.questionnaires:
+            continue
+        total += int(r["n_valid"] or 0)
+    return total
 
 
 # ------------------------------------------------------------------------------------------

@@ -924,7 +924,7 @@ def test_cli_list_ack_resolve(
     cli_config: Path, marts: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(alerts_cli.console, "width", 400)  # no wrapping inside cells
-    listed = cli("list", "-c", str(cli_config), "--severity", "red", "--unit", "U1")
+    listed = cli("list", "--all", "-c", str(cli_config), "--severity", "red", "--unit", "U1")
     assert listed.exit_code == 0, listed.output
     assert "Tỷ lệ hài lòng thấp: CMHS_TH/CSVC" in listed.output
     assert "Sở kiểm tra cơ sở vật chất" in listed.output  # the actions: override
@@ -935,7 +935,7 @@ def test_cli_list_ack_resolve(
     assert acked.exit_code == 0, acked.output
     assert "acknowledged" in acked.output and "Đã nhắc trường" in acked.output
 
-    only = cli("list", "-c", str(cli_config), "--status", "acknowledged")
+    only = cli("list", "--all", "-c", str(cli_config), "--status", "acknowledged")
     assert only.exit_code == 0 and "Đã nhắc trường" in only.output
 
     done = cli("resolve", str(alert_id), "--note", "Đã sửa", "-c", str(cli_config))

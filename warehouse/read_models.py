@@ -100,26 +100,33 @@ def read_campaign_rows(engine: sa.Engine, campaign_id: str, run_id: str | None) 
 
 
 def read_run(conn: sa.Connection, campaign_id: str, run_id: str | None) -> Row | None:
-    """The run ``run_id`` (a stub if the warehouse does not know it), or the latest run."""
+    """The run ``run_id``, or the latest run when it is None or a run the warehouse does not
+    know (``khaosat publish`` starts no run: its outputs show the data of the latest run, the
+    one ``khaosat status`` reports)."""
     run = tables.run
     stmt = sa.select(run).where(run.c.campaign_id == campaign_id)
     if run_id is not None:
         found = _fetch(conn, stmt.where(run.c.run_id == run_id))
-        # A run id the warehouse does not know still goes on the stamp.
-        return found[0] if found else {"run_id": run_id, "started_at": None, "status": None}
+        if found:
+            return found[0]
     latest = _fetch(conn, stmt.order_by(run.c.started_at.desc(), run.c.run_id.desc()).limit(1))
     return latest[0] if latest else None
 
 
 def read_sources(conn: sa.Connection, campaign_id: str, run: Row | None) -> list[Row]:
-    """Active sources with the status of their latest ledger row up to ``run``."""
-    source, ledger = tables.source, tables.load_ledger
+    """Active sources with the status of their latest ledger row up to ``run``, when that
+    source last loaded (``loaded_at``, the end of its latest ``loaded`` row up to ``run``)
+    and how many valid responses of it the figures still count (``n_counted``)."""
+    source, ledger, figures = tables.source, tables.load_ledger, tables.figure_source
     upto = sa.select(sa.func.max(ledger.c.load_id)).where(ledger.c.campaign_id == campaign_id)
     if run is not None:
         in_run = conn.execute(upto.where(ledger.c.run_id == run["run_id"])).scalar()
         if in_run is not None:
             upto = sa.select(sa.literal(in_run))
-    last = latest_loads(campaign_id, ledger.c.load_id <= upto.scalar_subquery(), name="last")
+    until = ledger.c.load_id <= upto.scalar_subquery()
+    last = latest_loads(campaign_id, until, name="last")
+    loaded = latest_loads(campaign_id, until, ledger.c.status == "loaded", name="last_loaded")
+    loaded_row = ledger.alias("loaded_row")
     stmt = (
         sa.select(
             source.c.school_code,
@@ -128,16 +135,53 @@ def read_sources(conn: sa.Connection, campaign_id: str, run: Row | None) -> list
             source.c.found_in,
             ledger.c.status,
             ledger.c.modified_at,
+            loaded_row.c.finished_at.label("loaded_at"),
+            sa.func.coalesce(figures.c.n_valid_responses, 0).label("n_counted"),
         )
         .select_from(
-            source.outerjoin(last, last.c.source_id == source.c.source_id).outerjoin(
-                ledger, ledger.c.load_id == last.c.load_id
+            source.outerjoin(last, last.c.source_id == source.c.source_id)
+            .outerjoin(ledger, ledger.c.load_id == last.c.load_id)
+            .outerjoin(loaded, loaded.c.source_id == source.c.source_id)
+            .outerjoin(loaded_row, loaded_row.c.load_id == loaded.c.load_id)
+            .outerjoin(
+                figures,
+                sa.and_(
+                    figures.c.source_id == source.c.source_id,
+                    figures.c.campaign_id == campaign_id,
+                ),
             )
         )
         .where(source.c.campaign_id == campaign_id, source.c.is_active.is_(sa.true()))
         .order_by(source.c.school_code, source.c.questionnaire, source.c.location)
     )
     return _fetch(conn, stmt)
+
+
+def response_counts(engine: sa.Engine, campaign_id: str) -> list[Row]:
+    """Valid responses per school and questionnaire (mart_completeness) with the school's
+    unit: ``school_code``, ``unit_code``, ``questionnaire``, ``n_valid``."""
+    completeness, school = tables.mart_completeness, tables.school
+    stmt = (
+        sa.select(
+            completeness.c.school_code,
+            school.c.unit_code,
+            completeness.c.questionnaire,
+            completeness.c.n_valid,
+        )
+        .select_from(
+            completeness.outerjoin(
+                school,
+                sa.and_(
+                    school.c.campaign_id == completeness.c.campaign_id,
+                    school.c.school_code == completeness.c.school_code,
+                ),
+            )
+        )
+        .where(completeness.c.campaign_id == campaign_id)
+        .order_by(completeness.c.school_code, completeness.c.questionnaire)
+    )
+    with engine.connect() as conn:
+        return _fetch(conn, stmt)
 
 
 @dataclass

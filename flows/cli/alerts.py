@@ -15,18 +15,29 @@ resolved alert) is refused with exit code 1.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import Engine
 
-from flows.alerts import action_for, format_value, rule_title
+from flows.alerts import (
+    DigestLine,
+    Thresholds,
+    action_for,
+    digest,
+    format_value,
+    rule_title,
+    sample_size,
+)
 from flows.cli.common import ConfigOption, console, print_error, read_config
 from flows.privacy import mask_personal
 from flows.settings import Settings
@@ -47,6 +58,7 @@ from warehouse.alerts import (
     get_alert,
     list_alerts,
 )
+from warehouse.read_models import response_counts
 
 alerts_app = typer.Typer(
     help="Alerts of the campaign: list, show with history, acknowledge, resolve, note.",
@@ -141,6 +153,96 @@ def alerts_table(alerts: list[Alert], actions: dict[str, str], title: str | None
     return table
 
 
+def _grouped(codes: Sequence[tuple[str, ...]]) -> str:
+    """("CMHS_TH", "CSVC"), ("CMHS_TH", "HOAT_DONG") → "CMHS_TH CSVC HOAT_DONG": the last
+    part of each, after the questionnaire they share."""
+    out: dict[str, list[str]] = {}
+    for code in codes:
+        out.setdefault(code[0], []).append(code[-1])
+    return "; ".join(f"{q} {' '.join(parts)}" for q, parts in out.items())
+
+
+def _others(line: DigestLine) -> str:
+    """The rules of a line's other alerts, each with the subjects it was raised on."""
+    by_rule: dict[str, list[str]] = {}
+    for rule, subject in line.others:
+        by_rule.setdefault(rule, []).append(subject)
+    return "; ".join(
+        rule + (f" {', '.join(s for s in subjects if s)}" if any(subjects) else "")
+        for rule, subjects in by_rule.items()
+    )
+
+
+def digest_table(
+    lines: list[DigestLine],
+    names: dict[tuple[str, str], str],
+    samples: dict[DigestLine, int],
+    title: str | None = None,
+) -> Table:
+    """One row per school or unit: worst severity, where, responses, the lowest satisfaction
+    rate, how many alerts, and what they are (dimensions below target and items with too
+    many dissatisfied, by questionnaire, then its other alerts by rule)."""
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("sev", no_wrap=True)
+    table.add_column("school or unit", width=20)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("low %", justify="right", no_wrap=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("below target; other alerts", ratio=3)
+    for line in lines:
+        key = (line.scope, line.scope_code)
+        what = []
+        if line.dimensions:
+            what.append(_grouped(line.dimensions))
+        if line.items:
+            what.append("items " + _grouped(line.items))
+        if line.others:
+            what.append(_others(line))
+        table.add_row(
+            line.severity,
+            Text(mask_personal(f"{line.scope_code} {names.get(key, '')}".strip())),
+            str(samples.get(line, "")),
+            f"{line.lowest_pct:.1f}" if line.lowest_pct is not None else "",
+            str(line.n_alerts),
+            Text(mask_personal("\n".join(what))),
+            style=SEVERITY_STYLE.get(line.severity, ""),
+        )
+    return table
+
+
+def digest_json(
+    lines: list[DigestLine], names: dict[tuple[str, str], str], samples: dict[DigestLine, int]
+) -> list[dict[str, Any]]:
+    """The digest as JSON-ready dicts, one per school or unit, in the digest's order."""
+    return [
+        {
+            "scope": line.scope,
+            "scope_code": line.scope_code,
+            "name": names.get((line.scope, line.scope_code)),
+            "severity": line.severity,
+            "n_alerts": line.n_alerts,
+            "n_red": line.n_red,
+            "n_responses": samples.get(line),
+            "lowest_pct_satisfied": line.lowest_pct,
+            "dimensions_below_target": [list(d) for d in line.dimensions],
+            "items_dissatisfied": [list(i) for i in line.items],
+            "other_alerts": [{"rule": r, "subject": mask_personal(s)} for r, s in line.others],
+            "alert_ids": list(line.alert_ids),
+        }
+        for line in lines
+    ]
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """One alert as a JSON-ready dict (times as ISO 8601, campaign local time)."""
+    out = dataclasses.asdict(alert)
+    for key in ("first_seen_at", "last_seen_at"):
+        out[key] = out[key].isoformat(timespec="seconds")
+    for key in ("subject", "note", "scope_name"):
+        out[key] = mask_personal(out[key]) if out[key] else out[key]
+    return out
+
+
 @alerts_app.command("list")
 def list_command(
     config: ConfigOption = Path("khaosat.yaml"),
@@ -152,8 +254,13 @@ def list_command(
         str | None,
         typer.Option(help="Only this reporting unit and its schools (any letter case)."),
     ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every alert on its own line, with its id and note.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List the campaign's alerts, most severe first, with the suggested follow-up."""
+    """List the campaign's alerts: one line per school or unit (the worst first, then the
+    furthest below target), or with --all every alert with its suggested follow-up."""
     settings = read_config(config)
     engine = _engine(settings)
     try:
@@ -166,13 +273,42 @@ def list_command(
             severity=severity.value if severity else None,
             unit=unit,
         )
+        counts = response_counts(engine, settings.campaign.id) if found and not every else []
     finally:
         engine.dispose()
+    if every:
+        if as_json:
+            typer.echo(json.dumps([alert_json(a) for a in found], ensure_ascii=False, indent=2))
+        elif found:
+            title = f"{settings.campaign.id}: {len(found)} alert(s)"
+            console.print(alerts_table(found, settings.actions, title=title))
+        else:
+            console.print("No alerts match.")
+        return
+    _print_digest(settings, found, counts, as_json)
+
+
+def _print_digest(
+    settings: Settings, found: list[Alert], counts: list[dict[str, Any]], as_json: bool
+) -> None:
+    """The digest of ``found``: a table, or JSON."""
+    questionnaires = {r["questionnaire"] for r in counts}
+    target = Thresholds.from_mapping(settings.thresholds).pct_satisfied_amber
+    lines = digest([dataclasses.asdict(a) for a in found], questionnaires, target)
+    names = {(a.scope, a.scope_code): a.scope_name or "" for a in found}
+    samples = {line: sample_size(line, counts) for line in lines}
+    if as_json:
+        typer.echo(json.dumps(digest_json(lines, names, samples), ensure_ascii=False, indent=2))
+        return
     if not found:
         console.print("No alerts match.")
         return
-    title = f"{settings.campaign.id}: {len(found)} alert(s)"
-    console.print(alerts_table(found, settings.actions, title=title))
+    title = f"{settings.campaign.id}: {len(found)} alert(s) at {len(lines)} school(s) or unit(s)"
+    console.print(digest_table(lines, names, samples, title=title))
+    console.print(
+        "n: valid responses; low %: lowest satisfaction rate. Every alert with its id: "
+        "khaosat alerts list --all"
+    )
 
 
 def _fail(message: str, code: int) -> typer.Exit:

@@ -6,11 +6,13 @@ the flow's code is imported, and prints where the warehouse, workbooks and feedb
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
+from rich.console import Console
 
 from flows.cli.common import ConfigOption, console, print_error, read_config
 from flows.pipeline.prefect_api import start_temporary_api
@@ -21,8 +23,11 @@ if TYPE_CHECKING:
     from flows.pipeline.progress import RichReporter
 
 
-def run_flow(settings: Settings, **params: object) -> int:
-    """Run the nightly flow with a progress bar and report it; returns the exit code."""
+def run_flow(settings: Settings, *, before: Settings | None = None, **params: object) -> int:
+    """Run the nightly flow with a progress bar and report it; returns the exit code.
+
+    ``before`` is a campaign run first, on the same temporary API and without a report (the
+    demo's previous campaign); a failure that stops it is reported like this one's."""
     api = start_temporary_api()  # it boots while the flow's code is imported
     with long_lived_imports():
         from flows.pipeline import (  # Prefect is imported only once its defaults are set
@@ -58,12 +63,16 @@ def run_flow(settings: Settings, **params: object) -> int:
     if school is not None or questionnaire is not None:
         params = {**params, "school": school, "questionnaire": questionnaire}
     reporter = progress.RichReporter(console)
-    progress.use(reporter)
     faults.quiet_prefect_logs(settings)
     try:
         with faults.stopped_by_signals():
-            context.read_ahead(settings, **params)  # the parse processes start while it boots
+            # the parse processes start reading while the API boots
+            context.read_ahead(before or settings, **({} if before else params))
             with api.serving():
+                if before is not None:
+                    progress.use(progress.RichReporter(Console(file=io.StringIO())))
+                    nightly.run(before)
+                progress.use(reporter)
                 summary = nightly.run(settings, **params)
     except (RegistryError, QuestionnaireError, SettingsError) as exc:
         return _stopped(reporter, str(exc), 2)
@@ -175,11 +184,17 @@ def demo(
 ) -> None:
     """Generate a realistic synthetic province and run the nightly consolidation on it."""
     from flows.cli.demo import generate_province
+    from flows.cli.demo.province import PREVIOUS_FOLDER
 
-    config = generate_province(folder, seed=seed)
+    config = generate_province(folder, seed=seed, previous=True)
     console.print(f"Demo province written to {folder.resolve()}")
+    before = read_config(config.parent / PREVIOUS_FOLDER / "khaosat.yaml")
+    console.print(
+        f"Previous campaign {before.campaign.id} ({before.campaign.school_year}) loaded first, "
+        "for the year-on-year page"
+    )
     settings = read_config(config)
-    code = run_flow(settings)
+    code = run_flow(settings, before=before)
     print_report(settings)
     console.print(
         f"\nConfig: {config.resolve()}\nRe-run with: khaosat run --config {config.resolve()}"

@@ -112,7 +112,7 @@ def test_ack_twice_note_resolve_and_show_the_history(config: Path, engine: Engin
         ["resolved", "minh", "Đã sửa"],
     ]
 
-    listed = alerts(config, "list", "--status", "all")
+    listed = alerts(config, "list", "--all", "--status", "all")
     assert listed.exit_code == 0 and "Đã sửa" in listed.output
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy.engine import make_url
 
 from flows.cli import demo
 from flows.cli.demo import answers as demo_answers
@@ -397,3 +398,30 @@ def test_papi_indicator_and_service_below_thresholds(
     assert min(totals) < 40 and max(totals) >= 40
     assert any("Kém" in r for r in services)
     assert len(services) >= 3
+
+
+def test_the_previous_campaign_is_the_same_province_a_year_earlier(
+    province: Path, tmp_path: Path
+) -> None:
+    config = demo.generate_province(tmp_path / "hn", previous=True)
+    current = load_settings(config, env={})
+    before = load_settings(config.parent / demo_province.PREVIOUS_FOLDER / "khaosat.yaml", env={})
+    assert current.campaign.previous == before.campaign.id == demo_province.PREVIOUS_ID
+    # one warehouse holds both years
+    files = [Path(str(make_url(s.warehouse_url).database)).resolve() for s in (before, current)]
+    assert files[0] == files[1] == (config.parent / "khaosat.sqlite").resolve()
+    assert before.campaign.opens.year == current.campaign.opens.year - 1
+    # the current campaign's files are those of a demo without the previous one
+    for name in ("schools.csv", "sources.csv", "submissions/TH002_CMHS_TH.xlsx"):
+        assert (config.parent / name).read_bytes() == (province / name).read_bytes(), name
+    schools = read_schools(config.parent / "schools.csv")
+    previous_root = config.parent / demo_province.PREVIOUS_FOLDER
+    sources = read_sources(previous_root / "sources.csv", {s.code: s for s in schools}, QS)
+    assert {s.school_code for s in sources} == {s.code for s in schools}  # every school answered
+    for source in sources:
+        assert QS[source.questionnaire].kind == "satisfaction"
+        stamps = _column(_rows(previous_root / source.location), "Dấu thời gian")
+        assert stamps, source.location
+        for stamp in stamps:
+            when = stamp if isinstance(stamp, dt.datetime) else dt.datetime.fromisoformat(stamp)
+            assert before.campaign.opens <= when.date() <= before.campaign.closes, source

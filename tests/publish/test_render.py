@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.soffice, pytest.mark.slow]
 
 #: A PDF page object (not the /Pages tree node).
 _PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
-SHEETS_PER_WORKBOOK = 9
+SHEETS_PER_WORKBOOK = 10
 
 
 def _soffice() -> str:

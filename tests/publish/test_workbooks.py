@@ -52,6 +52,7 @@ from flows.publish.labels import (
     SUPPRESSED,
     YOY_SHEET,
 )
+from flows.publish.workbooks.alerts import ALERT_DETAIL_SHEET
 from flows.publish.workbooks.summary import SUMMARY_HEADER_ROW, SUMMARY_HEADERS
 from flows.publish.xlsx import (
     BOX,
@@ -76,6 +77,7 @@ from tests.factories import (
     RUN_1_START,
     load_both_campaigns,
 )
+from tests.factories import rows as select_rows
 from warehouse import tables as t
 from warehouse.ledger import finish_run, record_failure, start_run
 from warehouse.marts import province_dimension
@@ -91,6 +93,7 @@ SHEETS = [
     PAPI_SHEET,
     YOY_SHEET,
     ALERT_SHEET,
+    ALERT_DETAIL_SHEET,
     INFO_SHEET,
 ]
 #: Text that respondents typed or that identifies them: must never reach a workbook.
@@ -365,7 +368,9 @@ def test_every_sheet_prints_a4_fitted_to_width_with_frozen_headers(
         # the footer sits inside the bottom margin, with room for its line
         assert ws.page_margins.bottom - ws.page_margins.footer >= 0.3
         assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4)
-        assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
+        # the alert digest, a page of a few lines per school, is fitted to one page
+        tall = 1 if ws.title == ALERT_SHEET else 0
+        assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == tall
         assert ws.sheet_properties.pageSetUpPr.fitToPage
     for name in (SUMMARY_SHEET, DIMENSION_SHEET, QUESTION_SHEET, SCHOOL_SHEET, ALERT_SHEET):
         assert wb[name].freeze_panes is not None, name
@@ -752,9 +757,9 @@ def test_year_on_year(warehouse: Engine, books: dict[str, Path], tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
+def test_alert_detail_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
     def alerts(scope: str) -> list[tuple[Any, ...]]:
-        ws = load_workbook(books[scope])[ALERT_SHEET]
+        ws = load_workbook(books[scope])[ALERT_DETAIL_SHEET]
         return _table(ws, _header_row(ws, "Mức"))
 
     u1 = alerts("U1")
@@ -800,16 +805,25 @@ def test_alert_sheet_shows_the_scope_alerts(books: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_alert_sheet_suggests_the_provinces_own_follow_up(
+def test_alert_detail_sheet_suggests_the_provinces_own_follow_up(
     warehouse: Engine, tmp_path: Path
 ) -> None:
     own = {"CSVC": "Phòng CSVC của Sở kiểm tra trong tháng"}
     paths = write_workbooks(warehouse, C, tmp_path, QS, run_id="run-1", actions=own)
-    ws = load_workbook(next(p for p in paths if "U2" in p.name))[ALERT_SHEET]
+    ws = load_workbook(next(p for p in paths if "U2" in p.name))[ALERT_DETAIL_SHEET]
     assert ws.cell(_header_row(ws, "Mức"), 13).value == "Hướng xử lý đề xuất"
     rows = _table(ws, _header_row(ws, "Mức"))
     assert rows[0][5].endswith("(TH/CMHS_TH/CSVC)") and rows[0][12] == own["CSVC"]
     assert rows[1][12] == DEFAULT_ACTIONS["CHUNG"]  # others keep the built-in one
+
+
+def newest_load(engine: Engine) -> dt.datetime:
+    """When the campaign's newest successful load ended, to the second (the workbooks'
+    "data as of")."""
+    sql = "SELECT max(finished_at) AS at FROM load_ledger WHERE campaign_id = :c AND status = :s"
+    found = select_rows(engine, sql, c=C, s="loaded")[0]["at"]
+    at = found if isinstance(found, dt.datetime) else dt.datetime.fromisoformat(str(found))
+    return at.replace(microsecond=0)
 
 
 @pytest.mark.slow
@@ -821,7 +835,7 @@ def test_info_sheet(warehouse: Engine, books: dict[str, Path]) -> None:
     assert facts["Hạn nộp"] == dt.datetime(2025, 11, 30)
     assert facts["Đợt năm trước để so sánh"] == P
     assert facts[STAMP_LABELS[0]] == "run-1"
-    assert facts[STAMP_LABELS[2]] == RUN_1_START
+    assert facts[STAMP_LABELS[2]] == newest_load(warehouse)
     # U2's sources: CMHS_TH, PAPI_TH, DVGD_8TC loaded; the second CMHS_TH file failed.
     assert facts["Đã nạp"] == 3 and facts["Lỗi, không đọc được"] == 1
     assert facts["Tổng số nguồn"] == 4
@@ -913,11 +927,9 @@ def test_same_data_gives_the_same_cells_only_the_run_stamp_differs(
             for r in range(1, info_a.max_row + 1)
             if info_a.cell(r, 1).value in STAMP_LABELS
         ]
-        assert stamps == [
-            ("run-1", "run-2"),
-            (RUN_1_START, RUN_2_START),
-            (RUN_1_START, RUN_2_START),
-        ]
+        # the figures are still those of run-1's loads: a failure loads nothing
+        newest = newest_load(warehouse)
+        assert stamps == [("run-1", "run-2"), (RUN_1_START, RUN_2_START), (newest, newest)]
     props = load_workbook(first[0]).properties
     assert props.created == props.modified == dt.datetime(2020, 1, 1)
     # Without a run id the latest run stamps the workbooks.

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from flows.cli.demo.previous import generate_previous
 from flows.cli.demo.province import (
     ENROLLMENT,
     FOLDER_QUESTIONNAIRE,
@@ -40,6 +41,7 @@ def generate_province(
     schools_per_unit: int = 5,
     respondents: tuple[int, int] = (35, 70),
     questionnaires: Mapping[str, Questionnaire] | None = None,
+    previous: bool = False,
 ) -> Path:
     """Write a synthetic province into ``folder`` and return the path of its khaosat.yaml.
 
@@ -51,7 +53,9 @@ def generate_province(
 
     Traps are placed as :func:`trap_locations` says; a province too small to hold them all (the
     default 4 units of 5 schools is the smallest regular shape) raises ValueError.
-    ``questionnaires`` defaults to ``schemas.load_questionnaires()``.
+    ``questionnaires`` defaults to ``schemas.load_questionnaires()``. With ``previous`` the
+    campaign a year earlier is written too, into ``folder/previous`` (its config shares the
+    warehouse: ``previous.generate_previous``), and this campaign's names it as its previous.
     """
     qs = load_questionnaires() if questionnaires is None else questionnaires
     plan = plan_province(qs, n_units, schools_per_unit)
@@ -94,6 +98,9 @@ def generate_province(
         first = folder_sources[0]
         shutil.copy2(folder / first.location, folder / misnamed_location(first))
 
+    if previous:
+        roles = {s.code: s.role for s in plan.schools}
+        generate_previous(folder, rows, roles, qs, respondents, seed - 1)
     config = folder / "khaosat.yaml"
-    config.write_text(config_text(), encoding="utf-8")
+    config.write_text(config_text(previous=previous), encoding="utf-8")
     return config

@@ -144,11 +144,17 @@ def _text_value(item: Item, level: str, student: bool, low: bool, rng: random.Ra
 
 
 def satisfaction_responses(
-    q: Questionnaire, level: str, n: int, low: bool, rng: random.Random
+    q: Questionnaire,
+    level: str,
+    n: int,
+    low: bool,
+    rng: random.Random,
+    shift: float = 0.0,
 ) -> list[Response]:
-    """Answers with a school-wide mood per dimension and a per-respondent lean."""
+    """Answers with a school-wide mood per dimension and a per-respondent lean; ``shift``
+    moves the school's mood (a year when schools were a little less liked)."""
     # Calibrated so most schools land near the published 85-92 % satisfied, low ones near 40 %.
-    base = rng.uniform(3.2, 3.45) if low else rng.uniform(4.25, 4.6)
+    base = (rng.uniform(3.2, 3.45) if low else rng.uniform(4.25, 4.6)) + shift
     mood = {d: base + rng.uniform(-0.25, 0.2) for d in q.dimensions}
     student = q.respondent.startswith("Học sinh")
     out = []

@@ -452,8 +452,22 @@ def name_schools(plan: _Plan, rng: random.Random) -> tuple[dict[str, str], dict[
     return school_names, unit_names
 
 
-def config_text() -> str:
-    """The demo's khaosat.yaml."""
+#: The campaign a year earlier (``khaosat demo`` loads it first, for year-on-year figures).
+PREVIOUS_ID = "HN-2023"
+PREVIOUS_NAME = CAMPAIGN_NAME.replace("2024-2025", "2023-2024")
+PREVIOUS_YEAR = "2023-2024"
+#: The folder of the previous campaign inside the demo's, and its warehouse from there.
+PREVIOUS_FOLDER = "previous"
+
+
+def a_year_before(day: dt.date) -> dt.date:
+    """The same day a year earlier (the demo's days are never 29 February)."""
+    return day.replace(year=day.year - 1)
+
+
+def config_text(previous: bool = False) -> str:
+    """The demo's khaosat.yaml (with ``previous``: naming the campaign a year earlier)."""
+    before = f"  previous: {PREVIOUS_ID}\n" if previous else ""
     return f"""\
 # Demo province written by `khaosat demo` (flows/cli/demo.py): synthetic schools and answers.
 campaign:
@@ -464,8 +478,28 @@ campaign:
   closes: {CLOSES.isoformat()}
   deadline: {DEADLINE.isoformat()}
   province_code: "{PROVINCE_CODE}"
+{before}registry:
+  schools: schools.csv
+  sources: sources.csv
+output: output
+"""
+
+
+def previous_config_text() -> str:
+    """khaosat.yaml of the campaign a year earlier: the same province and warehouse."""
+    return f"""\
+# The demo's previous campaign, loaded by `khaosat demo` before the current one.
+campaign:
+  id: {PREVIOUS_ID}
+  name: "{PREVIOUS_NAME}"
+  school_year: "{PREVIOUS_YEAR}"
+  opens: {a_year_before(OPENS).isoformat()}
+  closes: {a_year_before(CLOSES).isoformat()}
+  deadline: {a_year_before(DEADLINE).isoformat()}
+  province_code: "{PROVINCE_CODE}"
 registry:
   schools: schools.csv
   sources: sources.csv
+warehouse: sqlite:///../khaosat.sqlite
 output: output
 """

@@ -353,6 +353,14 @@ def _set_mtime(path: Path, when: dt.datetime) -> None:
     os.utime(path, (ts, ts))
 
 
+def write_forms_file(
+    path: Path, q: Questionnaire, responses: list[Response], modified: dt.datetime
+) -> None:
+    """A clean Google Forms download (xlsx) of ``responses``, modified at ``modified``."""
+    _write_xlsx(path, forms_sheet(q, responses, (), csv_file=False))
+    _set_mtime(path, modified)
+
+
 def write_source(
     folder: Path,
     src: PlannedSource,

@@ -2,9 +2,10 @@
 
 One workbook per reporting unit, ``<campaign_id>_<unit_code>.xlsx``, and one for the province,
 ``<campaign_id>_<province_code>.xlsx``. Each sheet is a module here (summary, dimensions,
-questions, schools, services, papi, yoy, alerts, info): a function taking the workbook, the
-campaign's data (``data.CampaignData``) and the scope. Figures are written unrounded, and any
-figure from fewer than ``labels.MIN_RESPONDENTS`` respondents as ``"<5"`` (DOMAIN.md, Privacy).
+questions, schools, services, papi, yoy, alerts with its detail sheet, info): a function taking
+the workbook, the campaign's data (``data.CampaignData``) and the scope. Figures are written
+unrounded, and any figure from fewer than ``labels.MIN_RESPONDENTS`` respondents as ``"<5"``
+(DOMAIN.md, Privacy).
 Output is reproducible: the same warehouse gives byte-identical files; between two runs over
 the same data only the run stamp on "Thông tin" (``labels.STAMP_LABELS``) differs.
 """
@@ -19,7 +20,7 @@ from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.alerts import Thresholds
-from flows.publish.workbooks.alerts import write_alert_sheet
+from flows.publish.workbooks.alerts import write_alert_detail_sheet, write_alert_sheet
 from flows.publish.workbooks.comments import write_comment_sheet
 from flows.publish.workbooks.data import (
     CampaignData,
@@ -53,16 +54,39 @@ SHEETS: tuple[SheetWriter, ...] = (
     write_yoy_sheet,
     write_comment_sheet,
     write_alert_sheet,
+    write_alert_detail_sheet,
     write_info_sheet,
 )
 
 
+def _expects(data: CampaignData, scope: Scope, kind: str) -> bool:
+    """True when a questionnaire of ``kind`` is meant for a level of the scope's schools."""
+    levels = {data.schools[code]["level"] for code in scope.school_codes if code in data.schools}
+    return any(q.kind == kind and levels & set(q.levels) for q in data.questionnaires.values())
+
+
+def shows_sheet(sheet: SheetWriter, data: CampaignData, scope: Scope) -> bool:
+    """Whether the scope's workbook has ``sheet``: a page with nothing for the scope is left
+    out. PAPI and the service review only where a questionnaire of theirs is meant for the
+    scope's schools (or figures exist anyway): the Sở's own THPT/GDTX unit has no PAPI."""
+    if sheet is write_papi_sheet:
+        return _expects(data, scope, "papi") or any(
+            r["scope"] == "school" and scope.has_school(r["scope_code"]) for r in data.papi
+        )
+    if sheet is write_service_sheet:
+        return _expects(data, scope, "service_review") or any(
+            r["unit_code"] in scope.unit_codes for r in data.services
+        )
+    return True
+
+
 def build_workbook(data: CampaignData, scope: Scope) -> Workbook:
-    """The workbook of one scope, in memory."""
+    """The workbook of one scope, in memory: the sheets of ``SHEETS`` it shows."""
     wb = Workbook()
     default = wb.active
     for sheet in SHEETS:
-        sheet(wb, data, scope)
+        if shows_sheet(sheet, data, scope):
+            sheet(wb, data, scope)
     if default is not None:
         wb.remove(default)
     wb.active = 0

@@ -1,5 +1,9 @@
-"""Sheet "Cảnh báo": the scope's alerts, each subject in words and its suggested follow-up.
-Free text (subjects, notes) has e-mails and phone numbers masked.
+"""Sheets "Cảnh báo" and "Cảnh báo chi tiết": the scope's alerts.
+
+"Cảnh báo" is the digest leadership acts on: one line per school or unit (``flows.alerts.digest``:
+worst severity, the dimensions and items below target, other alerts, responses), the worst and
+furthest below target first. "Cảnh báo chi tiết" lists every alert, its subject in words and its
+suggested follow-up. Free text (subjects, notes) has e-mails and phone numbers masked.
 """
 
 from __future__ import annotations
@@ -9,11 +13,12 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from flows.alerts import RULES, action_for
+from flows.alerts import RULES, DigestLine, action_for, digest, sample_size
 from flows.privacy import mask_personal
 from flows.publish.labels import (
     ALERT_SHEET,
     ALERT_STATUS_LABELS,
+    DIMENSION_SHORT,
     EXPECTATION,
     LEVEL_LABELS,
     SCOPE_LABELS,
@@ -70,21 +75,150 @@ ALERT_HEADERS = (
 )
 
 
+#: The sheet that lists every alert on its own line.
+ALERT_DETAIL_SHEET = f"{ALERT_SHEET} chi tiết"
+
+DIGEST_HEADERS = (
+    "Mức",
+    "Mã",
+    "Trường / đơn vị",
+    "Số phiếu",
+    "Tỷ lệ hài lòng thấp nhất (%)",
+    "Tiêu chí dưới mục tiêu",
+    "Câu hỏi nhiều ý kiến không hài lòng",
+    "Cảnh báo khác",
+    "Số cảnh báo",
+)
+_DIGEST_WIDTHS = (8, 10, 22, 8, 11, 34, 20, 34, 8)
+#: A digest this long still prints legibly on one page; a longer one flows onto more.
+_ONE_PAGE_LINES = 40
+
+
+def scope_digest(data: CampaignData, scope: Scope) -> list[tuple[DigestLine, int]]:
+    """The scope's unresolved alerts as digest lines (``flows.alerts.digest``), each with the
+    valid responses behind it."""
+    active = [a for a in scope_alerts(data, scope) if a["status"] != "resolved"]
+    lines = digest(active, data.questionnaires, data.thresholds["pct_satisfied_amber"])
+    counts = [
+        {**r, "unit_code": data.schools.get(r["school_code"], {}).get("unit_code")}
+        for r in data.completeness
+    ]
+    return [(line, sample_size(line, counts)) for line in lines]
+
+
+def scope_name(data: CampaignData, scope: str, code: str) -> str:
+    """The name of a school, a unit, or the province."""
+    if scope == "school":
+        return str(data.schools.get(code, {}).get("school_name") or code)
+    if scope == "unit":
+        return data.units.get(code, code)
+    return "Toàn tỉnh"
+
+
+def dimensions_text(data: CampaignData, line: DigestLine) -> str:
+    """The dimensions below target in words, by questionnaire ("Cha mẹ học sinh: Hài lòng
+    chung, Tiếp cận")."""
+    return _by_questionnaire(
+        data, [(q, DIMENSION_SHORT.get(d, d)) for q, d in line.dimensions], ", "
+    )
+
+
+def items_text(data: CampaignData, line: DigestLine) -> str:
+    """The items with too many dissatisfied, by code, by questionnaire."""
+    return _by_questionnaire(data, [(q, item) for q, _, item in line.items], " ")
+
+
+def _by_questionnaire(data: CampaignData, pairs: list[tuple[str, str]], sep: str) -> str:
+    """ "label: a, b" per questionnaire, one a line; the label left out when there is one."""
+    out: dict[str, list[str]] = {}
+    for q, text in pairs:
+        out.setdefault(q, []).append(text)
+    if len(out) == 1:
+        return sep.join(next(iter(out.values())))
+    return "\n".join(f"{digest_questionnaire(data, q)}: {sep.join(t)}" for q, t in out.items())
+
+
+def digest_questionnaire(data: CampaignData, code: str) -> str:
+    """A questionnaire named with its levels, where the digest has no level column
+    ("Cha mẹ học sinh THCS", "Học sinh THPT/GDTX", "Cha mẹ học sinh (PAPI)")."""
+    q = data.questionnaires.get(code)
+    if q is None or q.kind != "satisfaction":
+        return questionnaire_label(data, code)
+    return f"{q.respondent} {'/'.join(q.levels)}"
+
+
+def _subject_words(data: CampaignData, subject: str) -> str:
+    """What an alert outside the satisfaction figures was raised on, in words: a
+    questionnaire, a PAPI indicator's wording, or the subject itself (a service)."""
+    parts = [p for p in subject.split("/") if p]
+    if len(parts) == 1 and parts[0] in data.questionnaires:
+        return digest_questionnaire(data, parts[0])
+    if len(parts) == 1 and parts[0] in data.lookups.known_items:
+        return _item_text(data, None, parts[0])
+    return mask_personal(" / ".join(parts))
+
+
+def others_text(data: CampaignData, line: DigestLine) -> str:
+    """The other alerts of a line: each rule's title with what it was raised on."""
+    by_rule: dict[str, list[str]] = {}
+    for rule, subject in line.others:
+        by_rule.setdefault(rule, []).append(_subject_words(data, subject or ""))
+    return "\n".join(
+        (RULES[rule].title if rule in RULES else rule)
+        + (f" ({', '.join(dict.fromkeys(w for w in whats if w))})" if any(whats) else "")
+        for rule, whats in by_rule.items()
+    )
+
+
 def write_alert_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
-    """Sheet "Cảnh báo": the rows of ``alerts`` for the scope, unresolved and most severe first."""
-    ws, hr = new_sheet(wb, ALERT_SHEET, data, scope)
+    """Sheet "Cảnh báo": one line per school or unit with unresolved alerts, the most severe
+    and furthest below target first; every alert is on "Cảnh báo chi tiết"."""
+    note = (
+        f"Mỗi dòng gộp các cảnh báo chưa xử lý của một trường hoặc đơn vị; từng cảnh báo và "
+        f"hướng xử lý ở trang {ALERT_DETAIL_SHEET}."
+    )
+    ws, hr = new_sheet(wb, ALERT_SHEET, data, scope, note)
+    write_header(ws, hr, DIGEST_HEADERS)
+    set_widths(ws, _DIGEST_WIDTHS)
+    lines = scope_digest(data, scope)
+    r = hr
+    for line, n in lines:
+        r += 1
+        values: list[tuple[Any, str | None]] = [
+            (SEVERITY_LABELS.get(line.severity, line.severity), None),
+            (line.scope_code, None),
+            (scope_name(data, line.scope, line.scope_code), None),
+            (n, INT_FORMAT),
+            (line.lowest_pct, PCT_FORMAT),
+            (dimensions_text(data, line) or None, None),
+            (items_text(data, line) or None, None),
+            (others_text(data, line) or None, None),
+            (line.n_alerts, INT_FORMAT),
+        ]
+        for col, (value, fmt) in enumerate(values, start=1):
+            cell = put(ws, r, col, value, fmt, wrap=col in (3, 6, 7, 8))
+            if col == 1 and line.severity in ("red", "amber"):
+                fill, font = SEVERITY_STYLE[line.severity]
+                set_style(cell, fill=fill, font=font)
+    if not lines:
+        write_empty(ws, hr + 1, "Không có cảnh báo nào cho phạm vi này.")
+    print_setup(ws, (hr, hr), f"A{hr + 1}")
+    if len(lines) <= _ONE_PAGE_LINES:
+        ws.page_setup.fitToHeight = 1
+    return ws
+
+
+def write_alert_detail_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
+    """Sheet "Cảnh báo chi tiết": the rows of ``alerts`` for the scope, unresolved and most
+    severe first."""
+    ws, hr = new_sheet(wb, ALERT_DETAIL_SHEET, data, scope)
     write_header(ws, hr, ALERT_HEADERS)
     set_widths(ws, [9, 22, 8, 9, 24, 34, 9, 9, 11, 15, 15, 28, 40])
     alerts = scope_alerts(data, scope)
     r = hr
     for a in alerts:
         r += 1
-        if a["scope"] == "school":
-            name = data.schools.get(a["scope_code"], {}).get("school_name") or a["scope_code"]
-        elif a["scope"] == "unit":
-            name = data.units.get(a["scope_code"], a["scope_code"])
-        else:
-            name = "Toàn tỉnh"
+        name = scope_name(data, a["scope"], a["scope_code"])
         rule = RULES.get(a["rule"])
         unit_fmt = UNIT_FORMATS.get(rule.unit, VALUE_FORMAT) if rule else VALUE_FORMAT
         values: list[tuple[Any, str | None]] = [

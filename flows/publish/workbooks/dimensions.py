@@ -1,5 +1,5 @@
 """Sheet "Theo tiêu chí": mart_unit_dimension (and the province's figures), with the
-province's rate beside a unit's.
+province's rate beside a unit's, unless the unit is all the province has of that level.
 """
 
 from __future__ import annotations
@@ -73,21 +73,29 @@ def write_dimension_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Wor
     )
     ws, header_row = new_sheet(wb, DIMENSION_SHEET, data, scope, note)
     thresholds = data.thresholds
-    headers = list(DIMENSION_HEADERS)
-    if not scope.is_province:
-        headers += ["Toàn tỉnh: tỷ lệ hài lòng (%)", "Chênh lệch với toàn tỉnh (điểm %)"]
-    write_header(ws, header_row, headers)
-    set_widths(ws, _DIMENSION_WIDTHS[: len(headers)])
     province = {
         (dim["level"], dim["questionnaire"], dim["dimension"]): dim
         for dim in data.province_dimension
     }
+    blocks = _dimension_blocks(data, scope)
+    # A unit that holds every school of its levels (the Sở's own THPT/GDTX unit) would be
+    # compared with itself: those rows get no province figure, and if all do, no columns.
+    beside = not scope.is_province and not all(
+        is_whole_province(province, dim) for _, rows in blocks for dim in rows
+    )
+    headers = list(DIMENSION_HEADERS)
+    if beside:
+        headers += ["Toàn tỉnh: tỷ lệ hài lòng (%)", "Chênh lệch với toàn tỉnh (điểm %)"]
+    write_header(ws, header_row, headers)
+    set_widths(ws, _DIMENSION_WIDTHS[: len(headers)])
     row = header_row
-    for unit_name, rows in _dimension_blocks(data, scope):
+    for unit_name, rows in blocks:
         for dim in sorted(rows, key=lambda dim: _dimension_order(data, dim)):
             row += 1
             values = _dimension_values(data, unit_name, dim)
-            if not scope.is_province:
+            if beside and is_whole_province(province, dim):
+                values += [(None, None), (None, None)]
+            elif beside:
                 values += _province_beside(province, dim, values[8][0])
             for col, (value, fmt) in enumerate(values, start=1):
                 put(ws, row, col, value, fmt, wrap=col in (1, 4))
@@ -101,7 +109,7 @@ def write_dimension_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Wor
             column_range(8, header_row + 1, row),
             "{c}<" + f"{thresholds['mean_score_red']:g}",
         )
-        if not scope.is_province:
+        if beside:
             tier_rules(ws, column_range(11, header_row + 1, row), thresholds)
     print_setup(ws, (header_row, header_row), f"E{header_row + 1}")
     return ws
@@ -143,6 +151,15 @@ def _dimension_values(data: CampaignData, unit_name: str, dim: Row) -> list[tupl
         (shown_value(dim["pct_satisfied"], n), PCT_FORMAT),
         (shown_value(dim["pct_dissatisfied"], n), PCT_FORMAT),
     ]
+
+
+def is_whole_province(province: dict[tuple[str, str, str], Row], dim: Row) -> bool:
+    """True when a unit's dimension row covers the same schools and respondents as the
+    province's row for that level, questionnaire and dimension: the unit is all there is."""
+    found = province.get((dim["level"], dim["questionnaire"], dim["dimension"]))
+    return found is not None and all(
+        found[key] == dim[key] for key in ("n_schools", "n_respondents", "n_answers")
+    )
 
 
 def _province_beside(

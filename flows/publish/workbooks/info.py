@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from openpyxl import Workbook
@@ -43,6 +45,7 @@ from flows.publish.xlsx import (
     write_cell,
 )
 from flows.registry import ANY_SCHOOL
+from warehouse.read_models import Row
 
 
 def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Worksheet:
@@ -58,10 +61,39 @@ def write_info_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Workshee
     return ws
 
 
+#: Wording of a source that failed or went missing while its earlier answers still count.
+PREVIOUS_SUBMISSION = "dùng số liệu lần nộp trước (ngày {date})"
+
+
+def uses_previous(source: Row) -> bool:
+    """True for a source whose latest state is failed or absent while the answers of an
+    earlier load still count in the figures."""
+    return (
+        source["status"] in ("failed", "absent")
+        and source.get("loaded_at") is not None
+        and int(source.get("n_counted") or 0) > 0
+    )
+
+
+def newest_load(sources: Iterable[Row]) -> dt.datetime | None:
+    """When the newest load whose answers the figures count ended (None before any)."""
+    times = [s["loaded_at"] for s in sources if s.get("loaded_at") and s.get("n_counted")]
+    return max(times, default=None)
+
+
+def source_state(source: Row) -> str:
+    """A source's state as the Thông tin sheet says it (``uses_previous``: with the date of
+    that earlier load)."""
+    label = LEDGER_LABELS.get(source["status"], source["status"])
+    if uses_previous(source):
+        when = source["loaded_at"].strftime("%d/%m/%Y")
+        return f"{label}, {PREVIOUS_SUBMISSION.format(date=when)}"
+    return str(label)
+
+
 def _write_facts(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int:
     """The campaign and the run stamp; returns the last row written."""
     run = data.run or {}
-    started = to_seconds(run.get("started_at"))
     facts: list[tuple[str, Any, str | None]] = [
         ("Mã đợt khảo sát", data.campaign_id, None),
         ("Tên đợt khảo sát", data.name, None),
@@ -73,9 +105,9 @@ def _write_facts(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int
         ("Đợt năm trước để so sánh", data.previous_id or "—", None),
         ("Phạm vi", scope.name if scope.is_province else f"{scope.name} ({scope.code})", None),
         (STAMP_LABELS[0], run.get("run_id") or "—", None),
-        (STAMP_LABELS[1], started, DATETIME_FORMAT),
-        # The marts are rebuilt from what was fetched when the run started.
-        (STAMP_LABELS[2], started, DATETIME_FORMAT),
+        (STAMP_LABELS[1], to_seconds(run.get("started_at")), DATETIME_FORMAT),
+        # The newest answers the marts were built from, whichever run loaded them.
+        (STAMP_LABELS[2], to_seconds(newest_load(data.sources)), DATETIME_FORMAT),
     ]
     write_section(ws, r, "Đợt khảo sát và lần chạy")
     for label, value, fmt in facts:
@@ -87,10 +119,11 @@ def _write_facts(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int
 
 
 def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int:
-    """Sources by ledger status, those not in the figures, and the files of folder sources not
-    used (a newer file of the same school); returns the last row written. The province's
-    workbook counts the sources of no registered school too (a file of a folder that names
-    no school, a row naming a school schools.csv lacks)."""
+    """Sources by ledger status, those still counted from an earlier load, those not in the
+    figures, and the files of folder sources not used (a newer file of the same school);
+    returns the last row written. The province's workbook counts the sources of no registered
+    school too (a file of a folder that names no school, a row naming a school schools.csv
+    lacks)."""
     sources = [
         s
         for s in data.sources
@@ -98,6 +131,7 @@ def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> i
         or (scope.is_province and s["school_code"] not in data.schools)
     ]
     counts = Counter(s["status"] for s in sources)
+    previous = [s for s in sources if uses_previous(s)]
     r += 2
     write_section(ws, r, "Nguồn dữ liệu (theo sổ nạp của lần chạy)")
     for status in ("loaded", "unchanged", "failed", "absent", None):
@@ -108,31 +142,15 @@ def _write_sources(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> i
     r += 1
     write_cell(ws, r, 1, "Tổng số nguồn", font=BOLD)
     set_style(write_cell(ws, r, 2, len(sources), number_format=INT_FORMAT), alignment=LEFT)
-    problems = [s for s in sources if s["status"] not in ("loaded", "unchanged")]
-    if problems:
-        r += 2
-        write_section(ws, r, "Nguồn chưa đưa được vào số liệu")
+    if previous:
         r += 1
-        write_header(
-            ws, r, ["Mã trường", "Tên trường", "Phiếu", "Nguồn (tệp, bảng tính)", "Tình trạng"]
-        )
-        for s in problems:
-            r += 1
-            name = data.schools.get(s["school_code"], {}).get("school_name") or (
-                # a file of a folder row whose name names no school, or two
-                UNPLACED_NAME if s["school_code"] == ANY_SCHOOL else s["school_code"]
-            )
-            for col, value in enumerate(
-                (
-                    s["school_code"],
-                    name,
-                    s["questionnaire"],
-                    _where(s["location"], s.get("found_in")),
-                    LEDGER_LABELS.get(s["status"], s["status"]),
-                ),
-                start=1,
-            ):
-                put(ws, r, col, value, wrap=True)
+        write_cell(ws, r, 1, "Trong đó lỗi hoặc thiếu tệp, vẫn tính lần nộp trước", font=BOLD)
+        cell = write_cell(ws, r, 2, len(previous), number_format=INT_FORMAT)
+        set_style(cell, alignment=LEFT)
+    left_out = [s for s in sources if s["status"] not in ("loaded", "unchanged")]
+    r = _source_table(ws, r, data, previous, "Nguồn vẫn tính theo lần nộp trước")
+    left_out = [s for s in left_out if not uses_previous(s)]
+    r = _source_table(ws, r, data, left_out, "Nguồn chưa đưa được vào số liệu")
     return _write_superseded(ws, r, data, scope)
 
 
@@ -145,6 +163,29 @@ def _where(location: str, found_in: str | None) -> str:
     return f"{location}\n(tìm thấy trong thư mục {found_in})" if found_in else location
 
 
+def _source_table(ws: Worksheet, r: int, data: CampaignData, sources: list[Row], title: str) -> int:
+    """A titled table of ``sources`` (nothing when there are none); returns the last row."""
+    if not sources:
+        return r
+    r += 2
+    write_section(ws, r, title)
+    r += 1
+    write_header(
+        ws, r, ["Mã trường", "Tên trường", "Mẫu phiếu", "Nguồn (tệp, bảng tính)", "Tình trạng"]
+    )
+    for s in sources:
+        r += 1
+        name = data.schools.get(s["school_code"], {}).get("school_name") or (
+            # a file of a folder row whose name names no school, or two
+            UNPLACED_NAME if s["school_code"] == ANY_SCHOOL else s["school_code"]
+        )
+        where = _where(s["location"], s.get("found_in"))
+        values = (s["school_code"], name, s["questionnaire"], where, source_state(s))
+        for col, value in enumerate(values, start=1):
+            put(ws, r, col, value, wrap=True)
+    return r
+
+
 def _write_superseded(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -> int:
     """The files of folder sources not used because the school has a newer one; returns the
     last row written."""
@@ -154,7 +195,9 @@ def _write_superseded(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -
     r += 2
     write_section(ws, r, "Tệp không dùng vì trường đã có tệp mới hơn")
     r += 1
-    write_header(ws, r, ["Mã trường", "Tên trường", "Phiếu", "Tệp không dùng", "Tệp được dùng"])
+    write_header(
+        ws, r, ["Mã trường", "Tên trường", "Mẫu phiếu", "Tệp không dùng", "Tệp được dùng"]
+    )
     for f in files:
         r += 1
         name = data.schools.get(f["school_code"], {}).get("school_name") or f["school_code"]

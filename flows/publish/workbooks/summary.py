@@ -23,6 +23,7 @@ from openpyxl.drawing.text import (
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
+from flows.alerts import RULES
 from flows.publish.labels import (
     ALERT_SHEET,
     DIMENSION_SHORT,
@@ -31,8 +32,15 @@ from flows.publish.labels import (
     MIN_RESPONDENTS,
     PAPI_SHEET,
     SERVICE_SHEET,
+    SEVERITY_LABELS,
     SUMMARY_SHEET,
     SUPPRESSED,
+)
+from flows.publish.workbooks.alerts import (
+    dimensions_text,
+    items_text,
+    scope_digest,
+    scope_name,
 )
 from flows.publish.workbooks.data import (
     CampaignData,
@@ -69,6 +77,7 @@ from flows.publish.xlsx import (
     ITALIC,
     MEAN_FORMAT,
     PCT_FORMAT,
+    SEVERITY_STYLE,
     TIER_STYLE,
     WRAP,
     column_range,
@@ -133,10 +142,65 @@ def write_summary_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
         flag_rule(ws, column_range(7, header_row + 1, row), "{c}>0", "red")
     for key_row in range(4, 8):  # key lines span the table's width
         merge_cells(ws, key_row, 1, key_row, width)
-    _matrix_and_charts(ws, row + 2, data, scope)
+    follow_up = _write_follow_up(ws, row + 2, data, scope)
+    page_top = 1
+    if follow_up > row:
+        # The first page holds the table and the schools to follow up; the matrix and its
+        # charts start the next one rather than straddle two.
+        ws.row_breaks.append(Break(id=follow_up + 1))
+        row, page_top = follow_up, follow_up + 2
+    _matrix_and_charts(ws, row + 2, data, scope, page_top=page_top)
     # No repeated header rows: later pages hold the matrix and charts, not the table.
     print_setup(ws, None, f"C{header_row + 1}")
     return ws
+
+
+#: How many schools "Tổng hợp" names as most in need of follow-up.
+FOLLOW_UP_SCHOOLS = 10
+FOLLOW_UP_HEADERS = ("Trường", "Mức", "Số phiếu", "Thấp nhất (%)", "Vấn đề")
+
+
+def _write_follow_up(ws: Worksheet, row: int, data: CampaignData, scope: Scope) -> int:
+    """The schools most in need of follow-up (the first school lines of the digest on
+    "Cảnh báo"), a line each; returns the last row written (``row - 2`` when no school has an
+    alert)."""
+    schools = [(line, n) for line, n in scope_digest(data, scope) if line.scope == "school"]
+    if not schools:
+        return row - 2
+    shown = schools[:FOLLOW_UP_SCHOOLS]
+    write_section(ws, row, f"{len(shown)} trường cần theo dõi trước tiên (xem trang {ALERT_SHEET})")
+    row += 1
+    last = len(SUMMARY_HEADERS)
+    name, *others, issues_header = FOLLOW_UP_HEADERS
+    write_header(ws, row, [name, "", *others, issues_header, *[""] * (last - 6)])
+    for first, end in ((1, 2), (6, last)):
+        merge_cells(ws, row, first, row, end)
+    for line, n in shown:
+        row += 1
+        issues = [dimensions_text(data, line).replace("\n", "; ")]
+        if line.items:
+            issues.append("câu " + items_text(data, line).replace("\n", "; "))
+        issues += [
+            RULES[r].title if r in RULES else r for r in dict.fromkeys(r for r, _ in line.others)
+        ]
+        values: list[tuple[Any, str | None]] = [
+            (f"{scope_name(data, line.scope, line.scope_code)} ({line.scope_code})", None),
+            (None, None),
+            (SEVERITY_LABELS.get(line.severity, line.severity), None),
+            (n, INT_FORMAT),
+            (line.lowest_pct, PCT_FORMAT),
+            ("; ".join(i for i in issues if i), None),
+        ]
+        for col, (value, fmt) in enumerate(values, start=1):
+            cell = put(ws, row, col, value, fmt, wrap=col == 6)
+            if col == 3 and line.severity in ("red", "amber"):
+                fill, font = SEVERITY_STYLE[line.severity]
+                set_style(cell, fill=fill, font=font)
+        for col in range(7, last + 1):
+            set_style(ws.cell(row=row, column=col), border=BOX)
+        for first, end in ((1, 2), (6, last)):
+            merge_cells(ws, row, first, row, end)
+    return row
 
 
 def _key_lines(data: CampaignData, scope: Scope, groups: list[GroupSummary]) -> list[str]:
@@ -220,8 +284,11 @@ def _chart_title(text: str) -> Title:
     return Title(tx=Text(rich=RichText(p=[paragraph])), overlay=False)
 
 
-def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope) -> None:
-    """Dimension × group matrix of pct_satisfied, and one bar chart per group under it."""
+def _matrix_and_charts(
+    ws: Worksheet, row: int, data: CampaignData, scope: Scope, page_top: int = 1
+) -> None:
+    """Dimension × group matrix of pct_satisfied, and one bar chart per group under it;
+    ``page_top`` is the first row of the printed page the matrix starts on."""
     groups = {
         key: by_dim
         for key, by_dim in by_group(scope_dims(data, scope)).items()
@@ -243,7 +310,8 @@ def _matrix_and_charts(ws: Worksheet, row: int, data: CampaignData, scope: Scope
         _write_matrix_row(ws, first + i, dim, [groups[key] for key in keys])
     last = first + len(_CHART_DIMENSIONS)
     tier_rules(ws, f"C{first}:{column_letter(2 + len(keys))}{last}", data.thresholds)
-    _place_charts(ws, data, [(labels[j], groups[key]) for j, key in enumerate(keys)], first)
+    columns = [(labels[j], groups[key]) for j, key in enumerate(keys)]
+    _place_charts(ws, data, columns, first, page_top)
 
 
 #: The bars of a group's chart, in the matrix's order (the five-dimension mean follows them).
@@ -270,7 +338,11 @@ def _shown_rate(by_dim: dict[str, Row], dim: str) -> Any:
 
 
 def _place_charts(
-    ws: Worksheet, data: CampaignData, columns: list[tuple[str, dict[str, Row]]], first: int
+    ws: Worksheet,
+    data: CampaignData,
+    columns: list[tuple[str, dict[str, Row]]],
+    first: int,
+    page_top: int = 1,
 ) -> None:
     """One chart per matrix column (group) under the matrix, three to a row.
 
@@ -285,7 +357,7 @@ def _place_charts(
     ]
     anchor_row = first + len(_CHART_DIMENSIONS) + 2
     chart_rows = -(-len(charted) // _CHARTS_PER_ROW)
-    if chart_rows and anchor_row + min(chart_rows, 3) * _CHART_ROWS > _PAGE_ROWS:
+    if chart_rows and anchor_row - page_top + 1 + min(chart_rows, 3) * _CHART_ROWS > _PAGE_ROWS:
         ws.row_breaks.append(Break(id=anchor_row - 2))
     for k in range(3, chart_rows, 3):
         ws.row_breaks.append(Break(id=anchor_row + k * _CHART_ROWS - 1))
