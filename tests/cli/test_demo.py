@@ -20,7 +20,7 @@ from flows.cli import demo
 from flows.cli.demo import answers as demo_answers
 from flows.cli.demo import province as demo_province
 from flows.pipeline.context import read_registry
-from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS, read_schools
+from flows.registry import SCHOOL_COLUMNS, SOURCE_COLUMNS, read_schools, read_sources
 from flows.settings import load_settings
 from schemas import load_questionnaires
 

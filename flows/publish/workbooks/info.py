@@ -195,9 +195,7 @@ def _write_superseded(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -
     r += 2
     write_section(ws, r, "Tệp không dùng vì trường đã có tệp mới hơn")
     r += 1
-    write_header(
-        ws, r, ["Mã trường", "Tên trường", "Mẫu phiếu", "Tệp không dùng", "Tệp được dùng"]
-    )
+    write_header(ws, r, ["Mã trường", "Tên trường", "Mẫu phiếu", "Tệp không dùng", "Tệp được dùng"])
     for f in files:
         r += 1
         name = data.schools.get(f["school_code"], {}).get("school_name") or f["school_code"]
