@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flows.publish.labels import COMMENT_SHEET, DIMENSION_SHORT
@@ -54,7 +55,9 @@ def write_comment_sheet(wb: Workbook, data: CampaignData, scope: Scope) -> Works
     by_questionnaire: dict[str, list[ThemeCount]] = defaultdict(list)
     for c in counts:
         by_questionnaire[c.questionnaire].append(c)
-    for questionnaire in sorted(by_questionnaire):
+    for i, questionnaire in enumerate(sorted(by_questionnaire)):
+        if i:  # each questionnaire starts a page: its chart is never cut by a page break
+            ws.row_breaks.append(Break(id=row - 1))
         row = _write_questionnaire(
             ws, data, questionnaire, by_questionnaire[questionnaire], quotes, row
         )
