@@ -54,7 +54,7 @@ def _to_drive(google: FakeGoogle, province: Path) -> dict[str, str]:
             file_id,
             path.name,
             path.read_bytes(),
-            f"{FOLDER}_{unit_of[school]}",
+            f"{FOLDER}_{unit_of[school]}" if school in unit_of else FOLDER,  # misnamed: at the top
             modified_time=_drive_time(path),
         )
         ids[f"submissions/{path.name}"] = file_id
