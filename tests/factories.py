@@ -666,3 +666,44 @@ def one_more_answer(content: bytes) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def tool(name: str) -> str:
+    """The path of a program the printing tests need (``.ci/run`` installs them); the test
+    fails, in one line, without it."""
+    import pytest
+
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(
+            f"needs {name} on PATH (Debian: libreoffice-calc-nogui libreoffice-writer-nogui "
+            "poppler-utils)",
+            pytrace=False,
+        )
+    return found
+
+
+def to_pdf(paths: Sequence[Path], out_dir: Path) -> list[Path]:
+    """Print ``paths`` (workbooks, documents) to PDF with LibreOffice, in one call (starting
+    LibreOffice is most of the cost), with a private profile (no clash with a LibreOffice
+    already running); the PDFs, in order."""
+    profile = out_dir / "lo-profile"
+    done = subprocess.run(
+        [tool("soffice"), f"-env:UserInstallation={profile.as_uri()}", "--headless"]
+        + ["--convert-to", "pdf", "--outdir", str(out_dir), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    pdfs = [out_dir / f"{path.stem}.pdf" for path in paths]
+    missing = [p.name for p in pdfs if not p.exists()]
+    assert done.returncode == 0 and not missing, (missing, done.stderr or done.stdout)
+    return pdfs
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    """The text of each page of ``pdf`` (poppler's pdftotext, laid out as printed)."""
+    text = subprocess.run(
+        [tool("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return text.split("\f")[:-1]  # the text ends with a form feed

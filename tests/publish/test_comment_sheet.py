@@ -4,8 +4,6 @@ no sheet where nobody commented. Rendered with LibreOffice to check it prints.""
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,15 @@ from flows.comments import build_comment_mart, load_codebook
 from flows.publish.labels import COMMENT_SHEET
 from flows.publish.workbooks import plan_workbooks, write_scope
 from schemas import load_questionnaires
-from tests.factories import CAMPAIGN, RUN_1_START, SCHOOLS, load_campaign, src, submissions
+from tests.factories import (
+    CAMPAIGN,
+    RUN_1_START,
+    SCHOOLS,
+    load_campaign,
+    src,
+    submissions,
+    to_pdf,
+)
 from warehouse.db import connect, migrate
 
 #: TH1's 40 parents (unit U1) write these in turn; TH3's (unit U2) write nothing.
@@ -96,25 +102,5 @@ def test_the_comment_sheet_prints(tmp_path: Path) -> None:
             del wb[name]
     only = tmp_path / "y_kien.xlsx"
     wb.save(only)
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
-    assert soffice, "needs LibreOffice's soffice on PATH (Debian: libreoffice-calc-nogui)"
-    profile = tmp_path / "lo-profile"
-    done = subprocess.run(
-        [
-            soffice,
-            f"-env:UserInstallation={profile.as_uri()}",
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(tmp_path),
-            str(only),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    pdf = tmp_path / "y_kien.pdf"
-    assert done.returncode == 0 and pdf.exists(), done.stderr or done.stdout
+    [pdf] = to_pdf([only], tmp_path)
     assert pdf.read_bytes().startswith(b"%PDF")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from openpyxl import load_workbook
 from flows.alerts import digest, sample_size
 from flows.publish.labels import ALERT_SHEET, SEVERITY_LABELS, SUMMARY_SHEET
 from flows.publish.workbooks.alerts import ALERT_DETAIL_SHEET
-from tests.factories import ROOT, cli_env
+from tests.factories import ROOT, cli_env, pdf_pages, to_pdf
 
 QUESTIONNAIRES = {"CMHS_TH", "PAPI_TH"}
 
@@ -170,13 +169,6 @@ def test_alerts_list_is_a_line_per_school_in_80_columns(demo: Path) -> None:
     assert all(str(a["alert_id"]) in wide.stdout for a in alerts)
 
 
-def _soffice() -> str:
-    found = shutil.which("soffice") or shutil.which("libreoffice")
-    if found is None:
-        pytest.fail("needs LibreOffice's soffice on PATH", pytrace=False)
-    return found
-
-
 def sheet_pages(path: Path, sheet: str, out: Path) -> int:
     """How many pages LibreOffice prints ``sheet`` of the workbook ``path`` on."""
     wb = load_workbook(path)
@@ -185,23 +177,7 @@ def sheet_pages(path: Path, sheet: str, out: Path) -> int:
             wb.remove(ws)
     single = out / f"{path.stem}.xlsx"
     wb.save(single)
-    done = subprocess.run(
-        [
-            _soffice(),
-            f"-env:UserInstallation={(out / 'lo-profile').as_uri()}",
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(out),
-            str(single),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    pdf = single.with_suffix(".pdf")
-    assert done.returncode == 0 and pdf.exists(), done.stderr or done.stdout
+    [pdf] = to_pdf([single], out)
     return len(_PAGE.findall(pdf.read_bytes()))
 
 
@@ -249,27 +225,8 @@ def test_every_workbook_digest_prints_on_one_page(demo: Path, tmp_path: Path) ->
 
 def pdf_pages_text(path: Path, out: Path) -> list[str]:
     """The text of each page LibreOffice prints the workbook ``path`` on."""
-    done = subprocess.run(
-        [
-            _soffice(),
-            f"-env:UserInstallation={(out / 'lo-profile').as_uri()}",
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(out),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    pdf = out / f"{path.stem}.pdf"
-    assert done.returncode == 0 and pdf.exists(), done.stderr or done.stdout
-    text = subprocess.run(
-        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
-    return [page for page in text.split("\f") if page.strip()]
+    [pdf] = to_pdf([path], out)
+    return [page for page in pdf_pages(pdf) if page.strip()]
 
 
 @pytest.mark.slow

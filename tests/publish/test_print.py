@@ -22,7 +22,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from flows.publish.feedback import ISSUES_SHEET, STATUS_SHEET
 from flows.publish.template import write_template
 from schemas import load_questionnaires
-from tests.factories import KHAOSAT, ROOT, cli_env, make_province
+from tests.factories import KHAOSAT, ROOT, cli_env, make_province, pdf_pages, to_pdf, tool
 
 pytestmark = [pytest.mark.soffice, pytest.mark.slow]
 
@@ -30,13 +30,6 @@ QS = load_questionnaires()
 _FOOTER = re.compile(r"Trang\s+(\d+)\s*/\s*(\d+)")
 #: Table rows a landscape or portrait page holds at the least (wrapped rows are tall).
 _ROWS_PER_PAGE = 12
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"printing tests need {name} (Debian: libreoffice-calc-nogui, poppler-utils)")
-    return found
 
 
 def _khaosat(*args: str) -> None:
@@ -85,27 +78,13 @@ class Printed:
 
 def _print_all(paths: list[Path], out: Path) -> dict[Path, Printed]:
     """One soffice call for every workbook (starting LibreOffice is most of the cost)."""
-    profile = out / "lo-profile"  # a private profile: no clash with a running LibreOffice
-    done = subprocess.run(
-        [_tool("soffice"), f"-env:UserInstallation={profile.as_uri()}", "--headless"]
-        + ["--convert-to", "pdf", "--outdir", str(out), *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
     printed = {}
-    for path in paths:
-        pdf = out / f"{path.stem}.pdf"
-        assert pdf.exists(), f"{path.name} was not printed: {done.stdout} {done.stderr}"
-        text = subprocess.run(
-            [_tool("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True
-        ).stdout
+    for path, pdf in zip(paths, to_pdf(paths, out), strict=True):
         info = subprocess.run(
-            [_tool("pdfinfo"), "-f", "1", "-l", "9999", str(pdf)], capture_output=True, text=True
+            [tool("pdfinfo"), "-f", "1", "-l", "9999", str(pdf)], capture_output=True, text=True
         ).stdout
         sizes = re.findall(r"Page\s+\d+ size:\s+(.*)", info)
-        printed[path] = Printed(path, text.split("\f")[: len(sizes)], sizes)
+        printed[path] = Printed(path, pdf_pages(pdf)[: len(sizes)], sizes)
     return printed
 
 

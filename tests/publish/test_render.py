@@ -8,8 +8,6 @@ was really checked.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,10 +15,7 @@ import pytest
 from flows.pipeline.workbook_pool import write_workbooks
 from flows.publish.template import write_template
 from schemas import load_questionnaires
-from tests.factories import (
-    CAMPAIGN,
-    load_both_campaigns,
-)
+from tests.factories import CAMPAIGN, load_both_campaigns, to_pdf
 from warehouse.db import connect, migrate
 
 pytestmark = [pytest.mark.soffice, pytest.mark.slow]
@@ -28,41 +23,6 @@ pytestmark = [pytest.mark.soffice, pytest.mark.slow]
 #: A PDF page object (not the /Pages tree node).
 _PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 SHEETS_PER_WORKBOOK = 10
-
-
-def _soffice() -> str:
-    found = shutil.which("soffice") or shutil.which("libreoffice")
-    if found is None:
-        pytest.fail(
-            "rendering tests need LibreOffice's soffice on PATH "
-            "(Debian: apt-get install libreoffice-calc-nogui)",
-            pytrace=False,
-        )
-    return found
-
-
-def to_pdf(path: Path, out_dir: Path) -> Path:
-    """Convert ``path`` with LibreOffice headless; return the PDF's path."""
-    profile = out_dir / "lo-profile"  # a private profile: no clash with a running LibreOffice
-    done = subprocess.run(
-        [
-            _soffice(),
-            f"-env:UserInstallation={profile.as_uri()}",
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(out_dir),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    pdf = out_dir / f"{path.stem}.pdf"
-    assert done.returncode == 0, done.stderr or done.stdout
-    assert pdf.exists(), f"no PDF written: {done.stdout} {done.stderr}"
-    return pdf
 
 
 def pages(pdf: Path) -> int:
@@ -86,7 +46,7 @@ def workbooks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_workbook_converts_to_a_pdf_with_pages(
     workbooks: list[Path], which: int, tmp_path: Path
 ) -> None:
-    pdf = to_pdf(workbooks[which], tmp_path)
+    [pdf] = to_pdf([workbooks[which]], tmp_path)
     assert pdf.read_bytes().startswith(b"%PDF")
     # Every sheet starts a page of its own.
     assert pages(pdf) >= SHEETS_PER_WORKBOOK
@@ -94,5 +54,5 @@ def test_workbook_converts_to_a_pdf_with_pages(
 
 def test_blank_form_converts_to_a_pdf(tmp_path: Path) -> None:
     path = write_template(load_questionnaires()["CMHS_TH"], tmp_path / "CMHS_TH.xlsx", rows=30)
-    pdf = to_pdf(path, tmp_path)
+    [pdf] = to_pdf([path], tmp_path)
     assert pages(pdf) >= 2  # the form and its instructions

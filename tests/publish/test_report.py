@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +33,16 @@ from flows.publish.report.comments import comment_section
 from schemas import load_questionnaires
 from schemas.comments import OTHER_THEME, Quote, ThemeCount
 from schemas.questionnaire import DIMENSIONS
-from tests.factories import CAMPAIGN, PREVIOUS, khaosat, load_both_campaigns, make_province, rows
+from tests.factories import (
+    CAMPAIGN,
+    PREVIOUS,
+    khaosat,
+    load_both_campaigns,
+    make_province,
+    rows,
+    to_pdf,
+    tool,
+)
 from warehouse import tables as t
 
 QS = load_questionnaires()
@@ -518,41 +526,12 @@ def test_comment_section_equals_the_comment_mart(warehouse: Engine, tmp_path: Pa
 # Rendering, the command, the night
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"needs {name} on PATH (Debian: see .ci/run)", pytrace=False)
-    return found
-
-
-def to_pdf(path: Path, out_dir: Path) -> Path:
-    """Convert ``path`` with LibreOffice headless and a private profile; the PDF's path."""
-    done = subprocess.run(
-        [
-            _tool("soffice"),
-            f"-env:UserInstallation={(out_dir / 'lo-profile').as_uri()}",
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(out_dir),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    pdf = out_dir / f"{path.stem}.pdf"
-    assert done.returncode == 0 and pdf.exists(), done.stderr or done.stdout
-    return pdf
-
-
 @pytest.mark.soffice
 @pytest.mark.slow
 def test_it_converts_to_pdf_with_its_captions_and_charts(report: Path, tmp_path: Path) -> None:
-    pdf = to_pdf(report, tmp_path)
+    [pdf] = to_pdf([report], tmp_path)
     text = subprocess.run(
-        [_tool("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+        [tool("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
     captions = [b.text for b in _blocks(docx.Document(str(report))) if isinstance(b, Paragraph)]
     charts = [c for c in captions if re.match(r"Biểu đồ \d+\. ", c)]
@@ -562,14 +541,14 @@ def test_it_converts_to_pdf_with_its_captions_and_charts(report: Path, tmp_path:
     for caption in charts + tables:
         assert caption in flat, caption
     listed = subprocess.run(
-        [_tool("pdfimages"), "-list", str(pdf)], capture_output=True, text=True, check=True
+        [tool("pdfimages"), "-list", str(pdf)], capture_output=True, text=True, check=True
     ).stdout.splitlines()[2:]
     images = [line.split() for line in listed if line.split()[2] == "image"]
     assert len(images) == len(charts)
     pages = {int(line[0]) for line in images}
     assert len(pages) >= 2  # the charts sit on the pages of their sections
     assert "Liberation Serif" in subprocess.run(
-        [_tool("pdffonts"), str(pdf)], capture_output=True, text=True, check=True
+        [tool("pdffonts"), str(pdf)], capture_output=True, text=True, check=True
     ).stdout.replace("LiberationSerif", "Liberation Serif")
 
 

@@ -565,7 +565,7 @@ def test_thresholds_are_the_alert_rules_and_listed(warehouse: Engine, tmp_path: 
     assert papi and all("<75" in f for f in papi)
     info = wb[INFO_SHEET]
     listed = {
-        row[0]: row[2] for row in _table(info, _header_row(info, "Ngưỡng")) if row[0] is not None
+        row[2]: row[1] for row in _table(info, _header_row(info, "Ngưỡng")) if row[2] is not None
     }
     assert listed["pct_satisfied_amber"] == 90
     assert listed["papi_pct_yes_min"] == 75

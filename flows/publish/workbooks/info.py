@@ -208,21 +208,22 @@ def _write_superseded(ws: Worksheet, r: int, data: CampaignData, scope: Scope) -
 
 
 def _write_thresholds(ws: Worksheet, r: int, data: CampaignData) -> int:
-    """The thresholds used and the anonymity promise; returns the last row written."""
+    """The thresholds used and the anonymity promise, each described, its setting's name in a
+    last column for the data officer; returns the last row written."""
     r += 2
     write_section(ws, r, "Ngưỡng sử dụng")
     r += 1
-    write_header(ws, r, ["Ngưỡng", "Ý nghĩa", "Giá trị"])
+    write_header(ws, r, ["Ngưỡng", "Giá trị", "Thiết lập (khaosat.yaml)"])
     for key, value in data.thresholds.items():
         r += 1
-        put(ws, r, 1, key)
-        put(ws, r, 2, THRESHOLD_LABELS.get(key, ""), wrap=True)
-        put(ws, r, 3, value, "General")
+        put(ws, r, 1, THRESHOLD_LABELS.get(key, key), wrap=True)
+        put(ws, r, 2, value, "General")
+        put(ws, r, 3, key)
     r += 1
     # Not a threshold: the anonymity promise, the same in every province.
-    put(ws, r, 1, "(ẩn danh)")
-    put(ws, r, 2, "Ẩn số liệu tính từ ít hơn số người trả lời này (cam kết ẩn danh)", wrap=True)
-    put(ws, r, 3, MIN_RESPONDENTS, "0")
+    put(ws, r, 1, "Ẩn số liệu tính từ ít hơn số người trả lời này (cam kết ẩn danh)", wrap=True)
+    put(ws, r, 2, MIN_RESPONDENTS, "0")
+    put(ws, r, 3, "(ẩn danh)")
     return r
 
 
