@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -177,31 +176,32 @@ def folder_listers(settings: Settings) -> dict[str, discover.Lister]:
     }
 
 
-#: Drive folders listed lately, by endpoint and location: (when, files).
-_drive_listings: dict[tuple[str, str], tuple[float, list[Found]]] = {}
-#: How long a Drive folder's listing serves: a command reads the registry up to three times
-#: within seconds (its checks, the flow, the read-ahead), one listing of a large folder costs
-#: a page per 100 files, and a night a day later must see the files uploaded meanwhile.
-DRIVE_LISTING_SECONDS = 120.0
+#: Drive folders listed for the run under way, by endpoint and location. A command reads the
+#: registry up to three times within seconds (its checks, the read-ahead, the flow), and one
+#: listing of a large folder costs a page per 100 files: each folder is listed once a run.
+_drive_listings: dict[tuple[str, str], list[Found]] = {}
 
 
 def drive_lister(settings: Settings) -> discover.Lister:
     """The lister of ``drive`` folder rows: ``list_drive_folder`` with a client opened on first
-    use, each folder's listing kept ``DRIVE_LISTING_SECONDS``."""
+    use, each folder listed once until ``forget_drive_listings``."""
     client: list[GSheetsClient] = []
 
     def lister(row: FolderRow) -> list[Found]:
         key = (settings.gsheets.endpoint, row.target)
-        listed = _drive_listings.get(key)
-        if listed is not None and time.monotonic() - listed[0] < DRIVE_LISTING_SECONDS:
-            return listed[1]
-        if not client:
-            client.append(open_client(settings.gsheets))
-        files = list_drive_folder(row.target, client[0])
-        _drive_listings[key] = (time.monotonic(), files)
-        return files
+        if key not in _drive_listings:
+            if not client:
+                client.append(open_client(settings.gsheets))
+            _drive_listings[key] = list_drive_folder(row.target, client[0])
+        return _drive_listings[key]
 
     return lister
+
+
+def forget_drive_listings() -> None:
+    """Forget the Drive folders listed: the next run (``khaosat serve`` keeps one process for
+    every night) lists them afresh."""
+    _drive_listings.clear()
 
 
 def select_sources(

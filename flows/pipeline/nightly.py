@@ -20,7 +20,14 @@ from prefect.states import State
 
 from flows.pipeline import prefect_ui, progress
 from flows.pipeline.batches import Tracker, consolidate
-from flows.pipeline.context import local_now, prepare, run_lock, select_refused, select_sources
+from flows.pipeline.context import (
+    forget_drive_listings,
+    local_now,
+    prepare,
+    run_lock,
+    select_refused,
+    select_sources,
+)
 from flows.pipeline.faults import (
     check_output,
     close_stopped_run,
@@ -67,8 +74,11 @@ def nightly(
         as_of: The moment the night is judged at (pending or missing files); empty for now.
     """
     settings = load_settings(Path(config))
-    with stops_on_record(settings, flow_run.id), faults_of_the_run(settings):
-        summary = _night(settings, school, questionnaire, failed_only, force, as_of)
+    try:
+        with stops_on_record(settings, flow_run.id), faults_of_the_run(settings):
+            summary = _night(settings, school, questionnaire, failed_only, force, as_of)
+    finally:
+        forget_drive_listings()  # the folders as this run saw them serve no later run
     progress.active().finish(summary)
     prefect_ui.report(settings, summary)
     notify_failed_sources(settings, summary)

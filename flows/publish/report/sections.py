@@ -94,7 +94,7 @@ def overview(data: CampaignData, province: Scope, groups: list[GroupSummary]) ->
         ),
         Para(
             f"Toàn tỉnh có {number(len(province.school_codes))} trường thuộc diện khảo sát. "
-            f"Đã nộp {number(submitted)}/{number(expected)} bộ phiếu phải nộp "
+            f"Đã nộp {number(submitted)}/{number(expected)} tệp phải nộp "
             f"({number(sum(g.n_late for g in groups))} nộp muộn, "
             f"{number(sum(g.n_not_submitted for g in groups))} chưa nộp, "
             f"{number(sum(g.n_failed for g in groups))} tệp lỗi chưa đọc được), với tổng số "
@@ -387,7 +387,7 @@ def unit_ranking(data: CampaignData) -> list[Block]:
     blocks.append(
         Table(
             "Xếp hạng đơn vị theo tỷ lệ hài lòng bình quân 5 tiêu chí",
-            ["Cấp học – đối tượng", "Hạng", "Đơn vị", "Phiếu", "Tỷ lệ hài lòng (%)", "Điểm TB"],
+            ["Cấp học – đối tượng", "Hạng", "Đơn vị", "Số phiếu", "Tỷ lệ hài lòng (%)", "Điểm TB"],
             rows,
             [2.6, 0.8, 3, 1, 1.3, 1],
         )

@@ -49,7 +49,7 @@ from warehouse.read_models import Row
 DIMENSION_HEADERS = (
     "Đơn vị",
     "Cấp học",
-    "Phiếu",
+    "Đối tượng",
     "Tiêu chí",
     "Số trường",
     "Số phiếu",

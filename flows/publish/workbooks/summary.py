@@ -92,7 +92,7 @@ from warehouse.read_models import Row
 
 SUMMARY_HEADERS = (
     "Cấp học",
-    "Phiếu",
+    "Đối tượng",
     "Số trường phải nộp",
     "Đã nộp",
     "Trong đó nộp muộn",
@@ -215,7 +215,7 @@ def _key_lines(data: CampaignData, scope: Scope, groups: list[GroupSummary]) -> 
     reached = sum(group.pct_five >= thresholds["pct_satisfied_amber"] for group in rated)
     amber, red = thresholds["pct_satisfied_amber"], thresholds["pct_satisfied_red"]
     return [
-        f"Nộp phiếu: {submitted}/{expected} phiếu phải nộp đã nộp "
+        f"Nộp tệp: {submitted}/{expected} tệp phải nộp đã nộp "
         f"({sum(group.n_late for group in groups)} nộp muộn); "
         f"{sum(group.n_not_submitted for group in groups)} chưa nộp; "
         f"{sum(group.n_failed for group in groups)} tệp lỗi chưa đọc được.",

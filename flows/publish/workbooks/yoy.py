@@ -53,7 +53,7 @@ from warehouse.read_models import Row
 
 YOY_HEADERS = (
     "Cấp học",
-    "Phiếu",
+    "Đối tượng",
     "Tiêu chí",
     "Tỷ lệ hài lòng năm nay (%)",
     "Tỷ lệ hài lòng năm trước (%)",
