@@ -58,6 +58,13 @@ def kill_workers(proc: subprocess.Popen[str], kills: list[int], seed: int) -> No
             kills.append(victim)
 
 
+def _standing(marts: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[object, ...]]]:
+    """The marts, and the alerts that stand (not resolved). A source stopped on its first night
+    has no earlier state to keep, so that night's completeness calls it missing and raises an
+    alert, resolved once the next night loads it: history, not a difference in the figures."""
+    return {k: [r for r in v if k != "alerts" or "resolved" not in r] for k, v in marts.items()}
+
+
 def latest(engine_url: str) -> dict[tuple[object, ...], object]:
     engine = connect(engine_url)
     got = {
@@ -80,15 +87,15 @@ def test_killing_worker_processes_leaves_only_the_sources_in_hand_stopped(
     calm = generate_province(tmp_path / "calm", n_units=5, schools_per_unit=21, respondents=(8, 10))
     shutil.copytree(calm.parent, tmp_path / "killed")  # same bytes, same modified times
     killed = tmp_path / "killed" / calm.name
-    n_sources = len((calm.parent / "sources.csv").read_text().splitlines()) - 1
-    assert n_sources >= 150
+    n_files = len(list((calm.parent / "submissions").iterdir()))  # one source each
+    assert n_files >= 150
     calm_url = f"sqlite:///{tmp_path / 'calm.sqlite'}"
     url = f"sqlite:///{tmp_path / 'killed.sqlite'}"
 
     first = khaosat("run", "--config", str(calm), KHAOSAT_WAREHOUSE_URL=calm_url)
     assert first.returncode == 1, first.stdout + first.stderr  # the demo has broken files
     calm_engine = connect(calm_url)
-    expected = mart_tables(calm_engine)
+    expected = _standing(mart_tables(calm_engine))
     calm_engine.dispose()
     expected_states = latest(calm_url)
 
@@ -131,7 +138,7 @@ def test_killing_worker_processes_leaves_only_the_sources_in_hand_stopped(
     tonight = {k: "loaded" if v == "unchanged" else v for k, v in latest(url).items()}
     assert tonight == expected_states
     engine = connect(url)
-    assert mart_tables(engine) == expected
+    assert _standing(mart_tables(engine)) == expected
     engine.dispose()
 
 
