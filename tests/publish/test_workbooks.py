@@ -331,7 +331,7 @@ def test_what_crosses_to_the_processes_is_frozen_before_the_province_is_written(
 
     class Recording(ThreadPoolExecutor):
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-            sent.append(args)
+            sent.append(args[-1])  # pools.submit sends (folder, job, the job's arguments)
             return super().submit(fn, *args, **kwargs)
 
     with Recording(2) as pool:

@@ -90,5 +90,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop superseded_file and source.found_in."""
     op.drop_table("superseded_file")
-    with op.batch_alter_table("source") as batch:
-        batch.drop_column("found_in")
+    # Not a batch: SQLite would copy ``source`` and drop the old one, which the answers and
+    # responses that reference it forbid; it drops a plain column in place (SQLite 3.35+).
+    op.drop_column("source", "found_in")
