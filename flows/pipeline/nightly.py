@@ -83,6 +83,7 @@ def nightly(
     prefect_ui.report(settings, summary)
     notify_failed_sources(settings, summary)
     notify_stopped_sources(settings, summary)
+    prefect_ui.quiet_verdicts()
     return prefect_ui.verdict(summary, summary)
 
 
@@ -165,6 +166,7 @@ def province_night(config: str) -> State[int]:
         config: Path to the province's khaosat.yaml.
     """
     summary = run(load_settings(Path(config)))
+    prefect_ui.quiet_verdicts()
     return prefect_ui.verdict(summary, summary.exit_code)
 
 

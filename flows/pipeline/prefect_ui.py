@@ -143,13 +143,23 @@ def counts(summary: RunSummary) -> str:
     return "; ".join(parts) or f"{done}/{total} nguồn đã nạp hoặc không đổi"
 
 
+class NightFailed(Exception):  # noqa: N818 - it is the night's verdict, not an error of khaosat
+    """What a Failed night holds as its data: ``value``, the night's result (its summary, or its
+    exit code). Prefect's engine asks a deployment's run for its result and raises a failed
+    run's data, which therefore must be an exception; ``summary_of`` gives ``value`` back."""
+
+    def __init__(self, message: str, value: object) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 def verdict(summary: RunSummary, data: R) -> State[R]:
     """The state a night ends in, holding ``data`` as its result: Failed when a source failed
     or the machine stopped one (exit codes 1 and 5), Completed named ``ABSENT_STATE`` when
     files are only absent (3), Completed otherwise (0). The message counts them."""
     message = counts(summary)
     if summary.count("failed") or summary.count("stopped"):
-        return Failed(message=message, data=data)
+        return cast("State[R]", Failed(message=message, data=NightFailed(message, data)))
     if summary.count("absent"):
         return Completed(message=message, name=ABSENT_STATE, data=data)
     return Completed(message=message, data=data)
@@ -165,6 +175,8 @@ def summary_of(state: State[R]) -> R:
     """The result a flow run's ``state`` holds (a night's verdict holds its summary, Failed or
     not); the exception a run that stopped ended with is raised again."""
     got = state.result(raise_on_failure=False)
+    if isinstance(got, NightFailed):
+        return cast("R", got.value)
     if isinstance(got, BaseException):
         raise got
     return got
@@ -278,6 +290,23 @@ def report(settings: Settings, summary: RunSummary) -> None:
         )
     except Exception as exc:  # noqa: BLE001 - the night is done and recorded; only the page lacks it
         log.info("the night's artifacts could not be published: %s", exc)
+
+
+class _VerdictIsNoCrash(logging.Filter):
+    """Drops the engine's "exited with unexpected exception" record of a Failed night: its
+    exception is the verdict (``NightFailed``), whose count the run's page has already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], NightFailed))
+
+
+def quiet_verdicts() -> None:
+    """Keep a Failed night's verdict from being logged as a traceback by the engine that runs
+    a deployment (``khaosat serve``, a work pool's worker) when it takes the run's result."""
+    for name in ("prefect.flow_runs", "prefect.engine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _VerdictIsNoCrash) for f in logger.filters):
+            logger.addFilter(_VerdictIsNoCrash())
 
 
 class _RunPageOnly(logging.Filter):

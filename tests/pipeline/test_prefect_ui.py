@@ -89,6 +89,29 @@ def test_a_night_ends_in_the_state_its_sources_earned_and_still_gives_its_summar
     assert state.message == "2/2 nguồn đã nạp hoặc không đổi"
 
 
+def test_a_failed_nights_result_raised_by_a_deployments_engine_is_the_verdict() -> None:
+    """A served or worker run's engine asks for the result and raises a failed run's data: it
+    must be an exception (not the summary, which Prefect cannot raise), and it logs quietly."""
+    import logging
+
+    failed = night("loaded", "failed")
+    state = prefect_ui.verdict(failed, failed)
+    with pytest.raises(prefect_ui.NightFailed) as raised:
+        state.result()
+    assert raised.value.value is failed and str(raised.value) == "1/2 nguồn lỗi"
+
+    prefect_ui.quiet_verdicts()
+    prefect_ui.quiet_verdicts()  # once is enough, twice changes nothing
+    logger = logging.getLogger("prefect.flow_runs")
+    assert len(logger.filters) == len({type(f) for f in logger.filters})
+    record = logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 1, "Engine execution exited", (), None
+    )
+    assert logger.filter(record)
+    record.exc_info = (prefect_ui.NightFailed, raised.value, None)
+    assert not logger.filter(record)
+
+
 def test_a_run_that_stopped_is_not_a_verdict_and_its_exception_comes_back() -> None:
     from prefect.states import Failed
 
