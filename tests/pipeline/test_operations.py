@@ -372,11 +372,22 @@ def test_khaosat_serve_registers_the_deployment_and_runs_it(
     assert "Serving khaosat-nightly/T-2024 on 30 1 * * * (Asia/Ho_Chi_Minh)" in output
 
 
+def _runs_a_night(pid: int) -> bool:
+    """Whether a process below ``pid`` is a flow run's engine (Prefect's runner spawns one)."""
+    for child in descendants(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return True
+        except OSError:  # ended while listed
+            continue
+    return False
+
+
 def test_khaosat_serve_without_a_prefect_api_starts_a_server_that_schedules(
     tmp_path: Path,
 ) -> None:
     """The default, embedded path: no PREFECT_API_URL. A run every minute must really happen,
-    and its Failed night (S2's file is corrupt) ends its process cleanly, with no traceback."""
+    and its Failed night (S5's file is corrupt) ends its process with no traceback."""
     config = make_province(tmp_path)
     env = cli_env(
         api=False, KHAOSAT_RUN__CRON="* * * * *", PREFECT_HOME=str(tmp_path / "prefect-home")
@@ -391,25 +402,29 @@ def test_khaosat_serve_without_a_prefect_api_starts_a_server_that_schedules(
             env=env,
             cwd=ROOT,
         )
+    engine = connect(load_settings(config, env={}).warehouse_url)
 
-    def night_process_ended() -> bool:
-        return "Process for flow run" in said.read_text(errors="replace")
+    def night_over() -> bool:
+        # the run row is finished before the engine hands the run's result to Prefect, where
+        # a traceback would come from: wait for the engine's process to be gone too
+        try:
+            done = count(engine, "SELECT COUNT(*) FROM run WHERE finished_at IS NOT NULL")
+        except sa.exc.DBAPIError:
+            return False
+        return bool(done) and not _runs_a_night(proc.pid)
 
     try:
-        wait_for(night_process_ended, 240, "a scheduled run's process to end")
+        wait_for(night_over, 240, "a scheduled run to finish and its process to end")
     except AssertionError as exc:
         ctrl_c(proc)
         raise AssertionError(f"{exc}; khaosat serve said:\n{said.read_text()[-4000:]}") from None
+    finally:
+        engine.dispose()
     ctrl_c(proc)
     output = said.read_text()
     assert "Started a local Prefect server" in output
-    assert "exited cleanly" in output, output[-4000:]
+    assert "T-2024: 1/6 nguồn lỗi" in output  # the night's own line, on the runner's console
     assert "Traceback" not in output, output[-4000:]
-    engine = connect(load_settings(config, env={}).warehouse_url)
-    try:
-        assert count(engine, "SELECT COUNT(*) FROM run WHERE finished_at IS NOT NULL") >= 1
-    finally:
-        engine.dispose()
 
 
 def test_khaosat_run_without_a_prefect_api_records_the_flow_run_on_its_temporary_api(
