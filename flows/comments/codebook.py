@@ -95,12 +95,18 @@ _STRIP = {
 
 def unaccented(text: str) -> str:
     """``text`` without its diacritics (đ → d), for comments typed without accents."""
-    return unicodedata.normalize("NFC", text).translate(_STRIP)
+    text = unicodedata.normalize("NFC", text)
+    return text if text.isascii() else text.translate(_STRIP)
 
 
 def bare(text: str) -> str:
     """``text`` folded, unaccented, without punctuation: how "no comment" answers compare."""
-    return " ".join(_NOT_WORD.sub(" ", unaccented(folded(text))).split())
+    return bare_plain(unaccented(folded(text)))
+
+
+def bare_plain(plain: str) -> str:
+    """``bare`` of a text already folded and unaccented: its words, single-spaced."""
+    return " ".join(_NOT_WORD.sub(" ", plain).split())
 
 
 def load_codebook(folder: Path | None = None, builtin: Path = CODEBOOK_DIR) -> Codebook:

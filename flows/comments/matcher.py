@@ -15,10 +15,11 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from flows.comments.codebook import Codebook, bare, folded, unaccented
+from flows.comments.codebook import Codebook, bare, bare_plain, folded, unaccented
 from schemas.comments import OTHER_THEME
 
 _WORD = re.compile(r"\w+")
+_LETTER = re.compile(r"[^\W\d_]")
 #: "No comment" answers are short: a longer text is only checked for having a letter.
 _NO_COMMENT_CHARS = 60
 
@@ -71,7 +72,7 @@ def compile_codebook(codebook: Codebook) -> Matcher:
 def is_no_comment(text: str | None, codebook: Codebook) -> bool:
     """True for a blank answer, one without a letter, or one of the codebook's "no comment"
     answers ("Không có ý kiến.", "ko", "ok", "đồng ý")."""
-    if text is None or not any(c.isalpha() for c in text):
+    if text is None or not _LETTER.search(text):
         return True
     return len(text) <= _NO_COMMENT_CHARS and bare(text) in codebook.no_comment
 
@@ -79,10 +80,13 @@ def is_no_comment(text: str | None, codebook: Codebook) -> bool:
 def themes(text: str | None, matcher: Matcher) -> frozenset[str]:
     """The theme codes ``text`` is about; ``{OTHER_THEME}`` for a comment no phrase matches;
     empty for no comment at all (``is_no_comment``)."""
-    if text is None or is_no_comment(text, matcher.codebook):
+    if text is None or not _LETTER.search(text):
         return frozenset()
     lowered = folded(text)
     plain = unaccented(lowered)
+    # is_no_comment, on the folded and unaccented text already at hand
+    if len(text) <= _NO_COMMENT_CHARS and bare_plain(plain) in matcher.codebook.no_comment:
+        return frozenset()
     found = _find(words(lowered), matcher.accented, matcher.starts["accented"])
     name = "all" if plain == lowered else "multi"
     table = matcher.unaccented_all if name == "all" else matcher.unaccented_multi
