@@ -231,25 +231,25 @@ def merge_cells(
 ) -> None:
     """Merge a range of cells: the same as ``ws.merge_cells(...)``, faster.
 
-    openpyxl gives every cell on the edge of the range the top-left cell's border on that
-    edge by adding two Border objects and hashing the sum, once per cell. This does what
-    ``Worksheet.merge_cells`` does (openpyxl 3.1, ``MergedCellRange.format``) with each sum
-    worked out once per workbook; tests/publish/test_workbooks.py checks the two give the same file.
+    openpyxl gives the top-left cell the bottom-right cell's right and bottom border, and every
+    cell on the edge of the range the top-left cell's border on that edge, by adding two Border
+    objects and hashing the sum, once per cell. This does what ``Worksheet.merge_cells`` does
+    (openpyxl 3.1, ``MergedCellRange._get_borders`` and ``format``) with each sum worked out
+    once per workbook; tests/publish/test_workbooks.py checks the two give the same file.
     """
     wb = ws.parent
-    merged = MergedCellRange(
-        ws,
-        CellRange(min_row=first_row, min_col=first_col, max_row=last_row, max_col=last_col).coord,
-    )
-    ws.merged_cells.add(merged)
-    cells = merged.cells
-    next(cells)  # the top-left cell keeps its value and style
-    for row, col in cells:
-        ws._cells[row, col] = MergedCell(ws, row, col)
     sums = _MERGED_BORDERS.get(wb)
     if sums is None:
         sums = _MERGED_BORDERS[wb] = {}
     borders = wb._borders
+    merged = _merged_range(ws, sums, first_row, first_col, last_row, last_col)
+    # Straight into the set: MultiCellRange.add first checks the range against every range
+    # merged before it, and the ranges merged here never overlap.
+    ws.merged_cells.ranges.add(merged)
+    cells = merged.cells
+    next(cells)  # the top-left cell keeps its value and style
+    for row, col in cells:
+        ws._cells[row, col] = MergedCell(ws, row, col)
     start = merged.start_cell
     for edge in ("top", "left", "right", "bottom"):
         source = _style_array(start).borderId
@@ -272,6 +272,36 @@ def merge_cells(
         _style_array(ws._cells[coord]).protectionId = protection
 
 
+def _merged_range(
+    ws: Worksheet,
+    sums: dict[tuple[int, str, int], int],
+    first_row: int,
+    first_col: int,
+    last_row: int,
+    last_col: int,
+) -> MergedCellRange:
+    """``MergedCellRange(ws, ...)`` with its first step, the top-left cell taking the
+    bottom-right cell's right and bottom border, done through ``sums`` rather than by hashing
+    the sum: the bottom-right cell is out of the sheet while the range is made."""
+    coord = CellRange(min_row=first_row, min_col=first_col, max_row=last_row, max_col=last_col)
+    end_key = (last_row, last_col)
+    end = None if end_key == (first_row, first_col) else ws._cells.pop(end_key, None)
+    merged = MergedCellRange(ws, coord.coord)
+    if end is None:
+        return merged
+    ws._cells[end_key] = end
+    borders = ws.parent._borders
+    start, corner = _style_array(merged.start_cell), _style_array(end).borderId
+    key = (start.borderId, "corner", corner)
+    index = sums.get(key)
+    if index is None:
+        corner_border = borders[corner]
+        added = Border(right=corner_border.right, bottom=corner_border.bottom)
+        index = sums[key] = borders.add(borders[start.borderId] + added)
+    start.borderId = index
+    return merged
+
+
 def column_range(col: int, first: int, last: int) -> str:
     """``A5:A9``: one column from row ``first`` to ``last``."""
     letter = column_letter(col)
@@ -280,6 +310,17 @@ def column_range(col: int, first: int, last: int) -> str:
 
 # A cell never styled has no style array: index 0 of every style list, the defaults.
 _NO_STYLE = StyleArray()
+
+
+def _stored_rows(ws: Worksheet) -> list[list[Cell]]:
+    """The sheet's cells row by row, in the order ``ws.iter_rows()`` gives them, without the
+    empty ones: iter_rows creates a cell at every place of the used rectangle, and a sparse
+    sheet (quotes, notes, a digest) then holds and saves several times the cells it uses."""
+    cells = ws._cells
+    rows: dict[int, list[Cell]] = {}
+    for key in sorted(cells):
+        rows.setdefault(key[0], []).append(cells[key])
+    return list(rows.values())
 
 
 def fit_row_heights(ws: Worksheet) -> None:
@@ -304,7 +345,7 @@ def fit_row_heights(ws: Worksheet) -> None:
     for coord in ws.merged_cells.ranges:
         span = range(coord.min_col, coord.max_col + 1)
         widths[(coord.min_row, coord.min_col)] = sum(column_width(c) for c in span)
-    for row in ws.iter_rows():
+    for row in _stored_rows(ws):
         lines = 1
         for cell in row:
             value = cell.value
@@ -322,6 +363,8 @@ def fit_row_heights(ws: Worksheet) -> None:
             ws.row_dimensions[row[0].row].height = 15 * lines + 2
 
 
+# The same names, wordings and headers come back in every sheet and workbook of a province.
+@functools.lru_cache(maxsize=1 << 16)
 def _text_width(text: str, bold: bool) -> float:
     """Width of ``text`` in column-width units (the digit "0"), erring wide: lower-case
     Vietnamese averages about 0.85 of it in the fonts LibreOffice substitutes for Calibri (less
@@ -391,7 +434,7 @@ def fit_columns(ws: Worksheet, cap: float = MAX_COLUMN_WIDTH) -> None:
     }
     wrap_later: list[Cell] = []
     needs: dict[int, float] = {}
-    for row in ws.iter_rows():
+    for row in _stored_rows(ws):
         for cell in row:
             value = cell.value
             style = cell._style

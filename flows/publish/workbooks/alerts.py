@@ -97,13 +97,24 @@ _ONE_PAGE_LINES = 40
 def scope_digest(data: CampaignData, scope: Scope) -> list[tuple[DigestLine, int]]:
     """The scope's unresolved alerts as digest lines (``flows.alerts.digest``), each with the
     valid responses behind it."""
-    active = [a for a in scope_alerts(data, scope) if a["status"] != "resolved"]
-    lines = digest(active, data.questionnaires, data.thresholds["pct_satisfied_amber"])
-    counts = [
-        {**r, "unit_code": data.schools.get(r["school_code"], {}).get("unit_code")}
-        for r in data.completeness
-    ]
-    return [(line, sample_size(line, counts)) for line in lines]
+    lookups = data.lookups
+    key = (scope.kind, scope.code)
+    if key not in lookups.digests:
+        active = [a for a in scope_alerts(data, scope) if a["status"] != "resolved"]
+        lines = digest(active, data.questionnaires, data.thresholds["pct_satisfied_amber"])
+        lookups.digests[key] = [
+            (line, sample_size(line, _line_counts(data, line))) for line in lines
+        ]
+    return list(lookups.digests[key])
+
+
+def _line_counts(data: CampaignData, line: DigestLine) -> list[dict[str, Any]]:
+    """The response counts ``sample_size`` may add up for ``line``: its school's or its
+    unit's rows, every row for the province's own line."""
+    by = data.lookups.response_counts_by.get(line.scope)
+    if by is None:
+        return data.lookups.response_counts
+    return by.get((line.scope_code,), [])
 
 
 def scope_name(data: CampaignData, scope: str, code: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flows.alerts import Thresholds
+from flows.alerts import DigestLine, Thresholds
 from schemas.comments import Quote, ThemeCount
 from schemas.questionnaire import Questionnaire
 from warehouse.comments import read_quotes, read_theme_counts
@@ -102,6 +102,19 @@ class Lookups:
         self.known_items = {i.code for q in data.questionnaires.values() for i in q.items}
         self.subjects: dict[str, Subject] = {}
         self.subject_texts: dict[str, str] = {}
+        # The rows flows.alerts.sample_size counts (completeness with the school's unit), and
+        # the same by school and by unit: a digest line only counts its own school's or unit's.
+        self.response_counts = [
+            {**r, "unit_code": data.schools.get(r["school_code"], {}).get("unit_code")}
+            for r in data.completeness
+        ]
+        self.response_counts_by = {
+            "school": grouped(self.response_counts, "school_code"),
+            "unit": grouped(self.response_counts, "unit_code"),
+        }
+        # (scope kind, scope code) -> its digest (workbooks.alerts.scope_digest): the summary
+        # and the Cảnh báo sheet show the same one.
+        self.digests: dict[tuple[str, str], list[tuple[DigestLine, int]]] = {}
 
 
 def read_campaign(

@@ -92,8 +92,9 @@ def put(
 
 def group_row(ws: Worksheet, row: int, text: str, width: int) -> None:
     """A filled row spanning ``width`` columns that titles the rows below it."""
-    for col in range(1, width + 1):
-        set_style(ws.cell(row=row, column=col), fill=GROUP_FILL, border=BOX)
+    # Only the first cell is styled: merging replaces the others, and gives the range's edges
+    # the first cell's border.
+    set_style(ws.cell(row=row, column=1), fill=GROUP_FILL, border=BOX)
     write_cell(ws, row, 1, text, font=BOLD)
     merge_cells(ws, row, 1, row, width)
 
