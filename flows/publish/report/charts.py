@@ -27,6 +27,9 @@ def _number(value: Value) -> float | None:
 
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
+    # The layout is done (tight_layout): no layout engine, so that saving does not lay out
+    # every text once more before drawing it.
+    fig.set_layout_engine(None)
     out = io.BytesIO()
     # No software stamp: the same figures give the same bytes.
     fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
@@ -81,12 +84,17 @@ def horizontal_bars(
     fig = Figure(figsize=(6.3, 0.45 * len(labels) + 1.0))
     ax = fig.add_subplot()
     ys = list(range(len(labels)))[::-1]
-    for y, v in zip(ys, values, strict=True):
-        h = _number(v)
-        if h is None:
-            continue
-        below = target is not None and h < target
-        ax.barh(y, h, color=COLOURS[1] if below else COLOURS[0], height=0.6)
+    bars = [(y, h) for y, h in zip(ys, map(_number, values), strict=True) if h is not None]
+    if bars:  # an empty barh would still move the axes' limits
+        ax.barh(
+            [y for y, _ in bars],
+            [h for _, h in bars],
+            color=[
+                COLOURS[1] if target is not None and h < target else COLOURS[0] for _, h in bars
+            ],
+            height=0.6,
+        )
+    for y, h in bars:
         ax.text(h + xmax * 0.01, y, f"{h:.1f}".replace(".", ","), va="center", fontsize=7)
     if target is not None:
         ax.axvline(target, color="#c00000", linestyle="--", linewidth=1)

@@ -8,10 +8,11 @@ LibreOffice renders Times New Roman with Liberation Serif, which has its metrics
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
+from docx.oxml.xmlchemy import BaseOxmlElement
 from docx.shared import Mm, Pt, RGBColor
 from docx.table import Table as DocxTable
 from docx.text.paragraph import Paragraph
+from docx.text.run import Run
 
 from flows.publish.report.blocks import (
     Block,
@@ -65,6 +68,7 @@ def build_document(front: Front, blocks: Sequence[Block]) -> DocxDocument:
     _page(doc.sections[0], landscape=False)
     _front(doc, front)
     counters = {CAPTION_TABLE: 0, CAPTION_CHART: 0}
+    text = _Text()
     landscape = False
     for block in blocks:
         if isinstance(block, PageBreak):
@@ -73,10 +77,10 @@ def build_document(front: Front, blocks: Sequence[Block]) -> DocxDocument:
         elif isinstance(block, Heading):
             doc.add_heading(block.text, level=block.level)
         elif isinstance(block, Para):
-            _para(doc, block)
+            text.para(doc, block)
         elif isinstance(block, Table):
             counters[CAPTION_TABLE] += 1
-            _table(doc, block, counters[CAPTION_TABLE], landscape=landscape)
+            _table(doc, text, block, counters[CAPTION_TABLE], landscape=landscape)
         elif isinstance(block, Chart):
             counters[CAPTION_CHART] += 1
             _chart(doc, block, counters[CAPTION_CHART], landscape=landscape)
@@ -257,13 +261,92 @@ def _box(paragraph: Paragraph) -> None:
     paragraph.paragraph_format.right_indent = Mm(60)
 
 
-def _para(doc: DocxDocument, block: Para) -> None:
-    paragraph = doc.add_paragraph(style="List Bullet" if block.bullet else None)
-    if not block.bullet:
+class _Text:
+    """Adds the body's paragraphs and the tables' text: many thousands for a province.
+
+    python-docx formats a paragraph or a run one property at a time, each finding its place
+    among every property the schema allows, and assigning a style scans the document's styles
+    for the default each time. Here the first paragraph (run) of each formatting is formatted
+    through python-docx and later ones get a copy of its properties: the same XML.
+    """
+
+    def __init__(self) -> None:
+        self._formats: dict[Hashable, BaseOxmlElement] = {}
+
+    def para(self, doc: DocxDocument, block: Para) -> None:
+        """A paragraph of body text, or a list item in the List Bullet style."""
+        paragraph = doc.add_paragraph()
+        kind = ("para", block.bullet, block.bold)
+        self._format(kind, paragraph._p, lambda: _para_format(paragraph, block))
+        self.run(paragraph, block.text, bold=block.bold, italic=block.italic)
+
+    def cell(self, paragraph: Paragraph, *, centred: bool) -> None:
+        """A table cell's (new, empty) paragraph: no space after, centred or not."""
+        self._format(("cell", centred), paragraph._p, lambda: _cell_format(paragraph, centred))
+
+    def run(
+        self,
+        paragraph: Paragraph,
+        text: str,
+        *,
+        bold: bool | None = None,
+        italic: bool | None = None,
+        size: float | None = None,
+    ) -> None:
+        """``paragraph.add_run(text)`` with these properties (None leaves one unset)."""
+        # python-docx turns a tab or a line break into its own element: let it.
+        if any(ch in text for ch in "\t\r\n"):
+            _run_format(paragraph.add_run(text), bold, italic, size)
+            return
+        r = paragraph._p.add_r()
+        self._format(
+            ("run", bold, italic, size),
+            r,
+            lambda: _run_format(Run(r, paragraph), bold, italic, size),
+        )
+        if text:
+            r.add_t(text)
+
+    def _format(self, kind: Hashable, element: BaseOxmlElement, apply: Callable[[], None]) -> None:
+        """Give ``element`` (a new paragraph or run) the properties of ``kind``: ``apply``
+        them the first time, a copy of those after."""
+        properties = self._formats.get(kind)
+        if properties is not None:
+            element.insert(0, copy.deepcopy(properties))
+            return
+        apply()
+        found = element[0] if len(element) and element[0].tag in _PROPERTIES else None
+        if found is not None:
+            self._formats[kind] = copy.deepcopy(found)
+
+
+#: The elements a paragraph's and a run's properties are held in (always their first child).
+_PROPERTIES = (qn("w:pPr"), qn("w:rPr"))
+
+
+def _para_format(paragraph: Paragraph, block: Para) -> None:
+    if block.bullet:
+        paragraph.style = "List Bullet"
+    else:
         paragraph.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
         paragraph.paragraph_format.first_line_indent = Mm(10) if not block.bold else None
-    run = paragraph.add_run(block.text)
-    run.bold, run.italic = block.bold, block.italic
+
+
+def _cell_format(paragraph: Paragraph, centred: bool) -> None:
+    paragraph.paragraph_format.space_after = Pt(0)
+    paragraph.paragraph_format.first_line_indent = None
+    # Text columns (the first, or a long one) read from the left; figures are centred.
+    if centred:
+        paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+
+
+def _run_format(run: Run, bold: bool | None, italic: bool | None, size: float | None) -> None:
+    if bold is not None:
+        run.bold = bold
+    if italic is not None:
+        run.italic = italic
+    if size is not None:
+        run.font.size = Pt(size)
 
 
 def _caption(doc: DocxDocument, text: str, *, italic: bool) -> Paragraph:
@@ -273,7 +356,7 @@ def _caption(doc: DocxDocument, text: str, *, italic: bool) -> Paragraph:
     return paragraph
 
 
-def _table(doc: DocxDocument, block: Table, n: int, *, landscape: bool) -> None:
+def _table(doc: DocxDocument, text: _Text, block: Table, n: int, *, landscape: bool) -> None:
     caption = _caption(doc, f"{CAPTION_TABLE} {n}. {block.title}", italic=False)
     caption.paragraph_format.keep_with_next = True
     size = APPENDIX_PT if len(block.headers) > 8 else TABLE_PT
@@ -286,14 +369,15 @@ def _table(doc: DocxDocument, block: Table, n: int, *, landscape: bool) -> None:
     table.autofit = False
     for column, width in zip(table.columns, widths, strict=True):
         column.width = width
-    _row(table.rows[0], block.headers, widths, size, bold=True)
+    _row(text, table.rows[0], block.headers, widths, size, bold=True)
     # The header row repeats on every page the table runs onto.
     header_pr = table.rows[0]._tr.get_or_add_trPr()
     repeat = OxmlElement("w:tblHeader")
     repeat.set(qn("w:val"), "true")
     header_pr.append(repeat)
     for values in block.rows:
-        _row(table.add_row(), values, widths, size, bold=False)
+        # An added row's cells take their widths from the columns.
+        _row(text, table.add_row(), values, None, size, bold=False)
     if block.note:
         note = doc.add_paragraph()
         run = note.add_run(f"Ghi chú: {block.note}")
@@ -304,19 +388,20 @@ def _table(doc: DocxDocument, block: Table, n: int, *, landscape: bool) -> None:
 
 
 def _row(
-    row: object, values: Sequence[str], widths: Sequence[int], size: float, *, bold: bool
+    text: _Text,
+    row: object,
+    values: Sequence[str],
+    widths: Sequence[int] | None,
+    size: float,
+    *,
+    bold: bool,
 ) -> None:
     for i, (cell, value) in enumerate(zip(row.cells, values, strict=True)):  # type: ignore[attr-defined]
-        cell.width = widths[i]
+        if widths is not None:
+            cell.width = widths[i]
         paragraph = cell.paragraphs[0]
-        paragraph.paragraph_format.space_after = Pt(0)
-        paragraph.paragraph_format.first_line_indent = None
-        # Text columns (the first, or a long one) read from the left; figures are centred.
-        if bold or not _is_text(value):
-            paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
-        run = paragraph.add_run(value)
-        run.bold = bold
-        run.font.size = Pt(size)
+        text.cell(paragraph, centred=bold or not _is_text(value))
+        text.run(paragraph, value, bold=bold, size=size)
 
 
 def _is_text(value: str) -> bool:
