@@ -596,3 +596,25 @@ def test_khaosat_demo_says_where_the_report_is(tmp_path: Path, prefect_harness: 
     path = tmp_path / "demo" / "output" / "HN-2024_BAO_CAO.docx"
     assert f"Report: {path}" in demo.stdout
     assert "IV. NHỮNG VẤN ĐỀ CẦN QUAN TÂM VÀ KIẾN NGHỊ" in _body(path)
+
+
+def test_a_long_ranking_is_charted_in_parts_that_each_fit_a_page() -> None:
+    """A province of ninety-one units ranked: four charts of at most thirty bars, each no
+    taller than a page's text area at the report's width (160 mm wide, ≤ 230 mm tall)."""
+    import io
+
+    from PIL import Image
+
+    from flows.publish.report.charts import MAX_BARS, horizontal_bars
+    from flows.publish.report.sections import split_bars
+
+    bars = [(f"Xã {i:02d} · TH (CMHS)", 80.0 + i % 20) for i in range(91)]
+    parts = split_bars("Xếp hạng", bars)
+    assert [len(p) for _, p in parts] == [30, 30, 30, 1]
+    assert [t for t, _ in parts][0] == "Xếp hạng (phần 1/4)"
+    assert [b for _, p in parts for b in p] == bars
+    assert split_bars("Xếp hạng", bars[:MAX_BARS]) == [("Xếp hạng", bars[:MAX_BARS])]
+    for count in (1, MAX_BARS, 91):
+        png = horizontal_bars([b[0] for b in bars[:count]], [b[1] for b in bars[:count]])
+        width, height = Image.open(io.BytesIO(png)).size
+        assert 160 * height / width <= 230, (count, width, height)

@@ -17,6 +17,12 @@ FONT = "DejaVu Sans"
 #: Bar colours, one per series (print well in grey too).
 COLOURS = ("#1f4e79", "#c55a11", "#548235", "#7f6000", "#7030a0", "#2e75b6", "#a5a5a5")
 DPI = 150
+#: Bars one horizontal chart holds: at the report's width, thirty fill a portrait page.
+MAX_BARS = 30
+#: Inches per bar, and the chart's height for its axis and margins.
+_BAR_INCHES, _FRAME_INCHES = 0.45, 1.0
+#: The tallest chart, in inches: with its caption it fits the text area of an A4 page.
+_MAX_INCHES = 9.0
 
 Value = float | int | str | None
 
@@ -80,8 +86,10 @@ def horizontal_bars(
     xlabel: str = "%",
     xmax: float = 100.0,
 ) -> bytes:
-    """Horizontal bars, the first label on top, each bar with its value, and a target line."""
-    fig = Figure(figsize=(6.3, 0.45 * len(labels) + 1.0))
+    """Horizontal bars, the first label on top, each bar with its value, and a target line;
+    never taller than a page (``MAX_BARS`` bars at most: split longer series)."""
+    height = min(_BAR_INCHES * len(labels) + _FRAME_INCHES, _MAX_INCHES)
+    fig = Figure(figsize=(6.3, height))
     ax = fig.add_subplot()
     ys = list(range(len(labels)))[::-1]
     bars = [(y, h) for y, h in zip(ys, map(_number, values), strict=True) if h is not None]

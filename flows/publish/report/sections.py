@@ -38,7 +38,7 @@ from flows.publish.report.blocks import (
     pct,
     plain,
 )
-from flows.publish.report.charts import grouped_bars, horizontal_bars
+from flows.publish.report.charts import MAX_BARS, grouped_bars, horizontal_bars
 from flows.publish.workbooks.alerts import alert_respondents, subject_text
 from flows.publish.workbooks.data import CampaignData, Scope
 from flows.publish.workbooks.figures import (
@@ -392,17 +392,24 @@ def unit_ranking(data: CampaignData) -> list[Block]:
             [2.6, 0.8, 3, 1, 1.3, 1],
         )
     )
-    blocks.append(
-        Chart(
-            "Tỷ lệ hài lòng bình quân 5 tiêu chí theo đơn vị (%)",
-            horizontal_bars(
-                [b[0] for b in bars],
-                [b[1] for b in bars],
-                target=data.thresholds["pct_satisfied_amber"],
-            ),
+    title = "Tỷ lệ hài lòng bình quân 5 tiêu chí theo đơn vị (%)"
+    for part_title, part in split_bars(title, bars):
+        png = horizontal_bars(
+            [b[0] for b in part],
+            [b[1] for b in part],
+            target=data.thresholds["pct_satisfied_amber"],
         )
-    )
+        blocks.append(Chart(part_title, png))
     return blocks
+
+
+def split_bars(title: str, bars: Sequence[tuple[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """``bars`` in charts of ``MAX_BARS`` at most, so that each prints on a page: one chart
+    titled ``title``, or parts titled "title (phần 1/3)"."""
+    parts = [list(bars[i : i + MAX_BARS]) for i in range(0, len(bars), MAX_BARS)]
+    if len(parts) == 1:
+        return [(title, parts[0])]
+    return [(f"{title} (phần {i}/{len(parts)})", part) for i, part in enumerate(parts, start=1)]
 
 
 def papi_items(data: CampaignData) -> list[tuple[str, str]]:
@@ -440,14 +447,14 @@ def papi(data: CampaignData) -> list[Block]:
             [1.4, 4.6, 1.2, 1.2],
         )
     )
-    blocks.append(
-        Chart(
-            "Tỷ lệ trả lời “Có” theo chỉ số PAPI (%)",
-            horizontal_bars(
-                [code for code, _ in items], values, target=data.thresholds["papi_pct_yes_min"]
-            ),
+    bars = [(code, v) for (code, _), v in zip(items, values, strict=True)]
+    for title, part in split_bars("Tỷ lệ trả lời “Có” theo chỉ số PAPI (%)", bars):
+        png = horizontal_bars(
+            [code for code, _ in part],
+            [v for _, v in part],
+            target=data.thresholds["papi_pct_yes_min"],
         )
-    )
+        blocks.append(Chart(title, png))
     return blocks
 
 
