@@ -204,14 +204,20 @@ def source_table(summary: RunSummary) -> list[dict[str, Any]]:
     tonight (blank when none were), and the reason for a failed, stopped or absent one."""
     return [
         {
-            "school": o.source.school_code,
+            "school": _cell(o.source.school_code),
             "questionnaire": o.source.questionnaire,
             "status": o.status,
             "responses": o.n_responses if o.status == "loaded" else None,
-            "reason": o.message,
+            "reason": _cell(o.message),
         }
         for o in _sorted(summary.outcomes)
     ]
+
+
+def _cell(text: str) -> str:
+    """``text`` as a table artifact's cell shows it: the UI reads each cell as Markdown, where
+    a leading "*" (the school of a file no school could be told from) makes a bullet."""
+    return "\\" + text if text.startswith("*") else text
 
 
 def summary_markdown(settings: Settings, summary: RunSummary) -> str:

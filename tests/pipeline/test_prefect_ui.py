@@ -22,6 +22,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,21 @@ def test_the_nights_pages_put_failed_sources_first_under_a_key_per_campaign(
         ("S4", "unchanged", None),
     ]
     assert rows[0]["reason"] == "S3 S3_CMHS_TH.xlsx: why"
+
+    # a file no school could be told from (school *) is not a Markdown bullet in the UI
+    unplaced = RunSummary(
+        run_id="r",
+        campaign_id="T-2024",
+        outcomes=[
+            SourceOutcome(
+                replace(summary.outcomes[0].source, school_code="*"),
+                "failed",
+                message="* submissions/X.csv: tệp không khớp trường nào: X.csv",
+            )
+        ],
+    )
+    [row] = prefect_ui.source_table(unplaced)
+    assert row["school"] == "\\*" and row["reason"].startswith("\\* submissions/X.csv: ")
 
     settings = load_settings(make_province(tmp_path), env={})
     md = prefect_ui.summary_markdown(settings, summary)
