@@ -24,6 +24,9 @@ from tests.factories import SAT, make_campaign
 from warehouse.alerts import AlertCandidate, list_alerts, sync_alerts
 from warehouse.registry import sync_registry
 
+# Each test builds a province's warehouse with its alerts, on both backends.
+pytestmark = pytest.mark.slow
+
 C = "HCM-2024"
 SCHOOLS = [
     School(code="S1", name="Trường Tiểu học An Phú", level="TH", unit_code="XP01", unit_name="P1"),

@@ -400,6 +400,7 @@ def test_papi_indicator_and_service_below_thresholds(
     assert len(services) >= 3
 
 
+@pytest.mark.slow
 def test_the_previous_campaign_is_the_same_province_a_year_earlier(
     province: Path, tmp_path: Path
 ) -> None:

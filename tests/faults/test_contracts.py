@@ -111,6 +111,7 @@ def test_every_command_reports_a_bad_config_as_exit_2(tmp_path: Path, command: s
     assert not (tmp_path / "form.xlsx").exists()
 
 
+@pytest.mark.slow
 def test_demo_reports_a_bad_setting_from_the_environment(tmp_path: Path) -> None:
     code, output = _invoke(["demo", str(tmp_path / "demo")], KHAOSAT_RUN__CONCURRENCY="-1")
     assert code == 2

@@ -62,6 +62,7 @@ def _values(path: Path) -> list[list[Any]]:
     return [[c.value for c in row] for row in ws.iter_rows()]
 
 
+@pytest.mark.slow
 def test_the_comment_sheet_lists_themes_by_count_with_a_chart_and_masked_quotes(
     engine: Engine, tmp_path: Path
 ) -> None:

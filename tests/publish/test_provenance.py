@@ -18,6 +18,9 @@ from openpyxl import load_workbook
 from flows.publish.labels import INFO_SHEET, STAMP_LABELS
 from tests.factories import khaosat, make_province
 
+# Each test drives whole runs, publishes and re-runs of a province.
+pytestmark = pytest.mark.slow
+
 #: Each load of the test province in one process: the run takes seconds, not a pool's start.
 ENV = {"KHAOSAT_RUN__PARSE_PROCESSES": "0"}
 

@@ -45,6 +45,9 @@ from tests.factories import (
 )
 from warehouse import tables as t
 
+# Each test loads campaigns into both warehouses and writes a whole report.
+pytestmark = pytest.mark.slow
+
 QS = load_questionnaires()
 C, P = CAMPAIGN.id, PREVIOUS.id
 #: khaosat.yaml ``actions:`` of the test: the province's own follow-up for CSVC alerts.
