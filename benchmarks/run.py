@@ -35,7 +35,18 @@ if str(ROOT) not in sys.path:
 
 PYTHON = sys.executable
 HERE = Path(__file__).resolve().parent
-STAGES = ("fetch", "parse", "validate", "load", "marts", "alerts", "workbooks", "feedback")
+STAGES = (
+    "fetch",
+    "parse",
+    "validate",
+    "load",
+    "marts",
+    "alerts",
+    "comments",
+    "workbooks",
+    "feedback",
+    "report",
+)
 
 
 # ------------------------------------------------------------------------------------------
@@ -152,8 +163,10 @@ TIMED_STEPS = (
     ("load", "finish_loads"),
     ("marts", "build_marts"),
     ("alerts", "raise_alerts"),
+    ("comments", "finish_comment_mart"),
     ("workbooks", "publish_workbooks"),
     ("feedback", "publish_feedback"),
+    ("report", "finish_report"),
 )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from schemas.comments import Quote, ThemeCount
 from warehouse import tables as t
-from warehouse.db import get_meta, set_meta
+from warehouse.db import get_meta, reader, set_meta
 
 #: Rows fetched from the driver at a time while the comments stream.
 _CHUNK = 5_000
@@ -59,7 +59,7 @@ def _counted(stmt: sa.Select[Any], campaign_id: str) -> sa.Select[Any]:
 def province_code(engine: Engine, campaign_id: str) -> str:
     """The campaign's province code (the scope code of province-level figures)."""
     c = t.campaign
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         code = conn.execute(
             sa.select(c.c.province_code).where(c.c.campaign_id == campaign_id)
         ).scalar()
@@ -73,7 +73,7 @@ def respondent_counts(engine: Engine, campaign_id: str) -> list[Respondents]:
         sa.select(s.c.school_code, sc.c.unit_code, s.c.questionnaire, sa.func.count()),
         campaign_id,
     ).group_by(s.c.school_code, sc.c.unit_code, s.c.questionnaire)
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         return [Respondents(*row) for row in conn.execute(stmt.order_by(*stmt.selected_columns))]
 
 
@@ -88,7 +88,7 @@ def iter_comments(engine: Engine, campaign_id: str) -> Iterator[Comment]:
         .where(r.c.comment.is_not(None), sa.func.trim(r.c.comment) != "")
         .order_by(r.c.source_id, r.c.response_no)
     )
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(stmt)
         for row in result:
             yield Comment(*row)
@@ -118,7 +118,7 @@ def write_comment_mart(
 def built_with(engine: Engine, campaign_id: str) -> dict[str, str]:
     """The codebook (``version``, ``fingerprint``) the campaign's comment mart was last built
     with; empty before the first build."""
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         stored = get_meta(conn, f"comments:{campaign_id}")
     return json.loads(stored) if stored else {}
 
@@ -153,7 +153,7 @@ def read_theme_counts(
         .where(_scoped(m, campaign_id, scope, scope_code))
         .order_by(m.c.scope, m.c.scope_code, m.c.questionnaire, m.c.n_comments.desc(), m.c.theme)
     )
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         return [ThemeCount(*row) for row in conn.execute(stmt)]
 
 
@@ -176,5 +176,5 @@ def read_quotes(
         .where(_scoped(m, campaign_id, scope, scope_code))
         .order_by(m.c.scope, m.c.scope_code, m.c.questionnaire, m.c.theme, m.c.rank)
     )
-    with engine.connect() as conn:
+    with reader(engine) as conn:
         return [Quote(*row) for row in conn.execute(stmt)]

@@ -57,6 +57,12 @@ def safe_url(url: str) -> str:
         return "(invalid warehouse URL)"
 
 
+def in_memory(url: str | sa.URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database, which only the process holding it sees."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
 def exists(url: str) -> bool:
     """False for an SQLite file that is not there (connecting would create an empty one);
     True otherwise, an unparsable URL included, for ``connect`` to report."""
@@ -64,9 +70,9 @@ def exists(url: str) -> bool:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
         return True
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite" or in_memory(parsed):
         return True
-    return Path(parsed.database).exists()
+    return Path(str(parsed.database)).exists()
 
 
 def shared_engine(url: str) -> Engine:
@@ -95,7 +101,9 @@ def connect(url: str) -> Engine:
     ``BEGIN IMMEDIATE``: SQLite has one writer, and taking the write lock up front makes a
     second writer wait on busy_timeout rather than fail when its read lock cannot be upgraded.
     That also replaces the sqlite3 module's own transaction handling, which skips BEGIN before
-    SELECT and DDL, so a transaction here really is one (migrations included).
+    SELECT and DDL, so a transaction here really is one (migrations included). A connection
+    from ``reader`` begins deferred instead: it never writes, and a long read must not hold the
+    write lock.
 
     PostgreSQL: ``postgresql://`` URLs use psycopg 3; connections are checked before use
     (``pool_pre_ping``) since the nightly job may hold a pool across a server restart.
@@ -105,7 +113,7 @@ def connect(url: str) -> Engine:
         return sa.create_engine(parsed, pool_pre_ping=True)
 
     engine = sa.create_engine(parsed)
-    in_memory = parsed.database in (None, "", ":memory:")
+    memory = in_memory(parsed)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -113,7 +121,7 @@ def connect(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            if not in_memory:
+            if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 # Safe with WAL (a crash may lose the last commit, never corrupt) and much
                 # faster for the many small ledger transactions.
@@ -125,9 +133,21 @@ def connect(url: str) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reads_only = conn.get_execution_options().get(_READS_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+#: The execution option ``reader`` sets.
+_READS_ONLY = "khaosat_reads_only"
+
+
+def reader(engine: Engine) -> sa.Connection:
+    """A connection for reading only. On SQLite its transaction does not take the write lock
+    that ``connect``'s transactions take first, so a long read (a stream of every comment)
+    lets writers go on beside it (WAL); on PostgreSQL it is a plain connection."""
+    return engine.connect().execution_options(**{_READS_ONLY: True})
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -47,19 +47,29 @@ def summarise(
         n_school[(r.school_code, r.questionnaire)] = r.n
         for scope, code in _scopes(r.school_code, r.unit_code, province_code):
             n_scope[(scope, code, r.questionnaire)] += r.n
-    hits: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    pools: dict[tuple[str, str, str, str], list[tuple[int, str]]] = defaultdict(list)
+    # Counted per school, then summed into units and the province; quotes kept per unit, and
+    # the province's chosen from the units' (its best POOL are among its units' best POOL).
+    school_hits: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    unit_pools: dict[tuple[str, str, str], list[tuple[int, str]]] = defaultdict(list)
     for c in comments:
         found = themes(c.text, matcher)
         if not found:
             continue
-        quotable = n_school.get((c.school_code, c.questionnaire), 0) >= MIN_QUOTE_RESPONDENTS
-        scored = (-_distance(c.text), c.text)
-        for scope, code in _scopes(c.school_code, c.unit_code, province_code):
+        for theme in found:
+            school_hits[(c.school_code, c.unit_code, c.questionnaire, theme)] += 1
+        if n_school.get((c.school_code, c.questionnaire), 0) >= MIN_QUOTE_RESPONDENTS:
+            scored = (-_distance(c.text), c.text)
             for theme in found:
-                hits[(scope, code, c.questionnaire, theme)] += 1
-                if quotable and scope != "school":
-                    _keep(pools[(scope, code, c.questionnaire, theme)], scored)
+                _keep(unit_pools[(c.unit_code, c.questionnaire, theme)], scored)
+    hits: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    for (school, unit, questionnaire, theme), n in school_hits.items():
+        for scope, code in _scopes(school, unit, province_code):
+            hits[(scope, code, questionnaire, theme)] += n
+    pools: dict[tuple[str, str, str, str], list[tuple[int, str]]] = defaultdict(list)
+    for (unit, questionnaire, theme), pool in unit_pools.items():
+        pools[("unit", unit, questionnaire, theme)] = pool
+        for scored in pool:
+            _keep(pools[("province", province_code, questionnaire, theme)], scored)
     counts = [
         ThemeCount(
             campaign_id,

@@ -120,7 +120,7 @@ def _written_folders(settings: Settings) -> list[Path]:
     which often holds the schools' submissions too)."""
     paths = [settings.output, settings.archive_dir]
     url = sa.engine.make_url(settings.warehouse_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    if url.get_backend_name() == "sqlite" and not db.in_memory(url):
         db_file = Path(str(url.database))
         paths += [db_file.with_name(db_file.name + end) for end in ("", "-wal", "-shm", "-journal")]
     return [p.resolve() for p in paths]

@@ -14,6 +14,7 @@ file, so that a worker killed while it reports cannot leave the pool waiting for
 from __future__ import annotations
 
 import atexit
+import functools
 import multiprocessing
 import os
 import pickle
@@ -24,10 +25,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from flows.pipeline.processes import start_worker
 from flows.settings import Settings, SettingsError
+from warehouse.db import in_memory, shared_engine
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -98,7 +100,7 @@ def load_pool(settings: Settings, engine: Engine) -> Executor | None:
     sqlite = engine.dialect.name == "sqlite"
     if n is None:
         n = 1 if sqlite else os.cpu_count() or 1
-    if sqlite and engine.url.database in (None, "", ":memory:"):
+    if in_memory(engine.url):
         return None
     if n == 0 or settings.run.task_runner == "dask":
         return None
@@ -177,6 +179,48 @@ def in_processes(
         with new_pool(1) as alone:
             results[i] = tried(submit(alone, fn, *jobs[i]).result)
     return results
+
+
+class Beside(Generic[T]):
+    """``fn(engine, *args, **kwargs)`` started in a process of ``pool`` while the calling
+    thread goes on; ``result()`` waits for it and gives its value, or raises what it raised.
+
+    The process opens the warehouse by its URL (``shared_engine``). Without a pool, or for a
+    warehouse no other process can open (in-memory SQLite), the job runs in the calling thread
+    when its result is asked for; a job whose process died runs again there.
+    """
+
+    def __init__(
+        self,
+        pool: Executor | None,
+        engine: Engine,
+        fn: Callable[..., T],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self._here = functools.partial(fn, engine, *args, **kwargs)
+        self._pool = None if in_memory(engine.url) else pool
+        self._future: Future[T] | None = None
+        if self._pool is not None:
+            url = engine.url.render_as_string(hide_password=False)
+            self._future = submit(self._pool, _on_warehouse, url, fn, args, kwargs)
+
+    def result(self) -> T:
+        """The job's value, once it is done (raising what it raised)."""
+        if self._pool is None or self._future is None:
+            return self._here()
+        try:
+            return self._future.result()
+        except BrokenProcessPool:  # its process died, or the pool was discarded meanwhile
+            discard_pool(self._pool)
+            return self._here()
+
+
+def _on_warehouse(
+    url: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> T:
+    # In a worker: the job of a Beside, on this process's Engine for the warehouse.
+    return fn(shared_engine(url), *args, **kwargs)
 
 
 def submit(pool: Executor, fn: Callable[..., T], *args: Any) -> Future[T]:

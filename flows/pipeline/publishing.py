@@ -1,4 +1,5 @@
-"""Publishing a campaign: marts, alerts, the leadership workbooks and the schools' feedback.
+"""Publishing a campaign: marts, alerts, the leadership workbooks, the schools' feedback and
+the draft báo cáo.
 
 ``publish_all`` skips the whole step when nothing it depends on changed since the last publish
 (``_publish_inputs``, stored in the warehouse's meta under ``published:<campaign id>``).
@@ -14,7 +15,15 @@ from pathlib import Path
 
 from flows.comments import load_codebook
 from flows.pipeline.context import Context
-from flows.pipeline.tasks import build_marts, publish_feedback, publish_workbooks, raise_alerts
+from flows.pipeline.pools import Beside, parse_pool
+from flows.pipeline.tasks import (
+    build_marts,
+    finish_comment_mart,
+    publish_feedback,
+    publish_workbooks,
+    raise_alerts,
+    start_comment_mart,
+)
 from flows.privacy import mask_personal
 from flows.publish.report import report_path, write_report
 from warehouse import alerts as warehouse_alerts
@@ -26,7 +35,7 @@ log = logging.getLogger(__name__)
 def publish_all(
     ctx: Context, now: dt.datetime, *, skip_unchanged: bool = False
 ) -> tuple[list[Path], list[Path]] | None:
-    """Marts, then alerts on them, then the workbooks and the schools' feedback.
+    """Marts, then alerts on them, then the workbooks, the schools' feedback and the report.
 
     With ``skip_unchanged`` nothing is rebuilt when the warehouse, the settings and the side of
     the deadline are what the last publish saw and its files are still there: a quiet night
@@ -39,38 +48,51 @@ def publish_all(
         if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
             warehouse_alerts.mark_seen(ctx.engine, ctx.campaign_id, now)
             return None
+    # The comment mart and the report are written in a parse process (when there is one)
+    # beside what this thread does meanwhile: each would otherwise hold one core alone.
+    comments = start_comment_mart(ctx)
     build_marts(ctx, now)
     raise_alerts(ctx, now)
+    finish_comment_mart(comments)
+    report = start_report(ctx)
     workbooks, feedback = publish_workbooks(ctx), publish_feedback(ctx)
     state = {
         "inputs": _publish_inputs(ctx, now),
         "workbooks": [str(p) for p in workbooks],
         "feedback": [str(p) for p in feedback],
         # Recorded even when it failed, so that the next night writes the missing report again.
-        "report": [str(publish_report(ctx))],
+        "report": [str(finish_report(ctx, report))],
     }
     marts.record_publish(ctx.engine, ctx.campaign_id, json.dumps(state, ensure_ascii=False))
     return workbooks, feedback
 
 
-def publish_report(ctx: Context) -> Path:
-    """Write the draft báo cáo after the workbooks; its path (one logged line if it failed)."""
+def start_report(ctx: Context) -> Beside[Path]:
+    """Start writing the draft báo cáo from the marts, alerts and comment mart, in a parse
+    process beside the workbooks (``finish_report`` waits for it)."""
     s = ctx.settings
+    return Beside(
+        parse_pool(s),
+        ctx.engine,
+        write_report,
+        s.campaign.id,
+        s.output,
+        ctx.questionnaires,
+        run_id=ctx.run_id,
+        thresholds=s.thresholds,
+        actions=s.actions,
+    )
+
+
+def finish_report(ctx: Context, started: Beside[Path]) -> Path:
+    """The report's path once written; one logged line if it failed."""
     try:
-        return write_report(
-            ctx.engine,
-            s.campaign.id,
-            s.output,
-            ctx.questionnaires,
-            run_id=ctx.run_id,
-            thresholds=s.thresholds,
-            actions=s.actions,
-        )
+        return started.result()
     except Exception as exc:  # noqa: BLE001 - the workbooks leadership reads are written: keep them
         log.warning(
             "the draft report was not written: %s", mask_personal(f"{type(exc).__name__}: {exc}")
         )
-        return report_path(s.output, s.campaign.id)
+        return report_path(ctx.settings.output, ctx.campaign_id)
 
 
 def _publish_inputs(ctx: Context, now: dt.datetime) -> str:

@@ -19,7 +19,7 @@ from flows.fetch import fetch
 from flows.pipeline import prefect_ui
 from flows.pipeline.context import Context
 from flows.pipeline.faults import WorkerDied, worker_died
-from flows.pipeline.pools import in_processes, parse_pool, parse_processes, tried
+from flows.pipeline.pools import Beside, in_processes, parse_pool, parse_processes, tried
 from flows.pipeline.read_ahead import ParseJob, parse_fetched
 from flows.pipeline.workbook_pool import write_workbooks
 from flows.privacy import mask_personal
@@ -141,11 +141,25 @@ load_source_task = task(name="load", task_run_name=prefect_ui.load_source_name, 
 
 @task(name="marts", task_run_name="marts", cache_policy=NONE)
 def build_marts(ctx: Context, as_of: dt.datetime) -> None:
-    """Rebuild the department-level marts from the facts, and the comment mart from the
-    stored comments with the codebook."""
+    """Rebuild the department-level marts from the facts."""
     campaign = ctx.settings.campaign
     marts.rebuild_marts(ctx.engine, campaign.id, as_of=as_of, deadline_at=campaign.deadline_at)
-    build_comment_mart(ctx.engine, campaign.id, load_codebook(ctx.settings.codebook_dir))
+
+
+def start_comment_mart(ctx: Context) -> Beside[int]:
+    """Start rebuilding the comment mart from the stored comments with the codebook, in a
+    parse process, while this thread builds the other marts and raises alerts (the comment
+    mart reads none of them)."""
+    codebook = load_codebook(ctx.settings.codebook_dir)
+    return Beside(
+        parse_pool(ctx.settings), ctx.engine, build_comment_mart, ctx.campaign_id, codebook
+    )
+
+
+@task(name="comments", task_run_name="comments", cache_policy=NONE)
+def finish_comment_mart(started: Beside[int]) -> int:
+    """Wait for the comment mart ``start_comment_mart`` started; the theme rows written."""
+    return started.result()
 
 
 @task(name="alerts", task_run_name="alerts", cache_policy=NONE)

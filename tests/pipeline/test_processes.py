@@ -1,15 +1,17 @@
-"""How khaosat's processes start: imports kept out of the garbage collector's way, and pool
-processes that freeze what they inherited."""
+"""How khaosat's processes start: imports kept out of the garbage collector's way, pool
+processes that freeze what they inherited, and jobs run in them beside the flow's thread."""
 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
-from flows.pipeline.pools import new_pool
+from flows.pipeline.pools import Beside, discard_pool, new_pool, parse_pool
 from flows.pipeline.processes import app_module, long_lived_imports
 
 
@@ -82,3 +84,43 @@ def test_a_discarded_pool_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
         old.submit(int)
     assert fresh.submit(int, "7").result() == 7
     discard_pool(fresh)
+
+
+def _where(engine: Engine) -> tuple[int, str]:
+    """A job beside the flow: the process it ran in, and the warehouse it was handed."""
+    return os.getpid(), str(engine.url.database)
+
+
+def _dies_outside(engine: Engine, parent: int) -> tuple[int, str]:
+    """A job whose process dies, unless it runs in ``parent``."""
+    if os.getpid() != parent:
+        os._exit(3)
+    return _where(engine)
+
+
+def _refuses(engine: Engine) -> None:
+    raise ValueError(f"no codebook for {engine.url.database}")
+
+
+def test_a_job_beside_runs_in_a_parse_process_on_the_same_warehouse(tmp_path: Path) -> None:
+    """``Beside`` (the comment mart and the report while the flow's thread works): in a
+    process of the pool, on the warehouse opened there by its URL; here when there is no pool,
+    for an in-memory warehouse, and again when its process died; its error raised here."""
+    from flows.settings import load_settings
+    from tests.factories import make_province
+    from warehouse.db import connect
+
+    settings = load_settings(make_province(tmp_path), env={"KHAOSAT_RUN__PARSE_PROCESSES": "1"})
+    engine = connect(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    here = os.getpid()
+    pool = parse_pool(settings)
+    pid, database = Beside(pool, engine, _where).result()
+    assert pid != here and database == str(tmp_path / "w.sqlite")
+    assert Beside(None, engine, _where).result()[0] == here
+    assert Beside(pool, connect("sqlite://"), _where).result() == (here, "None")
+    assert Beside(pool, engine, _dies_outside, here).result()[0] == here
+    assert parse_pool(settings) is not pool  # the broken pool was discarded
+    with pytest.raises(ValueError, match="no codebook for .*w.sqlite"):
+        Beside(parse_pool(settings), engine, _refuses).result()
+    discard_pool(parse_pool(settings))
+    engine.dispose()

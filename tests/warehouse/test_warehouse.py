@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sqlite3
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ from tests.factories import (
 )
 from warehouse import bulk, load
 from warehouse import tables as t
-from warehouse.db import alembic_config, connect, get_salt, migrate, safe_url
+from warehouse.db import alembic_config, connect, get_salt, migrate, reader, safe_url
 from warehouse.ledger import (
     FAILURE_RULE,
     finish_run,
@@ -93,6 +94,35 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Any)
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    eng.dispose()
+
+
+def test_a_reader_streaming_rows_leaves_the_write_lock_to_writers(tmp_path: Any) -> None:
+    """Every SQLite transaction takes the write lock first, but a ``reader``'s: a stream read
+    beside a writer (the comment mart's comments while the flow raises alerts) must not make
+    the writer wait."""
+    path = tmp_path / "w.sqlite"
+    eng = connect(f"sqlite:///{path}")
+    with eng.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE n (i INTEGER)")
+        conn.exec_driver_sql("INSERT INTO n VALUES " + ",".join(f"({i})" for i in range(100)))
+    with reader(eng) as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=10).exec_driver_sql(
+            "SELECT i FROM n"
+        )
+        assert next(iter(rows))[0] == 0  # mid-stream: its transaction is open
+        other = sqlite3.connect(path, timeout=0)  # fails at once on a held lock
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO n VALUES (100)")
+        other.commit()
+        other.close()
+        assert sum(1 for _ in rows) == 99  # the rest of its snapshot, without the new row
+    with eng.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")  # a plain connection's transaction takes the lock
+        other = sqlite3.connect(path, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
     eng.dispose()
 
 

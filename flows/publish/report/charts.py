@@ -3,15 +3,19 @@
 No pyplot: each chart is its own Figure, so drawing holds no global state and works in any
 thread or process. DejaVu Sans (matplotlib ships it) has every Vietnamese glyph. A value that
 is not a number (a hidden figure, none) draws no bar.
+
+matplotlib is imported by the first chart drawn, not with this module: the nightly flow hands
+the report to a parse process, and its own process, which starts every command, never draws.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FONT = "DejaVu Sans"
 #: Bar colours, one per series (print well in grey too).
@@ -31,7 +35,16 @@ def _number(value: Value) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _figure(width: float, height: float) -> Figure:
+    """A new Figure of that size in inches."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
 def _png(fig: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     # The layout is done (tight_layout): no layout engine, so that saving does not lay out
     # every text once more before drawing it.
@@ -51,7 +64,7 @@ def grouped_bars(
     ymax: float = 100.0,
 ) -> bytes:
     """Vertical bars: one group per category, one bar per series, with a dashed target line."""
-    fig = Figure(figsize=(6.3, 3.4))
+    fig = _figure(6.3, 3.4)
     ax = fig.add_subplot()
     n = max(len(series), 1)
     width = 0.8 / n
@@ -89,7 +102,7 @@ def horizontal_bars(
     """Horizontal bars, the first label on top, each bar with its value, and a target line;
     never taller than a page (``MAX_BARS`` bars at most: split longer series)."""
     height = min(_BAR_INCHES * len(labels) + _FRAME_INCHES, _MAX_INCHES)
-    fig = Figure(figsize=(6.3, height))
+    fig = _figure(6.3, height)
     ax = fig.add_subplot()
     ys = list(range(len(labels)))[::-1]
     bars = [(y, h) for y, h in zip(ys, map(_number, values), strict=True) if h is not None]
