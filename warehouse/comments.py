@@ -11,7 +11,7 @@ marts, only active sources of registered schools count.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,8 +77,11 @@ def respondent_counts(engine: Engine, campaign_id: str) -> list[Respondents]:
         return [Respondents(*row) for row in conn.execute(stmt.order_by(*stmt.selected_columns))]
 
 
-def iter_comments(engine: Engine, campaign_id: str) -> Iterator[Comment]:
-    """Every non-blank stored comment of the campaign, in source and response order, streamed."""
+def iter_comments(
+    engine: Engine, campaign_id: str, units: Collection[str] | None = None
+) -> Iterator[Comment]:
+    """Every non-blank stored comment of the campaign (of the schools of ``units`` when given),
+    in source and response order, streamed."""
     r, s, sc = t.response, t.source, t.school
     stmt = (
         _counted(
@@ -88,6 +91,8 @@ def iter_comments(engine: Engine, campaign_id: str) -> Iterator[Comment]:
         .where(r.c.comment.is_not(None), sa.func.trim(r.c.comment) != "")
         .order_by(r.c.source_id, r.c.response_no)
     )
+    if units is not None:
+        stmt = stmt.where(sc.c.unit_code.in_(sorted(units)))
     with reader(engine) as conn:
         result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(stmt)
         for row in result:

@@ -1,8 +1,9 @@
 """The comment mart computed from plain values: theme counts per scope and the quotes shown.
 
-One pass over the comments: each is classified once (``matcher.themes``) and counted in its
-school, unit and province; the quote candidates of each unit and of the province are kept in
-small bounded pools, so memory does not grow with the number of comments.
+``tally`` classifies each comment once (``matcher.themes``) and counts it in its school, keeping
+each unit's quote candidates in small bounded pools, so memory does not grow with the number
+of comments. Tallies of different units can be made apart (in different processes);
+``summarise`` adds them up into units and the province and chooses the quotes.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from flows.comments.codebook import bare
+from flows.comments.codebook import Codebook, bare
 from flows.comments.matcher import Matcher, themes
 from flows.privacy import mask_personal
 from schemas.comments import Quote, ThemeCount
@@ -32,44 +34,65 @@ POOL = 40
 NEAR_DUPLICATE = 0.6
 
 
+@dataclass
+class Tally:
+    """What one pass over comments found: comments per school, questionnaire and theme, and the
+    best quote candidates per unit, questionnaire and theme (at most POOL, a min-heap)."""
+
+    hits: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    pools: dict[tuple[str, str, str], list[tuple[int, str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+
+def tally(
+    respondents: Iterable[Respondents], comments: Iterable[Comment], matcher: Matcher
+) -> Tally:
+    """Classify ``comments`` and count them per school (key: school, unit, questionnaire,
+    theme); a comment is a quote candidate when its school has ``MIN_QUOTE_RESPONDENTS``
+    respondents to the questionnaire or more (``respondents``)."""
+    quotable = {
+        (r.school_code, r.questionnaire) for r in respondents if r.n >= MIN_QUOTE_RESPONDENTS
+    }
+    found = Tally()
+    for c in comments:
+        matched = themes(c.text, matcher)
+        if not matched:
+            continue
+        for theme in matched:
+            found.hits[(c.school_code, c.unit_code, c.questionnaire, theme)] += 1
+        if (c.school_code, c.questionnaire) in quotable:
+            scored = (-_distance(c.text), c.text)
+            for theme in matched:
+                _keep(found.pools[(c.unit_code, c.questionnaire, theme)], scored)
+    return found
+
+
 def summarise(
     campaign_id: str,
     province_code: str,
     respondents: Iterable[Respondents],
-    comments: Iterable[Comment],
-    matcher: Matcher,
+    tallies: Iterable[Tally],
+    codebook: Codebook,
 ) -> tuple[list[ThemeCount], list[Quote]]:
     """Theme counts for every school, unit and the province that has comments, and up to
-    ``QUOTES_PER_THEME`` quotes per unit and province, questionnaire and theme."""
+    ``QUOTES_PER_THEME`` quotes per unit and province, questionnaire and theme, from the
+    ``tallies`` of all the campaign's comments."""
     n_scope: dict[tuple[str, str, str], int] = defaultdict(int)
-    n_school: dict[tuple[str, str], int] = {}
     for r in respondents:
-        n_school[(r.school_code, r.questionnaire)] = r.n
         for scope, code in _scopes(r.school_code, r.unit_code, province_code):
             n_scope[(scope, code, r.questionnaire)] += r.n
-    # Counted per school, then summed into units and the province; quotes kept per unit, and
-    # the province's chosen from the units' (its best POOL are among its units' best POOL).
-    school_hits: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    unit_pools: dict[tuple[str, str, str], list[tuple[int, str]]] = defaultdict(list)
-    for c in comments:
-        found = themes(c.text, matcher)
-        if not found:
-            continue
-        for theme in found:
-            school_hits[(c.school_code, c.unit_code, c.questionnaire, theme)] += 1
-        if n_school.get((c.school_code, c.questionnaire), 0) >= MIN_QUOTE_RESPONDENTS:
-            scored = (-_distance(c.text), c.text)
-            for theme in found:
-                _keep(unit_pools[(c.unit_code, c.questionnaire, theme)], scored)
     hits: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    for (school, unit, questionnaire, theme), n in school_hits.items():
-        for scope, code in _scopes(school, unit, province_code):
-            hits[(scope, code, questionnaire, theme)] += n
     pools: dict[tuple[str, str, str, str], list[tuple[int, str]]] = defaultdict(list)
-    for (unit, questionnaire, theme), pool in unit_pools.items():
-        pools[("unit", unit, questionnaire, theme)] = pool
-        for scored in pool:
-            _keep(pools[("province", province_code, questionnaire, theme)], scored)
+    for found in tallies:
+        for (school, unit, questionnaire, theme), n in found.hits.items():
+            for scope, code in _scopes(school, unit, province_code):
+                hits[(scope, code, questionnaire, theme)] += n
+        # The province's best POOL are among its units' best POOL.
+        for (unit, questionnaire, theme), pool in found.pools.items():
+            for scored in pool:
+                _keep(pools[("unit", unit, questionnaire, theme)], scored)
+                _keep(pools[("province", province_code, questionnaire, theme)], scored)
     counts = [
         ThemeCount(
             campaign_id,
@@ -77,8 +100,8 @@ def summarise(
             code,
             questionnaire,
             theme,
-            matcher.codebook.label(theme),
-            matcher.codebook.dimension(theme),
+            codebook.label(theme),
+            codebook.dimension(theme),
             n,
             n_scope.get((scope, code, questionnaire), 0),
         )

@@ -48,12 +48,13 @@ def publish_all(
         if stored.get("inputs") == _publish_inputs(ctx, now) and all(p.exists() for p in files):
             warehouse_alerts.mark_seen(ctx.engine, ctx.campaign_id, now)
             return None
-    # The comment mart and the report are written in a parse process (when there is one)
-    # beside what this thread does meanwhile: each would otherwise hold one core alone.
+    # The comments are tallied in a parse and a load process, and the report written in a
+    # parse process (when there are), beside what this thread does meanwhile: each would
+    # otherwise hold one core alone.
     comments = start_comment_mart(ctx)
     build_marts(ctx, now)
     raise_alerts(ctx, now)
-    finish_comment_mart(comments)
+    finish_comment_mart(ctx, comments)
     report = start_report(ctx)
     workbooks, feedback = publish_workbooks(ctx), publish_feedback(ctx)
     state = {

@@ -14,12 +14,26 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from flows.alerts import evaluate_alerts
-from flows.comments import build_comment_mart, load_codebook
+from flows.comments import (
+    Codebook,
+    Tally,
+    load_codebook,
+    split_units,
+    tally_comments,
+    write_comment_mart,
+)
 from flows.fetch import fetch
 from flows.pipeline import prefect_ui
 from flows.pipeline.context import Context
 from flows.pipeline.faults import WorkerDied, worker_died
-from flows.pipeline.pools import Beside, in_processes, parse_pool, parse_processes, tried
+from flows.pipeline.pools import (
+    Beside,
+    in_processes,
+    load_pool,
+    parse_pool,
+    parse_processes,
+    tried,
+)
 from flows.pipeline.read_ahead import ParseJob, parse_fetched
 from flows.pipeline.workbook_pool import write_workbooks
 from flows.privacy import mask_personal
@@ -27,6 +41,7 @@ from flows.publish.feedback import write_feedback
 from flows.validate import validate
 from schemas.records import Fetched, Parsed, Source, SourceError
 from warehouse import ledger, load, marts
+from warehouse.comments import Respondents, respondent_counts
 
 # Expected problems with a source (SourceError) come back as values, not raised: they are
 # outcomes to report in one line, not crashes for Prefect to log with a traceback. Anything else
@@ -146,20 +161,47 @@ def build_marts(ctx: Context, as_of: dt.datetime) -> None:
     marts.rebuild_marts(ctx.engine, campaign.id, as_of=as_of, deadline_at=campaign.deadline_at)
 
 
-def start_comment_mart(ctx: Context) -> Beside[int]:
-    """Start rebuilding the comment mart from the stored comments with the codebook, in a
-    parse process, while this thread builds the other marts and raises alerts (the comment
-    mart reads none of them)."""
-    codebook = load_codebook(ctx.settings.codebook_dir)
-    return Beside(
-        parse_pool(ctx.settings), ctx.engine, build_comment_mart, ctx.campaign_id, codebook
-    )
+class CommentTallies:
+    """The comment mart under way (``start_comment_mart``): the codebook, the respondents, and
+    the tallies being made. A plain object, as the Context is, for Prefect not to walk it."""
+
+    def __init__(
+        self, codebook: Codebook, respondents: list[Respondents], jobs: list[Beside[Tally]]
+    ) -> None:
+        self.codebook, self.respondents, self.jobs = codebook, respondents, jobs
+
+
+def start_comment_mart(ctx: Context) -> CommentTallies:
+    """Start tallying the stored comments with the codebook, the units split between a parse
+    process and a load process, while this thread builds the other marts and raises alerts
+    (the comment mart reads neither)."""
+    s, engine = ctx.settings, ctx.engine
+    codebook = load_codebook(s.codebook_dir)
+    respondents = respondent_counts(engine, ctx.campaign_id)
+    pools = (parse_pool(s), load_pool(s, engine))
+    jobs = [
+        Beside(
+            pool,
+            engine,
+            tally_comments,
+            ctx.campaign_id,
+            codebook,
+            [r for r in respondents if r.unit_code in units],
+            units,
+        )
+        for pool, units in zip(pools, split_units(respondents, len(pools)), strict=False)
+    ]
+    return CommentTallies(codebook, respondents, jobs)
 
 
 @task(name="comments", task_run_name="comments", cache_policy=NONE)
-def finish_comment_mart(started: Beside[int]) -> int:
-    """Wait for the comment mart ``start_comment_mart`` started; the theme rows written."""
-    return started.result()
+def finish_comment_mart(ctx: Context, started: CommentTallies) -> int:
+    """Write the comment mart ``start_comment_mart`` started once its tallies are done; the
+    theme rows written."""
+    tallies = [job.result() for job in started.jobs]
+    return write_comment_mart(
+        ctx.engine, ctx.campaign_id, started.codebook, started.respondents, tallies
+    )
 
 
 @task(name="alerts", task_run_name="alerts", cache_policy=NONE)

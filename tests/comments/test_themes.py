@@ -169,3 +169,46 @@ def test_trim_keeps_short_text_and_cuts_long_text_at_a_space() -> None:
 )
 def test_mask_personal_masks_names_as_comments_write_them(text: str, masked: str) -> None:
     assert mask_personal(text) == masked
+
+
+def test_tallies_of_units_apart_add_up_to_the_tally_of_all() -> None:
+    """The pipeline tallies groups of units in different processes (``split_units``): the
+    counts and the quotes, the province's included, are those of one pass over every comment."""
+    from flows.comments import split_units
+    from flows.comments.mart import POOL, summarise, tally
+    from warehouse.comments import Comment, Respondents
+
+    matcher = compile_codebook(load_codebook())
+    said = [
+        "Nhà vệ sinh bẩn quá, cần sửa gấp",
+        "Học phí và các khoản thu quá nhiều",
+        "Thầy cô rất tận tâm, con tiến bộ nhiều",
+        "Bếp ăn cần đảm bảo vệ sinh an toàn thực phẩm",
+        "Không có ý kiến",
+    ]
+    units = {f"S{i}": f"U{i % 4}" for i in range(12)}
+    respondents = [
+        Respondents(school, unit, "CMHS_TH", 8 + i)
+        for i, (school, unit) in enumerate(units.items())
+    ]
+    comments = [
+        Comment(school, unit, "CMHS_TH", f"{said[(i + k) % len(said)]} ({'!' * (i * k % 50)})")
+        for i, (school, unit) in enumerate(units.items())
+        for k in range(2 * POOL)
+    ]
+    whole = summarise(
+        "C", "P", respondents, [tally(respondents, comments, matcher)], matcher.codebook
+    )
+    groups = split_units(respondents, 3)
+    assert sorted(u for g in groups for u in g) == ["U0", "U1", "U2", "U3"]
+    assert sorted(split_units(respondents, 9)) == [["U0"], ["U1"], ["U2"], ["U3"]]  # none empty
+    apart = summarise(
+        "C",
+        "P",
+        respondents,
+        [tally(respondents, [c for c in comments if c.unit_code in g], matcher) for g in groups],
+        matcher.codebook,
+    )
+    assert apart == whole
+    assert {q.scope for q in whole[1]} == {"unit", "province"}
+    assert {c.scope for c in whole[0]} == {"school", "unit", "province"}
