@@ -139,6 +139,10 @@ _ROW_WISE = """\
         return run_frame(code, compiled, suite, frame, parameters)
 """
 
+_BESIDE_IN_A_PROCESS = """\
+        self._pool = None if in_memory(engine.url) else pool
+"""
+
 _WORKBOOKS_HERE = """\
     if pool is None or len(jobs) < 2:
         return write_scopes(data, jobs)
@@ -216,6 +220,11 @@ TRICKS: tuple[Trick, ...] = (
                 "    pool = None\n" + _WORKBOOKS_HERE,
             ),
         ),
+    ),
+    Trick(
+        "comment mart and report beside the flow",
+        "flows/pipeline/pools.py",
+        edits=(("flows/pipeline/pools.py", _BESIDE_IN_A_PROCESS, "        self._pool = None\n"),),
     ),
     Trick(
         "openpyxl style ids",

@@ -19,6 +19,7 @@ from flows.pipeline.pools import Beside, parse_pool
 from flows.pipeline.tasks import (
     build_marts,
     finish_comment_mart,
+    leadership_outputs,
     publish_feedback,
     publish_workbooks,
     raise_alerts,
@@ -71,18 +72,7 @@ def publish_all(
 def start_report(ctx: Context) -> Beside[Path]:
     """Start writing the draft báo cáo from the marts, alerts and comment mart, in a parse
     process beside the workbooks (``finish_report`` waits for it)."""
-    s = ctx.settings
-    return Beside(
-        parse_pool(s),
-        ctx.engine,
-        write_report,
-        s.campaign.id,
-        s.output,
-        ctx.questionnaires,
-        run_id=ctx.run_id,
-        thresholds=s.thresholds,
-        actions=s.actions,
-    )
+    return Beside(parse_pool(ctx.settings), ctx.engine, write_report, **leadership_outputs(ctx))
 
 
 def finish_report(ctx: Context, started: Beside[Path]) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -223,20 +224,26 @@ def publish_feedback(ctx: Context) -> list[Path]:
     return write_feedback(ctx.engine, ctx.campaign_id, ctx.settings.output)
 
 
+def leadership_outputs(ctx: Context) -> dict[str, Any]:
+    """What the workbooks and the report are written with, after the engine (the keyword
+    arguments of ``flows.publish.workbooks.plan_workbooks`` and ``write_report``)."""
+    s = ctx.settings
+    return {
+        "campaign_id": s.campaign.id,
+        "output_dir": s.output,
+        "questionnaires": ctx.questionnaires,
+        "run_id": ctx.run_id,
+        "thresholds": s.thresholds,
+        "actions": s.actions,
+    }
+
+
 @task(name="workbooks", task_run_name="workbooks", cache_policy=NONE)
 def publish_workbooks(ctx: Context) -> list[Path]:
     """Write the province's and each unit's workbook from the marts."""
     s = ctx.settings
     return write_workbooks(
-        ctx.engine,
-        s.campaign.id,
-        s.output,
-        ctx.questionnaires,
-        run_id=ctx.run_id,
-        thresholds=s.thresholds,
-        actions=s.actions,
-        pool=parse_pool(s),
-        workers=parse_processes(s),
+        ctx.engine, **leadership_outputs(ctx), pool=parse_pool(s), workers=parse_processes(s)
     )
 
 
