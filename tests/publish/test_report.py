@@ -592,6 +592,24 @@ def test_a_report_that_cannot_be_written_loses_no_workbook(
     ]
 
 
+def test_the_report_is_readable_as_the_workbooks_beside_it_are(tmp_path: Path) -> None:
+    """The report takes the permissions the umask gives any new file (the workbooks'), not
+    the owner-only ones of a temporary file: leadership reads it from a shared folder."""
+    import os
+
+    from docx import Document
+
+    from flows.publish.report.document import save_document
+
+    before = os.umask(0o022)
+    try:
+        path = save_document(Document(), tmp_path / "out" / "C_BAO_CAO.docx")
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["C_BAO_CAO.docx"]  # no temporary left
+
+
 @pytest.mark.slow
 def test_khaosat_demo_says_where_the_report_is(tmp_path: Path, prefect_harness: None) -> None:
     demo = khaosat("demo", str(tmp_path / "demo"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,13 +94,15 @@ def build_document(front: Front, blocks: Sequence[Block]) -> DocxDocument:
 def save_document(doc: DocxDocument, path: Path) -> Path:
     """Write ``doc`` to ``path`` whole: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not mkstemp, whose file only its owner may read: the report is shared as the workbooks
+    # beside it are, with the permissions the umask gives every new file.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             doc.save(f)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
