@@ -1,13 +1,14 @@
 """``khaosat run``, ``rerun``, ``publish`` and ``demo``: the commands that run a flow once.
 
 Each starts Prefect's temporary API first (``start_temporary_api``), so that it boots while
-the flow's code is imported, and prints where the warehouse, workbooks and feedback are.
+the flow's code is imported, and prints where the warehouse, workbooks, feedback and report are.
 """
 
 from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -88,11 +89,8 @@ def run_flow(settings: Settings, *, before: Settings | None = None, **params: ob
             "Nothing changed since the last publish: marts, alerts and workbooks left as they "
             "are (khaosat publish rebuilds them)"
         )
-    for path in summary.workbooks:
-        console.print(f"Workbook: {path}")
-    if summary.feedback:
-        folder = summary.feedback[0].parent
-        console.print(f"Feedback for {len(summary.feedback)} school(s) in {folder}")
+    if summary.published:
+        print_outputs(summary.workbooks, summary.feedback, settings)
     return summary.exit_code
 
 
@@ -160,20 +158,21 @@ def publish(config: ConfigOption = Path("khaosat.yaml")) -> None:
     except faults.Interrupted as exc:
         print_error(f"{exc}: the workbooks already written are whole; the others are as before")
         raise typer.Exit(exc.exit_code) from None
+    print_outputs(workbooks, feedback, settings)
+
+
+def print_outputs(workbooks: Sequence[Path], feedback: Sequence[Path], settings: Settings) -> None:
+    """Say where a publish's workbooks, the schools' feedback and the draft report are (the
+    report if it was written)."""
+    from flows.publish.report import report_path
+
     for path in workbooks:
         console.print(f"Workbook: {path}")
     if feedback:
         console.print(f"Feedback for {len(feedback)} school(s) in {feedback[0].parent}")
-    print_report(settings)
-
-
-def print_report(settings: Settings) -> None:
-    """Say where the draft report is, if the publish wrote it."""
-    from flows.publish.report import report_path
-
-    path = report_path(settings.output, settings.campaign.id)
-    if path.exists():
-        console.print(f"Report: {path}")
+    report = report_path(settings.output, settings.campaign.id)
+    if report.exists():
+        console.print(f"Report: {report}")
 
 
 def demo(
@@ -195,7 +194,6 @@ def demo(
     )
     settings = read_config(config)
     code = run_flow(settings, before=before)
-    print_report(settings)
     console.print(
         f"\nConfig: {config.resolve()}\nRe-run with: khaosat run --config {config.resolve()}"
     )

@@ -565,7 +565,7 @@ def test_khaosat_report_and_every_night_write_it(tmp_path: Path, prefect_harness
     night = khaosat("run", "--config", str(config))
     path = tmp_path / "output" / "T-2024_BAO_CAO.docx"
     assert night.returncode == 1, night.stdout + night.stderr  # S6 never submitted, S3 late
-    assert path.exists()
+    assert path.exists() and f"Report: {path}" in night.stdout
     written = path.stat().st_mtime_ns
     again = khaosat("report", "--config", str(config))
     assert again.returncode == 0, again.stdout + again.stderr
