@@ -10,8 +10,9 @@ with the reason: they are never skipped, so a green run always means both backen
 Fixtures for other test files: ``postgres_url`` (session; the server's admin URL),
 ``fresh_postgres_url`` (a new empty database, dropped afterwards), ``warehouse_url``
 (parametrised sqlite/postgresql: the URL of a fresh, empty warehouse) and ``engine`` (the same,
-migrated, as an Engine). Ask for ``warehouse_url`` or ``engine`` and a test runs on both.
-``no_network`` keeps the tests of the Google client on the fake Google.
+migrated, as an Engine; on PostgreSQL a copy of ``migrated_template``, migrated once). Ask
+for ``warehouse_url`` or ``engine`` and a test runs on both. ``no_network`` keeps the tests of
+the Google client on the fake Google.
 """
 
 from __future__ import annotations
@@ -99,9 +100,38 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("fresh_postgres_url"))
 
 
+@pytest.fixture(scope="session")
+def migrated_template(postgres_url: str) -> Iterator[str]:
+    """The name of a PostgreSQL database migrated once a session: ``engine`` copies it
+    (``CREATE DATABASE … TEMPLATE``, a file copy) instead of migrating each test's database,
+    which took about a second a test."""
+    name = f"khaosat_template_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(postgres_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    template = connect(make_url(postgres_url).set(database=name).render_as_string(False))
+    migrate(template)
+    template.dispose()  # a database is copied only while nobody is connected to it
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 @pytest.fixture
-def engine(warehouse_url: str) -> Iterator[Engine]:
-    """A freshly migrated warehouse on each backend."""
+def engine(warehouse_url: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A freshly migrated warehouse on each backend (on PostgreSQL, a copy of
+    ``migrated_template``; ``migrate`` then finds nothing to do, as on any current warehouse)."""
+    database = make_url(warehouse_url).database
+    if make_url(warehouse_url).get_backend_name() == "postgresql":
+        template = request.getfixturevalue("migrated_template")
+        admin = _admin_engine(request.getfixturevalue("postgres_url"))
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{database}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+        admin.dispose()
     eng = connect(warehouse_url)
     migrate(eng)
     try:
