@@ -140,7 +140,7 @@ _ROW_WISE = """\
 """
 
 _BESIDE_IN_A_PROCESS = """\
-        self._pool = None if in_memory(engine.url) else pool
+        if pool is not None and not in_memory(engine.url):
 """
 
 _WORKBOOKS_HERE = """\
@@ -224,7 +224,7 @@ TRICKS: tuple[Trick, ...] = (
     Trick(
         "comment mart and report beside the flow",
         "flows/pipeline/pools.py",
-        edits=(("flows/pipeline/pools.py", _BESIDE_IN_A_PROCESS, "        self._pool = None\n"),),
+        edits=(("flows/pipeline/pools.py", _BESIDE_IN_A_PROCESS, "        if False:\n"),),
     ),
     Trick(
         "openpyxl style ids",

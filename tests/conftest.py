@@ -124,13 +124,13 @@ def migrated_template(postgres_url: str) -> Iterator[str]:
 def engine(warehouse_url: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A freshly migrated warehouse on each backend (on PostgreSQL, a copy of
     ``migrated_template``; ``migrate`` then finds nothing to do, as on any current warehouse)."""
-    database = make_url(warehouse_url).database
-    if make_url(warehouse_url).get_backend_name() == "postgresql":
+    url = make_url(warehouse_url)
+    if url.get_backend_name() == "postgresql":
         template = request.getfixturevalue("migrated_template")
         admin = _admin_engine(request.getfixturevalue("postgres_url"))
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE "{database}"')
-            conn.exec_driver_sql(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+            conn.exec_driver_sql(f'DROP DATABASE "{url.database}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"')
         admin.dispose()
     eng = connect(warehouse_url)
     migrate(eng)

@@ -199,20 +199,20 @@ class Beside(Generic[T]):
         **kwargs: Any,
     ) -> None:
         self._here = functools.partial(fn, engine, *args, **kwargs)
-        self._pool = None if in_memory(engine.url) else pool
-        self._future: Future[T] | None = None
-        if self._pool is not None:
+        self._sent: tuple[Executor, Future[T]] | None = None
+        if pool is not None and not in_memory(engine.url):
             url = engine.url.render_as_string(hide_password=False)
-            self._future = submit(self._pool, _on_warehouse, url, fn, args, kwargs)
+            self._sent = (pool, submit(pool, _on_warehouse, url, fn, args, kwargs))
 
     def result(self) -> T:
         """The job's value, once it is done (raising what it raised)."""
-        if self._pool is None or self._future is None:
+        if self._sent is None:
             return self._here()
+        pool, future = self._sent
         try:
-            return self._future.result()
+            return future.result()
         except BrokenProcessPool:  # its process died, or the pool was discarded meanwhile
-            discard_pool(self._pool)
+            discard_pool(pool)
             return self._here()
 
 
