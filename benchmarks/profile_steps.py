@@ -42,7 +42,13 @@ def _ingest(ctx: Any, sources: list[Any], times: dict[str, float]) -> list[Any]:
     staged: list[Any] = []
     for source in sources:
         started = time.perf_counter()
-        fetched = fetch_file(source, settings.archive_dir, settings.limits, "Asia/Ho_Chi_Minh")
+        fetched = fetch_file(
+            source,
+            settings.archive_dir,
+            settings.limits,
+            "Asia/Ho_Chi_Minh",
+            settings.source_folders,
+        )
         fetched_at = time.perf_counter()
         tables = read_tables(fetched.content, fetched.filename, settings.limits)
         read_at = time.perf_counter()

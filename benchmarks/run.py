@@ -254,6 +254,7 @@ def child_khaosat(config: str, profile: str | None) -> int:
         "flow_startup": marks.get("prepare:start", flow_started) - flow_started,
         "flow_teardown": returned - last_end,
         "stages": timer.stages,
+        "marks": {k: v - flow_started for k, v in sorted(marks.items(), key=lambda kv: kv[1])},
         "published": summary.published,
         "statuses": {status: summary.count(status) for status in statuses},
         "n_sources": len(summary.outcomes),
