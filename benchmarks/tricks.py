@@ -143,6 +143,10 @@ _BESIDE_IN_A_PROCESS = """\
         if pool is not None and not in_memory(engine.url):
 """
 
+_BY_QUESTIONNAIRE = """\
+    return sorted(batch, key=lambda source: source.questionnaire)
+"""
+
 _WORKBOOKS_HERE = """\
     if pool is None or len(jobs) < 2:
         return write_scopes(data, jobs)
@@ -225,6 +229,11 @@ TRICKS: tuple[Trick, ...] = (
         "comment mart and report beside the flow",
         "flows/pipeline/pools.py",
         edits=(("flows/pipeline/pools.py", _BESIDE_IN_A_PROCESS, "        if False:\n"),),
+    ),
+    Trick(
+        "a batch ingested and validated one questionnaire at a time",
+        "flows/pipeline/batches.py, context.py",
+        edits=(("flows/pipeline/context.py", _BY_QUESTIONNAIRE, "    return batch\n"),),
     ),
     Trick(
         "openpyxl style ids",

@@ -24,7 +24,7 @@ from prefect.utilities.annotations import quote
 from flows.fetch import unchanged
 from flows.fetch.files import SourceAbsent
 from flows.pipeline import prefect_ui, progress
-from flows.pipeline.context import Context
+from flows.pipeline.context import Context, by_questionnaire
 from flows.pipeline.faults import RunFault, WorkerDied, run_fault, worker_died
 from flows.pipeline.pools import discard_pools, in_processes, load_pool, tried
 from flows.pipeline.tasks import (
@@ -256,13 +256,25 @@ def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], loader: Execut
 
 
 def validate_and_load(
-    ctx: Context, staged: list[tuple[Fetched, Parsed]], order: dict[str, int], loader: Executor
+    ctx: Context,
+    ingesting: dict[PrefectFuture[Ingested], Source],
+    order: dict[str, int],
+    loader: Executor,
+    track: Tracker,
 ) -> list[Loads]:
-    """Validate a batch (``validate_all``) and start loading each questionnaire's sources as soon
-    as they are checked, behind the loads under way: the load processes need not wait for the
-    whole batch."""
+    """Take a batch's ingested sources one questionnaire at a time, as ``by_questionnaire``
+    submitted them; validate each questionnaire's sources once they are all parsed and start
+    loading them, behind the loads under way. The load processes need not wait for the whole
+    batch to be parsed: when the last batch is, only its last questionnaire is left to load."""
+    by_code: dict[str, dict[PrefectFuture[Ingested], Source]] = defaultdict(dict)
+    for future, source in ingesting.items():
+        by_code[source.questionnaire][future] = source
     loads: list[Loads] = []
-    validate_all(ctx, staged, order, lambda checked: loads.append(load_all(ctx, checked, loader)))
+    for _, futures in sorted(by_code.items()):
+        staged = collect_ingested(futures, track)
+        validate_all(
+            ctx, staged, order, lambda checked: loads.append(load_all(ctx, checked, loader))
+        )
     return loads
 
 
@@ -285,9 +297,10 @@ def consolidate(
     ``run.batch_sources``, as a pipeline.
 
     While batch k is validated (the flow's thread), batch k+1 is ingested (the task runner's
-    threads and the parse processes) and batch k-1 loaded (the load processes); each
-    questionnaire of batch k queues its loads as soon as it is validated, behind k-1's. At
-    most three batches are held in memory, whatever the size of the province.
+    threads and the parse processes) and batch k-1 loaded (the load processes). A batch is
+    ingested one questionnaire after another, and each questionnaire of batch k is validated
+    as soon as its sources are parsed and queues its loads, behind k-1's. At most three
+    batches are held in memory, whatever the size of the province.
     """
     order = {s.key: i for i, s in enumerate(chosen)}
     size = ctx.settings.run.batch_sources
@@ -299,10 +312,13 @@ def consolidate(
             # One round past the end, with no batch to ingest, validates and loads the last one.
             for start in range(0, len(chosen) + size, size):
                 batch = unchanged_files(ctx, chosen[start : start + size], known, track)
-                ingesting = {ingest_source.submit(ctx, s, known.get(s.key)): s for s in batch}
+                ingesting = {
+                    ingest_source.submit(ctx, s, known.get(s.key)): s
+                    for s in by_questionnaire(batch)
+                }
                 if batch and warming is None:  # something may need validating: GX soon
                     warming = warm_up()
-                loads = validate_and_load(ctx, collect_ingested(in_flight, track), order, loader)
+                loads = validate_and_load(ctx, in_flight, order, loader, track)
                 for done in loading:
                     finish_loads(done, track)
                 loading, in_flight = loads, ingesting

@@ -240,6 +240,12 @@ def _of(sources: list[Source], school: str | None, questionnaire: str | None) ->
     return sources
 
 
+def by_questionnaire(batch: list[Source]) -> list[Source]:
+    """A batch in the order its sources are ingested: one questionnaire after another (by
+    code, the order they are validated in), each in registry order."""
+    return sorted(batch, key=lambda source: source.questionnaire)
+
+
 def read_ahead(settings: Settings, **params: Any) -> None:
     """Have the parse processes start reading the files of the run's first batch that changed
     since their last load, before the flow starts: a command that runs once waits seconds for
@@ -265,7 +271,7 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     chosen = _of(sources, school, questionnaire)[: settings.run.batch_sources]
     known = {} if params.get("force") or school is not None else _known_loads(settings)
     reading = False
-    for source in chosen:
+    for source in by_questionnaire(chosen):  # in the order the flow will ask for them
         content = new_content(
             source, settings.limits, known.get(source.key), settings.source_folders
         )
