@@ -46,7 +46,7 @@ def _ingest(ctx: Any, sources: list[Any], times: dict[str, float]) -> list[Any]:
             source,
             settings.archive_dir,
             settings.limits,
-            "Asia/Ho_Chi_Minh",
+            settings.campaign.timezone,
             settings.source_folders,
         )
         fetched_at = time.perf_counter()

@@ -158,7 +158,7 @@ TIMED_STEPS = (
     ("prepare", "prepare"),
     ("fetch", "unchanged_files"),
     ("parse", "collect_ingested"),
-    ("validate", "validate_all"),
+    ("validate", "validate_staged"),
     ("load", "load_all"),
     ("load", "finish_loads"),
     ("marts", "build_marts"),

@@ -209,21 +209,14 @@ def collect_ingested(
     return staged
 
 
-def validate_all(
-    ctx: Context,
-    staged: list[tuple[Fetched, Parsed]],
-    order: dict[str, int],
-    then: Callable[[list[tuple[Fetched, Parsed]]], object],
-) -> None:
-    """Validate once per questionnaire, in registry order so a run is reproducible; each
-    questionnaire's checked sources go to ``then`` as soon as they are (to start loading them
-    while the next questionnaire is validated)."""
-    by_code: dict[str, list[tuple[Fetched, Parsed]]] = defaultdict(list)
-    for pair in sorted(staged, key=lambda pair: order[pair[0].source.key]):
-        by_code[pair[0].source.questionnaire].append(pair)
-    for code, pairs in sorted(by_code.items()):
-        result = validate_questionnaire(ctx, code, unwalked([p for _, p in pairs]))
-        then(list(zip([f for f, _ in pairs], result, strict=True)))
+def validate_staged(
+    ctx: Context, code: str, staged: list[tuple[Fetched, Parsed]], order: dict[str, int]
+) -> list[tuple[Fetched, Parsed]]:
+    """One questionnaire's parsed sources of a batch, validated in one run, in registry order so
+    a run is reproducible: each with its checked sheet."""
+    pairs = sorted(staged, key=lambda pair: order[pair[0].source.key])
+    result = validate_questionnaire(ctx, code, unwalked([p for _, p in pairs]))
+    return list(zip([f for f, _ in pairs], result, strict=True))
 
 
 def load_all(ctx: Context, checked: list[tuple[Fetched, Parsed]], loader: Executor) -> Loads:
@@ -270,11 +263,10 @@ def validate_and_load(
     for future, source in ingesting.items():
         by_code[source.questionnaire][future] = source
     loads: list[Loads] = []
-    for _, futures in sorted(by_code.items()):
+    for code, futures in sorted(by_code.items()):
         staged = collect_ingested(futures, track)
-        validate_all(
-            ctx, staged, order, lambda checked: loads.append(load_all(ctx, checked, loader))
-        )
+        if staged:
+            loads.append(load_all(ctx, validate_staged(ctx, code, staged, order), loader))
     return loads
 
 
