@@ -106,6 +106,12 @@ class HeaderMatch:
         return len(self.items) + (self.timestamp is not None)
 
 
+def highest_score(questionnaire: Questionnaire) -> int:
+    """The highest ``HeaderMatch.score`` a row can have: every item and the timestamp found.
+    A row reaching it cannot be beaten (a tie goes to the first), so a search stops there."""
+    return len(questionnaire.items) + 1
+
+
 class _Index:
     """Lookup of header keys to items for one questionnaire."""
 
@@ -260,14 +266,7 @@ def find_header_row(table: Table, questionnaire: Questionnaire) -> int:
 
     Raises ``SourceError`` naming the questionnaire expected and the first cells found.
     """
-    index = _index(questionnaire)
-    best, best_score = -1, 0
-    for i, row in enumerate(table.rows[:HEADER_SCAN_ROWS]):
-        if not index.may_score(row) or not any(isinstance(v, str) for v in row):
-            continue  # scores 0: cannot be the best
-        score = match_headers(row, questionnaire).score(questionnaire)
-        if score > best_score:
-            best, best_score = i, score
+    best, _ = _best_row(table, questionnaire)
     if best < 0:
         raise SourceError(
             f"sheet {_sheet(table.name)}: no header row of {questionnaire.code} "
@@ -275,6 +274,23 @@ def find_header_row(table: Table, questionnaire: Questionnaire) -> int:
             f"such as {_expected(questionnaire)}; found {_first_cells(table)}"
         )
     return best
+
+
+def _best_row(table: Table, questionnaire: Questionnaire) -> tuple[int, int]:
+    """(index, score) of the row of the first ``HEADER_SCAN_ROWS`` scoring highest (the first
+    on a tie), or (-1, 0) when none scores."""
+    index = _index(questionnaire)
+    highest = highest_score(questionnaire)
+    best, best_score = -1, 0
+    for i, row in enumerate(table.rows[:HEADER_SCAN_ROWS]):
+        if not index.may_score(row) or not any(isinstance(v, str) for v in row):
+            continue  # scores 0: cannot be the best
+        score = match_headers(row, questionnaire).score(questionnaire)
+        if score > best_score:
+            best, best_score = i, score
+            if score == highest:  # no later row can beat it: the rest of the rows are data
+                break
+    return best, best_score
 
 
 def _expected(questionnaire: Questionnaire) -> str:
@@ -321,18 +337,10 @@ def pick_table(
             if fold(table.name) == fold(sheet):
                 return table
         raise SourceError(f"sheet {_sheet(sheet)} not found; the file has sheets {names}")
-    index = _index(questionnaire)
     best: Table | None = None
     best_score = 0
     for table in tables:
-        score = max(
-            (
-                match_headers(row, questionnaire).score(questionnaire)
-                for row in table.rows[:HEADER_SCAN_ROWS]
-                if index.may_score(row)  # the others score 0
-            ),
-            default=0,
-        )
+        _, score = _best_row(table, questionnaire)
         if score > best_score:
             best, best_score = table, score
     if best is None:

@@ -169,7 +169,7 @@ def unchanged_files(
     of its last load is recognised here with a stat and a hash, and recorded unchanged without
     a task."""
     s = ctx.settings
-    tz, folders = s.campaign.timezone, s.source_folders
+    tz, folders = s.campaign.timezone, ctx.source_folders
     same: list[Fetched] = []
     rest: list[Source] = []
     for source in batch:

@@ -59,6 +59,9 @@ class Context:
         gsheets: GSheetsClient | None = None,
     ) -> None:
         self.settings = settings
+        #: the folders file sources must resolve into (``Settings.source_folders``), resolved
+        #: once a run rather than at each of a province's thousand fetches.
+        self.source_folders = settings.source_folders
         self.questionnaires = questionnaires
         self.schools = schools
         self.sources = sources
@@ -271,10 +274,9 @@ def read_ahead(settings: Settings, **params: Any) -> None:
     chosen = _of(sources, school, questionnaire)[: settings.run.batch_sources]
     known = {} if params.get("force") or school is not None else _known_loads(settings)
     reading = False
+    folders = settings.source_folders
     for source in by_questionnaire(chosen):  # in the order the flow will ask for them
-        content = new_content(
-            source, settings.limits, known.get(source.key), settings.source_folders
-        )
+        content = new_content(source, settings.limits, known.get(source.key), folders)
         if content is not None and source.path is not None:
             submit(pool, read_tables_ahead, content, source.path.name, settings.limits)
             reading = True

@@ -62,7 +62,7 @@ def fetch_source(ctx: Context, source: Source, last: ledger.LastLoad | None = No
         s.archive_dir,
         s.limits,
         s.campaign.timezone,
-        folders=s.source_folders,
+        folders=ctx.source_folders,
         gsheets=ctx.gsheets,
         last=last,
     )

@@ -11,7 +11,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from flows.parse.header import find_header_row, pick_table
+from flows.parse.header import find_header_row, highest_score, match_headers, pick_table
 from flows.parse.sheet import parse_table
 from flows.pipeline import read_ahead
 from flows.pipeline.read_ahead import ParseJob, parse_fetched, read_tables_ahead
@@ -72,6 +72,23 @@ def test_a_row_naming_scored_items_by_number_cells_is_still_seen() -> None:
     # A number cell reads as its text ("1"): remembered by text, never confused with True.
     rows: list[list[Cell]] = [[True, 1, 1.0], ["Dấu thời gian", TC1, TC2], ["29/10/2024", "4"]]
     assert find_header_row(Table("S", rows), CMHS_TH) == 1
+
+
+@pytest.mark.parametrize("code", ["CMHS_TH", "CMHS_MN", "DVGD_8TC"])
+def test_the_header_search_stops_only_at_a_row_nothing_can_beat(code: str) -> None:
+    """A row naming every item and the timestamp scores ``highest_score``, and the search stops
+    there: what a full scan of the rows would pick, with a later, equal row losing the tie."""
+    q = load_questionnaire(SCHEMAS_DIR / f"{code}.yaml")
+    full: list[Cell] = ["Dấu thời gian", "Địa chỉ email", *(i.text for i in q.items)]
+    partial: list[Cell] = ["Dấu thời gian", *(i.text for i in q.scored_items[:2])]
+    assert match_headers(full, q).score(q) == highest_score(q)
+    assert match_headers(full + ["Lớp", "Ghi chú"], q).score(q) == highest_score(q)
+    answers: list[Cell] = ["29/10/2024 9:05:31", "a@x.vn", *(["Hài lòng"] * len(q.items))]
+    rows = [["TRƯỜNG TH A"], partial, full, answers, list(full), answers]
+    assert find_header_row(Table("S", rows), q) == 2
+    below = Table("B", [partial, answers, full])
+    first = Table("A", [full, answers])
+    assert pick_table([Table("P", [partial, answers]), below, first], q) is below
 
 
 def test_rejections_frame_of_one_sheet_is_its_own() -> None:
