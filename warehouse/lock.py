@@ -164,7 +164,13 @@ class RunLock:
         self._beat: threading.Thread | None = None
 
     def __enter__(self) -> RunLock:
-        self.acquire()
+        try:
+            self.acquire()
+        except BaseException:
+            # Ctrl-C (or any error) after the row was committed, before the block began: the
+            # block's __exit__ will not run, so the row goes now (a no-op if it is not ours).
+            self._release_quietly()
+            raise
         return self
 
     def __exit__(
@@ -176,6 +182,11 @@ class RunLock:
         if exc is None:
             self.release()
             return
+        self._release_quietly()
+
+    def _release_quietly(self) -> None:
+        """``release``, for a run that stops on an exception: a warehouse error is logged, not
+        raised over the exception that stops the run."""
         try:
             self.release()
         except sa.exc.SQLAlchemyError as err:  # the warehouse is why the run stops, often
@@ -207,10 +218,11 @@ class RunLock:
                 raise LockHeld(info, waited, self.now())
             time.sleep(min(self.poll_seconds, self.wait_seconds - waited))
         self._stop.clear()
-        self._beat = threading.Thread(
+        beat = threading.Thread(
             target=self._heartbeat, name=f"run-lock-{self.campaign_id}", daemon=True
         )
-        self._beat.start()
+        beat.start()
+        self._beat = beat  # once started: release joins it
 
     def release(self) -> None:
         """Stop the heartbeat and delete the row if it is still ours."""

@@ -70,6 +70,27 @@ def test_a_second_run_is_told_who_holds_the_campaign(engine: Engine) -> None:
         assert holder_of(engine, CAMPAIGN) == LockInfo(**lock_row(engine))  # type: ignore[arg-type]
 
 
+def test_ctrl_c_right_after_the_lock_is_taken_leaves_no_lock(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C once the row is committed but before the block begins (as the heartbeat thread
+    starts): the block's exit never runs, yet the row goes."""
+
+    class Interrupted(threading.Thread):
+        def start(self) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("warehouse.lock.threading.Thread", Interrupted)
+    with pytest.raises(KeyboardInterrupt), RunLock(engine, CAMPAIGN, "run-a"):
+        pytest.fail("the block must not run")
+    assert lock_row(engine) is None
+    monkeypatch.undo()
+    put_lock(engine, "run-b", "elsewhere:1", dt.timedelta(0))  # held by another run
+    with pytest.raises(LockHeld):
+        RunLock(engine, CAMPAIGN, "run-a").__enter__()
+    assert lock_row(engine) is not None  # someone else's row is left alone
+
+
 @pytest.mark.slow
 def test_a_waiting_run_gets_the_lock_once_it_is_released(engine: Engine) -> None:
     first = RunLock(engine, CAMPAIGN, "run-a")
