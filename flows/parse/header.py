@@ -288,7 +288,7 @@ def _best_row(table: Table, questionnaire: Questionnaire) -> tuple[int, int]:
         score = match_headers(row, questionnaire).score(questionnaire)
         if score > best_score:
             best, best_score = i, score
-            if score == highest:  # no later row can beat it: the rest of the rows are data
+            if score == highest:  # no later row can beat it
                 break
     return best, best_score
 

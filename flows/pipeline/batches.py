@@ -25,7 +25,13 @@ from flows.fetch import unchanged
 from flows.fetch.files import SourceAbsent
 from flows.pipeline import prefect_ui, progress
 from flows.pipeline.context import Context, by_questionnaire
-from flows.pipeline.faults import RunFault, WorkerDied, run_fault, worker_died
+from flows.pipeline.faults import (
+    RunFault,
+    WorkerDied,
+    run_fault,
+    stop_if_signalled,
+    worker_died,
+)
 from flows.pipeline.pools import discard_pools, in_processes, load_pool, tried
 from flows.pipeline.tasks import (
     Ingested,
@@ -191,6 +197,7 @@ def collect_ingested(
     staged: list[tuple[Fetched, Parsed]] = []
     same: list[Fetched] = []
     for future in as_completed(list(ingesting)):
+        stop_if_signalled()
         got = _settled(future)
         if isinstance(got, BaseException):  # fetching raised, retries included
             track.failed(ingesting[future], got)
@@ -303,6 +310,7 @@ def consolidate(
         try:
             # One round past the end, with no batch to ingest, validates and loads the last one.
             for start in range(0, len(chosen) + size, size):
+                stop_if_signalled()
                 batch = unchanged_files(ctx, chosen[start : start + size], known, track)
                 ingesting = {
                     ingest_source.submit(ctx, s, known.get(s.key)): s

@@ -282,14 +282,31 @@ def stopped_by_signals() -> Iterator[None]:
     def stop(signum: int, frame: FrameType | None) -> None:
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
+        _received.append(signum)
         raise Interrupted(signum)
 
+    _received.clear()
     before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        _received.clear()
+
+
+#: The signal ``stopped_by_signals`` received, once it has: Interrupted is raised wherever the
+#: main thread happens to be, and a library may catch it there and carry on (Prefect keeps an
+#: exception raised inside some of its calls in a future that nobody reads).
+_received: list[int] = []
+
+
+def stop_if_signalled() -> None:
+    """Raise ``Interrupted`` again if a signal stopped the run and its exception was swallowed
+    on the way: the flow calls this between batches and between publishing's steps, so a
+    signal stops the run within one of them, whatever caught it first."""
+    if _received:
+        raise Interrupted(_received[0])
 
 
 # -- Prefect's logs -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flows.comments import load_codebook
 from flows.pipeline.context import Context
+from flows.pipeline.faults import stop_if_signalled
 from flows.pipeline.pools import Beside, parse_pool
 from flows.pipeline.tasks import (
     build_marts,
@@ -52,10 +53,12 @@ def publish_all(
     # The comments are tallied in a parse and a load process, and the report written in a
     # parse process (when there are), beside what this thread does meanwhile: each would
     # otherwise hold one core alone.
+    stop_if_signalled()
     comments = start_comment_mart(ctx)
     build_marts(ctx, now)
     raise_alerts(ctx, now)
     finish_comment_mart(ctx, comments)
+    stop_if_signalled()
     report = start_report(ctx)
     workbooks, feedback = publish_workbooks(ctx), publish_feedback(ctx)
     state = {

@@ -4,7 +4,8 @@ A real ``khaosat run`` on the demo province, slowed to two sources a batch, is s
 once some sources are loaded: to its whole process group (what Ctrl-C in a terminal does) or
 to its main process alone (what ``kill -INT`` does), and SIGTERM likewise. It exits within 15 s
 with 128 + the signal's number, one line and no traceback, its run row says ``interrupted``,
-the lock is free, and the next run finishes the night.
+the lock is free, and the next run finishes the night. A signal whose exception something
+caught on the way still stops the run at the flow's next check.
 """
 
 from __future__ import annotations
@@ -17,12 +18,31 @@ from pathlib import Path
 import pytest
 
 from flows.cli.demo import generate_province
+from flows.pipeline.faults import Interrupted, stop_if_signalled, stopped_by_signals
 from tests.factories import cli_env, khaosat, khaosat_running, rows, under_way
 from warehouse.db import connect
 
-pytestmark = pytest.mark.slow
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_whose_exception_was_swallowed_still_stops_the_run(signum: int) -> None:
+    """A library may catch the exception a signal raises wherever the main thread was and
+    carry on: the flow's next check between batches or steps raises it again."""
+    stop_if_signalled()  # nothing received: nothing raised
+    with stopped_by_signals():
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(1)  # the handler runs here, in this (the main) thread
+            pytest.fail("the signal raised nothing")
+        except Interrupted:
+            pass  # swallowed, as a library might
+        with pytest.raises(Interrupted) as again:
+            stop_if_signalled()
+        assert again.value.exit_code == 128 + signum
+    stop_if_signalled()  # outside the block: forgotten
+    assert signal.getsignal(signum) is not signal.SIG_IGN
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "group"),
     [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, False)],
@@ -64,6 +84,7 @@ def test_a_signal_stops_the_run_within_seconds_as_interrupted(
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_publish_and_releases_the_lock(tmp_path: Path, prefect_harness: None) -> None:
     config = generate_province(tmp_path / "province")
     url = f"sqlite:///{tmp_path / 'w.sqlite'}"
