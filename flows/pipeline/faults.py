@@ -303,8 +303,9 @@ _received: list[int] = []
 
 def stop_if_signalled() -> None:
     """Raise ``Interrupted`` again if a signal stopped the run and its exception was swallowed
-    on the way: the flow calls this between batches and between publishing's steps, so a
-    signal stops the run within one of them, whatever caught it first."""
+    on the way: the flow calls this between batches, as it collects each ingested source and
+    between publishing's steps, so a signal stops the run within one of them, whatever caught
+    it first."""
     if _received:
         raise Interrupted(_received[0])
 

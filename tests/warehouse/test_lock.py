@@ -86,8 +86,8 @@ def test_ctrl_c_right_after_the_lock_is_taken_leaves_no_lock(
     assert lock_row(engine) is None
     monkeypatch.undo()
     put_lock(engine, "run-b", "elsewhere:1", dt.timedelta(0))  # held by another run
-    with pytest.raises(LockHeld):
-        RunLock(engine, CAMPAIGN, "run-a").__enter__()
+    with pytest.raises(LockHeld), RunLock(engine, CAMPAIGN, "run-a"):
+        pytest.fail("the block must not run")
     assert lock_row(engine) is not None  # someone else's row is left alone
 
 
