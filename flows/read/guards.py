@@ -112,14 +112,19 @@ class Package:
                 pass
         self._unread.clear()
 
-    def rebuild(self, replaced: dict[str, bytes]) -> bytes:
-        """The same zip with some parts replaced (each part keeps its ZipInfo, so an ods
-        mimetype stays first and stored)."""
+    def rebuild(self, replaced: dict[str, bytes], *, stored: bool = False) -> bytes:
+        """The same zip with some parts replaced. Each part keeps its ZipInfo (so an ods
+        mimetype stays first and stored), or with ``stored`` every part is stored uncompressed,
+        for a copy that is read once and dropped (deflating it again would cost more)."""
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as rebuilt:
             for info in self._infos.values():
                 data = replaced.get(info.filename)
-                rebuilt.writestr(info, data if data is not None else self.read(info.filename))
+                if data is None:
+                    data = self.read(info.filename)
+                if stored:
+                    info = zipfile.ZipInfo(info.filename, info.date_time)
+                rebuilt.writestr(info, data)
         return out.getvalue()
 
     def _damaged(self, info: zipfile.ZipInfo, what: str) -> SourceError:

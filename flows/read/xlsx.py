@@ -14,6 +14,7 @@ import functools
 import html
 import re
 
+from flows.read.calamine import without_merge_scan
 from flows.read.cells import (
     Formulas,
     FormulaWithoutValue,
@@ -367,7 +368,8 @@ def _exact_area(
 
 def prepare_xlsx(pkg: Package, filename: str, limits: Limits) -> tuple[bytes, Formulas]:
     """Find formulas without values; cut blank tails and far blank cells; bound each sheet's
-    area; check every other part. The zip is rewritten only if something was cut."""
+    area; check every other part. Returns the copy of the zip calamine is to read (each sheet
+    ``without_merge_scan``, every part stored), and the formulas found."""
     formulas: Formulas = {}
     replaced: dict[str, bytes] = {}
     sst = _SharedStrings(pkg)
@@ -375,14 +377,13 @@ def prepare_xlsx(pkg: Package, filename: str, limits: Limits) -> tuple[bytes, Fo
     for sheet, part in _xlsx_sheet_parts(pkg).items():
         if part not in names:
             continue
-        xml = original = pkg.read(part)
+        xml = pkg.read(part)
         if _may_hold_formulas(xml):
             marks = _formulas_without_value(xml)
             if marks:
                 formulas[sheet] = marks
         xml = _cut_blank_tail(xml, sst, filename, sheet, limits) or xml
         xml = _bound_area(xml, sst, filename, sheet, limits) or xml
-        if xml is not original:
-            replaced[part] = xml
+        replaced[part] = without_merge_scan(xml)
     pkg.verify_rest()
-    return (pkg.rebuild(replaced) if replaced else pkg.content), formulas
+    return pkg.rebuild(replaced, stored=True), formulas

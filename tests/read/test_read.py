@@ -14,7 +14,9 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from flows.read import read_tables
-from flows.read.cells import FormulaWithoutValue
+from flows.read.cells import FormulaWithoutValue, tidy
+from flows.read.guards import Package
+from flows.read.xlsx import prepare_xlsx
 from flows.settings import Limits
 from schemas.records import SourceError, Table
 
@@ -219,6 +221,80 @@ def test_formula_with_cached_empty_text_is_an_empty_cell() -> None:
     rows = read_tables(content, "f.xlsx", LIMITS)[0].rows
     assert rows[1][1] is None
     assert rows[1][2] == FormulaWithoutValue('=A2&"!"')  # entities unescaped
+
+
+def _calamine_rows(content: bytes) -> dict[str, list[list[object]]]:
+    with CalamineWorkbook.from_filelike(io.BytesIO(content)) as wb:
+        return {
+            name: tidy(wb.get_sheet_by_name(name).to_python(skip_empty_area=False))
+            for name in wb.sheet_names
+        }
+
+
+def _merged_ranges(content: bytes) -> list[object]:
+    with CalamineWorkbook.from_filelike(io.BytesIO(content)) as wb:
+        return [wb.get_sheet_by_name(name).merged_cell_ranges for name in wb.sheet_names]
+
+
+def _copy_for_calamine(content: bytes) -> bytes:
+    pkg = Package(content, "m.xlsx", LIMITS)
+    try:
+        return prepare_xlsx(pkg, "m.xlsx", LIMITS)[0]
+    finally:
+        pkg.close()
+
+
+def test_calamine_is_spared_its_merged_cell_pass_and_reads_the_same_cells() -> None:
+    """calamine reads each sheet a second time, to its end, for its merged cells; the copy it
+    is given stops that pass at once. Merged titles, two sheets, dates and numbers read the
+    same as calamine reads the file itself. If the merges are found again in the copy,
+    calamine's search has changed and ``without_merge_scan`` no longer gains anything."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Trả lời"
+    ws.append(["SỞ GIÁO DỤC VÀ ĐÀO TẠO", None, None])
+    ws.merge_cells("A1:C1")
+    ws.append(["Dấu thời gian", "Điểm", "Ý kiến"])
+    ws.append([dt.datetime(2025, 3, 1, 9, 15), 5, "Tốt & <đủ>"])
+    ws.append([dt.datetime(2025, 3, 2, 10, 0), 0.85, None])
+    other = wb.create_sheet("Ghi chú")
+    other.append(["x", None, "y"])
+    other.merge_cells("A1:B1")
+    out = io.BytesIO()
+    wb.save(out)
+    content = out.getvalue()
+
+    copy = _copy_for_calamine(content)
+    assert _merged_ranges(content) == [[((0, 0), (0, 2))], [((0, 0), (0, 1))]]
+    assert _merged_ranges(copy) == [[], []]
+    with zipfile.ZipFile(io.BytesIO(copy)) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    tables = read_tables(content, "m.xlsx", LIMITS)
+    assert {t.name: t.rows for t in tables} == _calamine_rows(content)
+    assert tables[0].rows[2] == [dt.datetime(2025, 3, 1, 9, 15), 5, "Tốt & <đủ>"]
+
+
+def test_a_prefixed_sheet_reads_the_same_cells_without_the_merged_cell_pass() -> None:
+    sheet = (
+        f'<x:worksheet xmlns:x="{_MAIN}"><x:sheetData>'
+        '<x:row r="1"><x:c r="A1" t="inlineStr"><x:is><x:t>h</x:t></x:is></x:c>'
+        '<x:c r="B1"><x:v>2</x:v></x:c></x:row></x:sheetData>'
+        '<x:mergeCells count="1"><x:mergeCell ref="A1:B1"/></x:mergeCells></x:worksheet>'
+    )
+    content = handmade_xlsx("")
+    parts = {}
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    content = out.getvalue()
+    assert _merged_ranges(content) == [[((0, 0), (0, 1))]]
+    assert _merged_ranges(_copy_for_calamine(content)) == [[]]
+    assert read_tables(content, "p.xlsx", LIMITS)[0].rows == [["h", 2]]
 
 
 # --------------------------------------------------------------------------------------------
