@@ -152,6 +152,15 @@ _WORKBOOKS_HERE = """\
         return write_scopes(data, jobs)
 """
 
+_MERGE_SCAN_SPARED = """\
+        replaced[part] = without_merge_scan(xml)
+"""
+
+_SHEET_KEPT_IF_CUT = """\
+        if xml is not original:
+            replaced[part] = xml
+"""
+
 _ON = "true"
 
 TRICKS: tuple[Trick, ...] = (
@@ -234,6 +243,23 @@ TRICKS: tuple[Trick, ...] = (
         "a batch ingested and validated one questionnaire at a time",
         "flows/pipeline/batches.py, context.py",
         edits=(("flows/pipeline/context.py", _BY_QUESTIONNAIRE, "    return batch\n"),),
+    ),
+    Trick(
+        "calamine spared its merged-cell pass",
+        "flows/read/calamine.py (without_merge_scan), xlsx.py",
+        edits=(
+            (
+                "flows/read/xlsx.py",
+                "        xml = pkg.read(part)\n",
+                "        xml = original = pkg.read(part)\n",
+            ),
+            ("flows/read/xlsx.py", _MERGE_SCAN_SPARED, _SHEET_KEPT_IF_CUT),
+            (
+                "flows/read/xlsx.py",
+                "return pkg.rebuild(replaced, stored=True), formulas",
+                "return (pkg.rebuild(replaced) if replaced else pkg.content), formulas",
+            ),
+        ),
     ),
     Trick(
         "openpyxl style ids",
