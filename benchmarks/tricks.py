@@ -152,15 +152,6 @@ _WORKBOOKS_HERE = """\
         return write_scopes(data, jobs)
 """
 
-_MERGE_SCAN_SPARED = """\
-        replaced[part] = without_merge_scan(xml)
-"""
-
-_SHEET_KEPT_IF_CUT = """\
-        if xml is not original:
-            replaced[part] = xml
-"""
-
 _ON = "true"
 
 TRICKS: tuple[Trick, ...] = (
@@ -250,14 +241,8 @@ TRICKS: tuple[Trick, ...] = (
         edits=(
             (
                 "flows/read/xlsx.py",
-                "        xml = pkg.read(part)\n",
-                "        xml = original = pkg.read(part)\n",
-            ),
-            ("flows/read/xlsx.py", _MERGE_SCAN_SPARED, _SHEET_KEPT_IF_CUT),
-            (
-                "flows/read/xlsx.py",
-                "return pkg.rebuild(replaced, stored=True), formulas",
-                "return (pkg.rebuild(replaced) if replaced else pkg.content), formulas",
+                "STORED_COPY_MAX_BYTES = 32_000_000",
+                "STORED_COPY_MAX_BYTES = -1",
             ),
         ),
     ),

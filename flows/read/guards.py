@@ -90,6 +90,11 @@ class Package:
                 )
 
     @property
+    def unpacked_size(self) -> int:
+        """The bytes every member declares, unpacked (within ``max_uncompressed_bytes``)."""
+        return sum(info.file_size for info in self._infos.values())
+
+    @property
     def names(self) -> set[str]:
         """The names of every member."""
         return set(self._infos)

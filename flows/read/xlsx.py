@@ -366,24 +366,38 @@ def _exact_area(
     return cut_spans(xml, spans) if spans else None
 
 
+#: A package unpacking to at most this many bytes reaches calamine as a stored copy without its
+#: merged-cell pass (``without_merge_scan``). The copy is held whole, here and in calamine, where
+#: calamine would otherwise stream each sheet out of the deflated file: a larger package (a
+#: rare, honest giant; hostile ones are refused above) is read as it came.
+STORED_COPY_MAX_BYTES = 32_000_000
+
+
 def prepare_xlsx(pkg: Package, filename: str, limits: Limits) -> tuple[bytes, Formulas]:
     """Find formulas without values; cut blank tails and far blank cells; bound each sheet's
-    area; check every other part. Returns the copy of the zip calamine is to read (each sheet
-    ``without_merge_scan``, every part stored), and the formulas found."""
+    area; check every other part. Returns the zip calamine is to read (up to
+    ``STORED_COPY_MAX_BYTES``, a stored copy with each sheet ``without_merge_scan``; above, the
+    file itself, rewritten only if something was cut), and the formulas found."""
     formulas: Formulas = {}
     replaced: dict[str, bytes] = {}
     sst = _SharedStrings(pkg)
     names = pkg.names
+    copy = pkg.unpacked_size <= STORED_COPY_MAX_BYTES
     for sheet, part in _xlsx_sheet_parts(pkg).items():
         if part not in names:
             continue
-        xml = pkg.read(part)
+        xml = original = pkg.read(part)
         if _may_hold_formulas(xml):
             marks = _formulas_without_value(xml)
             if marks:
                 formulas[sheet] = marks
         xml = _cut_blank_tail(xml, sst, filename, sheet, limits) or xml
         xml = _bound_area(xml, sst, filename, sheet, limits) or xml
-        replaced[part] = without_merge_scan(xml)
+        if copy:
+            replaced[part] = without_merge_scan(xml)
+        elif xml is not original:
+            replaced[part] = xml
     pkg.verify_rest()
-    return pkg.rebuild(replaced, stored=True), formulas
+    if copy:
+        return pkg.rebuild(replaced, stored=True), formulas
+    return (pkg.rebuild(replaced) if replaced else pkg.content), formulas

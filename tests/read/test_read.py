@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from flows.read import read_tables
+from flows.read import read_tables, xlsx
 from flows.read.cells import FormulaWithoutValue, tidy
 from flows.read.guards import Package
 from flows.read.xlsx import prepare_xlsx
@@ -273,6 +273,17 @@ def test_calamine_is_spared_its_merged_cell_pass_and_reads_the_same_cells() -> N
     tables = read_tables(content, "m.xlsx", LIMITS)
     assert {t.name: t.rows for t in tables} == _calamine_rows(content)
     assert tables[0].rows[2] == [dt.datetime(2025, 3, 1, 9, 15), 5, "Tốt & <đủ>"]
+
+
+def test_a_package_above_the_copy_size_reaches_calamine_as_it_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above ``STORED_COPY_MAX_BYTES`` calamine streams the sheets from the file itself (a
+    stored copy would be held whole, twice): same cells, merges found as written."""
+    content = xlsx_bytes([["Dấu thời gian", "Điểm"], [dt.datetime(2025, 3, 1), 4]])
+    monkeypatch.setattr(xlsx, "STORED_COPY_MAX_BYTES", 100)
+    assert _copy_for_calamine(content) == content
+    assert read_tables(content, "g.xlsx", LIMITS)[0].rows == _calamine_rows(content)["S"]
 
 
 def test_a_prefixed_sheet_reads_the_same_cells_without_the_merged_cell_pass() -> None:
