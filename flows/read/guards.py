@@ -68,7 +68,7 @@ class Package:
         infos = list(self._infos.values())
         if any(info.flag_bits & 0x1 for info in infos):
             raise SourceError(f"{filename}: the file is password-protected")
-        total = sum(i.file_size for i in infos)
+        total = self.unpacked_size
         if total > limits.max_uncompressed_bytes:
             raise SourceError(
                 f"{filename}: unpacks to {total:,} bytes, more than the limit of "

@@ -279,7 +279,7 @@ def test_a_package_above_the_copy_size_reaches_calamine_as_it_came(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Above ``STORED_COPY_MAX_BYTES`` calamine streams the sheets from the file itself (a
-    stored copy would be held whole, twice): same cells, merges found as written."""
+    stored copy would be held whole, twice): the file's own bytes, the same cells."""
     content = xlsx_bytes([["Dấu thời gian", "Điểm"], [dt.datetime(2025, 3, 1), 4]])
     monkeypatch.setattr(xlsx, "STORED_COPY_MAX_BYTES", 100)
     assert _copy_for_calamine(content) == content
